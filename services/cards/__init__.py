@@ -1,0 +1,1 @@
+"""The cards service: referrers register people and issue cards; providers and devices."""

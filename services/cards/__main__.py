@@ -1,0 +1,30 @@
+"""`python -m services.cards`: the cards service process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from services.cards.api import build_app
+from services.cards.settings import CardsSettings
+from shared.logging import configure_logging
+from shared.runtime import ServiceRuntime
+
+
+async def main() -> None:
+    settings = CardsSettings()  # type: ignore[call-arg]
+    configure_logging("cards", settings.log_level)
+    runtime = ServiceRuntime(
+        name="cards",
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database_url=settings.database_url,
+        migrations=Path(__file__).parent / "migrations",
+        http_host=settings.http_host,
+        http_port=settings.http_port,
+    )
+    await runtime.open_database()
+    await runtime.run(build_app(settings, lambda: runtime.pool))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

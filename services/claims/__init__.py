@@ -1,0 +1,1 @@
+"""The claims service: check-ins become claims, ledger transfers and payment requests."""

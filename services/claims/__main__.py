@@ -1,0 +1,70 @@
+"""`python -m services.claims`: the claims service process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from services.claims.api import build_app
+from services.claims.checkins import CheckInHandler
+from services.claims.payments import apply_settlements, run_payments
+from services.claims.policy import load_policy
+from services.claims.projections import TOPICS as CARD_TOPICS
+from services.claims.projections import apply_card_events
+from services.claims.settings import ClaimsSettings
+from shared import topics
+from shared.consumer import BatchProcessor
+from shared.logging import configure_logging, get_logger
+from shared.runtime import ServiceRuntime
+
+log = get_logger(__name__)
+
+
+async def main() -> None:
+    settings = ClaimsSettings()  # type: ignore[call-arg]
+    configure_logging("claims", settings.log_level)
+    policy = load_policy(settings.policy_file)  # fail fast on a bad policy file
+    runtime = ServiceRuntime(
+        name="claims",
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database_url=settings.database_url,
+        migrations=Path(__file__).parent / "migrations",
+        http_host=settings.http_host,
+        http_port=settings.http_port,
+    )
+    pool = await runtime.open_database()
+    runtime.consume(
+        BatchProcessor("claims.cards", CARD_TOPICS, apply_card_events, pool),
+        group_id=f"{settings.group_id}.cards",
+    )
+    runtime.consume(
+        BatchProcessor("claims.checkins", (topics.CHECKIN_RECORDED,), CheckInHandler(policy), pool),
+        group_id=f"{settings.group_id}.checkins",
+        max_records=settings.consumer_max_records,
+    )
+    runtime.consume(
+        BatchProcessor("claims.settlements", (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED),
+                       apply_settlements, pool),
+        group_id=f"{settings.group_id}.settlements",
+    )
+
+    async def scheduled_runs(stop: asyncio.Event) -> None:
+        if settings.payment_run_interval_s <= 0:
+            return
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.payment_run_interval_s)
+            if stop.is_set():
+                return
+            try:
+                async with pool.acquire() as conn:
+                    await run_payments(conn)
+            except Exception as exc:  # the next run tries again; nothing is half-done
+                log.warning("scheduled payment run failed", error=type(exc).__name__)
+
+    await runtime.run(build_app(lambda: runtime.pool), background=[scheduled_runs])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,81 @@
+"""The claims service's HTTP API: outcomes, the trial balance, payment runs on command."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, HTTPException, Request
+
+from services.claims import ledger
+from services.claims.payments import run_payments
+from shared.http import add_correlation_middleware, health_router
+
+
+def build_app(pool_ref: Callable[[], asyncpg.Pool]) -> FastAPI:
+    app = FastAPI(title="Vrijetijdspas — claims", version="1")
+    add_correlation_middleware(app)
+    app.include_router(health_router(pool_ref))
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        """Outcome counts and ledger totals: what the demo and operators look at."""
+        async with pool_ref().acquire() as conn:
+            outcomes = await conn.fetch(
+                "SELECT outcome, coalesce(reason, '') AS reason, count(*) AS n,"
+                " coalesce(sum(amount_cents), 0) AS cents FROM claims GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+            unauth = await conn.fetch(
+                "SELECT reason, count(DISTINCT checkin_id) AS n FROM unauthenticated_checkins"
+                " WHERE checkin_id NOT IN (SELECT checkin_id FROM claims) GROUP BY reason"
+            )
+            payments = await conn.fetch(
+                "SELECT status, count(*) AS n, coalesce(sum(amount_cents), 0) AS cents"
+                " FROM payments GROUP BY status"
+            )
+            debit, credit = await ledger.totals(conn)
+            transfers = await conn.fetchval("SELECT count(*) FROM transfers")
+            known_cards = await conn.fetchval("SELECT count(*) FROM cards")
+            known_devices = await conn.fetchval("SELECT count(*) FROM devices")
+        return {
+            "outcomes": [dict(r) for r in outcomes],
+            "unauthenticated": [dict(r) for r in unauth],
+            "claims": sum(r["n"] for r in outcomes),
+            "decided": sum(r["n"] for r in outcomes) + sum(r["n"] for r in unauth),
+            "approved": sum(r["n"] for r in outcomes if r["outcome"] != "rejected"),
+            "rejected": sum(r["n"] for r in outcomes if r["outcome"] == "rejected")
+            + sum(r["n"] for r in unauth),
+            "approved_cents": sum(int(r["cents"]) for r in outcomes),
+            "payments": [dict(r) for r in payments],
+            "ledger_debit_cents": debit,
+            "ledger_credit_cents": credit,
+            "ledger_transfers": transfers,
+            "known_cards": known_cards,
+            "known_devices": known_devices,
+        }
+
+    @app.get("/ledger/trial-balance")
+    async def trial_balance() -> dict[str, Any]:
+        async with pool_ref().acquire() as conn:
+            balances = await ledger.trial_balance(conn)
+        return {"accounts": balances, "difference_cents": sum(balances.values())}
+
+    @app.post("/payment-runs", status_code=201)
+    async def payment_run(request: Request) -> dict[str, Any]:
+        async with pool_ref().acquire() as conn:
+            return await run_payments(conn, request.state.correlation_id)
+
+    @app.get("/claims/by-checkin/{checkin_id}")
+    async def claim_for_checkin(checkin_id: uuid.UUID) -> dict[str, Any]:
+        async with pool_ref().acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT claim_id, checkin_id, outcome, reason, detail, amount_cents, decided_at"
+                " FROM claims WHERE checkin_id = $1", checkin_id,
+            )
+        if row is None:
+            raise HTTPException(404, f"no outcome for check-in {checkin_id} yet")
+        return dict(row)
+
+    return app

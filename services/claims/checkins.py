@@ -1,0 +1,321 @@
+"""The check-in handler: authenticate, judge and price a batch of check-ins in one
+transaction, writing claims, ledger transfers, budget usage and the outcome events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+
+from services.claims import ledger
+from services.claims.decisions import (
+    CardAtCheckIn,
+    CheckInFacts,
+    Decision,
+    ProviderView,
+    check_timing,
+    decide,
+)
+from services.claims.policy import RefundPolicy
+from shared import topics
+from shared.checkin_signature import canonical_checkin, verify
+from shared.consumer import Incoming
+from shared.deadletter import DeadLetter, DeadLetterReason
+from shared.envelope import Envelope
+from shared.events.base import EventPayload
+from shared.events.cards import CardStatus, ProviderMode
+from shared.events.checkins import CheckInRecorded
+from shared.events.claims import ClaimApproved, ClaimRejected, PayeeKind, RejectionReason
+from shared.ids import uuid7
+from shared.logging import get_logger, log_context
+from shared.outbox import enqueue_events
+
+log = get_logger(__name__)
+SOURCE = "/vrijetijdspas/claims"
+
+# Reasons that also send the message to the dead-letter topic: they point at a device
+# problem or an attack, which operators must see, not only the card holder.
+_DEAD_LETTER_REASONS = {
+    RejectionReason.IN_THE_FUTURE: DeadLetterReason.IN_THE_FUTURE,
+    RejectionReason.OUT_OF_WINDOW: DeadLetterReason.OUT_OF_WINDOW,
+}
+
+
+@dataclass
+class _Context:
+    """Everything the batch needs from the database, loaded in a few round trips."""
+
+    devices: dict[uuid.UUID, asyncpg.Record]
+    cards: dict[str, asyncpg.Record]
+    history: dict[uuid.UUID, list[tuple[datetime, str]]]
+    providers: dict[uuid.UUID, asyncpg.Record]
+    decided: set[uuid.UUID]
+    seen_nonces: set[tuple[uuid.UUID, str]]
+    budgets: dict[tuple[uuid.UUID, int], list[int]] = field(default_factory=dict)
+    days_taken: set[tuple[uuid.UUID, str, date]] = field(default_factory=set)
+    cancelled: dict[uuid.UUID, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Writes:
+    claims: list[tuple[Any, ...]] = field(default_factory=list)
+    unauthenticated: list[tuple[Any, ...]] = field(default_factory=list)
+    nonces: list[tuple[Any, ...]] = field(default_factory=list)
+    days: list[tuple[Any, ...]] = field(default_factory=list)
+    transfers: list[ledger.Transfer] = field(default_factory=list)
+    events: list[tuple[Envelope, EventPayload]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class CheckInHandler:
+    def __init__(self, policy: RefundPolicy, clock: Callable[[], datetime] | None = None) -> None:
+        self.policy = policy
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def __call__(self, conn: asyncpg.Connection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+        checkins = [i for i in batch if isinstance(i.payload, CheckInRecorded)]
+        if not checkins:
+            return []
+        ctx = await self._load(conn, checkins)
+        writes = _Writes()
+        now = self._clock()
+        for incoming in checkins:
+            with log_context(correlation_id=incoming.correlation_id):
+                self._judge(incoming, ctx, writes, now)
+        await self._store(conn, ctx, writes)
+        return writes.dead
+
+    async def _load(self, conn: asyncpg.Connection, batch: Sequence[Incoming[Any]]) -> _Context:
+        payloads: list[CheckInRecorded] = [i.payload for i in batch]
+        devices = await conn.fetch(
+            "SELECT device_id, provider_id, public_key, revoked_at FROM devices WHERE device_id = ANY($1::uuid[])",
+            list({p.device_id for p in payloads}),
+        )
+        cards = await conn.fetch(
+            "SELECT * FROM cards WHERE card_number = ANY($1::text[])", list({p.card_number for p in payloads})
+        )
+        card_ids = [c["card_id"] for c in cards]
+        history_rows = await conn.fetch(
+            "SELECT card_id, effective_at, status FROM card_status_history"
+            " WHERE card_id = ANY($1::uuid[]) ORDER BY card_id, effective_at",
+            card_ids,
+        )
+        history: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
+        for row in history_rows:
+            history.setdefault(row["card_id"], []).append((row["effective_at"], row["status"]))
+        providers = await conn.fetch(
+            "SELECT provider_id, partner, mode FROM providers WHERE provider_id = ANY($1::uuid[])",
+            list({p.provider_id for p in payloads}),
+        )
+        decided = await conn.fetch(
+            "SELECT checkin_id FROM claims WHERE checkin_id = ANY($1::uuid[])",
+            list({p.checkin_id for p in payloads}),
+        )
+        nonces = await conn.fetch(
+            "SELECT device_id, nonce FROM device_nonces WHERE (device_id, nonce) IN"
+            " (SELECT * FROM unnest($1::uuid[], $2::text[]))",
+            [p.device_id for p in payloads], [p.nonce for p in payloads],
+        )
+        ctx = _Context(
+            devices={d["device_id"]: d for d in devices},
+            cards={c["card_number"]: c for c in cards},
+            history=history,
+            providers={p["provider_id"]: p for p in providers},
+            decided={r["checkin_id"] for r in decided},
+            seen_nonces={(r["device_id"], r["nonce"]) for r in nonces},
+        )
+        holders = sorted({c["holder_id"] for c in cards})
+        if holders:
+            # Lock the holders' budget rows in a fixed order: two consumers that share a
+            # holder after a rebalance serialise here instead of overspending.
+            rows = await conn.fetch(
+                "SELECT holder_id, period, used_cents, limit_cents FROM budget_usage"
+                " WHERE holder_id = ANY($1::uuid[]) ORDER BY holder_id, period FOR UPDATE",
+                holders,
+            )
+            ctx.budgets = {(r["holder_id"], r["period"]): [r["used_cents"], r["limit_cents"]] for r in rows}
+            days = await conn.fetch(
+                "SELECT holder_id, activity_id, day FROM activity_days WHERE holder_id = ANY($1::uuid[])"
+                " AND activity_id = ANY($2::text[])",
+                holders, list({p.activity.id for p in payloads}),
+            )
+            ctx.days_taken = {(r["holder_id"], r["activity_id"], r["day"]) for r in days}
+        cancelled = await conn.fetch(
+            "DELETE FROM pending_cancellations WHERE checkin_id = ANY($1::uuid[]) RETURNING checkin_id, reason",
+            list({p.checkin_id for p in payloads}),
+        )
+        ctx.cancelled = {r["checkin_id"]: r["reason"] for r in cancelled}
+        return ctx
+
+    def _judge(self, incoming: Incoming[Any], ctx: _Context, w: _Writes, now: datetime) -> None:
+        c: CheckInRecorded = incoming.payload
+        if c.checkin_id in ctx.decided:
+            log.info("duplicate check-in ignored", checkin_id=str(c.checkin_id))
+            return
+        failure = self._authenticate(c, ctx)
+        if failure is not None:
+            reason, detail = failure
+            w.unauthenticated.append((incoming.envelope.id, c.checkin_id, c.device_id, reason.value, detail))
+            w.dead.append(DeadLetter(incoming.source, DeadLetterReason(reason.value), detail))
+            log.warning("check-in not authenticated", reason=reason.value, detail=detail,
+                        checkin_id=str(c.checkin_id))
+            return
+        ctx.seen_nonces.add((c.device_id, c.nonce))
+        w.nonces.append((c.device_id, c.nonce, c.checkin_id))
+        ctx.decided.add(c.checkin_id)
+        card_row = ctx.cards.get(c.card_number)
+        card = _card_at(card_row, ctx.history, c.occurred_at) if card_row is not None else None
+        decision = check_timing(self.policy, c.occurred_at, now)
+        if decision is not None and decision.reason in _DEAD_LETTER_REASONS:
+            w.dead.append(DeadLetter(incoming.source, _DEAD_LETTER_REASONS[decision.reason], decision.detail))
+        if decision is None:
+            decision = self._price(c, card, ctx)
+        self._record(incoming, card, decision, ctx, w, now)
+
+    def _authenticate(self, c: CheckInRecorded, ctx: _Context) -> tuple[RejectionReason, str] | None:
+        device = ctx.devices.get(c.device_id)
+        if device is None:
+            return RejectionReason.UNKNOWN_DEVICE, "device is not registered"
+        if device["provider_id"] != c.provider_id:
+            return RejectionReason.UNKNOWN_DEVICE, "device is registered to another provider"
+        if device["revoked_at"] is not None:
+            return RejectionReason.DEVICE_REVOKED, "device was revoked"
+        if not verify(device["public_key"], canonical_checkin(c), c.signature):
+            return RejectionReason.BAD_SIGNATURE, "signature does not match the device's key"
+        if (c.device_id, c.nonce) in ctx.seen_nonces:
+            return RejectionReason.REPLAYED, "nonce was already used by this device"
+        return None
+
+    def _price(self, c: CheckInRecorded, card: CardAtCheckIn | None, ctx: _Context) -> Decision:
+        provider_row = ctx.providers.get(c.provider_id)
+        provider = (
+            ProviderView(partner=provider_row["partner"], mode=ProviderMode(provider_row["mode"]))
+            if provider_row is not None else None
+        )
+        used = 0
+        already = False
+        if card is not None:
+            period = self.policy.budget_period(c.occurred_at.date())
+            used = ctx.budgets.get((card.holder_id, period), [0, 0])[0]
+            already = (card.holder_id, c.activity.id, c.occurred_at.date()) in ctx.days_taken
+        facts = CheckInFacts(c.occurred_at, c.activity.category, c.price_cents)
+        return decide(self.policy, facts, card, provider, used_cents=used, already_today=already)
+
+    def _record(
+        self,
+        incoming: Incoming[Any],
+        card: CardAtCheckIn | None,
+        decision: Decision,
+        ctx: _Context,
+        w: _Writes,
+        now: datetime,
+    ) -> None:
+        c: CheckInRecorded = incoming.payload
+        claim_id = uuid7()
+        payee = None
+        if decision.approved and card is not None:
+            provider_row = ctx.providers[c.provider_id]
+            payee = (
+                PayeeKind.PROVIDER if provider_row["mode"] == ProviderMode.TILL_DISCOUNT.value
+                else PayeeKind.CARD_HOLDER
+            )
+            period = self.policy.budget_period(c.occurred_at.date())
+            version = self.policy.version_on(c.occurred_at.date())
+            assert version is not None
+            budget = ctx.budgets.setdefault((card.holder_id, period), [0, version.yearly_budget_cents])
+            budget[0] += decision.amount_cents
+            ctx.days_taken.add((card.holder_id, c.activity.id, c.occurred_at.date()))
+            w.days.append((card.holder_id, c.activity.id, c.occurred_at.date(), claim_id))
+            payee_id = card.holder_id if payee is PayeeKind.CARD_HOLDER else c.provider_id
+            w.transfers.append(ledger.Transfer(
+                uuid7(), ledger.discount_account(card.target_group),
+                ledger.payable_account(payee.value, payee_id), decision.amount_cents,
+                "claim_approved", claim_id=claim_id,
+            ))
+        outcome = "rejected" if not decision.approved else ("capped" if decision.capped else "approved")
+        w.claims.append((
+            claim_id, c.checkin_id, incoming.envelope.id, incoming.correlation_id,
+            card.card_id if card else None, card.holder_id if card else None, c.provider_id,
+            c.device_id, c.activity.id, c.activity.category.value,
+            card.target_group if card else None, c.price_cents, decision.amount_cents, outcome,
+            decision.reason.value if decision.reason else None, decision.detail,
+            payee.value if payee else None, c.occurred_at, now,
+        ))
+        if decision.approved and card is not None and payee is not None:
+            payload: EventPayload = ClaimApproved(
+                claim_id=claim_id, checkin_id=c.checkin_id, card_id=card.card_id,
+                holder_id=card.holder_id, provider_id=c.provider_id, activity_id=c.activity.id,
+                category=c.activity.category, target_group=card.target_group,
+                price_cents=c.price_cents, amount_cents=decision.amount_cents,
+                capped=decision.capped, payee_kind=payee, occurred_at=c.occurred_at, decided_at=now,
+            )
+        else:
+            assert decision.reason is not None
+            payload = ClaimRejected(
+                claim_id=claim_id, checkin_id=c.checkin_id,
+                card_id=card.card_id if card else None, holder_id=card.holder_id if card else None,
+                provider_id=c.provider_id, activity_id=c.activity.id, reason=decision.reason,
+                detail=decision.detail, occurred_at=c.occurred_at, decided_at=now,
+            )
+        topic = topics.topic_for(payload)
+        w.events.append((incoming.envelope.caused(type=topic.event_type, source=SOURCE), payload))
+        log.info("claim decided", outcome=outcome, reason=decision.reason.value if decision.reason else None,
+                 amount_cents=decision.amount_cents, checkin_id=str(c.checkin_id), claim_id=str(claim_id))
+
+    async def _store(self, conn: asyncpg.Connection, ctx: _Context, w: _Writes) -> None:
+        if w.claims:
+            await conn.copy_records_to_table(
+                "claims",
+                records=w.claims,
+                columns=[
+                    "claim_id", "checkin_id", "event_id", "correlation_id", "card_id", "holder_id",
+                    "provider_id", "device_id", "activity_id", "category", "target_group",
+                    "price_cents", "amount_cents", "outcome", "reason", "detail", "payee_kind",
+                    "occurred_at", "decided_at",
+                ],
+            )
+        if w.unauthenticated:
+            await conn.executemany(
+                "INSERT INTO unauthenticated_checkins (event_id, checkin_id, device_id, reason, detail)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                w.unauthenticated,
+            )
+        if w.nonces:
+            await conn.copy_records_to_table(
+                "device_nonces", records=w.nonces, columns=["device_id", "nonce", "checkin_id"]
+            )
+        if w.days:
+            await conn.copy_records_to_table(
+                "activity_days", records=w.days, columns=["holder_id", "activity_id", "day", "claim_id"]
+            )
+        if ctx.budgets:
+            keys = list(ctx.budgets)
+            await conn.execute(
+                """
+                INSERT INTO budget_usage (holder_id, period, used_cents, limit_cents)
+                SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])
+                ON CONFLICT (holder_id, period) DO UPDATE SET used_cents = excluded.used_cents
+                """,
+                [k[0] for k in keys], [k[1] for k in keys],
+                [ctx.budgets[k][0] for k in keys], [ctx.budgets[k][1] for k in keys],
+            )
+        await ledger.post(conn, w.transfers)
+        await enqueue_events(conn, w.events)
+
+
+def _card_at(row: asyncpg.Record, history: dict[uuid.UUID, list[tuple[datetime, str]]],
+             at: datetime) -> CardAtCheckIn:
+    """The card's status at `at`: the last change at or before it (active before any)."""
+    status = CardStatus.ACTIVE
+    for effective_at, value in history.get(row["card_id"], []):
+        if effective_at <= at:
+            status = CardStatus(value)
+    return CardAtCheckIn(
+        card_id=row["card_id"], holder_id=row["holder_id"], target_group=row["target_group"],
+        eligible_from=row["eligible_from"], eligible_until=row["eligible_until"],
+        grace_days=row["grace_days"], status=status,
+    )

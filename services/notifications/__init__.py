@@ -1,0 +1,1 @@
+"""The notifications service: tells every partner what concerns them, once, reliably."""

@@ -1,0 +1,1 @@
+"""Code the three services share: event contracts, delivery plumbing, logging, settings."""

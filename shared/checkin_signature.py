@@ -1,0 +1,84 @@
+"""The canonical bytes of a check-in and its Ed25519 signature (docs/device-protocol.md).
+
+The canonical form is built from the field *values*, one per line, in a fixed order, so a
+device in any language can reproduce it with string formatting alone:
+
+    vtp-checkin-v1\\n<checkin_id>\\n<device_id>\\n<provider_id>\\n<activity.id>\\n
+    <activity.category>\\n<card_number>\\n<price_cents>\\n<occurred_at>\\n<counter>\\n<nonce>
+
+UUIDs lower-case with hyphens; `occurred_at` in UTC as `YYYY-MM-DDTHH:MM:SS.mmmZ`; integers
+in decimal without sign or leading zeros; no trailing newline. The signature is the 64-byte
+Ed25519 signature in standard base64; the public key is the raw 32 bytes in standard base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from shared.events.checkins import CheckInRecorded, DeviceHeartbeat
+
+CHECKIN_DOMAIN = "vtp-checkin-v1"
+HEARTBEAT_DOMAIN = "vtp-heartbeat-v1"
+
+
+def format_timestamp(value: datetime) -> str:
+    """UTC, millisecond precision, `Z` suffix: the only timestamp form that is signed."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def canonical_checkin(c: CheckInRecorded) -> bytes:
+    fields = (
+        CHECKIN_DOMAIN,
+        str(c.checkin_id),
+        str(c.device_id),
+        str(c.provider_id),
+        c.activity.id,
+        c.activity.category.value,
+        c.card_number,
+        str(c.price_cents),
+        format_timestamp(c.occurred_at),
+        str(c.counter),
+        c.nonce,
+    )
+    return "\n".join(fields).encode()
+
+
+def canonical_heartbeat(h: DeviceHeartbeat) -> bytes:
+    fields = (
+        HEARTBEAT_DOMAIN,
+        str(h.device_id),
+        str(h.provider_id),
+        format_timestamp(h.sent_at),
+        str(h.counter),
+        str(h.buffered),
+    )
+    return "\n".join(fields).encode()
+
+
+def sign(private_key: Ed25519PrivateKey, message: bytes) -> str:
+    return base64.b64encode(private_key.sign(message)).decode()
+
+
+def verify(public_key_b64: str, message: bytes, signature_b64: str) -> bool:
+    """True only for a well-formed signature by that key over exactly these bytes."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64, validate=True))
+        signature = base64.b64decode(signature_b64, validate=True)
+        if len(signature) != 64:
+            return False
+        key.verify(signature, message)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+def public_key_b64(private_key: Ed25519PrivateKey) -> str:
+    raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode()

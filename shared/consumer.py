@@ -1,0 +1,217 @@
+"""At-least-once batch consumption with exactly-once effects.
+
+For each batch polled from Kafka: decode every record (poison → dead letter), then in ONE
+database transaction record the event ids in the inbox, apply the handler to the events not
+seen before, and write dead letters and new events to the outbox. Only after that commit is
+the Kafka offset committed. A crash anywhere replays the batch; the inbox makes the replay
+change nothing. Transient failures (database down) are retried with backoff, never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import nullcontext
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from pydantic import ValidationError
+
+from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_letter_record
+from shared.envelope import Envelope, EnvelopeError, parse_headers
+from shared.events.base import EventPayload
+from shared.inbox import claim_new
+from shared.logging import get_logger, log_context
+from shared.outbox import enqueue
+from shared.topics import Topic
+
+log = get_logger(__name__)
+
+P = TypeVar("P", bound=EventPayload)
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, crash shutdown
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+@dataclass(frozen=True)
+class Incoming(Generic[P]):
+    envelope: Envelope
+    payload: P
+    source: SourceRecord
+
+    @property
+    def correlation_id(self) -> str:
+        return self.envelope.correlation_id
+
+
+BatchHandler = Callable[[asyncpg.Connection, list[Incoming[Any]]], Awaitable[list[DeadLetter]]]
+"""Applies fresh events inside the open transaction; returns those it refuses as poison."""
+
+
+def decode(
+    record: SourceRecord, topics: Mapping[str, Topic], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> Incoming[Any] | DeadLetter:
+    """Turn a raw record into a typed event, or into a dead letter that says why not."""
+
+    def dead(reason: DeadLetterReason, detail: str) -> DeadLetter:
+        return DeadLetter(record, reason, detail)
+
+    topic = topics.get(record.topic)
+    if topic is None:
+        return dead(DeadLetterReason.UNKNOWN_VERSION, f"no schema for topic {record.topic}")
+    size = len(record.value or b"")
+    if size > max_bytes:
+        return dead(DeadLetterReason.OVERSIZED, f"{size} bytes exceeds the limit of {max_bytes}")
+    try:
+        envelope = parse_headers(record.headers)
+    except EnvelopeError as exc:
+        return dead(DeadLetterReason.INVALID_ENVELOPE, str(exc))
+    if envelope.type != topic.event_type:
+        return dead(
+            DeadLetterReason.UNKNOWN_VERSION,
+            f"event type {envelope.type!r} is not {topic.event_type!r} on {topic.name}",
+        )
+    try:
+        body = json.loads(record.value or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return dead(DeadLetterReason.MALFORMED_JSON, f"body is not JSON: {exc}"[:300])
+    if not isinstance(body, dict):
+        return dead(DeadLetterReason.MALFORMED_JSON, "body is not a JSON object")
+    try:
+        payload = topic.payload.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        return dead(DeadLetterReason.SCHEMA_VIOLATION, problems[:300])
+    return Incoming(envelope, payload, record)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        name: str,
+        topics: Sequence[Topic],
+        handler: BatchHandler,
+        pool: asyncpg.Pool,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.topics = {t.name: t for t in topics}
+        self._handler = handler
+        self._pool = pool
+        self._max_message_bytes = max_message_bytes
+        self._max_backoff_s = max_backoff_s
+        self.processed = 0
+        self.dead_lettered = 0
+
+    async def process(self, records: Sequence[SourceRecord]) -> None:
+        events: list[Incoming[Any]] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            decoded = decode(record, self.topics, self._max_message_bytes)
+            (dead if isinstance(decoded, DeadLetter) else events).append(decoded)  # type: ignore[arg-type]
+        for letter in dead:
+            _log_dead_letter(letter, self.name)
+        try:
+            await self._with_retry(lambda: self._apply(events, dead))
+        except _HandlerFailed:
+            # A bug or data the handler cannot take: isolate the culprit(s), one at a time,
+            # so that one bad message never holds back the others.
+            for letter in dead:
+                await self._with_retry(lambda letter=letter: self._apply([], [letter]))  # type: ignore[misc]
+            for event in events:
+                await self._apply_alone(event)
+
+    async def _apply_alone(self, event: Incoming[Any]) -> None:
+        try:
+            await self._with_retry(lambda: self._apply([event], []))
+        except _HandlerFailed as failure:
+            letter = DeadLetter(event.source, DeadLetterReason.HANDLER_ERROR, failure.detail)
+            _log_dead_letter(letter, self.name)
+            await self._with_retry(lambda: self._apply([], [letter]))
+
+    async def _apply(self, events: list[Incoming[Any]], dead: list[DeadLetter]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh_ids = await claim_new(conn, self.name, [e.envelope.id for e in events])
+            fresh = [e for e in events if e.envelope.id in fresh_ids]
+            refused: list[DeadLetter] = []
+            if fresh:
+                try:
+                    refused = await self._handler(conn, fresh)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:
+                    raise _HandlerFailed(f"{type(exc).__name__}: {exc}"[:300]) from exc
+            for letter in refused:
+                _log_dead_letter(letter, self.name)
+            letters = dead + refused
+            if letters:
+                await enqueue(conn, [dead_letter_record(d, self.name) for d in letters])
+        self.processed += len(fresh)
+        self.dead_lettered += len(letters)
+        if len(fresh) < len(events):
+            log.info("duplicates ignored", consumer=self.name, duplicates=len(events) - len(fresh))
+
+    async def _with_retry(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                await attempt()
+                return
+            except TRANSIENT_ERRORS as exc:
+                log.warning(
+                    "transient failure, retrying batch",
+                    consumer=self.name,
+                    error=type(exc).__name__,
+                    detail=str(exc)[:200],
+                    backoff_s=round(backoff, 2),
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _log_dead_letter(letter: DeadLetter, consumer: str) -> None:
+    correlation_id = _header(letter.source.headers, "correlation_id")
+    with log_context(correlation_id=correlation_id) if correlation_id else nullcontext():
+        log.warning(
+            "message dead-lettered",
+            consumer=consumer,
+            reason=letter.reason.value,
+            detail=letter.detail,
+            topic=letter.source.topic,
+            partition=letter.source.partition,
+            offset=letter.source.offset,
+        )
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name and value is not None:
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return None
+    return None
+
+

@@ -1,0 +1,75 @@
+"""Dead letters: a message we can never process is copied, untouched, to the dead-letter
+topic with the reason in its headers, through the outbox of the same transaction that
+records the rest of the batch — so it is neither lost nor blocking its partition."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from shared.envelope import Headers
+from shared.outbox import OutgoingRecord
+from shared.topics import DEAD_LETTER_TOPIC
+
+_DLQ_NAMESPACE = uuid.UUID("6f1c8a52-4d0e-4e57-9a7e-2f1c1b0f8d11")
+REASON_HEADER = "dlq_reason"
+
+
+class DeadLetterReason(StrEnum):
+    MALFORMED_JSON = "malformed_json"
+    INVALID_ENVELOPE = "invalid_envelope"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNKNOWN_VERSION = "unknown_version"
+    OVERSIZED = "oversized"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_DEVICE = "unknown_device"
+    DEVICE_REVOKED = "device_revoked"
+    REPLAYED = "replayed"
+    IN_THE_FUTURE = "in_the_future"
+    OUT_OF_WINDOW = "out_of_window"
+    HANDLER_ERROR = "handler_error"
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """Where a message came from, and its raw bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    source: SourceRecord
+    reason: DeadLetterReason
+    detail: str
+
+
+def dead_letter_record(letter: DeadLetter, consumer: str) -> OutgoingRecord:
+    src = letter.source
+    # The id is derived from the source position, so a redelivered poison message
+    # produces the same outbox row and is dead-lettered once.
+    event_id = uuid.uuid5(_DLQ_NAMESPACE, f"{consumer}/{src.topic}/{src.partition}/{src.offset}")
+    extra = {
+        REASON_HEADER: letter.reason.value,
+        "dlq_detail": letter.detail[:500],
+        "dlq_consumer": consumer,
+        "dlq_source_topic": src.topic,
+        "dlq_source_partition": str(src.partition),
+        "dlq_source_offset": str(src.offset),
+        "dlq_at": datetime.now(UTC).isoformat(),
+    }
+    kept = [(k, v) for k, v in src.headers if not k.startswith("dlq_")]
+    return OutgoingRecord(
+        event_id=str(event_id),
+        topic=DEAD_LETTER_TOPIC,
+        key=src.key or b"",
+        headers=kept + [(k, v.encode()) for k, v in extra.items()],
+        payload=src.value or b"",
+    )

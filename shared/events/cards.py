@@ -1,0 +1,125 @@
+"""Events of the cards service. They carry opaque ids and card numbers, never personal data:
+names, national numbers and bank accounts only travel sealed for the one service that needs them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.events.base import AwareDatetime, EventPayload
+
+
+class CardStatus(StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+    REPLACED = "replaced"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class ProviderMode(StrEnum):
+    REFUND = "refund"  # the card holder pays full price and is refunded
+    TILL_DISCOUNT = "till_discount"  # the provider gives the discount and is reimbursed
+
+
+class OrganisationKind(StrEnum):
+    OCMW = "ocmw"
+    WELFARE_COUNCIL = "welfare_council"
+    ASSOCIATION = "association"
+    OUTREACH = "outreach"
+    YOUTH_CARE = "youth_care"
+    MUNICIPAL_SERVICE = "municipal_service"
+    FINANCE = "finance"
+
+
+class OrganisationRegistered(EventPayload):
+    organisation_id: uuid.UUID
+    name: str = Field(max_length=200)
+    kind: OrganisationKind
+    contact_email: str | None = Field(default=None, max_length=254)
+    webhook_url: str | None = Field(default=None, max_length=500)
+    sub_municipality: str | None = Field(default=None, max_length=100)
+
+
+class ProviderRegistered(EventPayload):
+    provider_id: uuid.UUID
+    organisation_id: uuid.UUID | None = None
+    name: str = Field(max_length=200)
+    sub_municipality: str = Field(max_length=100)
+    mode: ProviderMode = ProviderMode.REFUND
+    partner: bool = True
+    contact_email: str | None = Field(default=None, max_length=254)
+    # Provider bank account, sealed for finance (till-discount reimbursements).
+    beneficiary_sealed: str | None = None
+
+
+class CardIssued(EventPayload):
+    card_id: uuid.UUID
+    card_number: str = Field(pattern=r"^\d{13}$")
+    holder_id: uuid.UUID
+    target_group: str = Field(max_length=50)
+    eligible_from: date
+    eligible_until: date
+    grace_days: int = Field(ge=0, le=365)
+    referrer_org_id: uuid.UUID
+    resident: bool = True
+    sub_municipality: str | None = Field(default=None, max_length=100)
+    issued_at: AwareDatetime
+    replaces_card_id: uuid.UUID | None = None
+
+
+class CardStatusChanged(EventPayload):
+    card_id: uuid.UUID
+    card_number: str = Field(pattern=r"^\d{13}$")
+    holder_id: uuid.UUID
+    status: CardStatus
+    reason: str = Field(max_length=200)
+    effective_at: AwareDatetime
+
+
+class EligibilityChanged(EventPayload):
+    holder_id: uuid.UUID
+    target_group: str = Field(max_length=50)
+    eligible_from: date
+    eligible_until: date
+    grace_days: int = Field(ge=0, le=365)
+    referrer_org_id: uuid.UUID
+    changed_at: AwareDatetime
+
+
+class HolderDetailsChanged(EventPayload):
+    """What other services may know of a card holder, sealed per recipient service."""
+
+    holder_id: uuid.UUID
+    referrer_org_id: uuid.UUID
+    channel: str = Field(pattern=r"^(email|letter|none)$")
+    language: str = Field(pattern=r"^(nl|en)$")
+    # Name and IBAN, sealed for the finance department (payments need them).
+    beneficiary_sealed: str | None = None
+    # E-mail or postal address, sealed for the notifications service.
+    contact_sealed: str | None = None
+    changed_at: AwareDatetime
+
+
+class HolderErased(EventPayload):
+    holder_id: uuid.UUID
+    erased_at: AwareDatetime
+
+
+class DeviceRegistered(EventPayload):
+    device_id: uuid.UUID
+    provider_id: uuid.UUID
+    public_key: str = Field(description="Ed25519 public key, raw 32 bytes, base64")
+    key_id: int = Field(ge=1, description="increments with each key rotation")
+    registered_at: AwareDatetime
+
+
+class DeviceRevoked(EventPayload):
+    device_id: uuid.UUID
+    provider_id: uuid.UUID
+    revoked_at: AwareDatetime
+    reason: str = Field(max_length=200)

@@ -1,0 +1,56 @@
+"""What providers' devices send. The wire format is documented in docs/device-protocol.md."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.events.base import AwareDatetime, EventPayload
+
+MAX_CHECKIN_BYTES = 4096
+
+
+class ActivityCategory(StrEnum):
+    CULTURE = "culture"
+    SPORT = "sport"
+    YOUTH = "youth"
+    COURSE = "course"
+    MEMBERSHIP = "membership"
+
+
+class Activity(EventPayload):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    category: ActivityCategory
+    name: str = Field(min_length=1, max_length=120)
+
+
+class CheckInRecorded(EventPayload):
+    checkin_id: uuid.UUID
+    device_id: uuid.UUID
+    provider_id: uuid.UUID
+    activity: Activity
+    card_number: str = Field(pattern=r"^\d{13}$")
+    price_cents: int = Field(ge=0, le=10_000_000)
+    occurred_at: AwareDatetime
+    counter: int = Field(ge=0, le=2**53)
+    nonce: str = Field(pattern=r"^[0-9a-f]{32}$")
+    signature: str = Field(min_length=1, max_length=200)
+
+
+class CheckInCancelled(EventPayload):
+    checkin_id: uuid.UUID
+    provider_id: uuid.UUID
+    card_number: str = Field(pattern=r"^\d{13}$")
+    reason: str = Field(max_length=200)
+    cancelled_at: AwareDatetime
+
+
+class DeviceHeartbeat(EventPayload):
+    device_id: uuid.UUID
+    provider_id: uuid.UUID
+    sent_at: AwareDatetime
+    counter: int = Field(ge=0)
+    buffered: int = Field(ge=0)
+    signature: str = Field(min_length=1, max_length=200)

@@ -1,0 +1,76 @@
+"""Decisions of the claims service: one per check-in, whatever happens."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.events.base import AwareDatetime, EventPayload
+from shared.events.checkins import ActivityCategory
+
+
+class PayeeKind(StrEnum):
+    CARD_HOLDER = "card_holder"
+    PROVIDER = "provider"
+
+
+class RejectionReason(StrEnum):
+    UNKNOWN_CARD = "unknown_card"
+    CARD_BLOCKED = "card_blocked"
+    CARD_EXPIRED = "card_expired"
+    CARD_REVOKED = "card_revoked"
+    CARD_REPLACED = "card_replaced"
+    NOT_ELIGIBLE = "not_eligible"
+    CATEGORY_NOT_ELIGIBLE = "category_not_eligible"
+    PROVIDER_NOT_PARTNER = "provider_not_partner"
+    ALREADY_TODAY = "already_today"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    UNKNOWN_DEVICE = "unknown_device"
+    DEVICE_REVOKED = "device_revoked"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAYED = "replayed"
+    OUT_OF_WINDOW = "out_of_window"
+    IN_THE_FUTURE = "in_the_future"
+    NOTHING_TO_REFUND = "nothing_to_refund"
+
+
+class ClaimApproved(EventPayload):
+    claim_id: uuid.UUID
+    checkin_id: uuid.UUID
+    card_id: uuid.UUID
+    holder_id: uuid.UUID
+    provider_id: uuid.UUID
+    activity_id: str
+    category: ActivityCategory
+    target_group: str
+    price_cents: int = Field(ge=0)
+    amount_cents: int = Field(gt=0, description="discount refunded or reimbursed")
+    capped: bool
+    payee_kind: PayeeKind
+    occurred_at: AwareDatetime
+    decided_at: AwareDatetime
+
+
+class ClaimRejected(EventPayload):
+    claim_id: uuid.UUID
+    checkin_id: uuid.UUID
+    card_id: uuid.UUID | None
+    holder_id: uuid.UUID | None
+    provider_id: uuid.UUID
+    activity_id: str
+    reason: RejectionReason
+    detail: str = Field(max_length=300)
+    occurred_at: AwareDatetime
+    decided_at: AwareDatetime
+
+
+class ClaimReversed(EventPayload):
+    claim_id: uuid.UUID
+    checkin_id: uuid.UUID
+    holder_id: uuid.UUID
+    provider_id: uuid.UUID
+    amount_cents: int = Field(gt=0)
+    reason: str = Field(max_length=200)
+    reversed_at: AwareDatetime

@@ -1,0 +1,49 @@
+"""Payment events: published by claims for the finance department, and finance's answers."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import Field
+
+from shared.events.base import AwareDatetime, EventPayload
+from shared.events.claims import PayeeKind
+
+OGM_PATTERN = r"^\+\+\+\d{3}/\d{4}/\d{5}\+\+\+$"
+
+
+class PaymentRequested(EventPayload):
+    payment_id: uuid.UUID
+    run_id: uuid.UUID
+    payee_kind: PayeeKind
+    payee_id: uuid.UUID
+    amount_cents: int = Field(gt=0)
+    currency: str = Field(default="EUR", pattern=r"^EUR$")
+    structured_reference: str = Field(pattern=OGM_PATTERN)
+    remittance_info: str = Field(max_length=140)
+    # Name and IBAN of the payee, sealed for finance; absent when none is known yet.
+    beneficiary_sealed: str | None = None
+    claims: int = Field(ge=1, description="number of claims this payment settles")
+    requested_at: AwareDatetime
+
+
+class PaymentRunCompleted(EventPayload):
+    run_id: uuid.UUID
+    payments: int = Field(ge=0)
+    total_cents: int = Field(ge=0)
+    completed_at: AwareDatetime
+
+
+class PaymentSettled(EventPayload):
+    payment_id: uuid.UUID
+    amount_cents: int = Field(gt=0)
+    settled_at: AwareDatetime
+    bank_reference: str = Field(max_length=64)
+
+
+class PaymentFailed(EventPayload):
+    payment_id: uuid.UUID
+    amount_cents: int = Field(gt=0)
+    failed_at: AwareDatetime
+    reason_code: str = Field(max_length=16, description="ISO 20022 status reason, e.g. AC01")
+    reason: str = Field(max_length=200)

@@ -1,0 +1,108 @@
+"""Structured JSON logs with a correlation id on every line and personal data redacted.
+
+Operators follow one check-in from device to payment by its `correlation_id`; the
+redaction processor is the last line of defence that keeps IBANs and national register
+numbers out of log files even when a developer logs a whole object by mistake.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+# An IBAN: two letters, two check digits, 11 to 30 alphanumerics, optionally grouped by 4.
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
+# A Belgian national register number: YY.MM.DD-XXX.CC or 11 digits in a row.
+_NATIONAL_NUMBER = re.compile(r"\b\d{2}\.?\d{2}\.?\d{2}[- ]?\d{3}\.?\d{2}\b")
+# Keys whose values are personal by definition, whatever they look like.
+_SENSITIVE_KEYS = frozenset(
+    {"iban", "national_number", "rijksregisternummer", "insz", "name", "first_name",
+     "last_name", "full_name", "email", "address", "date_of_birth", "birth_date", "phone"}
+)
+REDACTED = "[redacted]"
+
+
+def redact_text(text: str) -> str:
+    return _NATIONAL_NUMBER.sub(REDACTED, _IBAN.sub(REDACTED, text))
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if key.lower() in _SENSITIVE_KEYS and value is not None:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    return value
+
+
+def redact_personal_data(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: masks IBANs, national numbers and personal fields."""
+    for key in list(event_dict):
+        event_dict[key] = _redact_value(key, event_dict[key])
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO", *, json: bool | None = None) -> None:
+    """JSON lines on stdout (unless on a terminal), every line tagged with the service name."""
+    use_json = (not sys.stdout.isatty()) if json is None else json
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared_processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_personal_data,
+    ]
+    structlog.configure(
+        processors=[*shared_processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+    # Libraries log through stdlib logging; route them through the same renderer.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+            foreign_pre_chain=[*shared_processors, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+@contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """Bind values (correlation_id, event_id, …) to every log line inside the block."""
+    tokens = structlog.contextvars.bind_contextvars(**values)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

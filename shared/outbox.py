@@ -1,0 +1,76 @@
+"""The outbox: events are written in the same transaction as the state change that caused
+them, and a relay publishes them afterwards. A crash in between publishes late, never never."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.envelope import Envelope, Headers
+from shared.events.base import EventPayload
+from shared.topics import topic_for
+
+NOTIFY_CHANNEL = "outbox"
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """A Kafka record ready to send; `event_id` deduplicates it in the outbox."""
+
+    event_id: str
+    topic: str
+    key: bytes
+    headers: Headers
+    payload: bytes
+
+
+def record_for(envelope: Envelope, payload: EventPayload) -> OutgoingRecord:
+    topic = topic_for(payload)
+    if envelope.type != topic.event_type:
+        raise ValueError(f"envelope type {envelope.type} does not match topic {topic.name}")
+    return OutgoingRecord(
+        event_id=str(envelope.id),
+        topic=topic.name,
+        key=topic.key_of(payload),
+        headers=envelope.headers(),
+        payload=payload.model_dump_json().encode(),
+    )
+
+
+async def enqueue(conn: asyncpg.Connection, records: Sequence[OutgoingRecord]) -> None:
+    """Add records to the outbox inside the caller's transaction (one round trip)."""
+    if not records:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox (event_id, topic, key, headers, payload)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[])
+        ON CONFLICT (event_id) DO NOTHING
+        """,
+        [r.event_id for r in records],
+        [r.topic for r in records],
+        [r.key for r in records],
+        [_headers_json(r.headers) for r in records],
+        [r.payload for r in records],
+    )
+    # Delivered at commit: wakes the relay at once instead of at its next poll.
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+async def enqueue_events(
+    conn: asyncpg.Connection, events: Iterable[tuple[Envelope, EventPayload]]
+) -> None:
+    await enqueue(conn, [record_for(env, payload) for env, payload in events])
+
+
+def _headers_json(headers: Headers) -> str:
+    # Headers are stored as latin-1 text so arbitrary bytes survive the JSON round trip.
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers])
+
+
+def headers_from_json(raw: str | list[list[str]]) -> Headers:
+    pairs = json.loads(raw) if isinstance(raw, str) else raw
+    return [(k, v.encode("latin-1")) for k, v in pairs]

@@ -1,0 +1,134 @@
+"""The outbox relay: claims unpublished rows, publishes them, marks them published.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED in commit-visible order, so two relays of
+one service never publish the same row at the same time, and a crash after the send but
+before the mark only publishes again (consumers deduplicate on the event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Protocol
+
+import asyncpg
+
+from shared.logging import get_logger
+from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, headers_from_json
+
+log = get_logger(__name__)
+
+
+class RecordSender(Protocol):
+    async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
+        """Send every record and return only when the broker acknowledged them all."""
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sender: RecordSender,
+        *,
+        batch_size: int = 1000,
+        poll_interval_s: float = 1.0,
+        retention: str = "1 hour",
+    ) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._retention = retention
+        self._wake = asyncio.Event()
+        self._listen_conn: asyncpg.Connection | None = None
+        self.published = 0
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to a batch of rows. Returns how many were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """
+                SELECT seq, event_id, topic, key, headers, payload FROM outbox
+                WHERE published_at IS NULL ORDER BY seq LIMIT $1
+                FOR UPDATE SKIP LOCKED
+                """,
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            records = [
+                OutgoingRecord(
+                    event_id=str(r["event_id"]),
+                    topic=r["topic"],
+                    key=bytes(r["key"]),
+                    headers=headers_from_json(r["headers"]),
+                    payload=bytes(r["payload"]),
+                )
+                for r in rows
+            ]
+            await self._sender.send_all(records)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+                [r["seq"] for r in rows],
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._listen()
+        backoff = 0.1
+        cleanup_every = 600
+        passes = 0
+        while not stop.is_set():
+            try:
+                published = await self.publish_pending()
+                backoff = 0.1
+                passes += 1
+                if passes % cleanup_every == 0:
+                    await self._cleanup()
+                if published:
+                    continue  # more may be waiting: drain before sleeping
+            except Exception as exc:
+                # Database or broker down: wait and try again; nothing is lost, rows stay.
+                log.warning("outbox relay retrying", error=type(exc).__name__, detail=str(exc)[:200],
+                            backoff_s=backoff)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                await self._listen()
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+        await self._unlisten()
+
+    async def _cleanup(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - $1::interval", self._retention
+            )
+
+    async def _listen(self) -> None:
+        if self._listen_conn is not None and not self._listen_conn.is_closed():
+            return
+        try:
+            self._listen_conn = await self._pool.acquire()
+            await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except Exception as exc:  # the poll still works without notifications
+            log.warning("outbox listen failed", error=type(exc).__name__)
+            self._listen_conn = None
+
+    async def _unlisten(self) -> None:
+        if self._listen_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._listen_conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                await self._pool.release(self._listen_conn)
+            self._listen_conn = None
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wake.set()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

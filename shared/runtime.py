@@ -1,0 +1,164 @@
+"""One service process: a database pool, Kafka consumers, the outbox relay and an HTTP API,
+all in one event loop, started in order and stopped gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from shared.consumer import BatchProcessor
+from shared.db import create_pool, migrate_service
+from shared.deadletter import SourceRecord
+from shared.kafka import KafkaSender, ensure_topics, make_broker, make_producer
+from shared.logging import get_logger
+from shared.relay import OutboxRelay
+
+log = get_logger(__name__)
+
+BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def _keep_raw(_message: Any) -> None:
+    return None
+
+
+def source_records(message: KafkaMessage) -> list[SourceRecord]:
+    raw = message.raw_message
+    records = raw if isinstance(raw, tuple) else (raw,)
+    return [
+        SourceRecord(
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            key=r.key,
+            value=r.value,
+            headers=list(r.headers or ()),
+        )
+        for r in records
+    ]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        *,
+        name: str,
+        bootstrap_servers: str,
+        database_url: str,
+        migrations: Path,
+        http_host: str = "127.0.0.1",
+        http_port: int = 0,
+        pool_size: int = 5,
+    ) -> None:
+        self.name = name
+        self.bootstrap_servers = bootstrap_servers
+        self.database_url = database_url
+        self.migrations = migrations
+        self.http_host = http_host
+        self.http_port = http_port
+        self.pool_size = pool_size
+        self.broker = make_broker(bootstrap_servers, client_id=name)
+        self.stop = asyncio.Event()
+        self._pool: asyncpg.Pool | None = None
+        self._processors: list[tuple[BatchProcessor, str, int]] = []
+        self.relay: OutboxRelay | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the database pool is not open yet")
+        return self._pool
+
+    def consume(self, processor: BatchProcessor, *, group_id: str, max_records: int = 500) -> None:
+        """Subscribe a batch processor. Offsets are committed only after its transaction."""
+        self._processors.append((processor, group_id, max_records))
+
+    def _register(self, processor: BatchProcessor, group_id: str, max_records: int) -> None:
+        subscriber = self.broker.subscriber(
+            *processor.topics,
+            group_id=group_id,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=20,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,  # never ACK_FIRST: that is at-most-once
+            max_poll_interval_ms=600_000,
+            session_timeout_ms=30_000,
+            heartbeat_interval_ms=3_000,
+            decoder=_keep_raw,  # decoding is ours: a malformed body must become a dead letter
+        )
+
+        async def on_batch(_body: Any, message: KafkaMessage) -> None:
+            try:
+                await processor.process(source_records(message))
+            except BaseException:
+                await message.nack()  # rewind: the batch is consumed again
+                raise
+            await message.ack()  # commit the offsets, after the database commit
+
+        subscriber(on_batch)
+
+    async def open_database(self) -> asyncpg.Pool:
+        backoff = 0.2
+        while True:
+            try:
+                self._pool = await create_pool(self.database_url, max_size=self.pool_size)
+                break
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("database not reachable yet", error=type(exc).__name__, backoff_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5)
+        await migrate_service(self._pool, self.migrations)
+        return self._pool
+
+    async def run(
+        self,
+        app: FastAPI | None = None,
+        background: Sequence[BackgroundTask] = (),
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        if self._pool is None:
+            await self.open_database()
+        await ensure_topics(self.bootstrap_servers)
+        producer = make_producer(self.bootstrap_servers, client_id=f"{self.name}-relay")
+        await producer.start()
+        self.relay = OutboxRelay(self.pool, KafkaSender(producer))
+        for processor, group_id, max_records in self._processors:
+            self._register(processor, group_id, max_records)
+        await self.broker.start()
+        tasks = [asyncio.create_task(self.relay.run(self.stop), name="outbox-relay")]
+        tasks += [asyncio.create_task(task(self.stop)) for task in background]
+        server: uvicorn.Server | None = None
+        if app is not None:
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app, host=self.http_host, port=self.http_port, log_config=None,
+                    access_log=False, lifespan="off",
+                )
+            )
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            tasks.append(asyncio.create_task(server.serve(), name="http"))
+        log.info("service started", http_port=self.http_port)
+        await self.stop.wait()
+        log.info("service stopping")
+        if server is not None:
+            server.should_exit = True
+        await self.broker.stop()
+        for task in tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+        await producer.stop()
+        await self.pool.close()
+        log.info("service stopped")

@@ -1,0 +1,25 @@
+"""Settings common to every service; each service extends this with its own prefix.
+
+Configuration decides which broker and database are used: the dev stack (`vtp up`) sets
+`KAFKA_BOOTSTRAP_SERVERS` and the per-service `*_DATABASE_URL` for the processes it starts.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    consumer_max_records: int = 500
+    consumer_group_suffix: str = ""
+    outbox_batch_size: int = 1000
+    environment: str = Field(default="dev", validation_alias="VTP_ENVIRONMENT")

@@ -1,0 +1,1 @@
+"""Operator and developer tooling: the dev stack, demo, device client, finance, benchmarks."""

@@ -1,0 +1,91 @@
+"""`vtp`: run the system, demo it, and operate it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from vtp.devstack.stack import Stack, read_running_stack
+
+app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("VTP_STATE_DIR", ".vtp")).resolve()
+
+
+@app.command()
+def up(
+    claims_processes: int = typer.Option(1, help="How many claims consumer processes to run."),
+) -> None:
+    """Start the whole system on the embedded defaults and keep it running until Ctrl-C."""
+    stack = Stack(state_dir(), claims_processes=claims_processes)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with console.status("starting") as status:
+            stack.start(progress=lambda text: status.update(text))
+        console.print(f"[bold green]Vrijetijdspas is running[/] (state in {stack.state_dir})")
+        console.print(f"  Kafka bootstrap   {stack.bootstrap_servers}")
+        for name, dsn in stack.dsns.items():
+            console.print(f"  PostgreSQL {name:<13}{dsn}")
+        console.print(f"  SMTP sink         127.0.0.1:{stack.smtp.port if stack.smtp else '-'}"
+                      f"  (mail in {stack.state_dir / 'mail'})")
+        for service in stack.services:
+            console.print(f"  {service.name:<18}{service.url}  (API docs {service.url}/docs,"
+                          f" logs {service.log_path})")
+        console.print("Try: [bold].venv/bin/vtp demo --checkins 500[/]   Stop: Ctrl-C")
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping everything")
+        stack.stop()
+
+
+@app.command()
+def demo(
+    checkins: int = typer.Option(500, min=1, help="How many check-in messages to emit."),
+    holders: int = typer.Option(300, min=1, help="How many card holders to register."),
+    seed: int = typer.Option(1, help="Random seed for the demo data."),
+    json_output: bool = typer.Option(False, "--json", help="End with one JSON object."),
+) -> None:
+    """Seed a demo municipality, emit check-ins and show what became of them."""
+    from vtp.demo.run import Endpoints, print_json_line, run_demo
+
+    running = read_running_stack(state_dir())
+    own: Stack | None = None
+    if running is None:
+        own = Stack(state_dir() / "demo")
+        with console.status("no running stack: starting one for this demo") as status:
+            own.start(progress=lambda text: status.update(text))
+        endpoints = Endpoints(own.bootstrap_servers, own.url("cards"), own.url("claims"),
+                              own.url("notifications"))
+    else:
+        services = running["services"]
+        endpoints = Endpoints(running["bootstrap_servers"], services["cards"]["url"],
+                              services["claims"]["url"], services["notifications"]["url"])
+    try:
+        summary = asyncio.run(run_demo(endpoints, checkins, holders, seed, console))
+    finally:
+        if own is not None:
+            own.stop()
+    if json_output:
+        print_json_line(summary)
+
+
+if __name__ == "__main__":
+    app()

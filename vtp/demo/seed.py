@@ -1,0 +1,77 @@
+"""Seeding the demo municipality through the cards service's HTTP API, as people would."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+
+from shared.events.checkins import Activity, ActivityCategory
+from vtp.demo.municipality import PROVIDERS, REFERRERS, person
+from vtp.device.signer import DeviceIdentity
+
+
+@dataclass
+class SeededDevice:
+    identity: DeviceIdentity
+    activities: list[tuple[Activity, int]]
+
+
+@dataclass
+class Seeded:
+    devices: list[SeededDevice] = field(default_factory=list)
+    card_numbers: list[str] = field(default_factory=list)
+    referrers: list[str] = field(default_factory=list)
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any] | None = None) -> Any:
+    response = await client.post(path, json=body)
+    if response.status_code >= 400:
+        raise RuntimeError(f"POST {path} failed with {response.status_code}: {response.text[:300]}")
+    return response.json()
+
+
+async def seed(cards_url: str, holders: int, rng: random.Random, progress: Any = None) -> Seeded:
+    result = Seeded()
+    async with httpx.AsyncClient(base_url=cards_url, timeout=30) as client:
+        for name, kind, email in REFERRERS:
+            org = await _post(client, "/organisations", {"name": name, "kind": kind, "contact_email": email})
+            result.referrers.append(org["id"])
+        for provider in PROVIDERS:
+            created = await _post(client, "/providers", {
+                "name": provider.name, "sub_municipality": provider.sub_municipality,
+                "mode": provider.mode,
+            })
+            activities = [
+                (Activity(id=a_id, category=ActivityCategory(cat), name=a_name), price)
+                for a_id, cat, a_name, price in provider.activities
+            ]
+            for _ in range(2):
+                device = await _post(client, f"/providers/{created['id']}/devices")
+                result.devices.append(SeededDevice(DeviceIdentity.from_registration(device), activities))
+
+        semaphore = asyncio.Semaphore(8)
+        today = date.today()
+
+        async def one(index: int) -> str:
+            async with semaphore:
+                data = person(rng, rng.choice(result.referrers), index)
+                group = str(data.pop("_target_group"))
+                created = await _post(client, "/people", data)
+                await _post(client, f"/people/{created['id']}/eligibility", {
+                    "target_group": group,
+                    "eligible_from": (today - timedelta(days=400)).isoformat(),
+                    "eligible_until": (today + timedelta(days=365)).isoformat(),
+                    "grace_days": 30,
+                })
+                card = await _post(client, f"/people/{created['id']}/cards")
+                if progress is not None:
+                    progress()
+                return str(card["card_number"])
+
+        result.card_numbers = list(await asyncio.gather(*(one(i) for i in range(holders))))
+    return result

@@ -1,0 +1,244 @@
+"""The whole system on one machine: broker, PostgreSQL, SMTP sink and the three services as
+separate OS processes. Everything it starts lives under one state folder and is stopped by
+pid when the stack stops.
+
+When `KAFKA_BOOTSTRAP_SERVERS` or `DATABASE_URL` are set, those are used instead of the
+embedded broker or database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.sealing import generate_keypair
+from vtp.devstack.broker import EmbeddedBroker
+from vtp.devstack.postgres import EmbeddedPostgres
+from vtp.devstack.processes import free_port, stop_process, wait_until
+from vtp.devstack.smtp import SmtpSink
+
+SERVICES = ("cards", "claims", "notifications")
+STACK_FILE = "stack.json"
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    module: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"service {self.name} exited with {self.proc.returncode}; see {self.log_path}"
+            )
+        try:
+            return httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=20)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    claims_processes: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    smtp: SmtpSink | None = None
+    bootstrap_servers: str = ""
+    dsns: dict[str, str] = field(default_factory=dict)
+    services: list[ServiceProcess] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def start(self, *, progress: Any = None) -> None:
+        def step(text: str) -> None:
+            if progress is not None:
+                progress(text)
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.keys = load_or_create_keys(self.state_dir)
+        external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if external_kafka:
+            self.bootstrap_servers = external_kafka
+        else:
+            step("starting the embedded Kafka-protocol broker")
+            self.broker = EmbeddedBroker(self.log_dir)
+            self.broker.start()
+            self.bootstrap_servers = self.broker.bootstrap_servers
+        external_db = os.environ.get("DATABASE_URL")
+        if external_db:
+            base = external_db.rsplit("/", 1)[0]
+            self.dsns = {s: os.environ.get(f"{s.upper()}_DATABASE_URL", f"{base}/{s}") for s in SERVICES}
+        else:
+            step("starting embedded PostgreSQL")
+            self.postgres = EmbeddedPostgres(self.state_dir / "pgdata", self.log_dir)
+            self.postgres.start()
+            self.postgres.create_databases(list(SERVICES))
+            self.dsns = {s: self.postgres.dsn(s) for s in SERVICES}
+        step("starting the SMTP sink")
+        self.smtp = SmtpSink(self.state_dir / "mail")
+        self.smtp.start()
+        step("creating topics")
+        _run_async_ensure_topics(self.bootstrap_servers)
+        for name in SERVICES:
+            count = self.claims_processes if name == "claims" else 1
+            for index in range(count):
+                self.services.append(self._service(name, index))
+        for service in self.services:
+            step(f"starting service {service.name}")
+            service.start()
+        for service in self.services:
+            wait_until(service.healthy, timeout_s=120, what=f"service {service.name}", interval_s=0.2)
+        self.write_state()
+
+    def _service(self, name: str, index: int) -> ServiceProcess:
+        port = free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            f"{name.upper()}_DATABASE_URL": self.dsns[name],
+            f"{name.upper()}_HTTP_PORT": str(port),
+            "VTP_STATE_DIR": str(self.state_dir),
+            "CARDS_FINANCE_PUBLIC_KEY": self.keys["finance_public"],
+            "CARDS_NOTIFICATIONS_PUBLIC_KEY": self.keys["notifications_public"],
+            "CARDS_MASTER_KEY": self.keys["cards_master"],
+            "CARDS_API_TOKEN_SECRET": self.keys["api_token_secret"],
+            "NOTIFICATIONS_PRIVATE_KEY": self.keys["notifications_private"],
+            "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+            "NOTIFICATIONS_SMTP_PORT": str(self.smtp.port if self.smtp else 25),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        suffix = f"-{index}" if index else ""
+        return ServiceProcess(
+            name=name, module=f"services.{name}", port=port, env=env,
+            log_path=self.log_dir / f"{name}{suffix}.log",
+        )
+
+    def service(self, name: str) -> ServiceProcess:
+        return next(s for s in self.services if s.name == name)
+
+    def url(self, name: str) -> str:
+        return self.service(name).url
+
+    def write_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "bootstrap_servers": self.bootstrap_servers,
+            "dsns": self.dsns,
+            "smtp_port": self.smtp.port if self.smtp else None,
+            "mail_dir": str(self.state_dir / "mail"),
+            "log_dir": str(self.log_dir),
+            "services": {
+                f"{s.name}{'-' + str(i) if i else ''}": {"url": s.url, "pid": s.proc.pid if s.proc else None}
+                for i, s in _indexed(self.services)
+            },
+            "broker_pid": self.broker.pid if self.broker else None,
+            "postgres_pid": self.postgres.pid if self.postgres else None,
+        }
+        (self.state_dir / STACK_FILE).write_text(json.dumps(state, indent=2))
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        if self.smtp is not None:
+            self.smtp.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+
+
+def _indexed(services: list[ServiceProcess]) -> list[tuple[int, ServiceProcess]]:
+    seen: dict[str, int] = {}
+    out = []
+    for s in services:
+        index = seen.get(s.name, 0)
+        seen[s.name] = index + 1
+        out.append((index, s))
+    return out
+
+
+def load_or_create_keys(state_dir: Path) -> dict[str, str]:
+    """Development keys, made once per state folder (never used in production)."""
+    path = state_dir / "keys.json"
+    if path.exists():
+        keys: dict[str, str] = json.loads(path.read_text())
+        return keys
+    finance_private, finance_public = generate_keypair()
+    notif_private, notif_public = generate_keypair()
+    keys = {
+        "finance_private": finance_private,
+        "finance_public": finance_public,
+        "notifications_private": notif_private,
+        "notifications_public": notif_public,
+        "cards_master": os.urandom(32).hex(),
+        "api_token_secret": os.urandom(32).hex(),
+    }
+    path.write_text(json.dumps(keys, indent=2))
+    path.chmod(0o600)
+    return keys
+
+
+def read_running_stack(state_dir: Path) -> dict[str, Any] | None:
+    """The state of a stack started by `vtp up`, if its process is still alive."""
+    path = state_dir / STACK_FILE
+    if not path.exists():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (ProcessLookupError, PermissionError, ValueError):
+        return None
+    return state
+
+
+def _run_async_ensure_topics(bootstrap: str) -> None:
+    import asyncio
+
+    from shared.kafka import ensure_topics
+
+    asyncio.run(ensure_topics(bootstrap))
+
+
+def wait_quiet(seconds: float) -> None:
+    time.sleep(seconds)
