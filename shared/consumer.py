@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from contextlib import nullcontext
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 from pydantic import ValidationError
 
+from shared.db import DbConnection
 from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_letter_record
 from shared.envelope import Envelope, EnvelopeError, parse_headers
 from shared.events.base import EventPayload
@@ -56,7 +57,7 @@ class Incoming(Generic[P]):
         return self.envelope.correlation_id
 
 
-BatchHandler = Callable[[asyncpg.Connection, list[Incoming[Any]]], Awaitable[list[DeadLetter]]]
+BatchHandler = Callable[[DbConnection, list[Incoming[Any]]], Awaitable[list[DeadLetter]]]
 """Applies fresh events inside the open transaction; returns those it refuses as poison."""
 
 
@@ -213,5 +214,3 @@ def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
             except UnicodeDecodeError:
                 return None
     return None
-
-

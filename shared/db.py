@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.logging import get_logger
+
+# A string alias: asyncpg's classes are generic only in its stubs, not at run time.
+DbConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+"""A connection, whether held directly or borrowed from a pool."""
 
 log = get_logger(__name__)
 _MIGRATION_LOCK = 7_227_001
@@ -33,7 +38,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyn
     return pool
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path) -> list[str]:
+async def migrate(conn: DbConnection, directory: Path) -> list[str]:
     """Apply the migration files not applied yet; returns their names."""
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -43,11 +48,11 @@ async def migrate(conn: asyncpg.Connection, directory: Path) -> list[str]:
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
         applied: dict[str, str] = {
-            r["name"]: r["sha256"] for r in await conn.fetch("SELECT name, sha256 FROM schema_migrations")
+            r["name"]: r["sha256"]
+            for r in await conn.fetch("SELECT name, sha256 FROM schema_migrations")
         }
         done: list[str] = []
-        for path in sorted(directory.glob("*.sql")):
-            sql = path.read_text()
+        for path, sql in _read_migrations(directory):
             digest = hashlib.sha256(sql.encode()).hexdigest()
             if path.name in applied:
                 if applied[path.name] != digest:
@@ -57,13 +62,20 @@ async def migrate(conn: asyncpg.Connection, directory: Path) -> list[str]:
             async with conn.transaction():
                 await conn.execute(sql)
                 await conn.execute(
-                    "INSERT INTO schema_migrations (name, sha256) VALUES ($1, $2)", path.name, digest
+                    "INSERT INTO schema_migrations (name, sha256) VALUES ($1, $2)",
+                    path.name,
+                    digest,
                 )
             log.info("migration applied", migration=path.name)
             done.append(path.name)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+def _read_migrations(directory: Path) -> list[tuple[Path, str]]:
+    """Small files, read once at start-up before the service serves."""
+    return [(path, path.read_text()) for path in sorted(directory.glob("*.sql"))]
 
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"

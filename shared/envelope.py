@@ -78,7 +78,9 @@ def new_envelope(
     )
 
 
-def parse_headers(raw: Sequence[tuple[str, bytes]] | Iterable[tuple[str, bytes]] | None) -> Envelope:
+def parse_headers(
+    raw: Sequence[tuple[str, bytes]] | Iterable[tuple[str, bytes]] | None,
+) -> Envelope:
     """Read the envelope back; raises EnvelopeError with a reason an operator can act on."""
     values: dict[str, str] = {}
     for key, value in raw or ():
@@ -91,7 +93,9 @@ def parse_headers(raw: Sequence[tuple[str, bytes]] | Iterable[tuple[str, bytes]]
         except UnicodeDecodeError as exc:
             raise EnvelopeError(f"header {key!r} is not UTF-8") from exc
     if values.get("ce_specversion") != SPEC_VERSION:
-        raise EnvelopeError(f"unsupported or missing ce_specversion {values.get('ce_specversion')!r}")
+        raise EnvelopeError(
+            f"unsupported or missing ce_specversion {values.get('ce_specversion')!r}"
+        )
     for required in ("ce_id", "ce_type", "ce_source", "ce_time"):
         if required not in values:
             raise EnvelopeError(f"missing header {required!r}")

@@ -39,7 +39,9 @@ def add_correlation_middleware(app: FastAPI) -> None:
     on the events it causes; the response echoes it."""
 
     @app.middleware("http")
-    async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid7())
         if len(correlation_id) > 100:
             correlation_id = str(uuid7())
@@ -48,7 +50,9 @@ def add_correlation_middleware(app: FastAPI) -> None:
             response = await call_next(request)
             if request.method != "GET" or response.status_code >= 400:
                 log.info(
-                    "http request", method=request.method, path=request.url.path,
+                    "http request",
+                    method=request.method,
+                    path=request.url.path,
                     status=response.status_code,
                 )
         response.headers[CORRELATION_HEADER] = correlation_id

@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
+from shared.db import DbConnection
 
 
 async def claim_new(
-    conn: asyncpg.Connection, consumer: str, event_ids: Sequence[uuid.UUID]
+    conn: DbConnection, consumer: str, event_ids: Sequence[uuid.UUID]
 ) -> set[uuid.UUID]:
     if not event_ids:
         return set()

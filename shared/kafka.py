@@ -7,6 +7,7 @@ ever enabled: exactly-once effects come from the inbox and outbox in PostgreSQL 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -65,7 +66,9 @@ async def ensure_topics(
     timeout_s: float = 60.0,
 ) -> None:
     """Create the topics up front: a first consumer-group join on a missing topic is slow."""
-    wanted = list(names) if names is not None else [t.name for t in ALL_TOPICS] + [DEAD_LETTER_TOPIC]
+    wanted = (
+        list(names) if names is not None else [t.name for t in ALL_TOPICS] + [DEAD_LETTER_TOPIC]
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -80,12 +83,10 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent starter won
                 await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass
             log.info("topics created", topics=len(missing), partitions=partitions)
     finally:
         await admin.close()

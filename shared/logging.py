@@ -22,8 +22,21 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4}
 _NATIONAL_NUMBER = re.compile(r"\b\d{2}\.?\d{2}\.?\d{2}[- ]?\d{3}\.?\d{2}\b")
 # Keys whose values are personal by definition, whatever they look like.
 _SENSITIVE_KEYS = frozenset(
-    {"iban", "national_number", "rijksregisternummer", "insz", "name", "first_name",
-     "last_name", "full_name", "email", "address", "date_of_birth", "birth_date", "phone"}
+    {
+        "iban",
+        "national_number",
+        "rijksregisternummer",
+        "insz",
+        "name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "email",
+        "address",
+        "date_of_birth",
+        "birth_date",
+        "phone",
+    }
 )
 REDACTED = "[redacted]"
 

@@ -7,8 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
+from shared.db import DbConnection
 from shared.envelope import Envelope, Headers
 from shared.events.base import EventPayload
 from shared.topics import topic_for
@@ -40,7 +39,7 @@ def record_for(envelope: Envelope, payload: EventPayload) -> OutgoingRecord:
     )
 
 
-async def enqueue(conn: asyncpg.Connection, records: Sequence[OutgoingRecord]) -> None:
+async def enqueue(conn: DbConnection, records: Sequence[OutgoingRecord]) -> None:
     """Add records to the outbox inside the caller's transaction (one round trip)."""
     if not records:
         return
@@ -61,7 +60,7 @@ async def enqueue(conn: asyncpg.Connection, records: Sequence[OutgoingRecord]) -
 
 
 async def enqueue_events(
-    conn: asyncpg.Connection, events: Iterable[tuple[Envelope, EventPayload]]
+    conn: DbConnection, events: Iterable[tuple[Envelope, EventPayload]]
 ) -> None:
     await enqueue(conn, [record_for(env, payload) for env, payload in events])
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.logging import get_logger
 from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, headers_from_json
@@ -41,7 +42,7 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._retention = retention
         self._wake = asyncio.Event()
-        self._listen_conn: asyncpg.Connection | None = None
+        self._listen_conn: PoolConnectionProxy[asyncpg.Record] | None = None
         self.published = 0
 
     async def publish_pending(self) -> int:
@@ -91,8 +92,12 @@ class OutboxRelay:
                     continue  # more may be waiting: drain before sleeping
             except Exception as exc:
                 # Database or broker down: wait and try again; nothing is lost, rows stay.
-                log.warning("outbox relay retrying", error=type(exc).__name__, detail=str(exc)[:200],
-                            backoff_s=backoff)
+                log.warning(
+                    "outbox relay retrying",
+                    error=type(exc).__name__,
+                    detail=str(exc)[:200],
+                    backoff_s=backoff,
+                )
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
                 await self._listen()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from shared.relay import OutboxRelay
 
 log = get_logger(__name__)
 
-BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
+BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def _keep_raw(_message: Any) -> None:
@@ -108,6 +108,11 @@ class ServiceRuntime:
 
         subscriber(on_batch)
 
+    async def _serve(self, server: uvicorn.Server) -> None:
+        # uvicorn takes over SIGTERM/SIGINT while it serves; when it exits, so do we.
+        await server.serve()
+        self.stop.set()
+
     async def open_database(self) -> asyncpg.Pool:
         backoff = 0.2
         while True:
@@ -115,7 +120,9 @@ class ServiceRuntime:
                 self._pool = await create_pool(self.database_url, max_size=self.pool_size)
                 break
             except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("database not reachable yet", error=type(exc).__name__, backoff_s=backoff)
+                log.warning(
+                    "database not reachable yet", error=type(exc).__name__, backoff_s=backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5)
         await migrate_service(self._pool, self.migrations)
@@ -144,12 +151,15 @@ class ServiceRuntime:
         if app is not None:
             server = uvicorn.Server(
                 uvicorn.Config(
-                    app, host=self.http_host, port=self.http_port, log_config=None,
-                    access_log=False, lifespan="off",
+                    app,
+                    host=self.http_host,
+                    port=self.http_port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
                 )
             )
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-            tasks.append(asyncio.create_task(server.serve(), name="http"))
+            tasks.append(asyncio.create_task(self._serve(server), name="http"))
         log.info("service started", http_port=self.http_port)
         await self.stop.wait()
         log.info("service stopping")

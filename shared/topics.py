@@ -38,87 +38,139 @@ def _by(attribute: str) -> Callable[[Any], str]:
 
 
 ORGANISATION_REGISTERED = Topic(
-    "cards.organisation-registered.v1", "be.vrijetijdspas.cards.OrganisationRegistered",
-    cards.OrganisationRegistered, _by("organisation_id"),
+    "cards.organisation-registered.v1",
+    "be.vrijetijdspas.cards.OrganisationRegistered",
+    cards.OrganisationRegistered,
+    _by("organisation_id"),
 )
 PROVIDER_REGISTERED = Topic(
-    "cards.provider-registered.v1", "be.vrijetijdspas.cards.ProviderRegistered",
-    cards.ProviderRegistered, _by("provider_id"),
+    "cards.provider-registered.v1",
+    "be.vrijetijdspas.cards.ProviderRegistered",
+    cards.ProviderRegistered,
+    _by("provider_id"),
 )
 CARD_ISSUED = Topic(
-    "cards.card-issued.v1", "be.vrijetijdspas.cards.CardIssued", cards.CardIssued,
+    "cards.card-issued.v1",
+    "be.vrijetijdspas.cards.CardIssued",
+    cards.CardIssued,
     _by("card_number"),
 )
 CARD_STATUS_CHANGED = Topic(
-    "cards.card-status-changed.v1", "be.vrijetijdspas.cards.CardStatusChanged",
-    cards.CardStatusChanged, _by("card_number"),
+    "cards.card-status-changed.v1",
+    "be.vrijetijdspas.cards.CardStatusChanged",
+    cards.CardStatusChanged,
+    _by("card_number"),
 )
 ELIGIBILITY_CHANGED = Topic(
-    "cards.eligibility-changed.v1", "be.vrijetijdspas.cards.EligibilityChanged",
-    cards.EligibilityChanged, _by("holder_id"),
+    "cards.eligibility-changed.v1",
+    "be.vrijetijdspas.cards.EligibilityChanged",
+    cards.EligibilityChanged,
+    _by("holder_id"),
 )
 HOLDER_DETAILS_CHANGED = Topic(
-    "cards.holder-details-changed.v1", "be.vrijetijdspas.cards.HolderDetailsChanged",
-    cards.HolderDetailsChanged, _by("holder_id"),
+    "cards.holder-details-changed.v1",
+    "be.vrijetijdspas.cards.HolderDetailsChanged",
+    cards.HolderDetailsChanged,
+    _by("holder_id"),
 )
 HOLDER_ERASED = Topic(
-    "cards.holder-erased.v1", "be.vrijetijdspas.cards.HolderErased", cards.HolderErased,
+    "cards.holder-erased.v1",
+    "be.vrijetijdspas.cards.HolderErased",
+    cards.HolderErased,
     _by("holder_id"),
 )
 DEVICE_REGISTERED = Topic(
-    "cards.device-registered.v1", "be.vrijetijdspas.cards.DeviceRegistered",
-    cards.DeviceRegistered, _by("device_id"),
+    "cards.device-registered.v1",
+    "be.vrijetijdspas.cards.DeviceRegistered",
+    cards.DeviceRegistered,
+    _by("device_id"),
 )
 DEVICE_REVOKED = Topic(
-    "cards.device-revoked.v1", "be.vrijetijdspas.cards.DeviceRevoked", cards.DeviceRevoked,
+    "cards.device-revoked.v1",
+    "be.vrijetijdspas.cards.DeviceRevoked",
+    cards.DeviceRevoked,
     _by("device_id"),
 )
 CHECKIN_RECORDED = Topic(
-    "checkins.checkin-recorded.v1", "be.vrijetijdspas.checkins.CheckInRecorded",
-    checkins.CheckInRecorded, _by("card_number"),
+    "checkins.checkin-recorded.v1",
+    "be.vrijetijdspas.checkins.CheckInRecorded",
+    checkins.CheckInRecorded,
+    _by("card_number"),
 )
 CHECKIN_CANCELLED = Topic(
-    "checkins.checkin-cancelled.v1", "be.vrijetijdspas.checkins.CheckInCancelled",
-    checkins.CheckInCancelled, _by("card_number"),
+    "checkins.checkin-cancelled.v1",
+    "be.vrijetijdspas.checkins.CheckInCancelled",
+    checkins.CheckInCancelled,
+    _by("card_number"),
 )
 DEVICE_HEARTBEAT = Topic(
-    "devices.device-heartbeat.v1", "be.vrijetijdspas.devices.DeviceHeartbeat",
-    checkins.DeviceHeartbeat, _by("device_id"),
+    "devices.device-heartbeat.v1",
+    "be.vrijetijdspas.devices.DeviceHeartbeat",
+    checkins.DeviceHeartbeat,
+    _by("device_id"),
 )
 CLAIM_APPROVED = Topic(
-    "claims.claim-approved.v1", "be.vrijetijdspas.claims.ClaimApproved", claims.ClaimApproved,
+    "claims.claim-approved.v1",
+    "be.vrijetijdspas.claims.ClaimApproved",
+    claims.ClaimApproved,
     _by("card_id"),
 )
 CLAIM_REJECTED = Topic(
-    "claims.claim-rejected.v1", "be.vrijetijdspas.claims.ClaimRejected", claims.ClaimRejected,
+    "claims.claim-rejected.v1",
+    "be.vrijetijdspas.claims.ClaimRejected",
+    claims.ClaimRejected,
     _by("checkin_id"),
 )
 CLAIM_REVERSED = Topic(
-    "claims.claim-reversed.v1", "be.vrijetijdspas.claims.ClaimReversed", claims.ClaimReversed,
+    "claims.claim-reversed.v1",
+    "be.vrijetijdspas.claims.ClaimReversed",
+    claims.ClaimReversed,
     _by("holder_id"),
 )
 PAYMENT_REQUESTED = Topic(
-    "payments.payment-requested.v1", "be.vrijetijdspas.payments.PaymentRequested",
-    payments.PaymentRequested, _by("payment_id"),
+    "payments.payment-requested.v1",
+    "be.vrijetijdspas.payments.PaymentRequested",
+    payments.PaymentRequested,
+    _by("payment_id"),
 )
 PAYMENT_RUN_COMPLETED = Topic(
-    "payments.payment-run-completed.v1", "be.vrijetijdspas.payments.PaymentRunCompleted",
-    payments.PaymentRunCompleted, _by("run_id"),
+    "payments.payment-run-completed.v1",
+    "be.vrijetijdspas.payments.PaymentRunCompleted",
+    payments.PaymentRunCompleted,
+    _by("run_id"),
 )
 PAYMENT_SETTLED = Topic(
-    "payments.payment-settled.v1", "be.vrijetijdspas.payments.PaymentSettled",
-    payments.PaymentSettled, _by("payment_id"),
+    "payments.payment-settled.v1",
+    "be.vrijetijdspas.payments.PaymentSettled",
+    payments.PaymentSettled,
+    _by("payment_id"),
 )
 PAYMENT_FAILED = Topic(
-    "payments.payment-failed.v1", "be.vrijetijdspas.payments.PaymentFailed",
-    payments.PaymentFailed, _by("payment_id"),
+    "payments.payment-failed.v1",
+    "be.vrijetijdspas.payments.PaymentFailed",
+    payments.PaymentFailed,
+    _by("payment_id"),
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    ORGANISATION_REGISTERED, PROVIDER_REGISTERED, CARD_ISSUED, CARD_STATUS_CHANGED,
-    ELIGIBILITY_CHANGED, HOLDER_DETAILS_CHANGED, HOLDER_ERASED, DEVICE_REGISTERED,
-    DEVICE_REVOKED, CHECKIN_RECORDED, CHECKIN_CANCELLED, DEVICE_HEARTBEAT, CLAIM_APPROVED,
-    CLAIM_REJECTED, CLAIM_REVERSED, PAYMENT_REQUESTED, PAYMENT_RUN_COMPLETED, PAYMENT_SETTLED,
+    ORGANISATION_REGISTERED,
+    PROVIDER_REGISTERED,
+    CARD_ISSUED,
+    CARD_STATUS_CHANGED,
+    ELIGIBILITY_CHANGED,
+    HOLDER_DETAILS_CHANGED,
+    HOLDER_ERASED,
+    DEVICE_REGISTERED,
+    DEVICE_REVOKED,
+    CHECKIN_RECORDED,
+    CHECKIN_CANCELLED,
+    DEVICE_HEARTBEAT,
+    CLAIM_APPROVED,
+    CLAIM_REJECTED,
+    CLAIM_REVERSED,
+    PAYMENT_REQUESTED,
+    PAYMENT_RUN_COMPLETED,
+    PAYMENT_SETTLED,
     PAYMENT_FAILED,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

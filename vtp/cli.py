@@ -41,11 +41,15 @@ def up(
         console.print(f"  Kafka bootstrap   {stack.bootstrap_servers}")
         for name, dsn in stack.dsns.items():
             console.print(f"  PostgreSQL {name:<13}{dsn}")
-        console.print(f"  SMTP sink         127.0.0.1:{stack.smtp.port if stack.smtp else '-'}"
-                      f"  (mail in {stack.state_dir / 'mail'})")
+        console.print(
+            f"  SMTP sink         127.0.0.1:{stack.smtp.port if stack.smtp else '-'}"
+            f"  (mail in {stack.state_dir / 'mail'})"
+        )
         for service in stack.services:
-            console.print(f"  {service.name:<18}{service.url}  (API docs {service.url}/docs,"
-                          f" logs {service.log_path})")
+            console.print(
+                f"  {service.name:<18}{service.url}  (API docs {service.url}/docs,"
+                f" logs {service.log_path})"
+            )
         console.print("Try: [bold].venv/bin/vtp demo --checkins 500[/]   Stop: Ctrl-C")
         while not stopping:
             time.sleep(0.5)
@@ -72,12 +76,17 @@ def demo(
         own = Stack(state_dir() / "demo")
         with console.status("no running stack: starting one for this demo") as status:
             own.start(progress=lambda text: status.update(text))
-        endpoints = Endpoints(own.bootstrap_servers, own.url("cards"), own.url("claims"),
-                              own.url("notifications"))
+        endpoints = Endpoints(
+            own.bootstrap_servers, own.url("cards"), own.url("claims"), own.url("notifications")
+        )
     else:
         services = running["services"]
-        endpoints = Endpoints(running["bootstrap_servers"], services["cards"]["url"],
-                              services["claims"]["url"], services["notifications"]["url"])
+        endpoints = Endpoints(
+            running["bootstrap_servers"],
+            services["cards"]["url"],
+            services["claims"]["url"],
+            services["notifications"]["url"],
+        )
     try:
         summary = asyncio.run(run_demo(endpoints, checkins, holders, seed, console))
     finally:

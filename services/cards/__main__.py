@@ -12,7 +12,7 @@ from shared.runtime import ServiceRuntime
 
 
 async def main() -> None:
-    settings = CardsSettings()  # type: ignore[call-arg]
+    settings = CardsSettings()
     configure_logging("cards", settings.log_level)
     runtime = ServiceRuntime(
         name="cards",

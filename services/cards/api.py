@@ -22,6 +22,7 @@ from services.cards.personal_data import PersonalDataVault
 from services.cards.settings import CardsSettings
 from shared import topics
 from shared.checkin_signature import public_key_b64
+from shared.db import DbConnection
 from shared.envelope import new_envelope
 from shared.events import cards as ev
 from shared.events.base import EventPayload
@@ -109,13 +110,19 @@ def build_app(settings: CardsSettings, pool_ref: Any) -> FastAPI:
         p: asyncpg.Pool = pool_ref()
         return p
 
-    async def publish(conn: asyncpg.Connection, request: Request, *payloads: EventPayload) -> None:
+    async def publish(conn: DbConnection, request: Request, *payloads: EventPayload) -> None:
         events = []
         for payload in payloads:
             topic = topics.topic_for(payload)
             events.append(
-                (new_envelope(type=topic.event_type, source=SOURCE,
-                              correlation_id=request.state.correlation_id), payload)
+                (
+                    new_envelope(
+                        type=topic.event_type,
+                        source=SOURCE,
+                        correlation_id=request.state.correlation_id,
+                    ),
+                    payload,
+                )
             )
         await enqueue_events(conn, events)
 
@@ -126,14 +133,25 @@ def build_app(settings: CardsSettings, pool_ref: Any) -> FastAPI:
             await conn.execute(
                 "INSERT INTO organisations (organisation_id, name, kind, contact_email, webhook_url,"
                 " sub_municipality) VALUES ($1, $2, $3, $4, $5, $6)",
-                org_id, body.name, body.kind.value, body.contact_email, body.webhook_url,
+                org_id,
+                body.name,
+                body.kind.value,
+                body.contact_email,
+                body.webhook_url,
                 body.sub_municipality,
             )
-            await publish(conn, request, ev.OrganisationRegistered(
-                organisation_id=org_id, name=body.name, kind=body.kind,
-                contact_email=body.contact_email, webhook_url=body.webhook_url,
-                sub_municipality=body.sub_municipality,
-            ))
+            await publish(
+                conn,
+                request,
+                ev.OrganisationRegistered(
+                    organisation_id=org_id,
+                    name=body.name,
+                    kind=body.kind,
+                    contact_email=body.contact_email,
+                    webhook_url=body.webhook_url,
+                    sub_municipality=body.sub_municipality,
+                ),
+            )
         return Created(id=org_id)
 
     @router.post("/providers", status_code=201)
@@ -143,14 +161,27 @@ def build_app(settings: CardsSettings, pool_ref: Any) -> FastAPI:
             await conn.execute(
                 "INSERT INTO providers (provider_id, organisation_id, name, sub_municipality, mode,"
                 " partner, contact_email) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                provider_id, body.organisation_id, body.name, body.sub_municipality,
-                body.mode.value, body.partner, body.contact_email,
+                provider_id,
+                body.organisation_id,
+                body.name,
+                body.sub_municipality,
+                body.mode.value,
+                body.partner,
+                body.contact_email,
             )
-            await publish(conn, request, ev.ProviderRegistered(
-                provider_id=provider_id, organisation_id=body.organisation_id, name=body.name,
-                sub_municipality=body.sub_municipality, mode=body.mode, partner=body.partner,
-                contact_email=body.contact_email,
-            ))
+            await publish(
+                conn,
+                request,
+                ev.ProviderRegistered(
+                    provider_id=provider_id,
+                    organisation_id=body.organisation_id,
+                    name=body.name,
+                    sub_municipality=body.sub_municipality,
+                    mode=body.mode,
+                    partner=body.partner,
+                    contact_email=body.contact_email,
+                ),
+            )
         return Created(id=provider_id)
 
     @router.post("/providers/{provider_id}/devices", status_code=201)
@@ -160,16 +191,28 @@ def build_app(settings: CardsSettings, pool_ref: Any) -> FastAPI:
         private = Ed25519PrivateKey.generate()
         public = public_key_b64(private)
         async with pool().acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT 1 FROM providers WHERE provider_id = $1", provider_id) is None:
+            if (
+                await conn.fetchval("SELECT 1 FROM providers WHERE provider_id = $1", provider_id)
+                is None
+            ):
                 raise HTTPException(404, f"provider {provider_id} does not exist")
             await conn.execute(
                 "INSERT INTO devices (device_id, provider_id, public_key) VALUES ($1, $2, $3)",
-                device_id, provider_id, public,
+                device_id,
+                provider_id,
+                public,
             )
-            await publish(conn, request, ev.DeviceRegistered(
-                device_id=device_id, provider_id=provider_id, public_key=public, key_id=1,
-                registered_at=datetime.now(UTC),
-            ))
+            await publish(
+                conn,
+                request,
+                ev.DeviceRegistered(
+                    device_id=device_id,
+                    provider_id=provider_id,
+                    public_key=public,
+                    key_id=1,
+                    registered_at=datetime.now(UTC),
+                ),
+            )
         raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         return {
             "device_id": str(device_id),
@@ -183,60 +226,108 @@ def build_app(settings: CardsSettings, pool_ref: Any) -> FastAPI:
         person_id = uuid7()
         data_key = vault.new_data_key()
         personal = {
-            "first_name": body.first_name, "last_name": body.last_name,
-            "date_of_birth": body.date_of_birth.isoformat(), "national_number": body.national_number,
-            "iban": body.iban, "email": body.email, "address": body.address,
+            "first_name": body.first_name,
+            "last_name": body.last_name,
+            "date_of_birth": body.date_of_birth.isoformat(),
+            "national_number": body.national_number,
+            "iban": body.iban,
+            "email": body.email,
+            "address": body.address,
         }
-        nn_hash = hmac.new(bytes.fromhex(settings.master_key), body.national_number.encode(),
-                           hashlib.sha256).hexdigest()
+        nn_hash = hmac.new(
+            bytes.fromhex(settings.master_key), body.national_number.encode(), hashlib.sha256
+        ).hexdigest()
         async with pool().acquire() as conn, conn.transaction():
-            if await conn.fetchval(
-                "SELECT 1 FROM organisations WHERE organisation_id = $1", body.referrer_org_id
-            ) is None:
-                raise HTTPException(422, f"referrer_org_id {body.referrer_org_id} is not a known organisation")
+            if (
+                await conn.fetchval(
+                    "SELECT 1 FROM organisations WHERE organisation_id = $1", body.referrer_org_id
+                )
+                is None
+            ):
+                raise HTTPException(
+                    422, f"referrer_org_id {body.referrer_org_id} is not a known organisation"
+                )
             try:
                 await conn.execute(
                     "INSERT INTO people (person_id, referrer_org_id, data_key, sealed_data,"
                     " national_number_hash, sub_municipality, resident, channel, language)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    person_id, body.referrer_org_id, data_key, vault.encrypt(data_key, personal),
-                    nn_hash, body.sub_municipality, body.resident, body.channel, body.language,
+                    person_id,
+                    body.referrer_org_id,
+                    data_key,
+                    vault.encrypt(data_key, personal),
+                    nn_hash,
+                    body.sub_municipality,
+                    body.resident,
+                    body.channel,
+                    body.language,
                 )
             except asyncpg.UniqueViolationError:
-                raise HTTPException(409, "a person with this national number is already registered") from None
+                raise HTTPException(
+                    409, "a person with this national number is already registered"
+                ) from None
             name = f"{body.first_name} {body.last_name}"
-            await publish(conn, request, ev.HolderDetailsChanged(
-                holder_id=person_id, referrer_org_id=body.referrer_org_id, channel=body.channel,
-                language=body.language,
-                beneficiary_sealed=seal(settings.finance_public_key, {"name": name, "iban": body.iban})
-                if body.iban else None,
-                contact_sealed=seal(settings.notifications_public_key,
-                                    {"name": name, "email": body.email, "address": body.address}),
-                changed_at=datetime.now(UTC),
-            ))
+            await publish(
+                conn,
+                request,
+                ev.HolderDetailsChanged(
+                    holder_id=person_id,
+                    referrer_org_id=body.referrer_org_id,
+                    channel=body.channel,
+                    language=body.language,
+                    beneficiary_sealed=seal(
+                        settings.finance_public_key, {"name": name, "iban": body.iban}
+                    )
+                    if body.iban
+                    else None,
+                    contact_sealed=seal(
+                        settings.notifications_public_key,
+                        {"name": name, "email": body.email, "address": body.address},
+                    ),
+                    changed_at=datetime.now(UTC),
+                ),
+            )
         return Created(id=person_id)
 
     @router.post("/people/{person_id}/eligibility", status_code=201)
-    async def grant_eligibility(person_id: uuid.UUID, body: NewEligibility, request: Request) -> Created:
+    async def grant_eligibility(
+        person_id: uuid.UUID, body: NewEligibility, request: Request
+    ) -> Created:
         if body.eligible_until < body.eligible_from:
             raise HTTPException(422, "eligible_until must not be before eligible_from")
         eligibility_id = uuid7()
         async with pool().acquire() as conn, conn.transaction():
-            referrer = await conn.fetchval("SELECT referrer_org_id FROM people WHERE person_id = $1", person_id)
+            referrer = await conn.fetchval(
+                "SELECT referrer_org_id FROM people WHERE person_id = $1", person_id
+            )
             if referrer is None:
                 raise HTTPException(404, f"person {person_id} does not exist")
             await conn.execute(
                 "INSERT INTO eligibilities (eligibility_id, person_id, target_group, eligible_from,"
                 " eligible_until, grace_days, evidence_ref, granted_by)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                eligibility_id, person_id, body.target_group, body.eligible_from,
-                body.eligible_until, body.grace_days, body.evidence_ref, referrer,
+                eligibility_id,
+                person_id,
+                body.target_group,
+                body.eligible_from,
+                body.eligible_until,
+                body.grace_days,
+                body.evidence_ref,
+                referrer,
             )
-            await publish(conn, request, ev.EligibilityChanged(
-                holder_id=person_id, target_group=body.target_group,
-                eligible_from=body.eligible_from, eligible_until=body.eligible_until,
-                grace_days=body.grace_days, referrer_org_id=referrer, changed_at=datetime.now(UTC),
-            ))
+            await publish(
+                conn,
+                request,
+                ev.EligibilityChanged(
+                    holder_id=person_id,
+                    target_group=body.target_group,
+                    eligible_from=body.eligible_from,
+                    eligible_until=body.eligible_until,
+                    grace_days=body.grace_days,
+                    referrer_org_id=referrer,
+                    changed_at=datetime.now(UTC),
+                ),
+            )
         return Created(id=eligibility_id)
 
     @router.post("/people/{person_id}/cards", status_code=201)
@@ -246,30 +337,48 @@ def build_app(settings: CardsSettings, pool_ref: Any) -> FastAPI:
         async with pool().acquire() as conn, conn.transaction():
             person = await conn.fetchrow(
                 "SELECT referrer_org_id, sub_municipality, resident FROM people"
-                " WHERE person_id = $1 AND erased_at IS NULL", person_id,
+                " WHERE person_id = $1 AND erased_at IS NULL",
+                person_id,
             )
             if person is None:
                 raise HTTPException(404, f"person {person_id} does not exist")
             eligibility = await conn.fetchrow(
                 "SELECT target_group, eligible_from, eligible_until, grace_days FROM eligibilities"
-                " WHERE person_id = $1 ORDER BY eligible_until DESC LIMIT 1", person_id,
+                " WHERE person_id = $1 ORDER BY eligible_until DESC LIMIT 1",
+                person_id,
             )
             if eligibility is None:
-                raise HTTPException(409, "grant an eligibility (target group and dates) before issuing a card")
+                raise HTTPException(
+                    409, "grant an eligibility (target group and dates) before issuing a card"
+                )
             try:
                 await conn.execute(
                     "INSERT INTO cards (card_id, card_number, person_id, status) VALUES ($1, $2, $3, 'active')",
-                    card_id, card_number, person_id,
+                    card_id,
+                    card_number,
+                    person_id,
                 )
             except asyncpg.UniqueViolationError:
-                raise HTTPException(409, "this person already has an active card; block or replace it first") from None
-            await publish(conn, request, ev.CardIssued(
-                card_id=card_id, card_number=card_number, holder_id=person_id,
-                target_group=eligibility["target_group"], eligible_from=eligibility["eligible_from"],
-                eligible_until=eligibility["eligible_until"], grace_days=eligibility["grace_days"],
-                referrer_org_id=person["referrer_org_id"], resident=person["resident"],
-                sub_municipality=person["sub_municipality"], issued_at=datetime.now(UTC),
-            ))
+                raise HTTPException(
+                    409, "this person already has an active card; block or replace it first"
+                ) from None
+            await publish(
+                conn,
+                request,
+                ev.CardIssued(
+                    card_id=card_id,
+                    card_number=card_number,
+                    holder_id=person_id,
+                    target_group=eligibility["target_group"],
+                    eligible_from=eligibility["eligible_from"],
+                    eligible_until=eligibility["eligible_until"],
+                    grace_days=eligibility["grace_days"],
+                    referrer_org_id=person["referrer_org_id"],
+                    resident=person["resident"],
+                    sub_municipality=person["sub_municipality"],
+                    issued_at=datetime.now(UTC),
+                ),
+            )
         return {"card_id": str(card_id), "card_number": card_number}
 
     app.include_router(router)

@@ -11,7 +11,9 @@ CARD_NUMBER_LENGTH = 13
 
 
 def new_card_number(prefix: str) -> str:
-    body = prefix + "".join(str(secrets.randbelow(10)) for _ in range(CARD_NUMBER_LENGTH - 1 - len(prefix)))
+    body = prefix + "".join(
+        str(secrets.randbelow(10)) for _ in range(CARD_NUMBER_LENGTH - 1 - len(prefix))
+    )
     return body + luhn.calc_check_digit(body)
 
 

@@ -29,5 +29,7 @@ class PersonalDataVault:
         return nonce + self._unwrap(wrapped_key).encrypt(nonce, json.dumps(data).encode(), None)
 
     def decrypt(self, wrapped_key: bytes, blob: bytes) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self._unwrap(wrapped_key).decrypt(blob[:12], blob[12:], None))
+        value: dict[str, Any] = json.loads(
+            self._unwrap(wrapped_key).decrypt(blob[:12], blob[12:], None)
+        )
         return value

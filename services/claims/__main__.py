@@ -22,7 +22,7 @@ log = get_logger(__name__)
 
 
 async def main() -> None:
-    settings = ClaimsSettings()  # type: ignore[call-arg]
+    settings = ClaimsSettings()
     configure_logging("claims", settings.log_level)
     policy = load_policy(settings.policy_file)  # fail fast on a bad policy file
     runtime = ServiceRuntime(
@@ -44,8 +44,12 @@ async def main() -> None:
         max_records=settings.consumer_max_records,
     )
     runtime.consume(
-        BatchProcessor("claims.settlements", (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED),
-                       apply_settlements, pool),
+        BatchProcessor(
+            "claims.settlements",
+            (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED),
+            apply_settlements,
+            pool,
+        ),
         group_id=f"{settings.group_id}.settlements",
     )
 

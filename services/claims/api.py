@@ -37,12 +37,20 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool]) -> FastAPI:
             )
             debit, credit = await ledger.totals(conn)
             transfers = await conn.fetchval("SELECT count(*) FROM transfers")
+            # Claims that moved money, counted in the ledger itself: a duplicate that slipped
+            # through would show here as a second transfer for one check-in.
+            ledger_claims = await conn.fetchrow(
+                "SELECT count(DISTINCT claim_id) AS claims, count(*) AS transfers FROM transfers"
+                " WHERE code = 'claim_approved'"
+            )
+            assert ledger_claims is not None
             known_cards = await conn.fetchval("SELECT count(*) FROM cards")
             known_devices = await conn.fetchval("SELECT count(*) FROM devices")
         return {
             "outcomes": [dict(r) for r in outcomes],
             "unauthenticated": [dict(r) for r in unauth],
-            "claims": sum(r["n"] for r in outcomes),
+            "claims": ledger_claims["claims"],
+            "claim_transfers": ledger_claims["transfers"],
             "decided": sum(r["n"] for r in outcomes) + sum(r["n"] for r in unauth),
             "approved": sum(r["n"] for r in outcomes if r["outcome"] != "rejected"),
             "rejected": sum(r["n"] for r in outcomes if r["outcome"] == "rejected")
@@ -72,7 +80,8 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool]) -> FastAPI:
         async with pool_ref().acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT claim_id, checkin_id, outcome, reason, detail, amount_cents, decided_at"
-                " FROM claims WHERE checkin_id = $1", checkin_id,
+                " FROM claims WHERE checkin_id = $1",
+                checkin_id,
             )
         if row is None:
             raise HTTPException(404, f"no outcome for check-in {checkin_id} yet")

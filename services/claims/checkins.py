@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.claims import ledger
+from services.claims.authentication import KnownDevice, authenticate
 from services.claims.decisions import (
     CardAtCheckIn,
     CheckInFacts,
@@ -22,8 +23,8 @@ from services.claims.decisions import (
 )
 from services.claims.policy import RefundPolicy
 from shared import topics
-from shared.checkin_signature import canonical_checkin, verify
 from shared.consumer import Incoming
+from shared.db import DbConnection
 from shared.deadletter import DeadLetter, DeadLetterReason
 from shared.envelope import Envelope
 from shared.events.base import EventPayload
@@ -76,7 +77,7 @@ class CheckInHandler:
         self.policy = policy
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    async def __call__(self, conn: asyncpg.Connection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+    async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
         checkins = [i for i in batch if isinstance(i.payload, CheckInRecorded)]
         if not checkins:
             return []
@@ -89,14 +90,15 @@ class CheckInHandler:
         await self._store(conn, ctx, writes)
         return writes.dead
 
-    async def _load(self, conn: asyncpg.Connection, batch: Sequence[Incoming[Any]]) -> _Context:
+    async def _load(self, conn: DbConnection, batch: Sequence[Incoming[Any]]) -> _Context:
         payloads: list[CheckInRecorded] = [i.payload for i in batch]
         devices = await conn.fetch(
             "SELECT device_id, provider_id, public_key, revoked_at FROM devices WHERE device_id = ANY($1::uuid[])",
             list({p.device_id for p in payloads}),
         )
         cards = await conn.fetch(
-            "SELECT * FROM cards WHERE card_number = ANY($1::text[])", list({p.card_number for p in payloads})
+            "SELECT * FROM cards WHERE card_number = ANY($1::text[])",
+            list({p.card_number for p in payloads}),
         )
         card_ids = [c["card_id"] for c in cards]
         history_rows = await conn.fetch(
@@ -118,7 +120,8 @@ class CheckInHandler:
         nonces = await conn.fetch(
             "SELECT device_id, nonce FROM device_nonces WHERE (device_id, nonce) IN"
             " (SELECT * FROM unnest($1::uuid[], $2::text[]))",
-            [p.device_id for p in payloads], [p.nonce for p in payloads],
+            [p.device_id for p in payloads],
+            [p.nonce for p in payloads],
         )
         ctx = _Context(
             devices={d["device_id"]: d for d in devices},
@@ -137,11 +140,14 @@ class CheckInHandler:
                 " WHERE holder_id = ANY($1::uuid[]) ORDER BY holder_id, period FOR UPDATE",
                 holders,
             )
-            ctx.budgets = {(r["holder_id"], r["period"]): [r["used_cents"], r["limit_cents"]] for r in rows}
+            ctx.budgets = {
+                (r["holder_id"], r["period"]): [r["used_cents"], r["limit_cents"]] for r in rows
+            }
             days = await conn.fetch(
                 "SELECT holder_id, activity_id, day FROM activity_days WHERE holder_id = ANY($1::uuid[])"
                 " AND activity_id = ANY($2::text[])",
-                holders, list({p.activity.id for p in payloads}),
+                holders,
+                list({p.activity.id for p in payloads}),
             )
             ctx.days_taken = {(r["holder_id"], r["activity_id"], r["day"]) for r in days}
         cancelled = await conn.fetch(
@@ -156,13 +162,25 @@ class CheckInHandler:
         if c.checkin_id in ctx.decided:
             log.info("duplicate check-in ignored", checkin_id=str(c.checkin_id))
             return
-        failure = self._authenticate(c, ctx)
+        row = ctx.devices.get(c.device_id)
+        device = (
+            KnownDevice(row["device_id"], row["provider_id"], row["public_key"], row["revoked_at"])
+            if row is not None
+            else None
+        )
+        failure = authenticate(c, device, (c.device_id, c.nonce) in ctx.seen_nonces)
         if failure is not None:
-            reason, detail = failure
-            w.unauthenticated.append((incoming.envelope.id, c.checkin_id, c.device_id, reason.value, detail))
+            reason, detail = failure.reason, failure.detail
+            w.unauthenticated.append(
+                (incoming.envelope.id, c.checkin_id, c.device_id, reason.value, detail)
+            )
             w.dead.append(DeadLetter(incoming.source, DeadLetterReason(reason.value), detail))
-            log.warning("check-in not authenticated", reason=reason.value, detail=detail,
-                        checkin_id=str(c.checkin_id))
+            log.warning(
+                "check-in not authenticated",
+                reason=reason.value,
+                detail=detail,
+                checkin_id=str(c.checkin_id),
+            )
             return
         ctx.seen_nonces.add((c.device_id, c.nonce))
         w.nonces.append((c.device_id, c.nonce, c.checkin_id))
@@ -171,30 +189,19 @@ class CheckInHandler:
         card = _card_at(card_row, ctx.history, c.occurred_at) if card_row is not None else None
         decision = check_timing(self.policy, c.occurred_at, now)
         if decision is not None and decision.reason in _DEAD_LETTER_REASONS:
-            w.dead.append(DeadLetter(incoming.source, _DEAD_LETTER_REASONS[decision.reason], decision.detail))
+            w.dead.append(
+                DeadLetter(incoming.source, _DEAD_LETTER_REASONS[decision.reason], decision.detail)
+            )
         if decision is None:
             decision = self._price(c, card, ctx)
         self._record(incoming, card, decision, ctx, w, now)
-
-    def _authenticate(self, c: CheckInRecorded, ctx: _Context) -> tuple[RejectionReason, str] | None:
-        device = ctx.devices.get(c.device_id)
-        if device is None:
-            return RejectionReason.UNKNOWN_DEVICE, "device is not registered"
-        if device["provider_id"] != c.provider_id:
-            return RejectionReason.UNKNOWN_DEVICE, "device is registered to another provider"
-        if device["revoked_at"] is not None:
-            return RejectionReason.DEVICE_REVOKED, "device was revoked"
-        if not verify(device["public_key"], canonical_checkin(c), c.signature):
-            return RejectionReason.BAD_SIGNATURE, "signature does not match the device's key"
-        if (c.device_id, c.nonce) in ctx.seen_nonces:
-            return RejectionReason.REPLAYED, "nonce was already used by this device"
-        return None
 
     def _price(self, c: CheckInRecorded, card: CardAtCheckIn | None, ctx: _Context) -> Decision:
         provider_row = ctx.providers.get(c.provider_id)
         provider = (
             ProviderView(partner=provider_row["partner"], mode=ProviderMode(provider_row["mode"]))
-            if provider_row is not None else None
+            if provider_row is not None
+            else None
         )
         used = 0
         already = False
@@ -220,62 +227,123 @@ class CheckInHandler:
         if decision.approved and card is not None:
             provider_row = ctx.providers[c.provider_id]
             payee = (
-                PayeeKind.PROVIDER if provider_row["mode"] == ProviderMode.TILL_DISCOUNT.value
+                PayeeKind.PROVIDER
+                if provider_row["mode"] == ProviderMode.TILL_DISCOUNT.value
                 else PayeeKind.CARD_HOLDER
             )
             period = self.policy.budget_period(c.occurred_at.date())
             version = self.policy.version_on(c.occurred_at.date())
             assert version is not None
-            budget = ctx.budgets.setdefault((card.holder_id, period), [0, version.yearly_budget_cents])
+            budget = ctx.budgets.setdefault(
+                (card.holder_id, period), [0, version.yearly_budget_cents]
+            )
             budget[0] += decision.amount_cents
             ctx.days_taken.add((card.holder_id, c.activity.id, c.occurred_at.date()))
             w.days.append((card.holder_id, c.activity.id, c.occurred_at.date(), claim_id))
             payee_id = card.holder_id if payee is PayeeKind.CARD_HOLDER else c.provider_id
-            w.transfers.append(ledger.Transfer(
-                uuid7(), ledger.discount_account(card.target_group),
-                ledger.payable_account(payee.value, payee_id), decision.amount_cents,
-                "claim_approved", claim_id=claim_id,
-            ))
-        outcome = "rejected" if not decision.approved else ("capped" if decision.capped else "approved")
-        w.claims.append((
-            claim_id, c.checkin_id, incoming.envelope.id, incoming.correlation_id,
-            card.card_id if card else None, card.holder_id if card else None, c.provider_id,
-            c.device_id, c.activity.id, c.activity.category.value,
-            card.target_group if card else None, c.price_cents, decision.amount_cents, outcome,
-            decision.reason.value if decision.reason else None, decision.detail,
-            payee.value if payee else None, c.occurred_at, now,
-        ))
+            w.transfers.append(
+                ledger.Transfer(
+                    uuid7(),
+                    ledger.discount_account(card.target_group),
+                    ledger.payable_account(payee.value, payee_id),
+                    decision.amount_cents,
+                    "claim_approved",
+                    claim_id=claim_id,
+                )
+            )
+        outcome = (
+            "rejected" if not decision.approved else ("capped" if decision.capped else "approved")
+        )
+        w.claims.append(
+            (
+                claim_id,
+                c.checkin_id,
+                incoming.envelope.id,
+                incoming.correlation_id,
+                card.card_id if card else None,
+                card.holder_id if card else None,
+                c.provider_id,
+                c.device_id,
+                c.activity.id,
+                c.activity.category.value,
+                card.target_group if card else None,
+                c.price_cents,
+                decision.amount_cents,
+                outcome,
+                decision.reason.value if decision.reason else None,
+                decision.detail,
+                payee.value if payee else None,
+                c.occurred_at,
+                now,
+            )
+        )
         if decision.approved and card is not None and payee is not None:
             payload: EventPayload = ClaimApproved(
-                claim_id=claim_id, checkin_id=c.checkin_id, card_id=card.card_id,
-                holder_id=card.holder_id, provider_id=c.provider_id, activity_id=c.activity.id,
-                category=c.activity.category, target_group=card.target_group,
-                price_cents=c.price_cents, amount_cents=decision.amount_cents,
-                capped=decision.capped, payee_kind=payee, occurred_at=c.occurred_at, decided_at=now,
+                claim_id=claim_id,
+                checkin_id=c.checkin_id,
+                card_id=card.card_id,
+                holder_id=card.holder_id,
+                provider_id=c.provider_id,
+                activity_id=c.activity.id,
+                category=c.activity.category,
+                target_group=card.target_group,
+                price_cents=c.price_cents,
+                amount_cents=decision.amount_cents,
+                capped=decision.capped,
+                payee_kind=payee,
+                occurred_at=c.occurred_at,
+                decided_at=now,
             )
         else:
             assert decision.reason is not None
             payload = ClaimRejected(
-                claim_id=claim_id, checkin_id=c.checkin_id,
-                card_id=card.card_id if card else None, holder_id=card.holder_id if card else None,
-                provider_id=c.provider_id, activity_id=c.activity.id, reason=decision.reason,
-                detail=decision.detail, occurred_at=c.occurred_at, decided_at=now,
+                claim_id=claim_id,
+                checkin_id=c.checkin_id,
+                card_id=card.card_id if card else None,
+                holder_id=card.holder_id if card else None,
+                provider_id=c.provider_id,
+                activity_id=c.activity.id,
+                reason=decision.reason,
+                detail=decision.detail,
+                occurred_at=c.occurred_at,
+                decided_at=now,
             )
         topic = topics.topic_for(payload)
         w.events.append((incoming.envelope.caused(type=topic.event_type, source=SOURCE), payload))
-        log.info("claim decided", outcome=outcome, reason=decision.reason.value if decision.reason else None,
-                 amount_cents=decision.amount_cents, checkin_id=str(c.checkin_id), claim_id=str(claim_id))
+        log.info(
+            "claim decided",
+            outcome=outcome,
+            reason=decision.reason.value if decision.reason else None,
+            amount_cents=decision.amount_cents,
+            checkin_id=str(c.checkin_id),
+            claim_id=str(claim_id),
+        )
 
-    async def _store(self, conn: asyncpg.Connection, ctx: _Context, w: _Writes) -> None:
+    async def _store(self, conn: DbConnection, ctx: _Context, w: _Writes) -> None:
         if w.claims:
             await conn.copy_records_to_table(
                 "claims",
                 records=w.claims,
                 columns=[
-                    "claim_id", "checkin_id", "event_id", "correlation_id", "card_id", "holder_id",
-                    "provider_id", "device_id", "activity_id", "category", "target_group",
-                    "price_cents", "amount_cents", "outcome", "reason", "detail", "payee_kind",
-                    "occurred_at", "decided_at",
+                    "claim_id",
+                    "checkin_id",
+                    "event_id",
+                    "correlation_id",
+                    "card_id",
+                    "holder_id",
+                    "provider_id",
+                    "device_id",
+                    "activity_id",
+                    "category",
+                    "target_group",
+                    "price_cents",
+                    "amount_cents",
+                    "outcome",
+                    "reason",
+                    "detail",
+                    "payee_kind",
+                    "occurred_at",
+                    "decided_at",
                 ],
             )
         if w.unauthenticated:
@@ -290,7 +358,9 @@ class CheckInHandler:
             )
         if w.days:
             await conn.copy_records_to_table(
-                "activity_days", records=w.days, columns=["holder_id", "activity_id", "day", "claim_id"]
+                "activity_days",
+                records=w.days,
+                columns=["holder_id", "activity_id", "day", "claim_id"],
             )
         if ctx.budgets:
             keys = list(ctx.budgets)
@@ -300,22 +370,29 @@ class CheckInHandler:
                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])
                 ON CONFLICT (holder_id, period) DO UPDATE SET used_cents = excluded.used_cents
                 """,
-                [k[0] for k in keys], [k[1] for k in keys],
-                [ctx.budgets[k][0] for k in keys], [ctx.budgets[k][1] for k in keys],
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [ctx.budgets[k][0] for k in keys],
+                [ctx.budgets[k][1] for k in keys],
             )
         await ledger.post(conn, w.transfers)
         await enqueue_events(conn, w.events)
 
 
-def _card_at(row: asyncpg.Record, history: dict[uuid.UUID, list[tuple[datetime, str]]],
-             at: datetime) -> CardAtCheckIn:
+def _card_at(
+    row: asyncpg.Record, history: dict[uuid.UUID, list[tuple[datetime, str]]], at: datetime
+) -> CardAtCheckIn:
     """The card's status at `at`: the last change at or before it (active before any)."""
     status = CardStatus.ACTIVE
     for effective_at, value in history.get(row["card_id"], []):
         if effective_at <= at:
             status = CardStatus(value)
     return CardAtCheckIn(
-        card_id=row["card_id"], holder_id=row["holder_id"], target_group=row["target_group"],
-        eligible_from=row["eligible_from"], eligible_until=row["eligible_until"],
-        grace_days=row["grace_days"], status=status,
+        card_id=row["card_id"],
+        holder_id=row["holder_id"],
+        target_group=row["target_group"],
+        eligible_from=row["eligible_from"],
+        eligible_until=row["eligible_until"],
+        grace_days=row["grace_days"],
+        status=status,
     )

@@ -94,9 +94,13 @@ def decide(
     if card is None:
         return Decision.reject(RejectionReason.UNKNOWN_CARD, "no card with this number")
     if card.status != CardStatus.ACTIVE:
-        return Decision.reject(_STATUS_REASONS[card.status], f"card was {card.status.value} at the time")
+        return Decision.reject(
+            _STATUS_REASONS[card.status], f"card was {card.status.value} at the time"
+        )
     if not card.eligible_from <= day <= card.eligible_until + timedelta(days=card.grace_days):
-        return Decision.reject(RejectionReason.NOT_ELIGIBLE, "no eligibility on the day of the check-in")
+        return Decision.reject(
+            RejectionReason.NOT_ELIGIBLE, "no eligibility on the day of the check-in"
+        )
     if provider is None or not provider.partner:
         return Decision.reject(RejectionReason.PROVIDER_NOT_PARTNER, "provider is not a partner")
     version = policy.version_on(day)
@@ -104,14 +108,19 @@ def decide(
         return Decision.reject(RejectionReason.NOT_ELIGIBLE, "no refund policy in force that day")
     if facts.category not in version.eligible_categories:
         return Decision.reject(
-            RejectionReason.CATEGORY_NOT_ELIGIBLE, f"category {facts.category.value} is not eligible"
+            RejectionReason.CATEGORY_NOT_ELIGIBLE,
+            f"category {facts.category.value} is not eligible",
         )
     if version.once_per_activity_per_day and already_today:
-        return Decision.reject(RejectionReason.ALREADY_TODAY, "this activity was already refunded today")
+        return Decision.reject(
+            RejectionReason.ALREADY_TODAY, "this activity was already refunded today"
+        )
     basis_points = version.discount_basis_points.get(card.target_group, 0)
     discount = percent_of(facts.price_cents, basis_points)
     if discount <= 0:
-        return Decision.reject(RejectionReason.NOTHING_TO_REFUND, "no discount applies to this price")
+        return Decision.reject(
+            RejectionReason.NOTHING_TO_REFUND, "no discount applies to this price"
+        )
     remaining = version.yearly_budget_cents - used_cents
     if remaining <= 0:
         return Decision.reject(RejectionReason.BUDGET_EXHAUSTED, "the yearly budget is used up")

@@ -1,9 +1,9 @@
 """Posting to the municipal cost ledger. Account names say what they hold:
 
-  expense:discount:<target group>       the cost of discounts, per budget line
-  payable:holder:<id> / payable:provider:<id>   what we owe a card holder or provider
-  clearing:payments-in-transit          requested from finance, not yet settled
-  bank:municipality                     paid out
+expense:discount:<target group>       the cost of discounts, per budget line
+payable:holder:<id> / payable:provider:<id>   what we owe a card holder or provider
+clearing:payments-in-transit          requested from finance, not yet settled
+bank:municipality                     paid out
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
+from shared.db import DbConnection
 
 IN_TRANSIT = "clearing:payments-in-transit"
 BANK = "bank:municipality"
@@ -49,7 +49,7 @@ class Transfer:
             raise ValueError("a transfer needs two different accounts")
 
 
-async def post(conn: asyncpg.Connection, transfers: Sequence[Transfer]) -> None:
+async def post(conn: DbConnection, transfers: Sequence[Transfer]) -> None:
     """Append transfers (and any accounts they name) in the caller's transaction."""
     if not transfers:
         return
@@ -77,7 +77,7 @@ async def post(conn: asyncpg.Connection, transfers: Sequence[Transfer]) -> None:
     )
 
 
-async def trial_balance(conn: asyncpg.Connection) -> dict[str, int]:
+async def trial_balance(conn: DbConnection) -> dict[str, int]:
     """Balance per account, debits positive: the sum over all accounts is always zero."""
     rows = await conn.fetch(
         """
@@ -91,7 +91,7 @@ async def trial_balance(conn: asyncpg.Connection) -> dict[str, int]:
     return {r["account"]: int(r["balance"]) for r in rows}
 
 
-async def totals(conn: asyncpg.Connection) -> tuple[int, int]:
+async def totals(conn: DbConnection) -> tuple[int, int]:
     """(sum of debit balances, sum of credit balances) of the trial balance: equal exactly
     when the ledger balances."""
     balances = await trial_balance(conn)

@@ -11,17 +11,22 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from stdnum.be import ogm_vcs
 
 from services.claims import ledger
 from shared import topics
 from shared.consumer import Incoming
+from shared.db import DbConnection
 from shared.deadletter import DeadLetter
 from shared.envelope import new_envelope
 from shared.events.base import EventPayload
 from shared.events.claims import PayeeKind
-from shared.events.payments import PaymentFailed, PaymentRequested, PaymentRunCompleted, PaymentSettled
+from shared.events.payments import (
+    PaymentFailed,
+    PaymentRequested,
+    PaymentRunCompleted,
+    PaymentSettled,
+)
 from shared.ids import uuid7
 from shared.logging import get_logger
 from shared.outbox import enqueue_events
@@ -38,7 +43,7 @@ def structured_reference(payment_id: uuid.UUID) -> str:
     return f"+++{digits[:3]}/{digits[3:7]}/{digits[7:]}+++"
 
 
-async def run_payments(conn: asyncpg.Connection, correlation_id: str | None = None) -> dict[str, Any]:
+async def run_payments(conn: DbConnection, correlation_id: str | None = None) -> dict[str, Any]:
     """One payment run, in one transaction; concurrent runs wait for each other."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _RUN_LOCK)
@@ -76,21 +81,48 @@ async def run_payments(conn: asyncpg.Connection, correlation_id: str | None = No
                 else "SELECT beneficiary_sealed FROM providers WHERE provider_id = $1",
                 payee_id,
             )
-            transfers.append(ledger.Transfer(uuid7(), row["account"], ledger.IN_TRANSIT, amount,
-                                             "payment_requested", payment_id=payment_id))
-            payments.append((payment_id, run_id, payee_kind.value, payee_id, row["account"], amount,
-                             reference, max(int(claims or 0), 1), "requested"))
+            transfers.append(
+                ledger.Transfer(
+                    uuid7(),
+                    row["account"],
+                    ledger.IN_TRANSIT,
+                    amount,
+                    "payment_requested",
+                    payment_id=payment_id,
+                )
+            )
+            payments.append(
+                (
+                    payment_id,
+                    run_id,
+                    payee_kind.value,
+                    payee_id,
+                    row["account"],
+                    amount,
+                    reference,
+                    max(int(claims or 0), 1),
+                    "requested",
+                )
+            )
             payload = PaymentRequested(
-                payment_id=payment_id, run_id=run_id, payee_kind=payee_kind, payee_id=payee_id,
-                amount_cents=amount, structured_reference=reference,
+                payment_id=payment_id,
+                run_id=run_id,
+                payee_kind=payee_kind,
+                payee_id=payee_id,
+                amount_cents=amount,
+                structured_reference=reference,
                 remittance_info=f"Vrijetijdspas terugbetaling {reference}",
-                beneficiary_sealed=sealed, claims=max(int(claims or 0), 1), requested_at=now,
+                beneficiary_sealed=sealed,
+                claims=max(int(claims or 0), 1),
+                requested_at=now,
             )
             events.append((envelope_of(topics.PAYMENT_REQUESTED, str(payment_id)), payload))
         total = sum(p[5] for p in payments)
         await conn.execute(
             "INSERT INTO payment_runs (run_id, payments, total_cents) VALUES ($1, $2, $3)",
-            run_id, len(payments), total,
+            run_id,
+            len(payments),
+            total,
         )
         if payments:
             await conn.executemany(
@@ -99,8 +131,14 @@ async def run_payments(conn: asyncpg.Connection, correlation_id: str | None = No
                 payments,
             )
         await ledger.post(conn, transfers)
-        events.append((envelope_of(topics.PAYMENT_RUN_COMPLETED, str(run_id)), PaymentRunCompleted(
-            run_id=run_id, payments=len(payments), total_cents=total, completed_at=now)))
+        events.append(
+            (
+                envelope_of(topics.PAYMENT_RUN_COMPLETED, str(run_id)),
+                PaymentRunCompleted(
+                    run_id=run_id, payments=len(payments), total_cents=total, completed_at=now
+                ),
+            )
+        )
         await enqueue_events(conn, events)
     log.info("payment run completed", run_id=str(run_id), payments=len(payments), total_cents=total)
     return {"run_id": str(run_id), "payments": len(payments), "total_cents": total}
@@ -108,13 +146,14 @@ async def run_payments(conn: asyncpg.Connection, correlation_id: str | None = No
 
 def _envelope_factory(correlation_id: str | None) -> Any:
     def make(topic: topics.Topic, subject: str) -> Any:
-        return new_envelope(type=topic.event_type, source=SOURCE, subject=subject,
-                            correlation_id=correlation_id)
+        return new_envelope(
+            type=topic.event_type, source=SOURCE, subject=subject, correlation_id=correlation_id
+        )
 
     return make
 
 
-async def apply_settlements(conn: asyncpg.Connection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
     """Finance's answers. A payment closes once; a repeated or late answer changes nothing."""
     for incoming in batch:
         e = incoming.payload
@@ -122,15 +161,30 @@ async def apply_settlements(conn: asyncpg.Connection, batch: list[Incoming[Any]]
         row = await conn.fetchrow(
             "UPDATE payments SET status = $2, reason = $3, closed_at = now()"
             " WHERE payment_id = $1 AND status = 'requested' RETURNING account, amount_cents",
-            e.payment_id, status, e.reason if isinstance(e, PaymentFailed) else None,
+            e.payment_id,
+            status,
+            e.reason if isinstance(e, PaymentFailed) else None,
         )
         if row is None:
-            log.info("payment answer ignored: unknown or already closed", payment_id=str(e.payment_id))
+            log.info(
+                "payment answer ignored: unknown or already closed", payment_id=str(e.payment_id)
+            )
             continue
         target = ledger.BANK if status == "settled" else row["account"]
-        await ledger.post(conn, [ledger.Transfer(
-            uuid7(), ledger.IN_TRANSIT, target, int(row["amount_cents"]),
-            f"payment_{status}", payment_id=e.payment_id,
-        )])
-        log.info("payment " + status, payment_id=str(e.payment_id), amount_cents=int(row["amount_cents"]))
+        await ledger.post(
+            conn,
+            [
+                ledger.Transfer(
+                    uuid7(),
+                    ledger.IN_TRANSIT,
+                    target,
+                    int(row["amount_cents"]),
+                    f"payment_{status}",
+                    payment_id=e.payment_id,
+                )
+            ],
+        )
+        log.info(
+            "payment " + status, payment_id=str(e.payment_id), amount_cents=int(row["amount_cents"])
+        )
     return []

@@ -5,27 +5,31 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from shared import topics
 from shared.consumer import Incoming
+from shared.db import DbConnection
 from shared.deadletter import DeadLetter
 from shared.events import cards as ev
 
 TOPICS = (
-    topics.CARD_ISSUED, topics.CARD_STATUS_CHANGED, topics.ELIGIBILITY_CHANGED,
-    topics.HOLDER_DETAILS_CHANGED, topics.HOLDER_ERASED, topics.PROVIDER_REGISTERED,
-    topics.DEVICE_REGISTERED, topics.DEVICE_REVOKED,
+    topics.CARD_ISSUED,
+    topics.CARD_STATUS_CHANGED,
+    topics.ELIGIBILITY_CHANGED,
+    topics.HOLDER_DETAILS_CHANGED,
+    topics.HOLDER_ERASED,
+    topics.PROVIDER_REGISTERED,
+    topics.DEVICE_REGISTERED,
+    topics.DEVICE_REVOKED,
 )
 
 
-async def apply_card_events(conn: asyncpg.Connection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+async def apply_card_events(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
     for incoming in batch:
         await _apply(conn, incoming.payload)
     return []
 
 
-async def _apply(conn: asyncpg.Connection, e: Any) -> None:  # noqa: PLR0911
+async def _apply(conn: DbConnection, e: Any) -> None:
     match e:
         case ev.CardIssued():
             await conn.execute(
@@ -34,37 +38,56 @@ async def _apply(conn: asyncpg.Connection, e: Any) -> None:  # noqa: PLR0911
                                    eligible_until, grace_days, resident, sub_municipality, issued_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (card_id) DO NOTHING
                 """,
-                e.card_id, e.card_number, e.holder_id, e.target_group, e.eligible_from,
-                e.eligible_until, e.grace_days, e.resident, e.sub_municipality, e.issued_at,
+                e.card_id,
+                e.card_number,
+                e.holder_id,
+                e.target_group,
+                e.eligible_from,
+                e.eligible_until,
+                e.grace_days,
+                e.resident,
+                e.sub_municipality,
+                e.issued_at,
             )
             await conn.execute(
                 "INSERT INTO holders (holder_id, referrer_org_id) VALUES ($1, $2)"
                 " ON CONFLICT (holder_id) DO UPDATE SET referrer_org_id = excluded.referrer_org_id",
-                e.holder_id, e.referrer_org_id,
+                e.holder_id,
+                e.referrer_org_id,
             )
         case ev.CardStatusChanged():
             await conn.execute(
                 "INSERT INTO card_status_history (card_id, status, effective_at, reason)"
                 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                e.card_id, e.status.value, e.effective_at, e.reason,
+                e.card_id,
+                e.status.value,
+                e.effective_at,
+                e.reason,
             )
         case ev.EligibilityChanged():
             await conn.execute(
                 "UPDATE cards SET target_group = $2, eligible_from = $3, eligible_until = $4,"
                 " grace_days = $5 WHERE holder_id = $1",
-                e.holder_id, e.target_group, e.eligible_from, e.eligible_until, e.grace_days,
+                e.holder_id,
+                e.target_group,
+                e.eligible_from,
+                e.eligible_until,
+                e.grace_days,
             )
         case ev.HolderDetailsChanged():
             await conn.execute(
                 "INSERT INTO holders (holder_id, referrer_org_id, beneficiary_sealed) VALUES ($1, $2, $3)"
                 " ON CONFLICT (holder_id) DO UPDATE SET beneficiary_sealed = excluded.beneficiary_sealed,"
                 " referrer_org_id = excluded.referrer_org_id",
-                e.holder_id, e.referrer_org_id, e.beneficiary_sealed,
+                e.holder_id,
+                e.referrer_org_id,
+                e.beneficiary_sealed,
             )
         case ev.HolderErased():
             await conn.execute(
                 "UPDATE holders SET beneficiary_sealed = NULL, erased_at = $2 WHERE holder_id = $1",
-                e.holder_id, e.erased_at,
+                e.holder_id,
+                e.erased_at,
             )
         case ev.ProviderRegistered():
             await conn.execute(
@@ -75,7 +98,12 @@ async def _apply(conn: asyncpg.Connection, e: Any) -> None:  # noqa: PLR0911
                     sub_municipality = excluded.sub_municipality, mode = excluded.mode,
                     partner = excluded.partner, beneficiary_sealed = excluded.beneficiary_sealed
                 """,
-                e.provider_id, e.name, e.sub_municipality, e.mode.value, e.partner, e.beneficiary_sealed,
+                e.provider_id,
+                e.name,
+                e.sub_municipality,
+                e.mode.value,
+                e.partner,
+                e.beneficiary_sealed,
             )
         case ev.DeviceRegistered():
             await conn.execute(
@@ -84,10 +112,14 @@ async def _apply(conn: asyncpg.Connection, e: Any) -> None:  # noqa: PLR0911
                 ON CONFLICT (device_id) DO UPDATE SET public_key = excluded.public_key,
                     key_id = excluded.key_id WHERE devices.key_id < excluded.key_id
                 """,
-                e.device_id, e.provider_id, e.public_key, e.key_id,
+                e.device_id,
+                e.provider_id,
+                e.public_key,
+                e.key_id,
             )
         case ev.DeviceRevoked():
             await conn.execute(
                 "UPDATE devices SET revoked_at = $2 WHERE device_id = $1 AND revoked_at IS NULL",
-                e.device_id, e.revoked_at,
+                e.device_id,
+                e.revoked_at,
             )

@@ -18,7 +18,7 @@ from shared.runtime import ServiceRuntime
 
 
 async def main() -> None:
-    settings = NotificationsSettings()  # type: ignore[call-arg]
+    settings = NotificationsSettings()
     configure_logging("notifications", settings.log_level)
     runtime = ServiceRuntime(
         name="notifications",
@@ -42,10 +42,12 @@ async def main() -> None:
             rows = await conn.fetch(
                 "SELECT kind, channel, status, count(*) AS n FROM deliveries GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
             )
-        return {"deliveries": [dict(r) for r in rows],
-                "sent": sum(r["n"] for r in rows if r["status"] == "sent"),
-                "pending": sum(r["n"] for r in rows if r["status"] == "pending"),
-                "dead": sum(r["n"] for r in rows if r["status"] == "dead")}
+        return {
+            "deliveries": [dict(r) for r in rows],
+            "sent": sum(r["n"] for r in rows if r["status"] == "sent"),
+            "pending": sum(r["n"] for r in rows if r["status"] == "pending"),
+            "dead": sum(r["n"] for r in rows if r["status"] == "dead"),
+        }
 
     @app.get("/deliveries")
     async def deliveries(status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -54,7 +56,8 @@ async def main() -> None:
                 "SELECT delivery_id, kind, recipient, channel, status, attempts, last_error,"
                 " created_at, sent_at FROM deliveries WHERE ($1::text IS NULL OR status = $1)"
                 " ORDER BY created_at DESC LIMIT $2",
-                status, min(limit, 1000),
+                status,
+                min(limit, 1000),
             )
         return [dict(r) for r in rows]
 

@@ -11,6 +11,7 @@ import aiosmtplib
 import asyncpg
 
 from services.notifications.settings import NotificationsSettings
+from shared.db import DbConnection
 from shared.logging import get_logger, log_context
 
 log = get_logger(__name__)
@@ -58,7 +59,7 @@ class DeliveryWorker:
                     await self._send_one(conn, row)
         return len(rows)
 
-    async def _send_one(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    async def _send_one(self, conn: DbConnection, row: asyncpg.Record) -> None:
         message = EmailMessage()
         message["From"] = self._settings.mail_from
         message["To"] = row["address"]
@@ -69,8 +70,12 @@ class DeliveryWorker:
         attempts = row["attempts"] + 1
         try:
             await aiosmtplib.send(
-                message, hostname=self._settings.smtp_host, port=self._settings.smtp_port,
-                timeout=self._settings.smtp_timeout_s, start_tls=False, use_tls=False,
+                message,
+                hostname=self._settings.smtp_host,
+                port=self._settings.smtp_port,
+                timeout=self._settings.smtp_timeout_s,
+                start_tls=False,
+                use_tls=False,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await self._dead(conn, row, attempts, f"recipient refused: {exc}")
@@ -79,23 +84,36 @@ class DeliveryWorker:
             if attempts >= self._settings.max_attempts:
                 await self._dead(conn, row, attempts, f"gave up after {attempts} attempts: {exc}")
                 return
-            delay_s = min(2 ** attempts, 600)
+            delay_s = min(2**attempts, 600)
             await conn.execute(
                 "UPDATE deliveries SET attempts = $2, last_error = $3,"
                 " next_attempt_at = now() + make_interval(secs => $4) WHERE delivery_id = $1",
-                row["delivery_id"], attempts, str(exc)[:300], float(delay_s),
+                row["delivery_id"],
+                attempts,
+                str(exc)[:300],
+                float(delay_s),
             )
-            log.warning("delivery failed, will retry", kind=row["kind"], attempt=attempts, retry_in_s=delay_s)
+            log.warning(
+                "delivery failed, will retry",
+                kind=row["kind"],
+                attempt=attempts,
+                retry_in_s=delay_s,
+            )
             return
         await conn.execute(
             "UPDATE deliveries SET status = 'sent', attempts = $2, sent_at = now() WHERE delivery_id = $1",
-            row["delivery_id"], attempts,
+            row["delivery_id"],
+            attempts,
         )
         log.info("notification sent", kind=row["kind"], channel="email", attempt=attempts)
 
-    async def _dead(self, conn: asyncpg.Connection, row: asyncpg.Record, attempts: int, reason: str) -> None:
+    async def _dead(
+        self, conn: DbConnection, row: asyncpg.Record, attempts: int, reason: str
+    ) -> None:
         await conn.execute(
             "UPDATE deliveries SET status = 'dead', attempts = $2, last_error = $3 WHERE delivery_id = $1",
-            row["delivery_id"], attempts, reason[:300],
+            row["delivery_id"],
+            attempts,
+            reason[:300],
         )
         log.error("notification dead-lettered", kind=row["kind"], reason=reason[:300])

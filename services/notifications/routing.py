@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from services.notifications.messages import Message, payment_requested_for_referrer
 from shared import topics
 from shared.consumer import Incoming
+from shared.db import DbConnection
 from shared.deadletter import DeadLetter
 from shared.events import cards as ev
 from shared.events.payments import PaymentRequested
@@ -20,14 +19,14 @@ log = get_logger(__name__)
 TOPICS = (topics.ORGANISATION_REGISTERED, topics.CARD_ISSUED, topics.PAYMENT_REQUESTED)
 
 
-async def route(conn: asyncpg.Connection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+async def route(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
     for incoming in batch:
         with log_context(correlation_id=incoming.correlation_id):
             await _route_one(conn, incoming)
     return []
 
 
-async def _route_one(conn: asyncpg.Connection, incoming: Incoming[Any]) -> None:
+async def _route_one(conn: DbConnection, incoming: Incoming[Any]) -> None:
     e = incoming.payload
     match e:
         case ev.OrganisationRegistered():
@@ -36,13 +35,18 @@ async def _route_one(conn: asyncpg.Connection, incoming: Incoming[Any]) -> None:
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organisation_id) DO UPDATE SET"
                 " name = excluded.name, contact_email = excluded.contact_email,"
                 " webhook_url = excluded.webhook_url",
-                e.organisation_id, e.name, e.kind.value, e.contact_email, e.webhook_url,
+                e.organisation_id,
+                e.name,
+                e.kind.value,
+                e.contact_email,
+                e.webhook_url,
             )
         case ev.CardIssued():
             await conn.execute(
                 "INSERT INTO holders (holder_id, referrer_org_id) VALUES ($1, $2)"
                 " ON CONFLICT (holder_id) DO UPDATE SET referrer_org_id = excluded.referrer_org_id",
-                e.holder_id, e.referrer_org_id,
+                e.holder_id,
+                e.referrer_org_id,
             )
         case PaymentRequested() if e.payee_kind.value == "card_holder":
             org = await conn.fetchrow(
@@ -53,18 +57,36 @@ async def _route_one(conn: asyncpg.Connection, incoming: Incoming[Any]) -> None:
             if org is None or not org["contact_email"]:
                 log.info("no referrer to tell", kind="payment_requested")
                 return
-            await _deliver(conn, incoming, "payment_requested", f"org:{org['organisation_id']}",
-                           org["contact_email"], payment_requested_for_referrer(e, org["name"]))
+            await _deliver(
+                conn,
+                incoming,
+                "payment_requested",
+                f"org:{org['organisation_id']}",
+                org["contact_email"],
+                payment_requested_for_referrer(e, org["name"]),
+            )
 
 
-async def _deliver(conn: asyncpg.Connection, incoming: Incoming[Any], kind: str, recipient: str,
-                   address: str, message: Message) -> None:
+async def _deliver(
+    conn: DbConnection,
+    incoming: Incoming[Any],
+    kind: str,
+    recipient: str,
+    address: str,
+    message: Message,
+) -> None:
     inserted = await conn.fetchval(
         "INSERT INTO deliveries (delivery_id, event_id, correlation_id, kind, recipient, channel,"
         " address, subject, body) VALUES ($1, $2, $3, $4, $5, 'email', $6, $7, $8)"
         " ON CONFLICT (event_id, recipient) DO NOTHING RETURNING delivery_id",
-        uuid7(), incoming.envelope.id, incoming.correlation_id, kind, recipient, address,
-        message.subject, message.body,
+        uuid7(),
+        incoming.envelope.id,
+        incoming.correlation_id,
+        kind,
+        recipient,
+        address,
+        message.subject,
+        message.body,
     )
     if inserted is not None:
         await conn.execute("SELECT pg_notify('deliveries', '')")

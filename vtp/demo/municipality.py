@@ -11,7 +11,13 @@ from schwifty import IBAN
 from stdnum.be import nn
 
 SUB_MUNICIPALITIES = (
-    "Heist-Centrum", "Hallaar", "Booischot", "Itegem", "Wiekevorst", "Schriek", "Heist-Goor",
+    "Heist-Centrum",
+    "Hallaar",
+    "Booischot",
+    "Itegem",
+    "Wiekevorst",
+    "Schriek",
+    "Heist-Goor",
     "Zonderik",
 )
 
@@ -34,33 +40,58 @@ class DemoProvider:
 
 
 PROVIDERS = (
-    DemoProvider("Cultuurcentrum Zwaneberg", "Heist-Centrum", "refund", (
-        ("zwaneberg-theater", "culture", "Theatervoorstelling", 1800),
-        ("zwaneberg-film", "culture", "Filmavond", 700),
-    )),
-    DemoProvider("Cursuscentrum", "Heist-Centrum", "refund", (
-        ("cursus-koken", "course", "Kookcursus", 4500),
-        ("cursus-digitaal", "course", "Digitale vaardigheden", 2500),
-    )),
-    DemoProvider("Sportdienst", "Heist-Centrum", "refund", (
-        ("sport-zwembad", "sport", "Zwembadbeurt", 350),
-        ("sport-kamp", "sport", "Sportkamp", 6000),
-    )),
-    DemoProvider("Jeugddienst", "Heist-Centrum", "till_discount", (
-        ("jeugd-speelpleinwerking", "youth", "Speelpleinwerking", 500),
-    )),
-    DemoProvider("Chiro Booischot", "Booischot", "till_discount", (
-        ("chiro-lidgeld", "membership", "Lidgeld", 4000),
-    )),
-    DemoProvider("KWB Itegem", "Itegem", "refund", (
-        ("kwb-uitstap", "culture", "Uitstap", 2200),
-    )),
-    DemoProvider("VC Hallaar", "Hallaar", "refund", (
-        ("vc-hallaar-training", "sport", "Voetbaltraining", 300),
-    )),
-    DemoProvider("Harmonie Wiekevorst", "Wiekevorst", "refund", (
-        ("harmonie-concert", "culture", "Concert", 1200),
-    )),
+    DemoProvider(
+        "Cultuurcentrum Zwaneberg",
+        "Heist-Centrum",
+        "refund",
+        (
+            ("zwaneberg-theater", "culture", "Theatervoorstelling", 1800),
+            ("zwaneberg-film", "culture", "Filmavond", 700),
+        ),
+    ),
+    DemoProvider(
+        "Cursuscentrum",
+        "Heist-Centrum",
+        "refund",
+        (
+            ("cursus-koken", "course", "Kookcursus", 4500),
+            ("cursus-digitaal", "course", "Digitale vaardigheden", 2500),
+        ),
+    ),
+    DemoProvider(
+        "Sportdienst",
+        "Heist-Centrum",
+        "refund",
+        (
+            ("sport-zwembad", "sport", "Zwembadbeurt", 350),
+            ("sport-kamp", "sport", "Sportkamp", 6000),
+        ),
+    ),
+    DemoProvider(
+        "Jeugddienst",
+        "Heist-Centrum",
+        "till_discount",
+        (("jeugd-speelpleinwerking", "youth", "Speelpleinwerking", 500),),
+    ),
+    DemoProvider(
+        "Chiro Booischot",
+        "Booischot",
+        "till_discount",
+        (("chiro-lidgeld", "membership", "Lidgeld", 4000),),
+    ),
+    DemoProvider("KWB Itegem", "Itegem", "refund", (("kwb-uitstap", "culture", "Uitstap", 2200),)),
+    DemoProvider(
+        "VC Hallaar",
+        "Hallaar",
+        "refund",
+        (("vc-hallaar-training", "sport", "Voetbaltraining", 300),),
+    ),
+    DemoProvider(
+        "Harmonie Wiekevorst",
+        "Wiekevorst",
+        "refund",
+        (("harmonie-concert", "culture", "Concert", 1200),),
+    ),
 )
 
 TARGET_GROUPS = (("poverty", 0.6), ("disability", 0.25), ("senior", 0.15))
@@ -77,7 +108,9 @@ def national_number(rng: random.Random, birth: date) -> str:
 
 
 def iban(rng: random.Random) -> str:
-    return str(IBAN.generate("BE", bank_code="539", account_code=f"{rng.randint(0, 10**7 - 1):07d}"))
+    return str(
+        IBAN.generate("BE", bank_code="539", account_code=f"{rng.randint(0, 10**7 - 1):07d}")
+    )
 
 
 def person(rng: random.Random, referrer_org_id: str, index: int) -> dict[str, object]:

@@ -42,15 +42,23 @@ async def _post(url: str) -> Any:
 
 
 async def run_demo(
-    endpoints: Endpoints, checkins: int, holders: int, seed_value: int, console: Console,
+    endpoints: Endpoints,
+    checkins: int,
+    holders: int,
+    seed_value: int,
+    console: Console,
     timeout_s: float = 600,
 ) -> dict[str, Any]:
     rng = random.Random(seed_value)
     before = await _get(f"{endpoints.claims_url}/stats")
     notes_before = await _get(f"{endpoints.notifications_url}/stats")
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
     with progress:
         task = progress.add_task("Kaarthouders registreren", total=holders)
@@ -58,9 +66,16 @@ async def run_demo(
         task = progress.add_task("Wachten op kaarten en toestellen bij claims", total=holders)
         devices = len(seeded.devices)
         await _wait(
-            lambda s: (s["known_cards"] - before["known_cards"])
-            if s["known_devices"] - before["known_devices"] >= devices else 0,
-            holders, f"{endpoints.claims_url}/stats", progress, task, timeout_s,
+            lambda s: (
+                (s["known_cards"] - before["known_cards"])
+                if s["known_devices"] - before["known_devices"] >= devices
+                else 0
+            ),
+            holders,
+            f"{endpoints.claims_url}/stats",
+            progress,
+            task,
+            timeout_s,
         )
         task = progress.add_task("Check-ins versturen", total=checkins)
         started = time.monotonic()
@@ -68,8 +83,14 @@ async def run_demo(
             endpoints.bootstrap_servers, seeded, checkins, rng, lambda n: progress.advance(task, n)
         )
         task = progress.add_task("Wachten op elke beslissing", total=traffic.distinct)
-        stats = await _wait(lambda s: s["decided"] - before["decided"], traffic.distinct,
-                            f"{endpoints.claims_url}/stats", progress, task, timeout_s)
+        stats = await _wait(
+            lambda s: s["decided"] - before["decided"],
+            traffic.distinct,
+            f"{endpoints.claims_url}/stats",
+            progress,
+            task,
+            timeout_s,
+        )
         elapsed = time.monotonic() - started
         run = await _post(f"{endpoints.claims_url}/payment-runs")
         task = progress.add_task("Meldingen versturen", total=None)
@@ -81,7 +102,9 @@ async def run_demo(
     return summary
 
 
-async def _wait(measure: Any, target: int, url: str, progress: Progress, task: Any, timeout_s: float) -> Any:
+async def _wait(
+    measure: Any, target: int, url: str, progress: Progress, task: Any, timeout_s: float
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         stats = await _get(url)
@@ -94,7 +117,9 @@ async def _wait(measure: Any, target: int, url: str, progress: Progress, task: A
         await asyncio.sleep(0.25)
 
 
-async def _wait_notifications(url: str, before: dict[str, Any], run: dict[str, Any], timeout_s: float) -> Any:
+async def _wait_notifications(
+    url: str, before: dict[str, Any], run: dict[str, Any], timeout_s: float
+) -> Any:
     """Wait until the notifications caused by this run are sent (or settle)."""
     deadline = time.monotonic() + min(timeout_s, 120)
     notes = await _get(f"{url}/stats")
@@ -108,8 +133,15 @@ async def _wait_notifications(url: str, before: dict[str, Any], run: dict[str, A
     return notes
 
 
-def _summary(traffic: Any, stats: dict[str, Any], before: dict[str, Any], run: dict[str, Any],
-             notes: dict[str, Any], notes_before: dict[str, Any], elapsed: float) -> dict[str, Any]:
+def _summary(
+    traffic: Any,
+    stats: dict[str, Any],
+    before: dict[str, Any],
+    run: dict[str, Any],
+    notes: dict[str, Any],
+    notes_before: dict[str, Any],
+    elapsed: float,
+) -> dict[str, Any]:
     return {
         "emitted": traffic.emitted,
         "distinct": traffic.distinct,
@@ -119,6 +151,7 @@ def _summary(traffic: Any, stats: dict[str, Any], before: dict[str, Any], run: d
         "approved": stats["approved"] - before["approved"],
         "rejected": stats["rejected"] - before["rejected"],
         "claims": stats["claims"] - before["claims"],
+        "claim_transfers": stats["claim_transfers"] - before["claim_transfers"],
         "approved_cents": stats["approved_cents"] - before["approved_cents"],
         "ledger_debit_cents": stats["ledger_debit_cents"],
         "ledger_credit_cents": stats["ledger_credit_cents"],
@@ -152,16 +185,24 @@ def _print_tables(console: Console, stats: dict[str, Any], summary: dict[str, An
     for column in ("uitkomst", "reden", "aantal", "bedrag"):
         outcomes.add_column(column, justify="right" if column in ("aantal", "bedrag") else "left")
     for row in stats["outcomes"]:
-        outcomes.add_row(row["outcome"], REASONS_NL.get(row["reason"], row["reason"]), str(row["n"]),
-                         format_eur(int(row["cents"])))
+        outcomes.add_row(
+            row["outcome"],
+            REASONS_NL.get(row["reason"], row["reason"]),
+            str(row["n"]),
+            format_eur(int(row["cents"])),
+        )
     for row in stats["unauthenticated"]:
-        outcomes.add_row("rejected", REASONS_NL.get(row["reason"], row["reason"]), str(row["n"]), "")
+        outcomes.add_row(
+            "rejected", REASONS_NL.get(row["reason"], row["reason"]), str(row["n"]), ""
+        )
     console.print(outcomes)
     totals = Table(title="Deze demo")
     totals.add_column("wat")
     totals.add_column("waarde", justify="right")
     for key, value in summary.items():
-        shown = format_eur(value) if key.endswith("_cents") and isinstance(value, int) else str(value)
+        shown = (
+            format_eur(value) if key.endswith("_cents") and isinstance(value, int) else str(value)
+        )
         totals.add_row(key, shown)
     console.print(totals)
 

@@ -39,20 +39,29 @@ async def seed(cards_url: str, holders: int, rng: random.Random, progress: Any =
     result = Seeded()
     async with httpx.AsyncClient(base_url=cards_url, timeout=30) as client:
         for name, kind, email in REFERRERS:
-            org = await _post(client, "/organisations", {"name": name, "kind": kind, "contact_email": email})
+            org = await _post(
+                client, "/organisations", {"name": name, "kind": kind, "contact_email": email}
+            )
             result.referrers.append(org["id"])
         for provider in PROVIDERS:
-            created = await _post(client, "/providers", {
-                "name": provider.name, "sub_municipality": provider.sub_municipality,
-                "mode": provider.mode,
-            })
+            created = await _post(
+                client,
+                "/providers",
+                {
+                    "name": provider.name,
+                    "sub_municipality": provider.sub_municipality,
+                    "mode": provider.mode,
+                },
+            )
             activities = [
                 (Activity(id=a_id, category=ActivityCategory(cat), name=a_name), price)
                 for a_id, cat, a_name, price in provider.activities
             ]
             for _ in range(2):
                 device = await _post(client, f"/providers/{created['id']}/devices")
-                result.devices.append(SeededDevice(DeviceIdentity.from_registration(device), activities))
+                result.devices.append(
+                    SeededDevice(DeviceIdentity.from_registration(device), activities)
+                )
 
         semaphore = asyncio.Semaphore(8)
         today = date.today()
@@ -62,12 +71,16 @@ async def seed(cards_url: str, holders: int, rng: random.Random, progress: Any =
                 data = person(rng, rng.choice(result.referrers), index)
                 group = str(data.pop("_target_group"))
                 created = await _post(client, "/people", data)
-                await _post(client, f"/people/{created['id']}/eligibility", {
-                    "target_group": group,
-                    "eligible_from": (today - timedelta(days=400)).isoformat(),
-                    "eligible_until": (today + timedelta(days=365)).isoformat(),
-                    "grace_days": 30,
-                })
+                await _post(
+                    client,
+                    f"/people/{created['id']}/eligibility",
+                    {
+                        "target_group": group,
+                        "eligible_from": (today - timedelta(days=400)).isoformat(),
+                        "eligible_until": (today + timedelta(days=365)).isoformat(),
+                        "grace_days": 30,
+                    },
+                )
                 card = await _post(client, f"/people/{created['id']}/cards")
                 if progress is not None:
                     progress()

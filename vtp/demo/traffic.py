@@ -53,7 +53,9 @@ async def emit_checkins(
             if roll < 0.05 and sent:
                 envelope, checkin = rng.choice(sent)  # the network delivered it twice
                 report.duplicates += 1
-                await _send(producer, envelope, checkin.model_dump_json().encode(), checkin.card_number)
+                await _send(
+                    producer, envelope, checkin.model_dump_json().encode(), checkin.card_number
+                )
             elif roll < 0.06:
                 report.malformed += 1
                 await _send_raw(producer, b'{"checkin_id": "broken', b"6299")
@@ -82,7 +84,9 @@ async def emit_checkins(
     return report
 
 
-def _checkin(seeded: Seeded, rng: random.Random, roll: float) -> tuple[Envelope, CheckInRecorded, str]:
+def _checkin(
+    seeded: Seeded, rng: random.Random, roll: float
+) -> tuple[Envelope, CheckInRecorded, str]:
     device = rng.choice(seeded.devices)
     activity, price = rng.choice(device.activities)
     kind = "valid"
@@ -101,7 +105,9 @@ def _checkin(seeded: Seeded, rng: random.Random, roll: float) -> tuple[Envelope,
 
 
 async def _send(producer: AIOKafkaProducer, envelope: Envelope, body: bytes, key: str) -> None:
-    await producer.send(topics.CHECKIN_RECORDED.name, value=body, key=key.encode(), headers=envelope.headers())
+    await producer.send(
+        topics.CHECKIN_RECORDED.name, value=body, key=key.encode(), headers=envelope.headers()
+    )
 
 
 async def _send_raw(producer: AIOKafkaProducer, body: bytes, key: bytes) -> None:

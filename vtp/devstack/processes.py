@@ -23,7 +23,9 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
-def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
@@ -32,7 +34,9 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, interv
     raise TimeoutError(f"{what} did not become ready within {timeout_s:.0f} s")
 
 
-def stop_process(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+def stop_process(
+    proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout_s: float = 15
+) -> None:
     """Stop a child by its pid: the signal first, SIGKILL if it lingers."""
     if proc.poll() is not None:
         return

@@ -47,7 +47,10 @@ class ServiceProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
 
@@ -106,7 +109,9 @@ class Stack:
         external_db = os.environ.get("DATABASE_URL")
         if external_db:
             base = external_db.rsplit("/", 1)[0]
-            self.dsns = {s: os.environ.get(f"{s.upper()}_DATABASE_URL", f"{base}/{s}") for s in SERVICES}
+            self.dsns = {
+                s: os.environ.get(f"{s.upper()}_DATABASE_URL", f"{base}/{s}") for s in SERVICES
+            }
         else:
             step("starting embedded PostgreSQL")
             self.postgres = EmbeddedPostgres(self.state_dir / "pgdata", self.log_dir)
@@ -126,7 +131,9 @@ class Stack:
             step(f"starting service {service.name}")
             service.start()
         for service in self.services:
-            wait_until(service.healthy, timeout_s=120, what=f"service {service.name}", interval_s=0.2)
+            wait_until(
+                service.healthy, timeout_s=120, what=f"service {service.name}", interval_s=0.2
+            )
         self.write_state()
 
     def _service(self, name: str, index: int) -> ServiceProcess:
@@ -149,7 +156,10 @@ class Stack:
         }
         suffix = f"-{index}" if index else ""
         return ServiceProcess(
-            name=name, module=f"services.{name}", port=port, env=env,
+            name=name,
+            module=f"services.{name}",
+            port=port,
+            env=env,
             log_path=self.log_dir / f"{name}{suffix}.log",
         )
 
@@ -168,7 +178,10 @@ class Stack:
             "mail_dir": str(self.state_dir / "mail"),
             "log_dir": str(self.log_dir),
             "services": {
-                f"{s.name}{'-' + str(i) if i else ''}": {"url": s.url, "pid": s.proc.pid if s.proc else None}
+                f"{s.name}{'-' + str(i) if i else ''}": {
+                    "url": s.url,
+                    "pid": s.proc.pid if s.proc else None,
+                }
                 for i, s in _indexed(self.services)
             },
             "broker_pid": self.broker.pid if self.broker else None,

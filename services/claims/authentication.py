@@ -1,0 +1,54 @@
+"""Is this check-in really from a registered, non-revoked device, and seen for the first time?
+
+Pure checks on what the database told us about the device; no I/O. A failure here means
+the message cannot be trusted at all: it gets no claim of its own (so a forgery can never
+take the check-in id of a genuine check-in) and goes to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.checkin_signature import canonical_checkin, verify
+from shared.events.checkins import CheckInRecorded
+from shared.events.claims import RejectionReason
+
+
+@dataclass(frozen=True)
+class KnownDevice:
+    device_id: uuid.UUID
+    provider_id: uuid.UUID
+    public_key: str
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuthenticationFailure:
+    reason: RejectionReason
+    detail: str
+
+
+def authenticate(
+    checkin: CheckInRecorded,
+    device: KnownDevice | None,
+    nonce_already_used: bool,
+) -> AuthenticationFailure | None:
+    if device is None:
+        return AuthenticationFailure(RejectionReason.UNKNOWN_DEVICE, "device is not registered")
+    if device.provider_id != checkin.provider_id:
+        return AuthenticationFailure(
+            RejectionReason.UNKNOWN_DEVICE, "device is registered to another provider"
+        )
+    if device.revoked_at is not None:
+        return AuthenticationFailure(RejectionReason.DEVICE_REVOKED, "device was revoked")
+    if not verify(device.public_key, canonical_checkin(checkin), checkin.signature):
+        return AuthenticationFailure(
+            RejectionReason.BAD_SIGNATURE, "signature does not match the device's key"
+        )
+    if nonce_already_used:
+        return AuthenticationFailure(
+            RejectionReason.REPLAYED, "nonce was already used by this device"
+        )
+    return None

@@ -1,0 +1,1 @@
+"""Test support: real components (testcontainers or embedded) and helpers to observe them."""
