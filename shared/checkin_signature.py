@@ -51,7 +51,7 @@ def canonical_checkin(c: CheckInRecorded) -> bytes:
 
 
 def canonical_heartbeat(h: DeviceHeartbeat) -> bytes:
-    fields = (
+    fields: tuple[str, ...] = (
         HEARTBEAT_DOMAIN,
         str(h.device_id),
         str(h.provider_id),
@@ -59,6 +59,9 @@ def canonical_heartbeat(h: DeviceHeartbeat) -> bytes:
         str(h.counter),
         str(h.buffered),
     )
+    if h.clock_offset_ms is not None:
+        # Added later: heartbeats without an offset keep their original canonical bytes.
+        fields = (*fields, str(h.clock_offset_ms))
     return "\n".join(fields).encode()
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from vtp.device.cli import device_app
 from vtp.devstack.stack import Stack, read_running_stack
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
 console = Console(stderr=True)
+app.add_typer(device_app, name="device")
 
 
 def state_dir() -> Path:

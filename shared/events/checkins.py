@@ -54,3 +54,5 @@ class DeviceHeartbeat(EventPayload):
     counter: int = Field(ge=0)
     buffered: int = Field(ge=0)
     signature: str = Field(min_length=1, max_length=200)
+    # Device clock minus a reference clock, when the device could measure it; signed.
+    clock_offset_ms: int | None = Field(default=None, ge=-(10**12), le=10**12)

@@ -1,4 +1,4 @@
-"""A device identity: its ids and Ed25519 key, and the signed check-ins it produces."""
+"""A device identity: its ids and Ed25519 key, and the signed events it produces."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared import topics
-from shared.checkin_signature import canonical_checkin, sign
+from shared.checkin_signature import canonical_checkin, canonical_heartbeat, sign
 from shared.envelope import Envelope, new_envelope
-from shared.events.checkins import Activity, CheckInRecorded
+from shared.events.checkins import Activity, CheckInRecorded, DeviceHeartbeat
 from shared.ids import uuid7
+
+
+def to_millis(value: datetime) -> datetime:
+    """The signature covers milliseconds; sending no finer keeps the JSON equal to what is signed."""
+    utc = value.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
 @dataclass
@@ -41,19 +47,23 @@ class DeviceIdentity:
         activity: Activity,
         price_cents: int,
         occurred_at: datetime | None = None,
+        counter: int | None = None,
+        nonce: str | None = None,
+        checkin_id: uuid.UUID | None = None,
     ) -> tuple[Envelope, CheckInRecorded]:
-        """A signed check-in with a fresh nonce and the next counter value."""
-        self.counter += 1
+        """A signed check-in with a fresh nonce and the next counter value (or the given
+        one, when the counter is kept elsewhere, as in the device journal)."""
+        self.counter = counter if counter is not None else self.counter + 1
         unsigned = CheckInRecorded(
-            checkin_id=uuid7(),
+            checkin_id=checkin_id or uuid7(),
             device_id=self.device_id,
             provider_id=self.provider_id,
             activity=activity,
             card_number=card_number,
             price_cents=price_cents,
-            occurred_at=occurred_at or datetime.now(UTC),
+            occurred_at=to_millis(occurred_at or datetime.now(UTC)),
             counter=self.counter,
-            nonce=secrets.token_hex(16),
+            nonce=nonce or secrets.token_hex(16),
             signature="-",
         )
         signed = unsigned.model_copy(
@@ -63,5 +73,31 @@ class DeviceIdentity:
             type=topics.CHECKIN_RECORDED.event_type,
             source=self.source,
             subject=str(signed.checkin_id),
+        )
+        return envelope, signed
+
+    def heartbeat(
+        self,
+        *,
+        buffered: int,
+        clock_offset_ms: int | None = None,
+        sent_at: datetime | None = None,
+    ) -> tuple[Envelope, DeviceHeartbeat]:
+        """A signed 'alive' message: the last counter used, how many check-ins wait to be
+        sent, and how far the device clock is off when it could measure that."""
+        unsigned = DeviceHeartbeat(
+            device_id=self.device_id,
+            provider_id=self.provider_id,
+            sent_at=to_millis(sent_at or datetime.now(UTC)),
+            counter=self.counter,
+            buffered=buffered,
+            clock_offset_ms=clock_offset_ms,
+            signature="-",
+        )
+        signed = unsigned.model_copy(
+            update={"signature": sign(self.private_key, canonical_heartbeat(unsigned))}
+        )
+        envelope = new_envelope(
+            type=topics.DEVICE_HEARTBEAT.event_type, source=self.source, subject=str(self.device_id)
         )
         return envelope, signed

@@ -1,0 +1,244 @@
+"""`vtp device …`: register a device, scan, flush the journal, send a heartbeat, simulate load.
+
+Where things are: device files and journals under `<state>/devices/`; the broker and the
+cards API from the options, else `KAFKA_BOOTSTRAP_SERVERS`, else the stack `vtp up` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from shared.events.checkins import Activity, ActivityCategory
+from vtp.device.client import DeviceClient
+from vtp.device.clock import measure_clock_offset
+from vtp.device.devicefile import DeviceFile, DeviceFileError, find_device_file
+from vtp.device.journal import Journal
+from vtp.device.simulate import random_card_numbers, register_devices, simulate
+from vtp.device.transport import KafkaTransport
+
+device_app = typer.Typer(help="A provider's check-in device.", no_args_is_help=True)
+
+DEVICE_OPTION = typer.Option(
+    None, "--device", help="Device id or device file (default: the only one)."
+)
+BOOTSTRAP_OPTION = typer.Option(None, "--bootstrap", help="Kafka bootstrap servers.")
+
+
+def _state_dir() -> Path:
+    from vtp.cli import state_dir  # late: vtp.cli imports this module
+
+    return state_dir()
+
+
+def devices_dir() -> Path:
+    return _state_dir() / "devices"
+
+
+def _running() -> dict[str, Any]:
+    from vtp.devstack.stack import read_running_stack
+
+    return read_running_stack(_state_dir()) or {}
+
+
+def _bootstrap(option: str | None) -> str:
+    found = (
+        option or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _running().get("bootstrap_servers")
+    )
+    if not found:
+        raise typer.BadParameter(
+            "no broker: pass --bootstrap, set KAFKA_BOOTSTRAP_SERVERS or run `vtp up`"
+        )
+    return str(found)
+
+
+def _cards_url(option: str | None) -> str:
+    found = option or _running().get("services", {}).get("cards", {}).get("url")
+    if not found:
+        raise typer.BadParameter("no cards API: pass --cards-url or run `vtp up`")
+    return str(found)
+
+
+def _emit(data: dict[str, Any]) -> None:
+    typer.echo(json.dumps(data, default=str))
+
+
+def _load(device: str | None) -> DeviceFile:
+    try:
+        return DeviceFile.load(find_device_file(devices_dir(), device))
+    except DeviceFileError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+@asynccontextmanager
+async def _client(file: DeviceFile, bootstrap: str, timeout_ms: int) -> AsyncIterator[DeviceClient]:
+    journal = Journal(devices_dir() / f"{file.device_id}.sqlite")
+    transport = KafkaTransport(
+        bootstrap, client_id=f"vtp-device-{file.device_id}", request_timeout_ms=timeout_ms
+    )
+    cards_url = file.cards_url
+
+    async def offset() -> int | None:
+        return await measure_clock_offset(f"{cards_url}/health/live") if cards_url else None
+
+    try:
+        yield DeviceClient(file.identity(), journal, transport, clock_offset=offset)
+    finally:
+        await transport.close()
+        journal.close()
+
+
+@device_app.command()
+def register(
+    provider: str = typer.Option(..., "--provider", help="The provider id the device belongs to."),
+    cards_url: str | None = typer.Option(None, "--cards-url", help="The cards API."),
+) -> None:
+    """Register a new device with the cards API and keep its key in a 0600 device file."""
+    url = _cards_url(cards_url)
+    response = httpx.post(f"{url}/providers/{provider}/devices", timeout=30)
+    if response.status_code >= 400:
+        raise typer.BadParameter(
+            f"registration failed ({response.status_code}): {response.text[:300]}"
+        )
+    file = DeviceFile.from_registration(response.json(), url)
+    path = file.save(devices_dir())
+    _emit(
+        {
+            "device_id": str(file.device_id),
+            "provider_id": str(file.provider_id),
+            "device_file": str(path),
+        }
+    )
+
+
+@device_app.command()
+def scan(
+    card: str = typer.Option(..., "--card", help="Card number, or the text of the card's QR code."),
+    activity: str = typer.Option(..., "--activity", help="Activity id."),
+    category: Annotated[ActivityCategory, typer.Option("--category")] = ActivityCategory.CULTURE,
+    activity_name: str | None = typer.Option(None, "--activity-name"),
+    price_cents: int = typer.Option(..., "--price-cents", min=0, help="Price paid, in cents."),
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--at", help="Business time (default: the device clock now); give a UTC offset."
+        ),
+    ] = None,
+    device: str | None = DEVICE_OPTION,
+    bootstrap: str | None = BOOTSTRAP_OPTION,
+    timeout_ms: int = typer.Option(5000, "--timeout-ms", help="How long to try the broker."),
+) -> None:
+    """Sign and journal a check-in, then try to send the journal (it stays buffered if not)."""
+    file = _load(device)
+    what = Activity(id=activity, category=category, name=activity_name or activity)
+
+    async def run() -> dict[str, Any]:
+        async with _client(file, _bootstrap(bootstrap), timeout_ms) as client:
+            checkin = client.scan(card=card, activity=what, price_cents=price_cents, occurred_at=at)
+            result = await client.flush()
+            return {
+                "checkin_id": str(checkin.checkin_id),
+                "counter": checkin.counter,
+                "sent": result.sent,
+                "buffered": result.remaining,
+            }
+
+    _emit(asyncio.run(run()))
+
+
+@device_app.command()
+def flush(
+    device: str | None = DEVICE_OPTION,
+    bootstrap: str | None = BOOTSTRAP_OPTION,
+    timeout_ms: int = typer.Option(10_000, "--timeout-ms"),
+) -> None:
+    """Send every buffered check-in, oldest first. Exit code 1 when some are still buffered."""
+    file = _load(device)
+
+    async def run() -> dict[str, Any]:
+        async with _client(file, _bootstrap(bootstrap), timeout_ms) as client:
+            result = await client.flush()
+            return {"sent": result.sent, "buffered": result.remaining}
+
+    outcome = asyncio.run(run())
+    _emit(outcome)
+    if outcome["buffered"]:
+        raise typer.Exit(1)
+
+
+@device_app.command()
+def heartbeat(
+    device: str | None = DEVICE_OPTION,
+    bootstrap: str | None = BOOTSTRAP_OPTION,
+    timeout_ms: int = typer.Option(5000, "--timeout-ms"),
+) -> None:
+    """Tell the system the device is alive: last counter, buffered count, clock offset."""
+    file = _load(device)
+
+    async def run() -> dict[str, Any]:
+        async with _client(file, _bootstrap(bootstrap), timeout_ms) as client:
+            sent = await client.send_heartbeat()
+            return {
+                "sent": sent,
+                "counter": client.journal.counter,
+                "buffered": client.journal.count(),
+            }
+
+    outcome = asyncio.run(run())
+    _emit(outcome)
+    if not outcome["sent"]:
+        raise typer.Exit(1)
+
+
+@device_app.command("simulate")
+def simulate_command(
+    devices: int = typer.Option(10, "--devices", min=1, help="Simulated devices (at most 200)."),
+    rate: float = typer.Option(
+        50.0, "--rate", help="Check-ins per second, all devices together (at most 2000)."
+    ),
+    duration: float = typer.Option(10.0, "--duration", help="Seconds to run (at most 600)."),
+    provider: str | None = typer.Option(
+        None, "--provider", help="Provider of the devices (default: a new one)."
+    ),
+    cards: Annotated[
+        list[str] | None,
+        typer.Option("--card", help="Card numbers to scan (default: random, never issued)."),
+    ] = None,
+    price_cents: int = typer.Option(500, "--price-cents", min=0),
+    bootstrap: str | None = BOOTSTRAP_OPTION,
+    cards_url: str | None = typer.Option(None, "--cards-url"),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Drive many simulated devices against the local (loopback) broker, then report."""
+    import random
+
+    broker = _bootstrap(bootstrap)
+    url = _cards_url(cards_url)
+
+    async def run() -> dict[str, Any]:
+        files = await register_devices(url, provider, devices)
+        numbers = cards or random_card_numbers(random.Random(seed), 50)
+        report = await simulate(
+            broker,
+            files,
+            rate=rate,
+            duration_s=duration,
+            cards=numbers,
+            price_cents=price_cents,
+            seed=seed,
+        )
+        return {**report.__dict__, "rate_per_s": report.rate_per_s}
+
+    try:
+        _emit(asyncio.run(run()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc

@@ -1,0 +1,104 @@
+"""The device file: a device's ids and private key, as JSON readable only by its owner.
+
+Written once at registration (the cards API returns the private key only then) to
+`<state>/devices/<device_id>.json` with mode 0600; everything the device needs to sign.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vtp.device.signer import DeviceIdentity
+
+_OWNER_ONLY = 0o600
+
+
+class DeviceFileError(ValueError):
+    """The device file is missing, unreadable, or readable by others."""
+
+
+@dataclass(frozen=True)
+class DeviceFile:
+    device_id: uuid.UUID
+    provider_id: uuid.UUID
+    private_key: str
+    public_key: str
+    cards_url: str | None = None
+
+    @classmethod
+    def from_registration(cls, data: dict[str, Any], cards_url: str | None = None) -> DeviceFile:
+        return cls(
+            device_id=uuid.UUID(str(data["device_id"])),
+            provider_id=uuid.UUID(str(data["provider_id"])),
+            private_key=str(data["private_key"]),
+            public_key=str(data["public_key"]),
+            cards_url=cards_url,
+        )
+
+    def identity(self) -> DeviceIdentity:
+        return DeviceIdentity.from_registration(
+            {
+                "device_id": str(self.device_id),
+                "provider_id": str(self.provider_id),
+                "private_key": self.private_key,
+            }
+        )
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.device_id}.json"
+        body = {
+            "device_id": str(self.device_id),
+            "provider_id": str(self.provider_id),
+            "private_key": self.private_key,
+            "public_key": self.public_key,
+            "cards_url": self.cards_url,
+        }
+        # Created with 0600 from the start: the key is never readable by others, not even
+        # for the moment between writing and chmod.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _OWNER_ONLY)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle, indent=2)
+        path.chmod(_OWNER_ONLY)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> DeviceFile:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DeviceFileError(f"cannot read device file {path}: {exc}") from exc
+        if mode & 0o077:
+            raise DeviceFileError(
+                f"device file {path} has mode {mode:o}; it holds a private key, make it 0600"
+            )
+        try:
+            return cls(
+                device_id=uuid.UUID(data["device_id"]),
+                provider_id=uuid.UUID(data["provider_id"]),
+                private_key=data["private_key"],
+                public_key=data["public_key"],
+                cards_url=data.get("cards_url"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeviceFileError(f"device file {path} is incomplete: {exc}") from exc
+
+
+def find_device_file(directory: Path, device: str | None) -> Path:
+    """The file of `device` (an id or a path), or the only device file when none is named."""
+    if device:
+        candidate = Path(device)
+        if candidate.suffix == ".json" and candidate.exists():
+            return candidate
+        return directory / f"{device}.json"
+    files = sorted(directory.glob("*.json"))
+    if len(files) != 1:
+        raise DeviceFileError(f"{len(files)} device files in {directory}: name one with --device")
+    return files[0]
