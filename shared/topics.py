@@ -67,6 +67,12 @@ ELIGIBILITY_CHANGED = Topic(
     cards.EligibilityChanged,
     _by("holder_id"),
 )
+ELIGIBILITY_ENDING_SOON = Topic(
+    "cards.eligibility-ending-soon.v1",
+    "be.vrijetijdspas.cards.EligibilityEndingSoon",
+    cards.EligibilityEndingSoon,
+    _by("holder_id"),
+)
 HOLDER_DETAILS_CHANGED = Topic(
     "cards.holder-details-changed.v1",
     "be.vrijetijdspas.cards.HolderDetailsChanged",
@@ -158,6 +164,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CARD_ISSUED,
     CARD_STATUS_CHANGED,
     ELIGIBILITY_CHANGED,
+    ELIGIBILITY_ENDING_SOON,
     HOLDER_DETAILS_CHANGED,
     HOLDER_ERASED,
     DEVICE_REGISTERED,

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from services.cards.api import build_app
+from services.cards.desk.expiry import expiry_loop
 from services.cards.settings import CardsSettings
 from shared.logging import configure_logging
 from shared.runtime import ServiceRuntime
@@ -23,7 +24,12 @@ async def main() -> None:
         http_port=settings.http_port,
     )
     await runtime.open_database()
-    await runtime.run(build_app(settings, lambda: runtime.pool))
+    app = build_app(settings, lambda: runtime.pool)
+
+    async def daily_expiry(stop: asyncio.Event) -> None:
+        await expiry_loop(runtime.pool, app.state.desk, stop)
+
+    await runtime.run(app, background=[daily_expiry])
 
 
 if __name__ == "__main__":

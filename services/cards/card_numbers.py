@@ -25,3 +25,19 @@ def is_valid_card_number(number: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+QR_PREFIX = "VTP:1:"
+
+
+def qr_payload(card_number: str) -> str:
+    """What the card's QR code holds: a versioned prefix and the card number, nothing else
+    (a provider's device learns no name and no target group from it)."""
+    return QR_PREFIX + card_number
+
+
+def card_number_from_qr(payload: str) -> str | None:
+    if not payload.startswith(QR_PREFIX):
+        return None
+    number = payload.removeprefix(QR_PREFIX)
+    return number if is_valid_card_number(number) else None

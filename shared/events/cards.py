@@ -123,3 +123,14 @@ class DeviceRevoked(EventPayload):
     provider_id: uuid.UUID
     revoked_at: AwareDatetime
     reason: str = Field(max_length=200)
+
+
+class EligibilityEndingSoon(EventPayload):
+    """The daily job's notice to the referrer: a grant ends soon (once per end date)."""
+
+    holder_id: uuid.UUID
+    referrer_org_id: uuid.UUID
+    target_group: str = Field(max_length=50)
+    eligible_until: date
+    grace_days: int = Field(ge=0, le=365)
+    announced_at: AwareDatetime

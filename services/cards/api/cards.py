@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from services.cards.api.deps import Caller, reading, writing
+from services.cards.card_numbers import qr_payload
+from services.cards.card_print import card_pdf
+from services.cards.desk import cards as desk
+from services.cards.desk.people import load_person
+from services.cards.desk.unit import Unit
+from services.cards.domain.errors import NotFound
+from services.cards.domain.lifecycle import CardAction
+from services.cards.repository import cards, eligibilities
+from services.cards.schemas import WithReason
+
+router = APIRouter(tags=["cards"])
+
+
+@router.post("/people/{person_id}/cards", status_code=201)
+async def issue_card(person_id: uuid.UUID, principal: Caller, request: Request) -> dict[str, str]:
+    async with writing(request, principal) as unit:
+        card = await desk.issue_card(unit, person_id, date.today())
+    return {"card_id": str(card.card_id), "card_number": card.card_number}
+
+
+async def _readable_card(unit: Unit, card_id: uuid.UUID) -> Any:
+    card = await cards.get(unit.conn, card_id)
+    if card is None:
+        raise NotFound(f"card: {card_id} does not exist")
+    await load_person(unit, card["person_id"], for_update=False)
+    return card
+
+
+@router.get("/cards/{card_id}")
+async def get_card(card_id: uuid.UUID, principal: Caller, request: Request) -> dict[str, Any]:
+    async with reading(request, principal) as unit:
+        card = await _readable_card(unit, card_id)
+    return {**dict(card), "qr_payload": qr_payload(card["card_number"])}
+
+
+async def _change(
+    card_id: uuid.UUID, action: CardAction, body: WithReason, principal: Caller, request: Request
+) -> dict[str, str]:
+    async with writing(request, principal, body.reason) as unit:
+        status = await desk.change_status(unit, card_id, action, body.reason)
+    return {"card_id": str(card_id), "status": status.value}
+
+
+@router.post("/cards/{card_id}/block")
+async def block(
+    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+) -> dict[str, str]:
+    """Lost or stolen: check-ins with this card are refused from now on."""
+    return await _change(card_id, CardAction.BLOCK, body, principal, request)
+
+
+@router.post("/cards/{card_id}/unblock")
+async def unblock(
+    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+) -> dict[str, str]:
+    """Found again before it was replaced."""
+    return await _change(card_id, CardAction.UNBLOCK, body, principal, request)
+
+
+@router.post("/cards/{card_id}/revoke")
+async def revoke(
+    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+) -> dict[str, str]:
+    return await _change(card_id, CardAction.REVOKE, body, principal, request)
+
+
+@router.post("/cards/{card_id}/replace", status_code=201)
+async def replace(
+    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+) -> dict[str, str]:
+    """A new card for the same holder: budget and history stay with the holder."""
+    async with writing(request, principal, body.reason) as unit:
+        card = await desk.replace_card(unit, card_id, body.reason, date.today())
+    return {
+        "card_id": str(card.card_id),
+        "card_number": card.card_number,
+        "replaces_card_id": str(card_id),
+    }
+
+
+@router.get("/cards/{card_id}/qr")
+async def qr(card_id: uuid.UUID, principal: Caller, request: Request) -> dict[str, str]:
+    async with reading(request, principal) as unit:
+        card = await _readable_card(unit, card_id)
+    return {"card_number": card["card_number"], "qr_payload": qr_payload(card["card_number"])}
+
+
+@router.get("/cards/{card_id}/card.pdf", response_class=Response)
+async def printable(card_id: uuid.UUID, principal: Caller, request: Request) -> Response:
+    async with reading(request, principal) as unit:
+        card = await _readable_card(unit, card_id)
+        grant = await eligibilities.current(unit.conn, card["person_id"])
+    pdf = card_pdf(card["card_number"], grant["eligible_until"] if grant else None)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="kaart-{card["card_number"]}.pdf"'},
+    )

@@ -1,0 +1,37 @@
+"""Refusals as HTTP: 404 unknown, 403 not yours, 409 clashes with the current state,
+422 a field is wrong (named, with the reason; the rejected value is never echoed)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from services.cards.domain.errors import Conflict, Forbidden, InvalidField, NotFound, Refused
+from services.cards.schemas import field_errors
+
+_STATUS: tuple[tuple[type[Refused], int], ...] = (
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (InvalidField, 422),
+)
+
+
+def _status_of(exc: Refused) -> int:
+    return next((status for kind, status in _STATUS if isinstance(exc, kind)), 400)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused) -> JSONResponse:
+        body: dict[str, object] = {"detail": exc.message}
+        if isinstance(exc, InvalidField):
+            body["errors"] = [{"field": exc.field, "reason": exc.reason}]
+        return JSONResponse(body, status_code=_status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = field_errors(exc.errors())
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)

@@ -1,0 +1,1 @@
+"""The cards service's rules, free of I/O: lifecycle, eligibility, validation, access."""

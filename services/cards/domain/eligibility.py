@@ -1,0 +1,67 @@
+"""Eligibility periods: when a grant lets a card be used, extensions, and what the daily job
+expires or announces. Dates are local calendar days; a grace period follows the end date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from services.cards.domain.errors import Conflict, InvalidField
+
+MAX_PERIOD_DAYS = 5 * 366
+
+
+@dataclass(frozen=True)
+class Period:
+    eligible_from: date
+    eligible_until: date
+    grace_days: int = 0
+
+    @property
+    def last_valid_day(self) -> date:
+        return self.eligible_until + timedelta(days=self.grace_days)
+
+
+def check_period(eligible_from: date, eligible_until: date) -> None:
+    if eligible_until < eligible_from:
+        raise InvalidField(
+            "eligible_until",
+            f"{eligible_until.isoformat()} is before eligible_from {eligible_from.isoformat()}",
+        )
+    if (eligible_until - eligible_from).days > MAX_PERIOD_DAYS:
+        raise InvalidField("eligible_until", "a grant may last at most five years; extend it later")
+
+
+def check_target_group(target_group: str, configured: tuple[str, ...]) -> None:
+    if target_group not in configured:
+        raise InvalidField(
+            "target_group", f"{target_group!r} is not one of {', '.join(configured)}"
+        )
+
+
+def check_can_issue_on(period: Period, today: date) -> None:
+    if today > period.last_valid_day:
+        raise Conflict(
+            f"eligibility: it ended on {period.eligible_until.isoformat()}"
+            f" (grace until {period.last_valid_day.isoformat()}); extend it before issuing a card"
+        )
+
+
+def extended(period: Period, new_until: date) -> Period:
+    if new_until <= period.eligible_until:
+        raise InvalidField(
+            "eligible_until",
+            f"an extension must end after the current end date {period.eligible_until.isoformat()}",
+        )
+    check_period(period.eligible_from, new_until)
+    return Period(period.eligible_from, new_until, period.grace_days)
+
+
+def has_ended(period: Period, today: date) -> bool:
+    """Past the end date and the grace period: the card expires."""
+    return today > period.last_valid_day
+
+
+def ends_soon(period: Period, today: date, within_days: int) -> bool:
+    """Ends within the announcement window (today included) and has not ended yet."""
+    return today <= period.eligible_until <= today + timedelta(days=within_days)

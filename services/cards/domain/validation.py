@@ -1,0 +1,64 @@
+"""Parsing what referrers type: national register numbers, IBANs, birth dates. Every refusal
+names the field and the reason, and never repeats the value (it is personal data)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from schwifty import IBAN
+from schwifty import exceptions as iban_errors
+from stdnum import exceptions as stdnum_errors
+from stdnum.be import nn
+
+from services.cards.domain.errors import InvalidField
+
+OLDEST_BIRTH_YEAR = 1900
+
+_NN_REASONS: dict[type[Exception], str] = {
+    stdnum_errors.InvalidLength: "must have 11 digits",
+    stdnum_errors.InvalidFormat: "must contain only digits (dots, dashes and spaces are allowed)",
+    stdnum_errors.InvalidChecksum: "the check digits do not match the number",
+    stdnum_errors.InvalidComponent: "the first six digits are not a valid birth date",
+}
+_IBAN_REASONS: dict[type[Exception], str] = {
+    iban_errors.InvalidChecksumDigits: "the check digits do not match the account number",
+    iban_errors.InvalidLength: "has the wrong length for its country",
+    iban_errors.InvalidStructure: "contains characters an IBAN cannot have",
+    iban_errors.InvalidCountryCode: "starts with an unknown country code",
+    iban_errors.InvalidBBANChecksum: "the national account number's check digits do not match",
+    iban_errors.InvalidBankCode: "names a bank code that does not exist",
+}
+
+
+def parse_national_number(value: str, date_of_birth: date | None = None) -> str:
+    """The compact 11-digit form; refuses a number that disagrees with the birth date."""
+    try:
+        number = str(nn.validate(value))
+    except stdnum_errors.ValidationError as exc:
+        reason = next(
+            (text for kind, text in _NN_REASONS.items() if isinstance(exc, kind)),
+            "is not a valid Belgian national register number",
+        )
+        raise InvalidField("national_number", reason) from None
+    born = nn.get_birth_date(number)
+    if date_of_birth is not None and born is not None and born != date_of_birth:
+        raise InvalidField("national_number", "does not match date_of_birth")
+    return number
+
+
+def parse_iban(value: str) -> str:
+    try:
+        return str(IBAN(value).compact)
+    except iban_errors.SchwiftyException as exc:
+        reason = next(
+            (text for kind, text in _IBAN_REASONS.items() if isinstance(exc, kind)),
+            "is not a valid IBAN",
+        )
+        raise InvalidField("iban", reason) from None
+
+
+def check_birth_date(value: date, today: date) -> None:
+    if value > today:
+        raise InvalidField("date_of_birth", "lies in the future")
+    if value.year < OLDEST_BIRTH_YEAR:
+        raise InvalidField("date_of_birth", f"lies before {OLDEST_BIRTH_YEAR}")

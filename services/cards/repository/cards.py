@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from shared.db import DbConnection
+
+_COLUMNS = (
+    "card_id, card_number, person_id, status, status_reason, issued_at, status_changed_at,"
+    " replaces_card_id"
+)
+
+
+async def insert(
+    conn: DbConnection,
+    card_id: uuid.UUID,
+    card_number: str,
+    person_id: uuid.UUID,
+    replaces_card_id: uuid.UUID | None,
+) -> None:
+    """Raises UniqueViolationError on a second active card (or a clashing number)."""
+    await conn.execute(
+        "INSERT INTO cards (card_id, card_number, person_id, status, replaces_card_id)"
+        " VALUES ($1, $2, $3, 'active', $4)",
+        card_id,
+        card_number,
+        person_id,
+        replaces_card_id,
+    )
+
+
+async def get(
+    conn: DbConnection, card_id: uuid.UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM cards WHERE card_id = $1{lock}",  # noqa: S608
+        card_id,
+    )
+
+
+async def of_person(conn: DbConnection, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            f"SELECT {_COLUMNS} FROM cards WHERE person_id = $1 ORDER BY issued_at",  # noqa: S608
+            person_id,
+        )
+    )
+
+
+async def set_status(conn: DbConnection, card_id: uuid.UUID, status: str, reason: str) -> None:
+    await conn.execute(
+        "UPDATE cards SET status = $2, status_reason = $3, status_changed_at = now()"
+        " WHERE card_id = $1",
+        card_id,
+        status,
+        reason,
+    )

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from shared.db import DbConnection
+
+_COLUMNS = (
+    "provider_id, organisation_id, name, sub_municipality, mode, partner, contact_email,"
+    " beneficiary_sealed"
+)
+
+
+async def insert(
+    conn: DbConnection,
+    *,
+    provider_id: uuid.UUID,
+    organisation_id: uuid.UUID | None,
+    name: str,
+    sub_municipality: str,
+    mode: str,
+    partner: bool,
+    contact_email: str | None,
+    beneficiary_sealed: str | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO providers (provider_id, organisation_id, name, sub_municipality, mode,"
+        " partner, contact_email, beneficiary_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        provider_id,
+        organisation_id,
+        name,
+        sub_municipality,
+        mode,
+        partner,
+        contact_email,
+        beneficiary_sealed,
+    )
+
+
+async def get(
+    conn: DbConnection, provider_id: uuid.UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM providers WHERE provider_id = $1{lock}",  # noqa: S608
+        provider_id,
+    )
+
+
+async def update(
+    conn: DbConnection,
+    provider_id: uuid.UUID,
+    *,
+    name: str,
+    sub_municipality: str,
+    mode: str,
+    partner: bool,
+    contact_email: str | None,
+    beneficiary_sealed: str | None,
+) -> None:
+    await conn.execute(
+        "UPDATE providers SET name = $2, sub_municipality = $3, mode = $4, partner = $5,"
+        " contact_email = $6, beneficiary_sealed = $7, updated_at = now() WHERE provider_id = $1",
+        provider_id,
+        name,
+        sub_municipality,
+        mode,
+        partner,
+        contact_email,
+        beneficiary_sealed,
+    )
+
+
+async def all_(conn: DbConnection) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT provider_id, organisation_id, name, sub_municipality, mode, partner,"
+            " contact_email, beneficiary_sealed IS NOT NULL AS has_bank_account"
+            " FROM providers ORDER BY name"
+        )
+    )
+
+
+async def upsert_activity(
+    conn: DbConnection,
+    provider_id: uuid.UUID,
+    activity_id: str,
+    name: str,
+    category: str,
+    price_cents: int | None,
+    active: bool,
+) -> None:
+    await conn.execute(
+        "INSERT INTO activities (provider_id, activity_id, name, category, price_cents, active)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (provider_id, activity_id) DO UPDATE"
+        " SET name = excluded.name, category = excluded.category,"
+        " price_cents = excluded.price_cents, active = excluded.active",
+        provider_id,
+        activity_id,
+        name,
+        category,
+        price_cents,
+        active,
+    )
+
+
+async def activities(conn: DbConnection, provider_id: uuid.UUID) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT activity_id, name, category, price_cents, active FROM activities"
+            " WHERE provider_id = $1 ORDER BY activity_id",
+            provider_id,
+        )
+    )
