@@ -149,7 +149,12 @@ class BatchProcessor:
     async def _apply(self, events: list[Incoming[Any]], dead: list[DeadLetter]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             fresh_ids = await claim_new(conn, self.name, [e.envelope.id for e in events])
-            fresh = [e for e in events if e.envelope.id in fresh_ids]
+            fresh = []
+            for event in events:
+                # Also drops the second copy of an event delivered twice within one batch.
+                if event.envelope.id in fresh_ids:
+                    fresh_ids.discard(event.envelope.id)
+                    fresh.append(event)
             refused: list[DeadLetter] = []
             if fresh:
                 try:

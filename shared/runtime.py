@@ -92,9 +92,11 @@ class ServiceRuntime:
             batch_timeout_ms=20,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,  # never ACK_FIRST: that is at-most-once
-            max_poll_interval_ms=600_000,
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=300_000,
+            # The embedded broker holds a group join for about half the session timeout;
+            # 6 s (Kafka's minimum) keeps start-up and rebalances short.
+            session_timeout_ms=6_000,
+            heartbeat_interval_ms=1_500,
             decoder=_keep_raw,  # decoding is ours: a malformed body must become a dead letter
         )
 

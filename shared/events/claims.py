@@ -34,6 +34,8 @@ class RejectionReason(StrEnum):
     OUT_OF_WINDOW = "out_of_window"
     IN_THE_FUTURE = "in_the_future"
     NOTHING_TO_REFUND = "nothing_to_refund"
+    FREQUENCY_LIMIT = "frequency_limit"
+    CHECKIN_CANCELLED = "checkin_cancelled"
 
 
 class ClaimApproved(EventPayload):

@@ -114,7 +114,17 @@ class EmbeddedPostgres:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        wait_until(lambda: port_open("127.0.0.1", self.port), timeout_s=60, what="PostgreSQL")
+        wait_until(self.accepting, timeout_s=60, what="PostgreSQL", interval_s=0.1)
+
+    def accepting(self) -> bool:
+        """Ready for connections: an open port alone can still answer 'starting up'."""
+        if not port_open("127.0.0.1", self.port):
+            return False
+        result = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+            check=False,
+        )
+        return result.returncode == 0
 
     @property
     def pid(self) -> int:

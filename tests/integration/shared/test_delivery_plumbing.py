@@ -1,0 +1,210 @@
+"""Inbox, outbox and dead-lettering on the real broker and database: duplicates change
+nothing, poison lands in the dead-letter topic with its reason, good messages still flow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import Field
+
+from shared.consumer import BatchProcessor, Incoming
+from shared.db import DbConnection
+from shared.deadletter import DeadLetter
+from shared.envelope import new_envelope
+from shared.events.base import EventPayload
+from shared.kafka import ensure_topics
+from shared.outbox import OutgoingRecord, enqueue
+from shared.runtime import ServiceRuntime
+from shared.topics import DEAD_LETTER_TOPIC, Topic
+from tests.support.components import Infra
+from tests.support.kafka import header, produce_raw, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+class WidgetMade(EventPayload):
+    widget_id: uuid.UUID
+    size: int = Field(ge=0)
+
+
+def _topic(suffix: str) -> Topic:
+    return Topic(
+        f"test.widget-made-{suffix}.v1",
+        "be.test.WidgetMade",
+        WidgetMade,
+        lambda p: str(p.widget_id),
+        partitions=4,
+    )
+
+
+async def _made(conn: DbConnection, batch: list[Incoming[Any]], out_topic: str) -> list[DeadLetter]:
+    await conn.executemany(
+        "INSERT INTO effects (event_id, widget_id) VALUES ($1, $2)",
+        [(i.envelope.id, i.payload.widget_id) for i in batch],
+    )
+    await enqueue(
+        conn,
+        [
+            OutgoingRecord(
+                str(uuid.uuid4()),
+                out_topic,
+                str(i.payload.widget_id).encode(),
+                i.envelope.caused(type="be.test.WidgetCounted", source="/test").headers(),
+                json.dumps({"widget_id": str(i.payload.widget_id)}).encode(),
+            )
+            for i in batch
+        ],
+    )
+    return []
+
+
+@pytest.fixture
+async def running_consumer(infra: Infra, database: str, tmp_path: Path) -> Any:
+    suffix = uuid.uuid4().hex[:8]
+    topic, out_topic = _topic(suffix), f"test.widget-counted-{suffix}.v1"
+    await ensure_topics(
+        infra.bootstrap_servers, [topic.name, out_topic, DEAD_LETTER_TOPIC], partitions=4
+    )
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    # No unique key on purpose: only the inbox stands between a redelivery and a second row.
+    (migrations / "0001_effects.sql").write_text(
+        "CREATE TABLE effects (event_id uuid NOT NULL, widget_id uuid NOT NULL);"
+    )
+    runtime = ServiceRuntime(
+        name=f"test-{suffix}",
+        bootstrap_servers=infra.bootstrap_servers,
+        database_url=database,
+        migrations=migrations,
+    )
+    pool = await runtime.open_database()
+
+    async def handler(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+        return await _made(conn, batch, out_topic)
+
+    runtime.consume(
+        BatchProcessor(f"test-{suffix}", [topic], handler, pool), group_id=f"g-{suffix}"
+    )
+    task = asyncio.create_task(runtime.run())
+    try:
+        yield runtime, topic, out_topic, pool
+    finally:
+        runtime.stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+
+
+async def _wait_for(pool: asyncpg.Pool, query: str, expected: int, timeout_s: float = 60) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    value = -1
+    while asyncio.get_running_loop().time() < deadline:
+        value = int(await pool.fetchval(query))
+        if value >= expected:
+            return value
+        await asyncio.sleep(0.1)
+    return value
+
+
+async def test_duplicates_are_applied_once_and_poison_is_dead_lettered(
+    infra: Infra, running_consumer: Any
+) -> None:
+    _, topic, out_topic, pool = running_consumer
+    widgets = [WidgetMade(widget_id=uuid.uuid4(), size=n) for n in range(20)]
+    envelopes = [new_envelope(type=topic.event_type, source="/test") for _ in widgets]
+    bootstrap = infra.bootstrap_servers
+    for index, (envelope, widget) in enumerate(zip(envelopes, widgets, strict=True)):
+        body = widget.model_dump_json().encode()
+        await produce_raw(
+            bootstrap, topic.name, body, key=topic.key_of(widget), headers=envelope.headers()
+        )
+        if index % 4 == 0:  # the same message delivered again
+            await produce_raw(
+                bootstrap, topic.name, body, key=topic.key_of(widget), headers=envelope.headers()
+            )
+        if index == 5:  # poison in the middle of the stream
+            await produce_raw(
+                bootstrap, topic.name, b"{not json", key=b"k", headers=envelope.headers()
+            )
+            await produce_raw(
+                bootstrap,
+                topic.name,
+                b'{"widget_id": "nope", "size": -1}',
+                key=b"k",
+                headers=new_envelope(type=topic.event_type, source="/t").headers(),
+            )
+            await produce_raw(
+                bootstrap,
+                topic.name,
+                body,
+                headers=new_envelope(type="be.test.WidgetMade.v9", source="/t").headers(),
+            )
+            await produce_raw(
+                bootstrap,
+                topic.name,
+                b"x" * (70 * 1024),
+                headers=new_envelope(type=topic.event_type, source="/t").headers(),
+            )
+
+    applied = await _wait_for(pool, "SELECT count(*) FROM effects", len(widgets))
+    await asyncio.sleep(1.0)  # give a wrongly applied duplicate the time to show up
+    assert int(await pool.fetchval("SELECT count(*) FROM effects")) == applied == len(widgets)
+    assert int(await pool.fetchval("SELECT count(DISTINCT event_id) FROM effects")) == len(widgets)
+
+    dead = [
+        r
+        for r in await read_topic(bootstrap, DEAD_LETTER_TOPIC)
+        if header(r, "dlq_source_topic") == topic.name
+    ]
+    reasons = sorted(header(r, "dlq_reason") or "" for r in dead)
+    assert reasons == ["malformed_json", "oversized", "schema_violation", "unknown_version"]
+    malformed = next(r for r in dead if header(r, "dlq_reason") == "malformed_json")
+    assert malformed.value == b"{not json"  # the original bytes, untouched
+    assert "widget_id" in (
+        header(next(r for r in dead if header(r, "dlq_reason") == "schema_violation"), "dlq_detail")
+        or ""
+    )
+
+    published = await read_topic(bootstrap, out_topic)
+    assert sorted(json.loads(r.value)["widget_id"] for r in published) == sorted(
+        str(w.widget_id) for w in widgets
+    )
+    correlations = {header(r, "correlation_id") for r in published}
+    assert correlations == {str(e.id) for e in envelopes}
+
+
+async def test_the_relay_publishes_rows_committed_while_the_broker_is_paused(
+    infra: Infra, running_consumer: Any
+) -> None:
+    _, _, out_topic, pool = running_consumer
+    if infra.broker is None:
+        pytest.skip("pausing needs the embedded broker process")
+    infra.broker.pause()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(
+                conn,
+                [
+                    OutgoingRecord(
+                        str(uuid.uuid4()),
+                        out_topic,
+                        b"k",
+                        new_envelope(type="be.test.X", source="/t").headers(),
+                        b'{"during": "pause"}',
+                    )
+                ],
+            )
+        await asyncio.sleep(2)
+    finally:
+        infra.broker.resume()
+    assert (
+        await _wait_for(pool, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", 1) >= 1
+    )
+    values = [r.value for r in await read_topic(infra.bootstrap_servers, out_topic)]
+    assert values.count(b'{"during": "pause"}') == 1

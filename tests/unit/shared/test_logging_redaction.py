@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+import structlog
+
+from shared.logging import REDACTED, configure_logging, get_logger, log_context, redact_text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "payee BE68539007547034 done",
+        "iban BE68 5390 0754 7034",
+        "nn 85.07.30-033.61 seen",
+        "nn 85073003361",
+    ],
+)
+def test_ibans_and_national_numbers_are_masked(text: str) -> None:
+    masked = redact_text(text)
+    assert REDACTED in masked
+    for secret in ("BE68539007547034", "5390 0754 7034", "85.07.30-033.61", "85073003361"):
+        assert secret not in masked
+
+
+def test_card_numbers_and_uuids_stay_readable() -> None:
+    text = "card 6299123456789 id 0190e1c2-7d3e-7abc-8def-0123456789ab"
+    assert redact_text(text) == text
+
+
+def test_log_lines_are_json_with_correlation_id_and_no_personal_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    configure_logging("test", json=True)
+    try:
+        with log_context(correlation_id="corr-1"):
+            get_logger("t").info(
+                "registered", name="Jan Peeters", iban="BE68539007547034", note="nn 85073003361"
+            )
+        line = json.loads(out.getvalue().strip().splitlines()[-1])
+    finally:
+        structlog.reset_defaults()
+    assert line["correlation_id"] == "corr-1"
+    assert line["service"] == "test"
+    assert line["name"] == REDACTED and line["iban"] == REDACTED
+    assert "85073003361" not in json.dumps(line)
