@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
+from services.notifications.api import notifications_router
 from services.notifications.delivery import DeliveryWorker
-from services.notifications.routing import TOPICS, route
+from services.notifications.jobs import Jobs
+from services.notifications.routing import TOPICS, Router
+from services.notifications.schedule import Scheduler
 from services.notifications.settings import NotificationsSettings
 from shared.consumer import BatchProcessor
 from shared.http import add_correlation_middleware, health_router
@@ -29,39 +31,19 @@ async def main() -> None:
         http_port=settings.http_port,
     )
     pool = await runtime.open_database()
-    runtime.consume(BatchProcessor("notifications", TOPICS, route, pool), group_id="notifications")
+    runtime.consume(
+        BatchProcessor("notifications", TOPICS, Router(settings), pool), group_id="notifications"
+    )
     worker = DeliveryWorker(pool, settings)
+    jobs = Jobs(pool, settings)
+    scheduler = Scheduler(pool, jobs, settings.scheduler_interval_s, settings.daily_batch_hour)
 
     app = FastAPI(title="Vrijetijdspas — notifications", version="1")
     add_correlation_middleware(app)
     app.include_router(health_router(lambda: runtime.pool))
+    app.include_router(notifications_router(lambda: runtime.pool, lambda: jobs))
 
-    @app.get("/stats")
-    async def stats() -> dict[str, Any]:
-        async with runtime.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT kind, channel, status, count(*) AS n FROM deliveries GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            )
-        return {
-            "deliveries": [dict(r) for r in rows],
-            "sent": sum(r["n"] for r in rows if r["status"] == "sent"),
-            "pending": sum(r["n"] for r in rows if r["status"] == "pending"),
-            "dead": sum(r["n"] for r in rows if r["status"] == "dead"),
-        }
-
-    @app.get("/deliveries")
-    async def deliveries(status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        async with runtime.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT delivery_id, kind, recipient, channel, status, attempts, last_error,"
-                " created_at, sent_at FROM deliveries WHERE ($1::text IS NULL OR status = $1)"
-                " ORDER BY created_at DESC LIMIT $2",
-                status,
-                min(limit, 1000),
-            )
-        return [dict(r) for r in rows]
-
-    await runtime.run(app, background=[worker.run])
+    await runtime.run(app, background=[worker.run, scheduler.run])
 
 
 if __name__ == "__main__":

@@ -1,20 +1,52 @@
 """The delivery worker: sends due messages, retries transient failures with exponential
-backoff, gives up (status `dead`, with the reason) on permanent ones or after max attempts."""
+backoff, gives up (status `dead`, with the reason) on permanent ones or after max attempts.
+
+Due rows are leased in a short transaction (their next attempt is pushed past the lease),
+sent outside any transaction, and their outcome recorded afterwards: a slow SMTP server or
+webhook never holds database locks, and two workers never send the same row at once.
+A crash between sending and recording resends after the lease; the Message-ID and the
+webhook-id stay the delivery id so a receiver can recognise the repeat.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from email.message import EmailMessage
+import json
+import re
+from datetime import date
+from typing import Any
 
-import aiosmtplib
 import asyncpg
+import httpx
 
+from services.notifications.email_channel import Attachment, Email, EmailChannel
+from services.notifications.outcomes import Outcome, permanent
+from services.notifications.printing import PrintableCard, cards_pdf
 from services.notifications.settings import NotificationsSettings
-from shared.db import DbConnection
+from services.notifications.signals import retry_delay_s
+from services.notifications.webhooks import WebhookChannel
 from shared.logging import get_logger, log_context
 
 log = get_logger(__name__)
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+
+
+def without_addresses(text: str) -> str:
+    """Error texts from mail servers quote the address; logs must not."""
+    return _ADDRESS.sub("<address>", text)
+
+
+def attachments_of(payload: dict[str, Any]) -> tuple[Attachment, ...]:
+    """Printable cards travel as one PDF (a page per card) with the message that announces them."""
+    cards = payload.get("cards") or []
+    if not cards:
+        return ()
+    printable = [
+        PrintableCard(c["card_number"], date.fromisoformat(c["eligible_until"])) for c in cards
+    ]
+    name = f"vrijetijdspas-{cards[0]['card_number']}.pdf" if len(cards) == 1 else "kaarten.pdf"
+    return (Attachment(name, cards_pdf(printable)),)
 
 
 class DeliveryWorker:
@@ -22,6 +54,12 @@ class DeliveryWorker:
         self._pool = pool
         self._settings = settings
         self._wake = asyncio.Event()
+        self.email = EmailChannel(
+            settings.smtp_host, settings.smtp_port, settings.smtp_timeout_s, settings.mail_from
+        )
+        self.webhooks = WebhookChannel(settings.webhook_master_secret, settings.webhook_timeout_s)
+        # Long enough for a whole pass of slow sends; only a crashed worker's rows wait it out.
+        self.lease_s = 3 * max(settings.smtp_timeout_s, settings.webhook_timeout_s) + 30
 
     def wake(self, *_: object) -> None:
         self._wake.set()
@@ -46,74 +84,112 @@ class DeliveryWorker:
                 await listener.remove_listener("deliveries", self.wake)
                 await self._pool.release(listener)
 
-    async def deliver_due(self, limit: int = 50) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
+    async def deliver_due(self, limit: int = 100) -> int:
+        """One pass: lease due rows, send them, record what happened. Returns rows tried."""
+        async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT delivery_id, correlation_id, kind, address, subject, body, attempts"
-                " FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
-                " ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "UPDATE deliveries d SET next_attempt_at = now() + make_interval(secs => $2)"
+                " FROM (SELECT delivery_id FROM deliveries WHERE status = 'pending'"
+                "       AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1"
+                "       FOR UPDATE SKIP LOCKED) due"
+                " WHERE d.delivery_id = due.delivery_id"
+                " RETURNING d.delivery_id, d.correlation_id, d.kind, d.recipient, d.channel,"
+                " d.address, d.subject, d.body, d.attempts, d.language, d.payload",
                 limit,
+                float(self.lease_s),
             )
-            for row in rows:
+        if not rows:
+            return 0
+        outcomes = await self._send(rows)
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row, outcome in zip(rows, outcomes, strict=True):
                 with log_context(correlation_id=row["correlation_id"]):
-                    await self._send_one(conn, row)
+                    await self._record(conn, row, outcome)
         return len(rows)
 
-    async def _send_one(self, conn: DbConnection, row: asyncpg.Record) -> None:
-        message = EmailMessage()
-        message["From"] = self._settings.mail_from
-        message["To"] = row["address"]
-        message["Subject"] = row["subject"]
-        message["Message-ID"] = f"<{row['delivery_id']}@vrijetijdspas>"
-        message["X-Correlation-ID"] = row["correlation_id"]
-        message.set_content(row["body"])
+    async def _send(self, rows: list[asyncpg.Record]) -> list[Outcome]:
+        outcomes: dict[Any, Outcome] = {}
+        emails = [r for r in rows if r["channel"] == "email"]
+        hooks = [r for r in rows if r["channel"] == "webhook"]
+        for row in rows:
+            if row["channel"] not in ("email", "webhook"):
+                outcomes[row["delivery_id"]] = permanent(f"channel {row['channel']} is batched")
+        if emails:
+            results = await self.email.send_all([self._email(r) for r in emails])
+            outcomes |= {r["delivery_id"]: o for r, o in zip(emails, results, strict=True)}
+        if hooks:
+            async with httpx.AsyncClient() as client:
+                results = await asyncio.gather(*(self._webhook(client, r) for r in hooks))
+            outcomes |= {r["delivery_id"]: o for r, o in zip(hooks, results, strict=True)}
+        return [outcomes[r["delivery_id"]] for r in rows]
+
+    def _email(self, row: asyncpg.Record) -> Email:
+        return Email(
+            message_id=str(row["delivery_id"]),
+            to=row["address"],
+            subject=row["subject"],
+            body=row["body"],
+            correlation_id=row["correlation_id"],
+            language=row["language"],
+            attachments=attachments_of(_payload(row)),
+        )
+
+    async def _webhook(self, client: httpx.AsyncClient, row: asyncpg.Record) -> Outcome:
+        payload = {k: v for k, v in _payload(row).items() if k != "cards"}
+        return await self.webhooks.send(
+            client,
+            url=row["address"],
+            recipient=row["recipient"],
+            message_id=str(row["delivery_id"]),
+            kind=row["kind"],
+            payload=payload,
+        )
+
+    async def _record(self, conn: Any, row: asyncpg.Record, outcome: Outcome) -> None:
         attempts = row["attempts"] + 1
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=self._settings.smtp_host,
-                port=self._settings.smtp_port,
-                timeout=self._settings.smtp_timeout_s,
-                start_tls=False,
-                use_tls=False,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            await self._dead(conn, row, attempts, f"recipient refused: {exc}")
-            return
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            if attempts >= self._settings.max_attempts:
-                await self._dead(conn, row, attempts, f"gave up after {attempts} attempts: {exc}")
-                return
-            delay_s = min(2**attempts, 600)
+        fields = {"kind": row["kind"], "channel": row["channel"], "attempt": attempts}
+        if outcome.sent:
             await conn.execute(
-                "UPDATE deliveries SET attempts = $2, last_error = $3,"
-                " next_attempt_at = now() + make_interval(secs => $4) WHERE delivery_id = $1",
+                "UPDATE deliveries SET status = 'sent', attempts = $2, sent_at = now(),"
+                " last_error = NULL WHERE delivery_id = $1",
                 row["delivery_id"],
                 attempts,
-                str(exc)[:300],
-                float(delay_s),
             )
-            log.warning(
-                "delivery failed, will retry",
-                kind=row["kind"],
-                attempt=attempts,
-                retry_in_s=delay_s,
-            )
+            log.info("notification sent", **fields)
             return
+        if outcome.permanent or attempts >= self._settings.max_attempts:
+            reason = (
+                outcome.error
+                if outcome.permanent
+                else (f"gave up after {attempts} attempts: {outcome.error}")
+            )
+            await conn.execute(
+                "UPDATE deliveries SET status = 'dead', attempts = $2, last_error = $3"
+                " WHERE delivery_id = $1",
+                row["delivery_id"],
+                attempts,
+                reason[:300],
+            )
+            log.error("notification dead-lettered", reason=without_addresses(reason), **fields)
+            return
+        delay_s = retry_delay_s(attempts, self._settings.retry_base_s, self._settings.retry_max_s)
         await conn.execute(
-            "UPDATE deliveries SET status = 'sent', attempts = $2, sent_at = now() WHERE delivery_id = $1",
+            "UPDATE deliveries SET attempts = $2, last_error = $3,"
+            " next_attempt_at = now() + make_interval(secs => $4) WHERE delivery_id = $1",
             row["delivery_id"],
             attempts,
+            outcome.error,
+            delay_s,
         )
-        log.info("notification sent", kind=row["kind"], channel="email", attempt=attempts)
+        log.warning(
+            "delivery failed, will retry",
+            error=without_addresses(outcome.error),
+            retry_in_s=delay_s,
+            **fields,
+        )
 
-    async def _dead(
-        self, conn: DbConnection, row: asyncpg.Record, attempts: int, reason: str
-    ) -> None:
-        await conn.execute(
-            "UPDATE deliveries SET status = 'dead', attempts = $2, last_error = $3 WHERE delivery_id = $1",
-            row["delivery_id"],
-            attempts,
-            reason[:300],
-        )
-        log.error("notification dead-lettered", kind=row["kind"], reason=reason[:300])
+
+def _payload(row: asyncpg.Record) -> dict[str, Any]:
+    value = row["payload"]
+    parsed = json.loads(value) if isinstance(value, str) else value
+    return parsed if isinstance(parsed, dict) else {}

@@ -1,11 +1,23 @@
-"""What we say, in Dutch (nl-BE) first: pure functions from events to message texts."""
+"""What we say, in Dutch (nl-BE) first and English second: pure templates, no I/O.
+
+Templates are plain `str.format` strings so that a reviewer can read every sentence a
+partner will receive. Amounts are passed as `Eur` (rendered `€ 12,50`) and dates as `date`
+(rendered `27/11/2026` by the template's own format spec), so no caller formats by hand.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from shared.events.payments import PaymentRequested
+from shared.events.claims import RejectionReason
 from shared.money import format_eur
+
+Language = Literal["nl", "en"]
+LANGUAGES: tuple[Language, ...] = ("nl", "en")
+BRUSSELS = ZoneInfo("Europe/Brussels")
 
 
 @dataclass(frozen=True)
@@ -14,15 +26,324 @@ class Message:
     body: str
 
 
-def payment_requested_for_referrer(e: PaymentRequested, organisation: str) -> Message:
+@dataclass(frozen=True)
+class Eur:
+    """An amount in cents that formats itself the Belgian way inside a template."""
+
+    cents: int
+
+    def __format__(self, _spec: str) -> str:
+        return format_eur(self.cents)
+
+
+def local_day(moment: datetime) -> date:
+    """The calendar day a Belgian reader would name for a UTC moment."""
+    return moment.astimezone(BRUSSELS).date()
+
+
+def language_of(value: str | None) -> Language:
+    return "en" if value == "en" else "nl"
+
+
+_D = "%d/%m/%Y"
+
+# kind -> language -> (subject, body). The body is the core sentence(s); `render` adds the
+# greeting and the signature so that they are the same in every message.
+TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
+    "payment_requested": {
+        "nl": (
+            "Vrijetijdspas: terugbetaling van {amount} aangevraagd",
+            "Voor een kaarthouder die u begeleidt is een terugbetaling van {amount} aangevraagd"
+            " bij de financiële dienst ({claims} activiteit(en)), met mededeling {reference}.\n\n"
+            "U hoeft niets te doen. Dit bericht bevat bewust geen naam.",
+        ),
+        "en": (
+            "Leisure card: refund of {amount} requested",
+            "A refund of {amount} was requested from the finance department for a card holder"
+            " you support ({claims} activity/activities), reference {reference}.\n\n"
+            "No action is needed. This message deliberately contains no name.",
+        ),
+    },
+    "card_issued": {
+        "nl": (
+            "Vrijetijdspas: nieuwe kaart {card_number}",
+            "Er is een vrijetijdspas uitgereikt met kaartnummer {card_number}, geldig van"
+            " {eligible_from:" + _D + "} tot {eligible_until:" + _D + "}. De afdrukbare kaart"
+            " zit in de bijlage.",
+        ),
+        "en": (
+            "Leisure card: new card {card_number}",
+            "A leisure card was issued with card number {card_number}, valid from"
+            " {eligible_from:" + _D + "} until {eligible_until:" + _D + "}. The printable card"
+            " is attached.",
+        ),
+    },
+    "eligibility_ending": {
+        "nl": (
+            "Vrijetijdspas: recht op kansentarief eindigt op {eligible_until:" + _D + "}",
+            "Het recht op het kansentarief van de kaarthouder met kaart {card_number} eindigt op"
+            " {eligible_until:" + _D + "}. Wilt u nagaan of een verlenging nodig is?",
+        ),
+        "en": (
+            "Leisure card: reduced tariff ends on {eligible_until:" + _D + "}",
+            "The reduced tariff of the card holder with card {card_number} ends on"
+            " {eligible_until:" + _D + "}. Could you check whether it should be extended?",
+        ),
+    },
+    "card_unused": {
+        "nl": (
+            "Vrijetijdspas: kaart {card_number} wordt niet gebruikt",
+            "Kaart {card_number} werd sinds {since:" + _D + "} niet meer gebruikt ({days}"
+            " dagen). Misschien helpt een gesprek om een drempel weg te nemen.",
+        ),
+        "en": (
+            "Leisure card: card {card_number} is not being used",
+            "Card {card_number} has not been used since {since:" + _D + "} ({days} days)."
+            " A conversation might help remove a barrier.",
+        ),
+    },
+    "payment_failed": {
+        "nl": (
+            "Vrijetijdspas: terugbetaling van {amount} mislukt",
+            "De terugbetaling van {amount} aan de kaarthouder met kaart {card_number} is"
+            " mislukt: {reason}. Wilt u samen met de kaarthouder het rekeningnummer nakijken?",
+        ),
+        "en": (
+            "Leisure card: refund of {amount} failed",
+            "The refund of {amount} to the card holder with card {card_number} failed:"
+            " {reason}. Could you check the bank account with the card holder?",
+        ),
+    },
+    "refund_approved": {
+        "nl": (
+            "Vrijetijdspas: u krijgt {amount} terug",
+            "U nam op {day:" + _D + "} deel aan een activiteit ({category}) bij {provider}"
+            " en betaalde {price}. U krijgt {amount} terug op uw rekening.",
+        ),
+        "en": (
+            "Leisure card: you get {amount} back",
+            "On {day:" + _D + "} you took part in an activity ({category}) at {provider}"
+            " and paid {price}. You get {amount} back on your bank account.",
+        ),
+    },
+    "refund_capped": {
+        "nl": (
+            "Vrijetijdspas: u krijgt {amount} terug",
+            "U nam op {day:" + _D + "} deel aan een activiteit ({category}) bij {provider}"
+            " en betaalde {price}. U krijgt {amount} terug op uw rekening. Dat is minder dan"
+            " de gewone korting, omdat het maximumbedrag per activiteit of uw budget voor dit"
+            " jaar bereikt is.",
+        ),
+        "en": (
+            "Leisure card: you get {amount} back",
+            "On {day:" + _D + "} you took part in an activity ({category}) at {provider}"
+            " and paid {price}. You get {amount} back on your bank account. That is less than"
+            " the usual discount, because the maximum per activity or your budget for this"
+            " year has been reached.",
+        ),
+    },
+    "refund_rejected": {
+        "nl": (
+            "Vrijetijdspas: geen terugbetaling voor uw activiteit van {day:" + _D + "}",
+            "Uw activiteit van {day:" + _D + "} bij {provider} wordt niet terugbetaald,"
+            " omdat {reason}. Hebt u vragen? Uw begeleider helpt u graag.",
+        ),
+        "en": (
+            "Leisure card: no refund for your activity of {day:" + _D + "}",
+            "Your activity of {day:" + _D + "} at {provider} is not refunded, because"
+            " {reason}. Any questions? The person who supports you is glad to help.",
+        ),
+    },
+    "refund_paid": {
+        "nl": (
+            "Vrijetijdspas: {amount} gestort op uw rekening",
+            "Op {day:" + _D + "} hebben we {amount} op uw rekening gestort, met mededeling"
+            " {reference}.",
+        ),
+        "en": (
+            "Leisure card: {amount} paid into your account",
+            "On {day:" + _D + "} we paid {amount} into your bank account, with reference"
+            " {reference}.",
+        ),
+    },
+    "provider_statement": {
+        "nl": (
+            "Vrijetijdspas: overzicht van {period_from:" + _D + "} tot {period_to:" + _D + "}",
+            "Van {period_from:" + _D + "} tot en met {period_to:" + _D + "} werd de"
+            " vrijetijdspas {checkins} keer bij u gebruikt, waarvan {approved} keer met"
+            " korting. Totaal betaalde prijzen: {price_total}. Totaal kortingen: {discount_total}."
+            "\n\nDit overzicht bevat bewust geen namen.",
+        ),
+        "en": (
+            "Leisure card: statement from {period_from:" + _D + "} to {period_to:" + _D + "}",
+            "From {period_from:" + _D + "} to {period_to:" + _D + "} the leisure card was"
+            " used {checkins} times with you, {approved} of them with a discount. Total prices"
+            " paid: {price_total}. Total discounts: {discount_total}.\n\nThis statement"
+            " deliberately contains no names.",
+        ),
+    },
+    "device_silent": {
+        "nl": (
+            "Vrijetijdspas: toestel {device} is stil",
+            "Toestel {device} heeft sinds {since:" + _D + " %H:%M} niets meer gestuurd,"
+            " terwijl het meestal elke dag actief is. Staat het aan en heeft het verbinding?",
+        ),
+        "en": (
+            "Leisure card: device {device} is silent",
+            "Device {device} has sent nothing since {since:" + _D + " %H:%M}, while it is"
+            " usually active every day. Is it switched on and connected?",
+        ),
+    },
+    "payment_run_ready": {
+        "nl": (
+            "Vrijetijdspas: betalingsrun {run} staat klaar",
+            "Betalingsrun {run} staat klaar: {payments} betaling(en) voor in totaal {total}.",
+        ),
+        "en": (
+            "Leisure card: payment run {run} is ready",
+            "Payment run {run} is ready: {payments} payment(s) for a total of {total}.",
+        ),
+    },
+    "budget_threshold": {
+        "nl": (
+            "Vrijetijdspas: budgetlijn {line} heeft {percent}% bereikt",
+            "Van het budget {year} voor {line} is {spent} besteed van {budget} ({percent}%).",
+        ),
+        "en": (
+            "Leisure card: budget line {line} reached {percent}%",
+            "Of the {year} budget for {line}, {spent} of {budget} has been spent ({percent}%).",
+        ),
+    },
+    "referrer_digest": {
+        "nl": ("Vrijetijdspas: uw overzicht van {day:" + _D + "}", "{items}"),
+        "en": ("Leisure card: your summary of {day:" + _D + "}", "{items}"),
+    },
+}
+
+_GREETING: dict[Language, str] = {"nl": "Beste {name},", "en": "Dear {name},"}
+_FALLBACK_NAME: dict[Language, str] = {"nl": "kaarthouder", "en": "card holder"}
+_SIGNATURE: dict[Language, str] = {"nl": "Vrijetijdspas", "en": "Leisure card"}
+
+REJECTION_REASONS: dict[Language, dict[str, str]] = {
+    "nl": {
+        "unknown_card": "we de gebruikte kaart niet kennen",
+        "card_blocked": "uw kaart op dat moment geblokkeerd was, bijvoorbeeld na"
+        " verlies of diefstal",
+        "card_expired": "uw kaart op dat moment vervallen was",
+        "card_revoked": "uw kaart ingetrokken was",
+        "card_replaced": "u een oude kaart gebruikte die intussen vervangen is",
+        "not_eligible": "u op die dag geen recht had op het kansentarief",
+        "category_not_eligible": "dit soort activiteit niet onder uw voordeel valt",
+        "provider_not_partner": "deze aanbieder niet meedoet met de vrijetijdspas",
+        "already_today": "u voor deze activiteit die dag al een terugbetaling kreeg",
+        "budget_exhausted": "uw budget voor dit jaar op is",
+        "unknown_device": "we de registratie bij de aanbieder niet konden controleren",
+        "device_revoked": "we de registratie bij de aanbieder niet konden controleren",
+        "bad_signature": "we de registratie bij de aanbieder niet konden controleren",
+        "replayed": "deze activiteit al eerder werd geregistreerd",
+        "out_of_window": "de registratie te laat bij ons binnenkwam",
+        "in_the_future": "de registratie een datum in de toekomst had",
+        "nothing_to_refund": "er niets terug te betalen was",
+        "frequency_limit": "u deze activiteit vaker gebruikte dan toegelaten is",
+        "checkin_cancelled": "de aanbieder uw registratie heeft geannuleerd",
+    },
+    "en": {
+        "unknown_card": "we do not know the card that was used",
+        "card_blocked": "your card was blocked at that moment, for instance after loss or theft",
+        "card_expired": "your card had expired at that moment",
+        "card_revoked": "your card had been revoked",
+        "card_replaced": "you used an old card that has since been replaced",
+        "not_eligible": "you were not entitled to the reduced tariff that day",
+        "category_not_eligible": "this kind of activity is not covered",
+        "provider_not_partner": "this provider does not take part in the scheme",
+        "already_today": "you already had a refund for this activity that day",
+        "budget_exhausted": "your budget for this year is used up",
+        "unknown_device": "we could not verify the registration at the provider",
+        "device_revoked": "we could not verify the registration at the provider",
+        "bad_signature": "we could not verify the registration at the provider",
+        "replayed": "this activity had already been registered",
+        "out_of_window": "the registration reached us too late",
+        "in_the_future": "the registration carried a date in the future",
+        "nothing_to_refund": "there was nothing to refund",
+        "frequency_limit": "you used this activity more often than allowed",
+        "checkin_cancelled": "the provider cancelled your registration",
+    },
+}
+
+CATEGORIES: dict[Language, dict[str, str]] = {
+    "nl": {
+        "culture": "cultuur",
+        "sport": "sport",
+        "youth": "jeugdwerk",
+        "course": "cursus",
+        "membership": "lidmaatschap",
+    },
+    "en": {
+        "culture": "culture",
+        "sport": "sport",
+        "youth": "youth work",
+        "course": "course",
+        "membership": "membership",
+    },
+}
+
+# ISO 20022 status reasons finance reports most; others fall back to the bank's own text.
+PAYMENT_FAILURES: dict[Language, dict[str, str]] = {
+    "nl": {
+        "AC01": "het rekeningnummer is onjuist",
+        "AC04": "de rekening is afgesloten",
+        "AC06": "de rekening is geblokkeerd",
+        "AG01": "de bank weigert deze overschrijving",
+        "BE04": "het adres van de begunstigde ontbreekt",
+        "MD07": "de rekeninghouder is overleden",
+        "RC01": "de bankcode is onjuist",
+    },
+    "en": {
+        "AC01": "the account number is incorrect",
+        "AC04": "the account is closed",
+        "AC06": "the account is blocked",
+        "AG01": "the bank refuses this transfer",
+        "BE04": "the beneficiary address is missing",
+        "MD07": "the account holder has died",
+        "RC01": "the bank code is incorrect",
+    },
+}
+
+
+_UNKNOWN_REASON: dict[Language, str] = {
+    "nl": "de aanvraag niet aan de voorwaarden voldeed",
+    "en": "the claim did not meet the conditions",
+}
+
+
+def rejection_reason(reason: RejectionReason | str, language: Language) -> str:
+    # Keyed by the reason's value: a reason added later still gets a plain sentence.
+    return REJECTION_REASONS[language].get(str(reason), _UNKNOWN_REASON[language])
+
+
+def payment_failure(code: str, fallback: str, language: Language) -> str:
+    return PAYMENT_FAILURES[language].get(code, fallback)
+
+
+def category(value: str, language: Language) -> str:
+    return CATEGORIES[language].get(value, value)
+
+
+def render(kind: str, language: Language, greet: str | None = None, **facts: Any) -> Message:
+    """The message of one kind; `greet` is whom we address (an organisation or a person)."""
+    subject, body = TEMPLATES[kind][language]
+    name = greet or _FALLBACK_NAME[language]
     return Message(
-        subject=f"Vrijetijdspas: terugbetaling van {format_eur(e.amount_cents)} aangevraagd",
+        subject=subject.format(**facts),
         body=(
-            f"Beste {organisation},\n\n"
-            f"Voor een kaarthouder die u begeleidt is een terugbetaling van "
-            f"{format_eur(e.amount_cents)} aangevraagd bij de financiële dienst "
-            f"({e.claims} activiteit(en)), met mededeling {e.structured_reference}.\n\n"
-            "U hoeft niets te doen. Dit bericht bevat bewust geen naam.\n\n"
-            "Vrijetijdspas\n"
+            f"{_GREETING[language].format(name=name)}\n\n{body.format(**facts)}\n\n"
+            f"{_SIGNATURE[language]}\n"
         ),
     )
+
+
+def digest_line(message: Message) -> str:
+    """One item of a digest: its subject without the brand prefix, then its first paragraph."""
+    title = message.subject.split(": ", 1)[-1]
+    core = message.body.split("\n\n")[1] if "\n\n" in message.body else message.body
+    return f"- {title}\n  {core}"

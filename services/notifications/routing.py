@@ -1,93 +1,309 @@
-"""Deciding who to tell: events in, delivery rows out (within the consumer's transaction)."""
+"""Deciding who to tell: events in, projections and delivery rows out, all within the
+consumer's transaction (so a redelivered event changes nothing and queues nothing)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from services.notifications.messages import Message, payment_requested_for_referrer
+from services.notifications import projections, recipients
+from services.notifications.messages import (
+    Eur,
+    category,
+    local_day,
+    payment_failure,
+    rejection_reason,
+    render,
+)
+from services.notifications.queueing import notify
+from services.notifications.recipients import Recipient
+from services.notifications.settings import NotificationsSettings
+from services.notifications.signals import notification_key, thresholds_crossed
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter
 from shared.events import cards as ev
-from shared.events.payments import PaymentRequested
-from shared.ids import uuid7
+from shared.events.checkins import DeviceHeartbeat
+from shared.events.claims import ClaimApproved, ClaimRejected, ClaimReversed, RejectionReason
+from shared.events.payments import (
+    PaymentFailed,
+    PaymentRequested,
+    PaymentRunCompleted,
+    PaymentSettled,
+)
 from shared.logging import get_logger, log_context
 
 log = get_logger(__name__)
 
-TOPICS = (topics.ORGANISATION_REGISTERED, topics.CARD_ISSUED, topics.PAYMENT_REQUESTED)
+TOPICS = (
+    topics.ORGANISATION_REGISTERED,
+    topics.PROVIDER_REGISTERED,
+    topics.CARD_ISSUED,
+    topics.CARD_STATUS_CHANGED,
+    topics.ELIGIBILITY_CHANGED,
+    topics.HOLDER_DETAILS_CHANGED,
+    topics.HOLDER_ERASED,
+    topics.DEVICE_REGISTERED,
+    topics.DEVICE_REVOKED,
+    topics.DEVICE_HEARTBEAT,
+    topics.CLAIM_APPROVED,
+    topics.CLAIM_REJECTED,
+    topics.CLAIM_REVERSED,
+    topics.PAYMENT_REQUESTED,
+    topics.PAYMENT_RUN_COMPLETED,
+    topics.PAYMENT_SETTLED,
+    topics.PAYMENT_FAILED,
+)
+
+# A replayed check-in is a duplicate of one that was decided already: telling the card
+# holder "rejected" would contradict the refund they did get.
+_NOT_TOLD = {RejectionReason.REPLAYED}
 
 
-async def route(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
-    for incoming in batch:
-        with log_context(correlation_id=incoming.correlation_id):
-            await _route_one(conn, incoming)
-    return []
+class Router:
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self.settings = settings
 
+    async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+        for incoming in batch:
+            with log_context(correlation_id=incoming.correlation_id):
+                await self.route_one(conn, incoming)
+        return []
 
-async def _route_one(conn: DbConnection, incoming: Incoming[Any]) -> None:
-    e = incoming.payload
-    match e:
-        case ev.OrganisationRegistered():
-            await conn.execute(
-                "INSERT INTO organisations (organisation_id, name, kind, contact_email, webhook_url)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organisation_id) DO UPDATE SET"
-                " name = excluded.name, contact_email = excluded.contact_email,"
-                " webhook_url = excluded.webhook_url",
-                e.organisation_id,
-                e.name,
-                e.kind.value,
-                e.contact_email,
-                e.webhook_url,
-            )
-        case ev.CardIssued():
-            await conn.execute(
-                "INSERT INTO holders (holder_id, referrer_org_id) VALUES ($1, $2)"
-                " ON CONFLICT (holder_id) DO UPDATE SET referrer_org_id = excluded.referrer_org_id",
-                e.holder_id,
-                e.referrer_org_id,
-            )
-        case PaymentRequested() if e.payee_kind.value == "card_holder":
-            org = await conn.fetchrow(
-                "SELECT o.organisation_id, o.name, o.contact_email FROM holders h"
-                " JOIN organisations o ON o.organisation_id = h.referrer_org_id WHERE h.holder_id = $1",
-                e.payee_id,
-            )
-            if org is None or not org["contact_email"]:
-                log.info("no referrer to tell", kind="payment_requested")
-                return
-            await _deliver(
+    async def route_one(self, conn: DbConnection, incoming: Incoming[Any]) -> None:
+        e = incoming.payload
+        match e:
+            case ev.OrganisationRegistered():
+                await projections.organisation(conn, e)
+            case ev.ProviderRegistered():
+                await projections.provider(conn, e)
+            case ev.CardIssued():
+                await projections.card_issued(conn, e)
+                await self._card_issued(conn, incoming, e)
+            case ev.CardStatusChanged():
+                await projections.card_status(conn, e)
+            case ev.EligibilityChanged():
+                await projections.eligibility(conn, e)
+            case ev.HolderDetailsChanged():
+                await projections.holder_details(conn, e)
+            case ev.HolderErased():
+                await projections.holder_erased(conn, e)
+            case ev.DeviceRegistered() | ev.DeviceRevoked() | DeviceHeartbeat():
+                await projections.device(conn, e)
+            case ClaimApproved():
+                if await projections.checkin_approved(conn, e):
+                    await self._budget(conn, incoming, e)
+                await self._refund_decided(conn, incoming, e)
+            case ClaimRejected():
+                if e.reason not in _NOT_TOLD:
+                    await projections.checkin_rejected(conn, e)
+                    await self._refund_decided(conn, incoming, e)
+            case ClaimReversed():
+                await projections.checkin_reversed(conn, e)
+            case PaymentRequested():
+                await projections.payment(conn, e)
+                await self._payment_requested(conn, incoming, e)
+            case PaymentRunCompleted():
+                await self._payment_run(conn, incoming, e)
+            case PaymentSettled():
+                await self._payment_settled(conn, incoming, e)
+            case PaymentFailed():
+                await self._payment_failed(conn, incoming, e)
+
+    async def _tell(
+        self,
+        conn: DbConnection,
+        incoming: Incoming[Any],
+        recipient: Recipient | None,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        key: uuid.UUID | None = None,
+        digestible: bool = False,
+        **facts: Any,
+    ) -> None:
+        if recipient is None:
+            log.info("nobody to tell", kind=kind)
+            return
+        await notify(
+            conn,
+            key=key or incoming.envelope.id,
+            correlation_id=incoming.correlation_id,
+            kind=kind,
+            recipient=recipient,
+            message=render(kind, recipient.language, recipient.name, **facts),
+            payload=payload,
+            digestible=digestible,
+        )
+
+    async def _card_issued(
+        self, conn: DbConnection, incoming: Incoming[Any], e: ev.CardIssued
+    ) -> None:
+        card = {
+            "card_number": e.card_number,
+            "eligible_from": e.eligible_from.isoformat(),
+            "eligible_until": e.eligible_until.isoformat(),
+        }
+        await self._tell(
+            conn,
+            incoming,
+            await recipients.organisation(conn, e.referrer_org_id),
+            "card_issued",
+            {"card_id": str(e.card_id), "holder_id": str(e.holder_id), **card, "cards": [card]},
+            digestible=True,
+            card_number=e.card_number,
+            eligible_from=e.eligible_from,
+            eligible_until=e.eligible_until,
+        )
+
+    async def _refund_decided(
+        self, conn: DbConnection, incoming: Incoming[Any], e: ClaimApproved | ClaimRejected
+    ) -> None:
+        if e.holder_id is None:
+            return  # an unknown card: there is nobody to tell
+        holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
+        provider = await projections.provider_name(conn, e.provider_id)
+        day = local_day(e.occurred_at)
+        payload: dict[str, Any] = {"claim_id": str(e.claim_id), "day": day.isoformat()}
+        language = holder.language if holder else "nl"
+        if isinstance(e, ClaimApproved):
+            kind = "refund_capped" if e.capped else "refund_approved"
+            payload |= {"amount_cents": e.amount_cents, "price_cents": e.price_cents}
+            await self._tell(
                 conn,
                 incoming,
-                "payment_requested",
-                f"org:{org['organisation_id']}",
-                org["contact_email"],
-                payment_requested_for_referrer(e, org["name"]),
+                holder,
+                kind,
+                payload,
+                day=day,
+                provider=provider,
+                category=category(e.category.value, language),
+                price=Eur(e.price_cents),
+                amount=Eur(e.amount_cents),
+            )
+        else:
+            payload |= {"reason": e.reason.value}
+            await self._tell(
+                conn,
+                incoming,
+                holder,
+                "refund_rejected",
+                payload,
+                day=day,
+                provider=provider,
+                reason=rejection_reason(e.reason, language),
             )
 
+    async def _budget(self, conn: DbConnection, incoming: Incoming[Any], e: ClaimApproved) -> None:
+        year = local_day(e.occurred_at).year
+        before, after = await projections.spend(conn, e.target_group, year, e.amount_cents)
+        budget = self.settings.budgets_cents.get(e.target_group)
+        if budget is None:
+            return
+        crossed = thresholds_crossed(before, after, budget, self.settings.budget_thresholds_percent)
+        for percent in crossed:
+            for finance in await recipients.finance(conn, self.settings.finance_email):
+                await self._tell(
+                    conn,
+                    incoming,
+                    finance,
+                    "budget_threshold",
+                    {
+                        "budget_line": e.target_group,
+                        "year": year,
+                        "percent": percent,
+                        "spent_cents": after,
+                        "budget_cents": budget,
+                    },
+                    key=notification_key("budget", e.target_group, year, percent),
+                    line=e.target_group,
+                    year=year,
+                    percent=percent,
+                    spent=Eur(after),
+                    budget=Eur(budget),
+                )
 
-async def _deliver(
-    conn: DbConnection,
-    incoming: Incoming[Any],
-    kind: str,
-    recipient: str,
-    address: str,
-    message: Message,
-) -> None:
-    inserted = await conn.fetchval(
-        "INSERT INTO deliveries (delivery_id, event_id, correlation_id, kind, recipient, channel,"
-        " address, subject, body) VALUES ($1, $2, $3, $4, $5, 'email', $6, $7, $8)"
-        " ON CONFLICT (event_id, recipient) DO NOTHING RETURNING delivery_id",
-        uuid7(),
-        incoming.envelope.id,
-        incoming.correlation_id,
-        kind,
-        recipient,
-        address,
-        message.subject,
-        message.body,
-    )
-    if inserted is not None:
-        await conn.execute("SELECT pg_notify('deliveries', '')")
-        log.info("notification queued", kind=kind, recipient=recipient, channel="email")
+    async def _payment_requested(
+        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentRequested
+    ) -> None:
+        if e.payee_kind.value != "card_holder":
+            return
+        referrer = await projections.referrer_of(conn, e.payee_id)
+        await self._tell(
+            conn,
+            incoming,
+            await recipients.organisation(conn, referrer) if referrer else None,
+            "payment_requested",
+            {
+                "payment_id": str(e.payment_id),
+                "amount_cents": e.amount_cents,
+                "claims": e.claims,
+                "structured_reference": e.structured_reference,
+            },
+            amount=Eur(e.amount_cents),
+            claims=e.claims,
+            reference=e.structured_reference,
+        )
+
+    async def _payment_run(
+        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentRunCompleted
+    ) -> None:
+        for finance in await recipients.finance(conn, self.settings.finance_email):
+            await self._tell(
+                conn,
+                incoming,
+                finance,
+                "payment_run_ready",
+                {"run_id": str(e.run_id), "payments": e.payments, "total_cents": e.total_cents},
+                run=str(e.run_id)[:8],
+                payments=e.payments,
+                total=Eur(e.total_cents),
+            )
+
+    async def _payment_settled(
+        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentSettled
+    ) -> None:
+        payment = await projections.payment_of(conn, e.payment_id)
+        if payment is None or payment["payee_kind"] != "card_holder":
+            return
+        holder = await recipients.holder(conn, payment["payee_id"], self.settings.private_key)
+        day = local_day(e.settled_at)
+        await self._tell(
+            conn,
+            incoming,
+            holder,
+            "refund_paid",
+            {"payment_id": str(e.payment_id), "amount_cents": e.amount_cents},
+            day=day,
+            amount=Eur(e.amount_cents),
+            reference=payment["structured_reference"],
+        )
+
+    async def _payment_failed(
+        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentFailed
+    ) -> None:
+        payment = await projections.payment_of(conn, e.payment_id)
+        if payment is None or payment["payee_kind"] != "card_holder":
+            return
+        holder_id = payment["payee_id"]
+        referrer = await projections.referrer_of(conn, holder_id)
+        recipient = await recipients.organisation(conn, referrer) if referrer else None
+        language = recipient.language if recipient else "nl"
+        card_number = await projections.card_number_of(conn, holder_id) or "?"
+        await self._tell(
+            conn,
+            incoming,
+            recipient,
+            "payment_failed",
+            {
+                "payment_id": str(e.payment_id),
+                "holder_id": str(holder_id),
+                "card_number": card_number,
+                "amount_cents": e.amount_cents,
+                "reason_code": e.reason_code,
+            },
+            amount=Eur(e.amount_cents),
+            card_number=card_number,
+            reason=payment_failure(e.reason_code, e.reason, language),
+        )

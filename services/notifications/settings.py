@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -16,4 +19,39 @@ class NotificationsSettings(ServiceSettings):
     mail_from: str = "vrijetijdspas@heist-op-den-berg.be"
     # Opens the contact details the cards service seals for us (base64url X25519 key).
     private_key: str | None = None
+
+    # Delivery: transient failures wait base·2^(attempt-1) seconds (capped), then give up.
     max_attempts: int = 8
+    retry_base_s: float = 2.0
+    retry_max_s: float = 600.0
+    webhook_timeout_s: float = 10.0
+    # Each partner's Standard Webhooks secret is derived from this one (see webhooks.py).
+    # Required outside the dev environment: no default secret in production.
+    webhook_master_secret: str = ""
+
+    # Signals.
+    unused_after_days: int = 90
+    eligibility_warning_days: int = 30
+    device_silent_hours: int = 24
+    # A device counts as "usually active" when it was heard on this many of the 7 days
+    # before it went silent: a device used once a month does not raise an alarm.
+    device_usual_active_days: int = 3
+    # Yearly budget per budget line (target group), in cents; finance hears at 80% and 100%.
+    budgets_cents: dict[str, int] = Field(default_factory=dict)
+    budget_thresholds_percent: tuple[int, ...] = (80, 100)
+    # Used when no organisation of kind "finance" is registered.
+    finance_email: str | None = None
+
+    # Scheduling: how often the background scheduler looks, and from what local hour the
+    # daily batches (referrer digest, letters) go out.
+    scheduler_interval_s: float = 300
+    daily_batch_hour: int = 7
+    letters_dir: Path = Path(".vtp/letters")
+
+    @model_validator(mode="after")
+    def _secret_outside_dev(self) -> NotificationsSettings:
+        if not self.webhook_master_secret:
+            if self.environment != "dev":
+                raise ValueError("NOTIFICATIONS_WEBHOOK_MASTER_SECRET is required outside dev")
+            self.webhook_master_secret = "dev-only-webhook-master-secret"  # noqa: S105
+        return self

@@ -1,0 +1,127 @@
+"""The HTTP API for operators and tests: the delivery log, counts, preferences, and jobs
+on command (so nobody has to wait for a schedule to see its effect)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from services.notifications.jobs import JOB_NAMES, Jobs
+
+_LOG_COLUMNS = (
+    "delivery_id, event_id, kind, recipient, channel, status, attempts, last_error, batch,"
+    " batch_ref, created_at, sent_at, next_attempt_at"
+)
+
+
+class Preferences(BaseModel):
+    channel: Literal["email", "webhook", "letter"] | None = None
+    language: Literal["nl", "en"] | None = None
+    digest: bool = True
+    opted_out: list[str] = Field(default_factory=list, max_length=50)
+
+
+def notifications_router(pool: Callable[[], asyncpg.Pool], jobs: Callable[[], Jobs]) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        async with pool().acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT kind, channel, status, count(*) AS n FROM deliveries"
+                " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            )
+        totals = {
+            status: sum(r["n"] for r in rows if r["status"] == status)
+            for status in ("sent", "pending", "dead", "scheduled", "batched", "skipped")
+        }
+        return {"deliveries": [dict(r) for r in rows], **totals}
+
+    @router.get("/deliveries")
+    async def deliveries(
+        status: str | None = None,
+        kind: str | None = None,
+        recipient: str | None = None,
+        channel: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The delivery log, newest first. Addresses and texts are not listed: the log is
+        for following deliveries, not for reading people's mail."""
+        async with pool().acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_LOG_COLUMNS} FROM deliveries"  # noqa: S608 - constant columns
+                " WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)"
+                " AND ($3::text IS NULL OR recipient = $3) AND ($4::text IS NULL OR channel = $4)"
+                " AND ($5::timestamptz IS NULL OR created_at >= $5)"
+                " ORDER BY created_at DESC LIMIT $6",
+                status,
+                kind,
+                recipient,
+                channel,
+                since,
+                max(1, min(limit, 1000)),
+            )
+        return [dict(r) for r in rows]
+
+    @router.post("/deliveries/{delivery_id}/retry")
+    async def retry(delivery_id: uuid.UUID) -> dict[str, Any]:
+        """An operator sends a dead delivery again after fixing its cause."""
+        async with pool().acquire() as conn:
+            row = await conn.fetchrow(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now()"
+                " WHERE delivery_id = $1 AND status = 'dead' RETURNING delivery_id",
+                delivery_id,
+            )
+            if row is None:
+                raise HTTPException(409, "only a dead delivery can be retried")
+            await conn.execute("SELECT pg_notify('deliveries', '')")
+        return {"delivery_id": delivery_id, "status": "pending"}
+
+    @router.get("/preferences/{recipient}")
+    async def get_preferences(recipient: str) -> Preferences:
+        async with pool().acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT channel, language, digest, opted_out FROM preferences WHERE recipient = $1",
+                recipient,
+            )
+        return Preferences(**dict(row)) if row else Preferences()
+
+    @router.put("/preferences/{recipient}")
+    async def put_preferences(recipient: str, body: Preferences) -> Preferences:
+        async with pool().acquire() as conn:
+            await conn.execute(
+                "INSERT INTO preferences (recipient, channel, language, digest, opted_out)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (recipient) DO UPDATE SET"
+                " channel = excluded.channel, language = excluded.language,"
+                " digest = excluded.digest, opted_out = excluded.opted_out, updated_at = now()",
+                recipient,
+                body.channel,
+                body.language,
+                body.digest,
+                body.opted_out,
+            )
+        return body
+
+    @router.post("/jobs/{name}")
+    async def run_job(
+        name: str,
+        at: datetime | None = None,
+        period_from: date | None = None,
+        period_to: date | None = None,
+    ) -> dict[str, Any]:
+        """Run a scheduled job now, optionally as of `at` (e.g. 91 days ahead)."""
+        if name not in JOB_NAMES:
+            raise HTTPException(404, f"unknown job; known: {', '.join(JOB_NAMES)}")
+        if at is not None and at.tzinfo is None:
+            raise HTTPException(422, "`at` must carry a UTC offset")
+        period = (period_from, period_to) if period_from and period_to else None
+        return await jobs().run(name, at or datetime.now(UTC), period)
+
+    return router

@@ -1,0 +1,370 @@
+"""Periodic work: the scans that turn quiet facts into signals (unused cards, eligibility
+ending, silent devices), provider statements, and the daily batches (referrer digests,
+letters). Each job runs in one transaction and is keyed so that running it twice tells
+nobody twice; `now` is a parameter so that tests and operators can run it "as of" a moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.notifications import recipients
+from services.notifications.messages import (
+    BRUSSELS,
+    Eur,
+    Message,
+    digest_line,
+    language_of,
+    local_day,
+    render,
+)
+from services.notifications.printing import Letter, letters_pdf
+from services.notifications.queueing import notify
+from services.notifications.settings import NotificationsSettings
+from services.notifications.signals import is_silent, notification_key, previous_month
+from shared.db import DbConnection
+from shared.ids import uuid7
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+JOB_NAMES = (
+    "unused-cards",
+    "eligibility-ending",
+    "silent-devices",
+    "provider-statements",
+    "referrer-digests",
+    "letters",
+)
+
+
+class Jobs:
+    def __init__(self, pool: asyncpg.Pool, settings: NotificationsSettings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    async def run(
+        self, name: str, now: datetime, period: tuple[date, date] | None = None
+    ) -> dict[str, Any]:
+        correlation_id = f"job:{name}:{now.isoformat()}"
+        if name == "letters":
+            return await self.letters(now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            match name:
+                case "unused-cards":
+                    count = await self.unused_cards(conn, now, correlation_id)
+                case "eligibility-ending":
+                    count = await self.eligibility_ending(conn, local_day(now), correlation_id)
+                case "silent-devices":
+                    count = await self.silent_devices(conn, now, correlation_id)
+                case "provider-statements":
+                    start, end = period or previous_month(local_day(now))
+                    count = await self.provider_statements(conn, start, end, correlation_id)
+                case "referrer-digests":
+                    count = await self.referrer_digests(conn, now, correlation_id)
+                case _:
+                    raise ValueError(f"unknown job {name!r}; known: {', '.join(JOB_NAMES)}")
+        log.info("job ran", job=name, notifications=count)
+        return {"job": name, "notifications": count}
+
+    async def _tell_org(
+        self,
+        conn: DbConnection,
+        org_id: uuid.UUID,
+        key: uuid.UUID,
+        correlation_id: str,
+        kind: str,
+        payload: dict[str, Any],
+        digestible: bool,
+        **facts: Any,
+    ) -> bool:
+        recipient = await recipients.organisation(conn, org_id)
+        if recipient is None:
+            return False
+        return await notify(
+            conn,
+            key=key,
+            correlation_id=correlation_id,
+            kind=kind,
+            recipient=recipient,
+            message=render(kind, recipient.language, recipient.name, **facts),
+            payload=payload,
+            digestible=digestible,
+        )
+
+    async def unused_cards(self, conn: DbConnection, now: datetime, correlation_id: str) -> int:
+        cutoff = now - timedelta(days=self.settings.unused_after_days)
+        rows = await conn.fetch(
+            # Only cards the person may still use: an expired right is not "unused".
+            "SELECT c.card_id, c.card_number, c.referrer_org_id,"
+            " coalesce(c.last_used_at, c.issued_at) AS last_use FROM cards c"
+            " WHERE c.status = 'active' AND coalesce(c.last_used_at, c.issued_at) <= $1"
+            " AND EXISTS (SELECT 1 FROM eligibilities e WHERE e.holder_id = c.holder_id"
+            "             AND e.eligible_until >= $2)",
+            cutoff,
+            local_day(now),
+        )
+        told = 0
+        for r in rows:
+            since = local_day(r["last_use"])
+            told += await self._tell_org(
+                conn,
+                r["referrer_org_id"],
+                notification_key("card-unused", r["card_id"], r["last_use"].isoformat()),
+                correlation_id,
+                "card_unused",
+                {"card_id": str(r["card_id"]), "card_number": r["card_number"], "since": since},
+                True,
+                card_number=r["card_number"],
+                since=since,
+                days=(now - r["last_use"]).days,
+            )
+        return told
+
+    async def eligibility_ending(self, conn: DbConnection, today: date, correlation_id: str) -> int:
+        rows = await conn.fetch(
+            "SELECT e.holder_id, e.target_group, e.eligible_until, e.referrer_org_id,"
+            " (SELECT card_number FROM cards c WHERE c.holder_id = e.holder_id"
+            "  ORDER BY issued_at DESC LIMIT 1) AS card_number"
+            " FROM eligibilities e WHERE e.eligible_until BETWEEN $1 AND $2",
+            today,
+            today + timedelta(days=self.settings.eligibility_warning_days),
+        )
+        told = 0
+        for r in rows:
+            card_number = r["card_number"] or "?"
+            told += await self._tell_org(
+                conn,
+                r["referrer_org_id"],
+                # The same key the cards service's own announcement would map to: one notice
+                # per end date, and a new one after an extension that ends again.
+                notification_key(
+                    "eligibility-ending", r["holder_id"], r["target_group"], r["eligible_until"]
+                ),
+                correlation_id,
+                "eligibility_ending",
+                {
+                    "holder_id": str(r["holder_id"]),
+                    "card_number": card_number,
+                    "eligible_until": r["eligible_until"],
+                },
+                True,
+                card_number=card_number,
+                eligible_until=r["eligible_until"],
+            )
+        return told
+
+    async def silent_devices(self, conn: DbConnection, now: datetime, correlation_id: str) -> int:
+        rows = await conn.fetch(
+            "SELECT d.device_id, d.provider_id, d.last_seen_at,"
+            " (SELECT count(*) FROM device_days dd WHERE dd.device_id = d.device_id"
+            "  AND dd.day > (d.last_seen_at AT TIME ZONE 'Europe/Brussels')::date - 7"
+            "  AND dd.day <= (d.last_seen_at AT TIME ZONE 'Europe/Brussels')::date) AS active_days"
+            " FROM devices d WHERE NOT d.revoked AND d.last_seen_at <= $1",
+            now - timedelta(hours=self.settings.device_silent_hours),
+        )
+        told = 0
+        for r in rows:
+            if not is_silent(
+                r["last_seen_at"],
+                now,
+                self.settings.device_silent_hours,
+                r["active_days"],
+                self.settings.device_usual_active_days,
+            ):
+                continue
+            recipient = await recipients.provider(conn, r["provider_id"])
+            if recipient is None:
+                continue
+            since = r["last_seen_at"].astimezone(BRUSSELS)
+            device = str(r["device_id"])[:8]
+            told += await notify(
+                conn,
+                key=notification_key(
+                    "device-silent", r["device_id"], r["last_seen_at"].isoformat()
+                ),
+                correlation_id=correlation_id,
+                kind="device_silent",
+                recipient=recipient,
+                message=render(
+                    "device_silent", recipient.language, recipient.name, device=device, since=since
+                ),
+                payload={"device_id": str(r["device_id"]), "last_seen_at": r["last_seen_at"]},
+            )
+        return told
+
+    async def provider_statements(
+        self, conn: DbConnection, start: date, end: date, correlation_id: str
+    ) -> int:
+        # Counts and totals only: no card, no person, no target group leaves this query.
+        rows = await conn.fetch(
+            "SELECT provider_id, count(*) AS checkins,"
+            " count(*) FILTER (WHERE approved AND NOT reversed) AS approved,"
+            " coalesce(sum(price_cents) FILTER (WHERE approved AND NOT reversed), 0) AS prices,"
+            " coalesce(sum(amount_cents) FILTER (WHERE approved AND NOT reversed), 0) AS discounts"
+            " FROM checkins WHERE (occurred_at AT TIME ZONE 'Europe/Brussels')::date"
+            " BETWEEN $1 AND $2 GROUP BY provider_id",
+            start,
+            end,
+        )
+        told = 0
+        for r in rows:
+            recipient = await recipients.provider(conn, r["provider_id"])
+            if recipient is None:
+                continue
+            facts = {
+                "period_from": start,
+                "period_to": end,
+                "checkins": r["checkins"],
+                "approved": r["approved"],
+            }
+            told += await notify(
+                conn,
+                key=notification_key("statement", r["provider_id"], start, end),
+                correlation_id=correlation_id,
+                kind="provider_statement",
+                recipient=recipient,
+                message=render(
+                    "provider_statement",
+                    recipient.language,
+                    recipient.name,
+                    price_total=Eur(r["prices"]),
+                    discount_total=Eur(r["discounts"]),
+                    **facts,
+                ),
+                payload={
+                    **facts,
+                    "price_total_cents": r["prices"],
+                    "discount_total_cents": r["discounts"],
+                },
+            )
+        return told
+
+    async def referrer_digests(self, conn: DbConnection, now: datetime, correlation_id: str) -> int:
+        rows = await conn.fetch(
+            "SELECT delivery_id, recipient, address, kind, subject, body, language, payload"
+            " FROM deliveries WHERE status = 'scheduled' AND batch = 'digest'"
+            " ORDER BY recipient, created_at FOR UPDATE SKIP LOCKED"
+        )
+        by_recipient: dict[str, list[asyncpg.Record]] = {}
+        for r in rows:
+            by_recipient.setdefault(r["recipient"], []).append(r)
+        for key, items in by_recipient.items():
+            await self._digest(conn, key, items, now, correlation_id)
+        return len(by_recipient)
+
+    async def _digest(
+        self,
+        conn: DbConnection,
+        key: str,
+        items: list[asyncpg.Record],
+        now: datetime,
+        correlation_id: str,
+    ) -> None:
+        first = items[0]
+        org = await recipients.organisation(conn, uuid.UUID(key.removeprefix("org:")))
+        language = language_of(first["language"])
+        payloads = [_json(i["payload"]) for i in items]
+        message = render(
+            "referrer_digest",
+            language,
+            org.name if org else None,
+            day=local_day(now),
+            items="\n\n".join(digest_line(Message(i["subject"], i["body"])) for i in items),
+        )
+        digest_id = uuid7()
+        await conn.execute(
+            "INSERT INTO deliveries (delivery_id, event_id, correlation_id, kind, recipient,"
+            " channel, address, subject, body, language, payload)"
+            " VALUES ($1, $1, $2, 'referrer_digest', $3, 'email', $4, $5, $6, $7, $8::jsonb)",
+            digest_id,
+            correlation_id,
+            key,
+            org.address if org and org.channel == "email" else first["address"],
+            message.subject,
+            message.body,
+            language,
+            json.dumps(
+                {
+                    "items": [
+                        {"kind": i["kind"], **{k: v for k, v in p.items() if k != "cards"}}
+                        for i, p in zip(items, payloads, strict=True)
+                    ],
+                    "cards": [c for p in payloads for c in p.get("cards", [])],
+                },
+                default=str,
+            ),
+        )
+        await conn.execute(
+            "UPDATE deliveries SET status = 'batched', batch_ref = $2"
+            " WHERE delivery_id = ANY($1::uuid[])",
+            [i["delivery_id"] for i in items],
+            str(digest_id),
+        )
+        await conn.execute("SELECT pg_notify('deliveries', '')")
+
+    async def letters(self, now: datetime) -> dict[str, Any]:
+        """Today's letters as one PDF. The file is written before the commit and removed if
+        the commit fails, so a letter is in exactly one printed batch."""
+        today = local_day(now)
+        path: Path | None = None
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    rows = await conn.fetch(
+                        "SELECT delivery_id, address, subject, body FROM deliveries"
+                        " WHERE status = 'scheduled' AND batch = 'letters'"
+                        " ORDER BY created_at FOR UPDATE SKIP LOCKED"
+                    )
+                    if not rows:
+                        return {"job": "letters", "letters": 0, "file": None}
+                    pdf = letters_pdf(
+                        [
+                            Letter(_address_lines(r["address"]), r["subject"], r["body"], today)
+                            for r in rows
+                        ]
+                    )
+                    name = f"brieven-{today.isoformat()}-{str(uuid7())[-12:]}.pdf"
+                    folder = Path(self.settings.letters_dir)
+                    path = await asyncio.to_thread(_write_file, folder, name, pdf)
+                    await conn.execute(
+                        "UPDATE deliveries SET status = 'sent', sent_at = now(), attempts = 1,"
+                        " batch_ref = $2 WHERE delivery_id = ANY($1::uuid[])",
+                        [r["delivery_id"] for r in rows],
+                        path.name,
+                    )
+            except BaseException:
+                if path is not None:
+                    path.unlink(missing_ok=True)
+                raise
+        log.info("letter batch written", letters=len(rows), file=path.name)
+        return {"job": "letters", "letters": len(rows), "file": str(path)}
+
+
+def _write_file(folder: Path, name: str, content: bytes) -> Path:
+    """Whole or not at all: a printer never picks up half a batch."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+    return path
+
+
+def _address_lines(address: str) -> tuple[str, ...]:
+    return tuple(
+        part.strip() for line in address.split("\n") for part in line.split(",") if part.strip()
+    )
+
+
+def _json(value: Any) -> dict[str, Any]:
+    parsed = json.loads(value) if isinstance(value, str) else value
+    return parsed if isinstance(parsed, dict) else {}

@@ -1,0 +1,144 @@
+"""Whom we can reach, and how: partners and card holders with their preferences applied.
+
+A recipient key names the party, not the address: "org:<id>", "provider:<id>",
+"holder:<id>", "finance". Preferences and opt-outs are stored per key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.notifications.messages import Language, language_of
+from shared.db import DbConnection
+from shared.logging import get_logger
+from shared.sealing import SealError, unseal
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    key: str
+    name: str | None  # whom the greeting addresses (None: a neutral greeting)
+    channel: str | None  # email, webhook, letter; None: we have no way to reach them
+    address: str
+    language: Language = "nl"
+    digest: bool = True
+    opted_out: frozenset[str] = frozenset()
+
+    def wants(self, kind: str) -> bool:
+        return "*" not in self.opted_out and kind not in self.opted_out
+
+
+async def _preferences(conn: DbConnection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT channel, language, digest, opted_out FROM preferences WHERE recipient = $1", key
+    )
+
+
+def _with_preferences(
+    key: str,
+    name: str | None,
+    reachable: dict[str, str],
+    default_order: tuple[str, ...],
+    prefs: asyncpg.Record | None,
+    language: str | None = None,
+) -> Recipient:
+    """Pick the preferred channel if it is reachable, else the first reachable default."""
+    wanted = prefs["channel"] if prefs else None
+    order = ((wanted,) if wanted else ()) + default_order
+    channel = next((c for c in order if reachable.get(c)), None)
+    return Recipient(
+        key=key,
+        name=name,
+        channel=channel,
+        address=reachable.get(channel, "") if channel else "",
+        language=language_of((prefs["language"] if prefs else None) or language),
+        digest=prefs["digest"] if prefs else True,
+        opted_out=frozenset(prefs["opted_out"]) if prefs else frozenset(),
+    )
+
+
+async def organisation(conn: DbConnection, organisation_id: uuid.UUID) -> Recipient | None:
+    row = await conn.fetchrow(
+        "SELECT name, contact_email, webhook_url FROM organisations WHERE organisation_id = $1",
+        organisation_id,
+    )
+    if row is None:
+        return None
+    key = f"org:{organisation_id}"
+    # A partner with its own system gets webhooks; people get e-mail.
+    reachable = {"webhook": row["webhook_url"], "email": row["contact_email"]}
+    return _with_preferences(
+        key, row["name"], reachable, ("webhook", "email"), await _preferences(conn, key)
+    )
+
+
+async def provider(conn: DbConnection, provider_id: uuid.UUID) -> Recipient | None:
+    row = await conn.fetchrow(
+        "SELECT p.name, p.contact_email, o.webhook_url FROM providers p"
+        " LEFT JOIN organisations o ON o.organisation_id = p.organisation_id"
+        " WHERE p.provider_id = $1",
+        provider_id,
+    )
+    if row is None:
+        return None
+    key = f"provider:{provider_id}"
+    reachable = {"webhook": row["webhook_url"], "email": row["contact_email"]}
+    return _with_preferences(
+        key, row["name"], reachable, ("webhook", "email"), await _preferences(conn, key)
+    )
+
+
+async def finance(conn: DbConnection, fallback_email: str | None) -> list[Recipient]:
+    rows = await conn.fetch(
+        "SELECT organisation_id FROM organisations WHERE kind = 'finance' ORDER BY organisation_id"
+    )
+    found = [await organisation(conn, r["organisation_id"]) for r in rows]
+    recipients = [r for r in found if r is not None]
+    if not recipients and fallback_email:
+        prefs = await _preferences(conn, "finance")
+        recipients = [
+            _with_preferences(
+                "finance", None, {"email": fallback_email}, ("email",), prefs, language="nl"
+            )
+        ]
+    return recipients
+
+
+async def holder(
+    conn: DbConnection, holder_id: uuid.UUID, private_key: str | None
+) -> Recipient | None:
+    row = await conn.fetchrow(
+        "SELECT channel, language, contact_sealed FROM holders WHERE holder_id = $1", holder_id
+    )
+    if row is None or row["contact_sealed"] is None:
+        return None
+    key = f"holder:{holder_id}"
+    contact = _open_contact(row["contact_sealed"], private_key)
+    name = contact.get("name") or None
+    reachable = {
+        "email": contact.get("email") or "",
+        # A letter needs the name above the postal address.
+        "letter": f"{name}\n{contact['address']}" if contact.get("address") and name else "",
+    }
+    if row["channel"] == "none":
+        reachable = {}
+    order = ("email", "letter") if row["channel"] == "email" else ("letter", "email")
+    return _with_preferences(
+        key, name, reachable, order, await _preferences(conn, key), language=row["language"]
+    )
+
+
+def _open_contact(sealed: str, private_key: str | None) -> dict[str, str]:
+    if private_key is None:
+        log.warning("no private key configured: card holder contact details stay closed")
+        return {}
+    try:
+        return {k: str(v) for k, v in unseal(private_key, sealed).items() if v is not None}
+    except SealError as exc:
+        log.warning("card holder contact details cannot be opened", error=str(exc))
+        return {}
