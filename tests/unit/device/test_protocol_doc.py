@@ -1,0 +1,63 @@
+"""docs/device-protocol.md shows the exact bytes of a worked example; they must be true."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from services.claims.authentication import KnownDevice, authenticate
+from shared.checkin_signature import canonical_checkin, verify
+from shared.events.checkins import CheckInRecorded
+from vtp.device.example import DEVICE_ID, PROVIDER_ID, worked_example
+
+DOC = Path(__file__).parents[3] / "docs" / "device-protocol.md"
+_BLOCK = re.compile(r"<!-- worked-example:([a-z0-9-]+) -->\n```\n(.*?)\n```", re.S)
+
+
+@pytest.fixture(scope="module")
+def blocks() -> dict[str, str]:
+    return dict(_BLOCK.findall(DOC.read_text()))
+
+
+def test_the_document_shows_every_value_of_the_example(blocks: dict[str, str]) -> None:
+    assert set(blocks) == {
+        "seed-hex",
+        "private-key",
+        "public-key",
+        "canonical",
+        "canonical-sha256",
+        "signature",
+        "body",
+    }
+
+
+def test_the_documented_values_are_what_the_code_computes(blocks: dict[str, str]) -> None:
+    example = worked_example()
+    assert blocks["seed-hex"] == example.seed_hex
+    assert blocks["private-key"] == example.private_key_b64
+    assert blocks["public-key"] == example.public_key_b64
+    assert blocks["canonical"].encode() == example.canonical
+    assert blocks["canonical-sha256"] == hashlib.sha256(example.canonical).hexdigest()
+    assert blocks["signature"] == example.signature_b64
+    assert blocks["body"].encode() == example.body
+    assert f"Canonical bytes ({len(example.canonical)} bytes" in DOC.read_text()
+
+
+def test_the_documented_message_is_accepted_by_the_claims_authentication(
+    blocks: dict[str, str],
+) -> None:
+    checkin = CheckInRecorded.model_validate_json(blocks["body"])
+    assert canonical_checkin(checkin) == blocks["canonical"].encode()
+    assert verify(blocks["public-key"], blocks["canonical"].encode(), blocks["signature"])
+    device = KnownDevice(DEVICE_ID, PROVIDER_ID, blocks["public-key"], revoked_at=None)
+    assert authenticate(checkin, device, nonce_already_used=False) is None
+
+
+def test_a_changed_byte_of_the_documented_message_breaks_the_signature(
+    blocks: dict[str, str],
+) -> None:
+    tampered = blocks["canonical"].replace("\n1250\n", "\n1251\n").encode()
+    assert not verify(blocks["public-key"], tampered, blocks["signature"])
