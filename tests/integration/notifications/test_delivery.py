@@ -1,0 +1,200 @@
+"""Must-show 1–3: real SMTP (aiosmtpd) and a real webhook receiver that verifies Standard
+Webhooks signatures; SMTP down for a while loses nothing and doubles nothing; a 410 ends
+dead at once with its reason; the same event delivered three times gives one e-mail."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from services.notifications.delivery import DeliveryWorker
+from services.notifications.settings import NotificationsSettings
+from shared.consumer import Incoming, decode
+from shared.events.checkins import ActivityCategory
+from shared.events.claims import ClaimApproved, PayeeKind
+from shared.events.payments import PaymentRequested
+from tests.integration.notifications.conftest import (
+    NOW,
+    Feed,
+    WebhookReceiver,
+    card,
+    holder,
+    mails,
+    organisation,
+    text_of,
+)
+from vtp.devstack.processes import free_port
+from vtp.devstack.smtp import SmtpSink
+
+pytestmark = pytest.mark.integration
+
+
+def approved(holder_id: uuid.UUID, amount_cents: int = 1250) -> ClaimApproved:
+    return ClaimApproved(
+        claim_id=uuid.uuid4(),
+        checkin_id=uuid.uuid4(),
+        card_id=uuid.uuid4(),
+        holder_id=holder_id,
+        provider_id=uuid.uuid4(),
+        activity_id="theater-1",
+        category=ActivityCategory.CULTURE,
+        target_group="poverty",
+        price_cents=2500,
+        amount_cents=amount_cents,
+        capped=False,
+        payee_kind=PayeeKind.CARD_HOLDER,
+        occurred_at=NOW - timedelta(hours=2),
+        decided_at=NOW,
+    )
+
+
+def payment_requested(holder_id: uuid.UUID) -> PaymentRequested:
+    return PaymentRequested(
+        payment_id=uuid.uuid4(),
+        run_id=uuid.uuid4(),
+        payee_kind=PayeeKind.CARD_HOLDER,
+        payee_id=holder_id,
+        amount_cents=990,
+        structured_reference="+++123/4567/89012+++",
+        remittance_info="Vrijetijdspas",
+        claims=1,
+        requested_at=NOW,
+    )
+
+
+async def drain(worker: DeliveryWorker, pool: asyncpg.Pool, timeout_s: float = 20) -> None:
+    """Run delivery passes until nothing is pending (retries included)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        await worker.deliver_due()
+        pending = await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("deliveries still pending")
+
+
+async def test_same_event_three_times_gives_one_email(
+    feed: Feed, worker: DeliveryWorker, pool: asyncpg.Pool, smtp: SmtpSink, keys: tuple[str, str]
+) -> None:
+    org, person = uuid.uuid4(), uuid.uuid4()
+    await feed(organisation(org, email="ocmw@example.org"), holder(person, org, keys[1]))
+    record = feed.record(approved(person))
+    # Three deliveries of one Kafka record, in one batch and in separate batches…
+    await feed.processor.process([record, record])
+    await feed.processor.process([record])
+    # …and, past the inbox, the handler itself three times: the (event, recipient) key holds.
+    incoming = decode(record, feed.processor.topics)
+    assert isinstance(incoming, Incoming)
+    async with pool.acquire() as conn:
+        for _ in range(3):
+            await feed.router.route_one(conn, incoming)
+    await drain(worker, pool)
+    sent = mails(smtp)
+    assert len(sent) == 1
+    assert sent[0]["To"] == "an@example.org"
+    assert sent[0]["Subject"] == "Vrijetijdspas: u krijgt € 12,50 terug"
+    assert "Beste An Peeters," in text_of(sent[0])
+    assert await pool.fetchval("SELECT count(*) FROM deliveries") == 1
+
+
+async def test_smtp_down_for_a_while_every_message_once(
+    pool: asyncpg.Pool, settings: NotificationsSettings, keys: tuple[str, str], tmp_path, feed: Feed
+) -> None:
+    port = free_port()
+    down = settings.model_copy(update={"smtp_port": port, "max_attempts": 50})
+    worker = DeliveryWorker(pool, down)
+    org = uuid.uuid4()
+    people = [uuid.uuid4() for _ in range(6)]
+    await feed(organisation(org, email="ocmw@example.org"))
+    await feed(*(holder(p, org, keys[1], email=f"p{i}@example.org") for i, p in enumerate(people)))
+    await feed(*(approved(p) for p in people))
+    # The server is down: every attempt fails, nothing is lost, everything waits.
+    for _ in range(3):
+        await worker.deliver_due()
+        await asyncio.sleep(0.25)
+    rows = await pool.fetch("SELECT status, attempts, last_error FROM deliveries")
+    assert len(rows) == 6
+    assert {r["status"] for r in rows} == {"pending"}
+    assert all(r["attempts"] >= 2 for r in rows)
+    assert all("unreachable" in r["last_error"] for r in rows)
+    # It comes back on the same port.
+    sink = SmtpSink(tmp_path / "late-mail", port=port)
+    sink.start()
+    try:
+        await drain(worker, pool)
+        # A few more passes must not send anything again.
+        for _ in range(3):
+            await worker.deliver_due()
+        sent = mails(sink)
+        assert sorted(m["To"] for m in sent) == sorted(f"p{i}@example.org" for i in range(6))
+        assert len({m["Message-ID"] for m in sent}) == 6
+        assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'sent'") == 6
+    finally:
+        sink.stop()
+
+
+async def test_signed_webhooks_verified_by_a_real_receiver(
+    feed: Feed,
+    worker: DeliveryWorker,
+    pool: asyncpg.Pool,
+    receiver: WebhookReceiver,
+    keys: tuple[str, str],
+) -> None:
+    org, person = uuid.uuid4(), uuid.uuid4()
+    url = receiver.expect("/ocmw", f"org:{org}", [503, 204])  # one hiccup, then fine
+    await feed(
+        organisation(org, email="ocmw@example.org", webhook=url), holder(person, org, keys[1])
+    )
+    await feed(payment_requested(person))
+    await drain(worker, pool)
+    calls = [r for r in receiver.received if r.path == "/ocmw"]
+    assert len(calls) == 2 and all(r.verified for r in calls)
+    assert calls[0].headers["webhook-id"] == calls[1].headers["webhook-id"]  # a retry, not new
+    body = receiver.bodies("/ocmw")[-1]
+    assert body["type"] == "vrijetijdspas.payment_requested"
+    assert body["data"]["amount_cents"] == 990
+    assert "Peeters" not in calls[-1].body.decode()
+    row = await pool.fetchrow("SELECT status, attempts, channel FROM deliveries")
+    assert dict(row) == {"status": "sent", "attempts": 2, "channel": "webhook"}
+
+
+async def test_webhook_gone_is_not_retried_and_ends_dead_with_reason(
+    feed: Feed,
+    worker: DeliveryWorker,
+    pool: asyncpg.Pool,
+    receiver: WebhookReceiver,
+    keys: tuple[str, str],
+) -> None:
+    org, person = uuid.uuid4(), uuid.uuid4()
+    url = receiver.expect("/gone", f"org:{org}", [410])
+    await feed(organisation(org, webhook=url), holder(person, org, keys[1]))
+    await feed(payment_requested(person), card(person, org))
+    await drain(worker, pool)
+    for _ in range(3):
+        await worker.deliver_due()
+        await asyncio.sleep(0.1)
+    gone = [r for r in receiver.received if r.path == "/gone"]
+    assert len(gone) == 2  # two notifications, each tried exactly once
+    assert all(r.verified for r in gone)
+    rows = await pool.fetch("SELECT status, attempts, last_error FROM deliveries")
+    assert {r["status"] for r in rows} == {"dead"}
+    assert all(r["attempts"] == 1 for r in rows)
+    assert all("HTTP 410" in r["last_error"] for r in rows)
+
+
+async def test_permanent_smtp_failures_end_dead(
+    feed: Feed, worker: DeliveryWorker, pool: asyncpg.Pool, smtp: SmtpSink, keys: tuple[str, str]
+) -> None:
+    org, person = uuid.uuid4(), uuid.uuid4()
+    await feed(organisation(org, email="not an address"), holder(person, org, keys[1]))
+    await feed(payment_requested(person))
+    await drain(worker, pool)
+    row = await pool.fetchrow("SELECT status, attempts, last_error FROM deliveries")
+    assert row["status"] == "dead" and row["attempts"] == 1
+    assert row["last_error"].startswith("invalid address")
+    assert mails(smtp) == []

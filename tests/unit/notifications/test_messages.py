@@ -1,0 +1,229 @@
+"""The Dutch (and English) texts every partner receives, checked word for word where it
+matters: amounts `€ 12,50`, dates `27/11/2026`, rejection reasons in plain words."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.notifications.messages import (
+    REJECTION_REASONS,
+    TEMPLATES,
+    Eur,
+    Message,
+    category,
+    digest_line,
+    local_day,
+    payment_failure,
+    rejection_reason,
+    render,
+)
+from shared.events.claims import RejectionReason
+
+DAY = date(2026, 11, 27)
+
+
+def test_refund_approved_in_dutch() -> None:
+    m = render(
+        "refund_approved",
+        "nl",
+        "An Peeters",
+        day=DAY,
+        provider="Cultuurcentrum Zwaneberg",
+        category=category("culture", "nl"),
+        price=Eur(2500),
+        amount=Eur(1250),
+    )
+    assert m.subject == "Vrijetijdspas: u krijgt € 12,50 terug"
+    assert m.body.startswith("Beste An Peeters,\n\n")
+    assert (
+        "U nam op 27/11/2026 deel aan een activiteit (cultuur) bij Cultuurcentrum Zwaneberg"
+        " en betaalde € 25,00. U krijgt € 12,50 terug op uw rekening." in m.body
+    )
+    assert m.body.endswith("Vrijetijdspas\n")
+
+
+def test_refund_capped_explains_why_less() -> None:
+    m = render(
+        "refund_capped",
+        "nl",
+        None,
+        day=DAY,
+        provider="Sportdienst",
+        category=category("sport", "nl"),
+        price=Eur(123_405),
+        amount=Eur(1000),
+    )
+    assert m.body.startswith("Beste kaarthouder,")
+    assert "betaalde € 1.234,05" in m.body
+    assert "U krijgt € 10,00 terug" in m.body
+    assert "minder dan de gewone korting" in m.body
+    assert "maximumbedrag per activiteit of uw budget voor dit jaar" in m.body
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        (RejectionReason.CARD_BLOCKED, "omdat uw kaart op dat moment geblokkeerd was"),
+        (RejectionReason.CARD_EXPIRED, "omdat uw kaart op dat moment vervallen was"),
+        (RejectionReason.NOT_ELIGIBLE, "omdat u op die dag geen recht had op het kansentarief"),
+        (
+            RejectionReason.ALREADY_TODAY,
+            "omdat u voor deze activiteit die dag al een terugbetaling",
+        ),
+        (RejectionReason.BUDGET_EXHAUSTED, "omdat uw budget voor dit jaar op is"),
+        (RejectionReason.PROVIDER_NOT_PARTNER, "omdat deze aanbieder niet meedoet"),
+        (
+            RejectionReason.CATEGORY_NOT_ELIGIBLE,
+            "omdat dit soort activiteit niet onder uw voordeel",
+        ),
+    ],
+)
+def test_refund_rejected_says_why_in_plain_dutch(reason: RejectionReason, words: str) -> None:
+    m = render(
+        "refund_rejected",
+        "nl",
+        "An",
+        day=DAY,
+        provider="JH De Kajuit",
+        reason=rejection_reason(reason, "nl"),
+    )
+    assert m.subject == "Vrijetijdspas: geen terugbetaling voor uw activiteit van 27/11/2026"
+    assert "Uw activiteit van 27/11/2026 bij JH De Kajuit wordt niet terugbetaald," in m.body
+    assert words in m.body
+    assert reason.value not in m.body  # never the code itself
+
+
+def test_every_rejection_reason_has_plain_words_in_both_languages() -> None:
+    for language in ("nl", "en"):
+        for reason in RejectionReason:
+            text = rejection_reason(reason, language)
+            assert text and "_" not in text
+    assert rejection_reason("something_new", "nl") == "de aanvraag niet aan de voorwaarden voldeed"
+    assert set(REJECTION_REASONS["nl"]) == set(REJECTION_REASONS["en"])
+
+
+def test_refund_paid() -> None:
+    m = render(
+        "refund_paid", "nl", "An", day=DAY, amount=Eur(3750), reference="+++123/4567/89012+++"
+    )
+    assert m.subject == "Vrijetijdspas: € 37,50 gestort op uw rekening"
+    assert (
+        "Op 27/11/2026 hebben we € 37,50 op uw rekening gestort, met mededeling"
+        " +++123/4567/89012+++." in m.body
+    )
+
+
+def test_referrer_messages() -> None:
+    issued = render(
+        "card_issued",
+        "nl",
+        "OCMW Heist",
+        card_number="1234567890128",
+        eligible_from=date(2026, 1, 1),
+        eligible_until=date(2026, 12, 31),
+    )
+    assert issued.body.startswith("Beste OCMW Heist,")
+    assert "kaartnummer 1234567890128, geldig van 01/01/2026 tot 31/12/2026" in issued.body
+    assert "afdrukbare kaart zit in de bijlage" in issued.body
+
+    ending = render(
+        "eligibility_ending", "nl", "OCMW", card_number="1234567890128", eligible_until=DAY
+    )
+    assert ending.subject == "Vrijetijdspas: recht op kansentarief eindigt op 27/11/2026"
+    assert "kaart 1234567890128 eindigt op 27/11/2026" in ending.body
+
+    unused = render(
+        "card_unused", "nl", "OCMW", card_number="1234567890128", since=date(2026, 8, 1), days=118
+    )
+    assert (
+        "Kaart 1234567890128 werd sinds 01/08/2026 niet meer gebruikt (118 dagen)." in unused.body
+    )
+
+    failed = render(
+        "payment_failed",
+        "nl",
+        "OCMW",
+        amount=Eur(1250),
+        card_number="1234567890128",
+        reason=payment_failure("AC01", "Incorrect Account Number", "nl"),
+    )
+    assert failed.subject == "Vrijetijdspas: terugbetaling van € 12,50 mislukt"
+    assert "met kaart 1234567890128 is mislukt: het rekeningnummer is onjuist." in failed.body
+    assert payment_failure("XX99", "Other bank reason", "nl") == "Other bank reason"
+
+    requested = render(
+        "payment_requested", "nl", "OCMW", amount=Eur(990), claims=2, reference="+++1+++"
+    )
+    assert requested.subject == "Vrijetijdspas: terugbetaling van € 9,90 aangevraagd"
+    assert "bewust geen naam" in requested.body
+
+
+def test_provider_messages_hold_no_names_or_target_groups() -> None:
+    statement = render(
+        "provider_statement",
+        "nl",
+        "Sportdienst",
+        period_from=date(2026, 10, 1),
+        period_to=date(2026, 10, 31),
+        checkins=42,
+        approved=40,
+        price_total=Eur(84_000),
+        discount_total=Eur(63_000),
+    )
+    assert statement.subject == "Vrijetijdspas: overzicht van 01/10/2026 tot 31/10/2026"
+    assert "42 keer bij u gebruikt, waarvan 40 keer met korting" in statement.body
+    assert "Totaal betaalde prijzen: € 840,00. Totaal kortingen: € 630,00." in statement.body
+    for word in ("armoede", "kansenstatuut", "senior", "beperking"):
+        assert word not in statement.body.lower()
+
+    silent = render(
+        "device_silent",
+        "nl",
+        "Sportdienst",
+        device="0192ab34",
+        since=datetime(2026, 11, 26, 18, 5),
+    )
+    assert "Toestel 0192ab34 heeft sinds 26/11/2026 18:05 niets meer gestuurd" in silent.body
+
+
+def test_finance_messages() -> None:
+    run = render(
+        "payment_run_ready",
+        "nl",
+        "Financiële dienst",
+        run="0192ab34",
+        payments=3,
+        total=Eur(123_456),
+    )
+    assert run.body.count("3 betaling(en) voor in totaal € 1.234,56") == 1
+    budget = render(
+        "budget_threshold",
+        "nl",
+        None,
+        line="poverty",
+        year=2026,
+        percent=80,
+        spent=Eur(800_000),
+        budget=Eur(1_000_000),
+    )
+    assert budget.subject == "Vrijetijdspas: budgetlijn poverty heeft 80% bereikt"
+    assert (
+        "Van het budget 2026 voor poverty is € 8.000,00 besteed van € 10.000,00 (80%)."
+        in budget.body
+    )
+
+
+def test_english_is_available_for_every_kind() -> None:
+    assert all(set(langs) == {"nl", "en"} for langs in TEMPLATES.values())
+    m = render("refund_paid", "en", "An", day=DAY, amount=Eur(1250), reference="x")
+    assert m.subject == "Leisure card: € 12,50 paid into your account"
+    assert m.body.startswith("Dear An,")
+
+
+def test_digest_line_and_local_day() -> None:
+    m = Message("Vrijetijdspas: nieuwe kaart 1", "Beste X,\n\nEr is een kaart.\n\nVrijetijdspas\n")
+    assert digest_line(m) == "- nieuwe kaart 1\n  Er is een kaart."
+    # 23:30 UTC on 26 November is already the 27th in Brussels.
+    assert local_day(datetime(2026, 11, 26, 23, 30, tzinfo=UTC)) == DAY
