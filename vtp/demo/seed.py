@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,9 +38,34 @@ async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any] | Non
     return response.json()
 
 
-async def seed(cards_url: str, holders: int, rng: random.Random, progress: Any = None) -> Seeded:
+def admin_token(cards_url: str) -> str:
+    """The bootstrap administrator's token of the stack serving `cards_url`: `vtp up` keeps
+    its keys in the state folder, a demo's own stack in its `demo` subfolder."""
+    root = Path(os.environ.get("VTP_STATE_DIR", ".vtp")).resolve()
+    for folder in (root, root / "demo"):
+        try:
+            state = json.loads((folder / "stack.json").read_text())
+            keys = json.loads((folder / "keys.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if state.get("services", {}).get("cards", {}).get("url") == cards_url:
+            return str(keys["api_token_secret"])
+    raise RuntimeError(f"no stack state found for {cards_url} under {root}")
+
+
+async def seed(
+    cards_url: str,
+    holders: int,
+    rng: random.Random,
+    progress: Any = None,
+    token: str | None = None,
+) -> Seeded:
     result = Seeded()
-    async with httpx.AsyncClient(base_url=cards_url, timeout=30) as client:
+    headers = {
+        "Authorization": f"Bearer {token or admin_token(cards_url)}",
+        "X-Audit-Reason": "demo seed",
+    }
+    async with httpx.AsyncClient(base_url=cards_url, timeout=30, headers=headers) as client:
         for name, kind, email in REFERRERS:
             org = await _post(
                 client, "/organisations", {"name": name, "kind": kind, "contact_email": email}

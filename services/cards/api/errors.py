@@ -25,10 +25,9 @@ def _status_of(exc: Refused) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refused)
     async def refused(_request: Request, exc: Refused) -> JSONResponse:
-        body: dict[str, object] = {"detail": exc.message}
-        if isinstance(exc, InvalidField):
-            body["errors"] = [{"field": exc.field, "reason": exc.reason}]
-        return JSONResponse(body, status_code=_status_of(exc))
+        return JSONResponse(
+            {"detail": exc.message, "errors": [exc.as_error()]}, status_code=_status_of(exc)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ from services.cards.desk.people import grant_eligibility, register_person
 from services.cards.desk.unit import Desk, unit_of_work
 from services.cards.domain.access import Principal
 from services.cards.domain.csv_rows import CsvRow, read_rows, truthy
-from services.cards.domain.errors import InvalidField, Refused
+from services.cards.domain.errors import Refused
 from services.cards.schemas import NewEligibility, NewPerson, field_errors
 
 _ELIGIBILITY_FIELDS = (
@@ -73,15 +73,8 @@ async def import_people(
         except ValidationError as exc:
             report.rejected.append({"line": row.line, "errors": field_errors(exc.errors())})
             continue
-        except InvalidField as exc:
-            report.rejected.append(
-                {"line": row.line, "errors": [{"field": exc.field, "reason": exc.reason}]}
-            )
-            continue
         except Refused as exc:
-            report.rejected.append(
-                {"line": row.line, "errors": [{"field": "row", "reason": exc.message}]}
-            )
+            report.rejected.append({"line": row.line, "errors": [exc.as_error()]})
             continue
         report.imported.append(
             {

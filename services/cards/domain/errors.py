@@ -11,6 +11,13 @@ class Refused(Exception):
         super().__init__(message)
         self.message = message
 
+    def as_error(self) -> dict[str, str]:
+        """{field, reason}: messages read "<field or subject>: <reason>"."""
+        subject, separator, reason = self.message.partition(": ")
+        if not separator:
+            return {"field": "request", "reason": self.message}
+        return {"field": subject, "reason": reason}
+
 
 class NotFound(Refused):
     pass
@@ -31,3 +38,6 @@ class InvalidField(Refused):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+    def as_error(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}

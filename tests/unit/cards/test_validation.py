@@ -1,0 +1,86 @@
+"""National numbers and IBANs: valid ones pass in any common notation, wrong ones are refused
+naming the field and the reason, and the refusal never repeats the value."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.cards.domain.errors import InvalidField
+from services.cards.domain.validation import check_birth_date, parse_iban, parse_national_number
+from vtp.demo.municipality import iban, national_number
+
+births = st.dates(min_value=date(1920, 1, 1), max_value=date(2025, 12, 31))
+
+
+@given(births, st.integers(min_value=0, max_value=10**6))
+def test_valid_numbers_in_any_notation(born: date, seed: int) -> None:
+    number = national_number(random.Random(seed), born)
+    dotted = f"{number[:2]}.{number[2:4]}.{number[4:6]}-{number[6:9]}.{number[9:]}"
+    assert parse_national_number(number, born) == number
+    assert parse_national_number(dotted, born) == number
+    assert parse_national_number(f" {number[:6]} {number[6:]} ") == number
+
+
+@given(births, st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=10))
+def test_a_changed_digit_is_refused_without_echo(born: date, seed: int, position: int) -> None:
+    number = national_number(random.Random(seed), born)
+    changed = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1 :]
+    with pytest.raises(InvalidField) as refused:
+        parse_national_number(changed, born)
+    assert refused.value.field == "national_number"
+    assert changed not in refused.value.message and number not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("8501011234", "must have 11 digits"),
+        ("85010112345", "check digits"),
+        ("85O10112345", "must contain only digits"),
+        # Month 13 with matching check digits: the date part is what is wrong.
+        ("851301123" + f"{97 - 851301123 % 97:02d}", "birth date"),
+    ],
+)
+def test_national_number_reasons(value: str, reason: str) -> None:
+    with pytest.raises(InvalidField, match=reason):
+        parse_national_number(value)
+
+
+def test_national_number_must_match_birth_date() -> None:
+    number = national_number(random.Random(1), date(1985, 3, 4))
+    with pytest.raises(InvalidField, match="national_number: does not match date_of_birth"):
+        parse_national_number(number, date(1985, 3, 5))
+
+
+@given(st.integers(min_value=0, max_value=10**6))
+def test_ibans(seed: int) -> None:
+    value = iban(random.Random(seed))
+    grouped = " ".join(value[i : i + 4] for i in range(0, len(value), 4))
+    assert parse_iban(grouped.lower()) == value
+    broken = value[:2] + f"{(int(value[2:4]) + 1) % 100:02d}" + value[4:]
+    with pytest.raises(InvalidField) as refused:
+        parse_iban(broken)
+    assert refused.value.field == "iban"
+    assert broken not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("BE68 5390 0754 7035", "check digits"), ("BE685390075470", "length"), ("ZZ12", "")],
+)
+def test_iban_reasons(value: str, reason: str) -> None:
+    with pytest.raises(InvalidField, match=f"iban: .*{reason}"):
+        parse_iban(value)
+
+
+def test_birth_dates() -> None:
+    check_birth_date(date(1950, 1, 1), date(2026, 1, 1))
+    with pytest.raises(InvalidField, match="date_of_birth: lies in the future"):
+        check_birth_date(date(2026, 1, 2), date(2026, 1, 1))
+    with pytest.raises(InvalidField, match="date_of_birth: lies before 1900"):
+        check_birth_date(date(1899, 12, 31), date(2026, 1, 1))
