@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 
 from services.claims.api import build_app
+from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from services.claims.payments import apply_settlements, run_payments
 from services.claims.policy import load_policy
@@ -45,6 +46,12 @@ async def main() -> None:
     )
     runtime.consume(
         BatchProcessor(
+            "claims.cancellations", (topics.CHECKIN_CANCELLED,), CancellationHandler(policy), pool
+        ),
+        group_id=f"{settings.group_id}.cancellations",
+    )
+    runtime.consume(
+        BatchProcessor(
             "claims.settlements",
             (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED),
             apply_settlements,
@@ -67,7 +74,7 @@ async def main() -> None:
             except Exception as exc:  # the next run tries again; nothing is half-done
                 log.warning("scheduled payment run failed", error=type(exc).__name__)
 
-    await runtime.run(build_app(lambda: runtime.pool), background=[scheduled_runs])
+    await runtime.run(build_app(lambda: runtime.pool, policy), background=[scheduled_runs])
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
-"""The claims service's HTTP API: outcomes, the trial balance, payment runs on command."""
+"""The claims service's HTTP API: outcomes, the trial balance and account statements,
+payment runs on command, and finance's monthly report figures."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 
 from services.claims import ledger
 from services.claims.payments import run_payments
+from services.claims.policy import RefundPolicy
+from services.claims.reports import monthly_report
 from shared.http import add_correlation_middleware, health_router
 
 
-def build_app(pool_ref: Callable[[], asyncpg.Pool]) -> FastAPI:
+def build_app(pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy) -> FastAPI:
     app = FastAPI(title="Vrijetijdspas — claims", version="1")
     add_correlation_middleware(app)
     app.include_router(health_router(pool_ref))
@@ -69,6 +73,31 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool]) -> FastAPI:
         async with pool_ref().acquire() as conn:
             balances = await ledger.trial_balance(conn)
         return {"accounts": balances, "difference_cents": sum(balances.values())}
+
+    @app.get("/ledger/accounts/{account}/statement")
+    async def account_statement(
+        account: str, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, Any]:
+        """An account's entries with a running balance (debits positive)."""
+        async with pool_ref().acquire() as conn:
+            return await ledger.statement(conn, account, since, until)
+
+    @app.get("/payments")
+    async def payments(status: str | None = None) -> list[dict[str, Any]]:
+        async with pool_ref().acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT payment_id, run_id, payee_kind, payee_id, amount_cents, reference, claims,"
+                " status, reason_code, created_at, closed_at FROM payments"
+                " WHERE $1::text IS NULL OR status = $1 ORDER BY created_at, payment_id",
+                status,
+            )
+        return [dict(r) for r in rows]
+
+    @app.get("/reports/monthly")
+    async def report(month: str = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")) -> dict[str, Any]:
+        """Net discount cost per payer and per provider, budget consumption per budget line."""
+        async with pool_ref().acquire() as conn:
+            return await monthly_report(conn, policy, month)
 
     @app.post("/payment-runs", status_code=201)
     async def payment_run(request: Request) -> dict[str, Any]:

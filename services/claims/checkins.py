@@ -1,12 +1,18 @@
 """The check-in handler: authenticate, judge and price a batch of check-ins in one
-transaction, writing claims, ledger transfers, budget usage and the outcome events."""
+transaction, writing claims, ledger transfers, budget usage and the outcome events.
+
+Concurrency: the rows of the batch's card holders are locked (in a fixed order) before
+anything about them is read, so two consumers that share a holder after a rebalance judge
+that holder's check-ins one after the other and can never overspend a budget or break a
+frequency limit together. The budget CHECK constraint is the last guard.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,7 +27,9 @@ from services.claims.decisions import (
     check_timing,
     decide,
 )
-from services.claims.policy import RefundPolicy
+from services.claims.distribution import split_cost
+from services.claims.frequency import Visit, limit_reached, widest_window_days
+from services.claims.policy import RefundPolicy, business_day
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -29,7 +37,7 @@ from shared.deadletter import DeadLetter, DeadLetterReason
 from shared.envelope import Envelope
 from shared.events.base import EventPayload
 from shared.events.cards import CardStatus, ProviderMode
-from shared.events.checkins import CheckInRecorded
+from shared.events.checkins import ActivityCategory, CheckInRecorded
 from shared.events.claims import ClaimApproved, ClaimRejected, PayeeKind, RejectionReason
 from shared.ids import uuid7
 from shared.logging import get_logger, log_context
@@ -44,6 +52,28 @@ _DEAD_LETTER_REASONS = {
     RejectionReason.IN_THE_FUTURE: DeadLetterReason.IN_THE_FUTURE,
     RejectionReason.OUT_OF_WINDOW: DeadLetterReason.OUT_OF_WINDOW,
 }
+_CLAIM_COLUMNS = [
+    "claim_id",
+    "checkin_id",
+    "event_id",
+    "correlation_id",
+    "card_id",
+    "holder_id",
+    "provider_id",
+    "device_id",
+    "activity_id",
+    "category",
+    "target_group",
+    "price_cents",
+    "amount_cents",
+    "outcome",
+    "reason",
+    "detail",
+    "payee_kind",
+    "occurred_at",
+    "decided_at",
+    "resident",
+]
 
 
 @dataclass
@@ -56,9 +86,9 @@ class _Context:
     providers: dict[uuid.UUID, asyncpg.Record]
     decided: set[uuid.UUID]
     seen_nonces: set[tuple[uuid.UUID, str]]
-    budgets: dict[tuple[uuid.UUID, int], list[int]] = field(default_factory=dict)
-    days_taken: set[tuple[uuid.UUID, str, date]] = field(default_factory=set)
-    cancelled: dict[uuid.UUID, str] = field(default_factory=dict)
+    cancelled: dict[uuid.UUID, asyncpg.Record]
+    used: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
+    visits: dict[uuid.UUID, list[Visit]] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,10 +96,15 @@ class _Writes:
     claims: list[tuple[Any, ...]] = field(default_factory=list)
     unauthenticated: list[tuple[Any, ...]] = field(default_factory=list)
     nonces: list[tuple[Any, ...]] = field(default_factory=list)
-    days: list[tuple[Any, ...]] = field(default_factory=list)
+    budget: dict[tuple[uuid.UUID, int], tuple[int, int]] = field(default_factory=dict)
+    consumed_cancellations: list[uuid.UUID] = field(default_factory=list)
     transfers: list[ledger.Transfer] = field(default_factory=list)
     events: list[tuple[Envelope, EventPayload]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+
+    def spend(self, key: tuple[uuid.UUID, int], cents: int, limit: int) -> None:
+        delta, old_limit = self.budget.get(key, (0, 0))
+        self.budget[key] = (delta + cents, max(old_limit, limit))
 
 
 class CheckInHandler:
@@ -87,24 +122,31 @@ class CheckInHandler:
         for incoming in checkins:
             with log_context(correlation_id=incoming.correlation_id):
                 self._judge(incoming, ctx, writes, now)
-        await self._store(conn, ctx, writes)
+        await _store(conn, writes)
         return writes.dead
 
     async def _load(self, conn: DbConnection, batch: Sequence[Incoming[Any]]) -> _Context:
         payloads: list[CheckInRecorded] = [i.payload for i in batch]
-        devices = await conn.fetch(
-            "SELECT device_id, provider_id, public_key, revoked_at FROM devices WHERE device_id = ANY($1::uuid[])",
-            list({p.device_id for p in payloads}),
-        )
         cards = await conn.fetch(
             "SELECT * FROM cards WHERE card_number = ANY($1::text[])",
             list({p.card_number for p in payloads}),
         )
-        card_ids = [c["card_id"] for c in cards]
+        holders = sorted({c["holder_id"] for c in cards})
+        # The lock first, then every read about these holders: what we read cannot change
+        # under us until we commit. Fixed order, so two batches never deadlock.
+        await conn.execute(
+            "SELECT 1 FROM holders WHERE holder_id = ANY($1::uuid[]) ORDER BY holder_id FOR UPDATE",
+            holders,
+        )
+        devices = await conn.fetch(
+            "SELECT device_id, provider_id, public_key, revoked_at FROM devices"
+            " WHERE device_id = ANY($1::uuid[])",
+            list({p.device_id for p in payloads}),
+        )
         history_rows = await conn.fetch(
             "SELECT card_id, effective_at, status FROM card_status_history"
             " WHERE card_id = ANY($1::uuid[]) ORDER BY card_id, effective_at",
-            card_ids,
+            [c["card_id"] for c in cards],
         )
         history: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
         for row in history_rows:
@@ -113,15 +155,20 @@ class CheckInHandler:
             "SELECT provider_id, partner, mode FROM providers WHERE provider_id = ANY($1::uuid[])",
             list({p.provider_id for p in payloads}),
         )
+        checkin_ids = list({p.checkin_id for p in payloads})
         decided = await conn.fetch(
-            "SELECT checkin_id FROM claims WHERE checkin_id = ANY($1::uuid[])",
-            list({p.checkin_id for p in payloads}),
+            "SELECT checkin_id FROM claims WHERE checkin_id = ANY($1::uuid[])", checkin_ids
         )
         nonces = await conn.fetch(
             "SELECT device_id, nonce FROM device_nonces WHERE (device_id, nonce) IN"
             " (SELECT * FROM unnest($1::uuid[], $2::text[]))",
             [p.device_id for p in payloads],
             [p.nonce for p in payloads],
+        )
+        cancelled = await conn.fetch(
+            "SELECT checkin_id, provider_id, reason FROM pending_cancellations"
+            " WHERE checkin_id = ANY($1::uuid[])",
+            checkin_ids,
         )
         ctx = _Context(
             devices={d["device_id"]: d for d in devices},
@@ -130,31 +177,34 @@ class CheckInHandler:
             providers={p["provider_id"]: p for p in providers},
             decided={r["checkin_id"] for r in decided},
             seen_nonces={(r["device_id"], r["nonce"]) for r in nonces},
+            cancelled={r["checkin_id"]: r for r in cancelled},
         )
-        holders = sorted({c["holder_id"] for c in cards})
         if holders:
-            # Lock the holders' budget rows in a fixed order: two consumers that share a
-            # holder after a rebalance serialise here instead of overspending.
-            rows = await conn.fetch(
-                "SELECT holder_id, period, used_cents, limit_cents FROM budget_usage"
-                " WHERE holder_id = ANY($1::uuid[]) ORDER BY holder_id, period FOR UPDATE",
+            budgets = await conn.fetch(
+                "SELECT holder_id, period, used_cents FROM budget_usage"
+                " WHERE holder_id = ANY($1::uuid[])",
                 holders,
             )
-            ctx.budgets = {
-                (r["holder_id"], r["period"]): [r["used_cents"], r["limit_cents"]] for r in rows
-            }
-            days = await conn.fetch(
-                "SELECT holder_id, activity_id, day FROM activity_days WHERE holder_id = ANY($1::uuid[])"
-                " AND activity_id = ANY($2::text[])",
+            ctx.used = {(r["holder_id"], r["period"]): int(r["used_cents"]) for r in budgets}
+            margin = timedelta(days=widest_window_days() + 1)
+            days = [p.occurred_at for p in payloads]
+            visits = await conn.fetch(
+                "SELECT holder_id, occurred_at, activity_id, provider_id, category FROM claims"
+                " WHERE holder_id = ANY($1::uuid[]) AND outcome <> 'rejected'"
+                " AND reversed_at IS NULL AND occurred_at BETWEEN $2 AND $3",
                 holders,
-                list({p.activity.id for p in payloads}),
+                min(days) - margin,
+                max(days) + margin,
             )
-            ctx.days_taken = {(r["holder_id"], r["activity_id"], r["day"]) for r in days}
-        cancelled = await conn.fetch(
-            "DELETE FROM pending_cancellations WHERE checkin_id = ANY($1::uuid[]) RETURNING checkin_id, reason",
-            list({p.checkin_id for p in payloads}),
-        )
-        ctx.cancelled = {r["checkin_id"]: r["reason"] for r in cancelled}
+            for r in visits:
+                ctx.visits.setdefault(r["holder_id"], []).append(
+                    Visit(
+                        business_day(r["occurred_at"]),
+                        r["activity_id"],
+                        r["provider_id"],
+                        ActivityCategory(r["category"]),
+                    )
+                )
         return ctx
 
     def _judge(self, incoming: Incoming[Any], ctx: _Context, w: _Writes, now: datetime) -> None:
@@ -187,7 +237,9 @@ class CheckInHandler:
         ctx.decided.add(c.checkin_id)
         card_row = ctx.cards.get(c.card_number)
         card = _card_at(card_row, ctx.history, c.occurred_at) if card_row is not None else None
-        decision = check_timing(self.policy, c.occurred_at, now)
+        decision = self._cancelled_before(c, ctx, w) or check_timing(
+            self.policy, c.occurred_at, now
+        )
         if decision is not None and decision.reason in _DEAD_LETTER_REASONS:
             w.dead.append(
                 DeadLetter(incoming.source, _DEAD_LETTER_REASONS[decision.reason], decision.detail)
@@ -195,6 +247,18 @@ class CheckInHandler:
         if decision is None:
             decision = self._price(c, card, ctx)
         self._record(incoming, card, decision, ctx, w, now)
+
+    @staticmethod
+    def _cancelled_before(c: CheckInRecorded, ctx: _Context, w: _Writes) -> Decision | None:
+        """The provider cancelled this check-in before it reached us: nothing to refund."""
+        pending = ctx.cancelled.get(c.checkin_id)
+        if pending is None or pending["provider_id"] != c.provider_id:
+            return None
+        w.consumed_cancellations.append(c.checkin_id)
+        return Decision.reject(
+            RejectionReason.CHECKIN_CANCELLED,
+            f"cancelled by the provider: {pending['reason']}"[:300],
+        )
 
     def _price(self, c: CheckInRecorded, card: CardAtCheckIn | None, ctx: _Context) -> Decision:
         provider_row = ctx.providers.get(c.provider_id)
@@ -204,13 +268,17 @@ class CheckInHandler:
             else None
         )
         used = 0
-        already = False
+        reached = None
+        day = _day(c.occurred_at)
         if card is not None:
-            period = self.policy.budget_period(c.occurred_at.date())
-            used = ctx.budgets.get((card.holder_id, period), [0, 0])[0]
-            already = (card.holder_id, c.activity.id, c.occurred_at.date()) in ctx.days_taken
+            used = ctx.used.get((card.holder_id, self.policy.budget_period(day)), 0)
+            version = self.policy.version_on(day)
+            if version is not None:
+                reached = limit_reached(
+                    version.limits, ctx.visits.get(card.holder_id, []), _visit(c)
+                )
         facts = CheckInFacts(c.occurred_at, c.activity.category, c.price_cents)
-        return decide(self.policy, facts, card, provider, used_cents=used, already_today=already)
+        return decide(self.policy, facts, card, provider, used_cents=used, limit_reached=reached)
 
     def _record(
         self,
@@ -225,32 +293,7 @@ class CheckInHandler:
         claim_id = uuid7()
         payee = None
         if decision.approved and card is not None:
-            provider_row = ctx.providers[c.provider_id]
-            payee = (
-                PayeeKind.PROVIDER
-                if provider_row["mode"] == ProviderMode.TILL_DISCOUNT.value
-                else PayeeKind.CARD_HOLDER
-            )
-            period = self.policy.budget_period(c.occurred_at.date())
-            version = self.policy.version_on(c.occurred_at.date())
-            assert version is not None
-            budget = ctx.budgets.setdefault(
-                (card.holder_id, period), [0, version.yearly_budget_cents]
-            )
-            budget[0] += decision.amount_cents
-            ctx.days_taken.add((card.holder_id, c.activity.id, c.occurred_at.date()))
-            w.days.append((card.holder_id, c.activity.id, c.occurred_at.date(), claim_id))
-            payee_id = card.holder_id if payee is PayeeKind.CARD_HOLDER else c.provider_id
-            w.transfers.append(
-                ledger.Transfer(
-                    uuid7(),
-                    ledger.discount_account(card.target_group),
-                    ledger.payable_account(payee.value, payee_id),
-                    decision.amount_cents,
-                    "claim_approved",
-                    claim_id=claim_id,
-                )
-            )
+            payee = self._book(c, card, decision, claim_id, ctx, w)
         outcome = (
             "rejected" if not decision.approved else ("capped" if decision.capped else "approved")
         )
@@ -275,39 +318,10 @@ class CheckInHandler:
                 payee.value if payee else None,
                 c.occurred_at,
                 now,
+                card.resident if card else None,
             )
         )
-        if decision.approved and card is not None and payee is not None:
-            payload: EventPayload = ClaimApproved(
-                claim_id=claim_id,
-                checkin_id=c.checkin_id,
-                card_id=card.card_id,
-                holder_id=card.holder_id,
-                provider_id=c.provider_id,
-                activity_id=c.activity.id,
-                category=c.activity.category,
-                target_group=card.target_group,
-                price_cents=c.price_cents,
-                amount_cents=decision.amount_cents,
-                capped=decision.capped,
-                payee_kind=payee,
-                occurred_at=c.occurred_at,
-                decided_at=now,
-            )
-        else:
-            assert decision.reason is not None
-            payload = ClaimRejected(
-                claim_id=claim_id,
-                checkin_id=c.checkin_id,
-                card_id=card.card_id if card else None,
-                holder_id=card.holder_id if card else None,
-                provider_id=c.provider_id,
-                activity_id=c.activity.id,
-                reason=decision.reason,
-                detail=decision.detail,
-                occurred_at=c.occurred_at,
-                decided_at=now,
-            )
+        payload = _outcome_event(c, card, decision, claim_id, payee, now)
         topic = topics.topic_for(payload)
         w.events.append((incoming.envelope.caused(type=topic.event_type, source=SOURCE), payload))
         log.info(
@@ -319,64 +333,132 @@ class CheckInHandler:
             claim_id=str(claim_id),
         )
 
-    async def _store(self, conn: DbConnection, ctx: _Context, w: _Writes) -> None:
-        if w.claims:
-            await conn.copy_records_to_table(
-                "claims",
-                records=w.claims,
-                columns=[
-                    "claim_id",
-                    "checkin_id",
-                    "event_id",
-                    "correlation_id",
-                    "card_id",
-                    "holder_id",
-                    "provider_id",
-                    "device_id",
-                    "activity_id",
-                    "category",
-                    "target_group",
-                    "price_cents",
-                    "amount_cents",
-                    "outcome",
-                    "reason",
-                    "detail",
-                    "payee_kind",
-                    "occurred_at",
-                    "decided_at",
-                ],
+    def _book(
+        self,
+        c: CheckInRecorded,
+        card: CardAtCheckIn,
+        decision: Decision,
+        claim_id: uuid.UUID,
+        ctx: _Context,
+        w: _Writes,
+    ) -> PayeeKind:
+        """Spend the budget, count the visit and post one transfer per payer share."""
+        provider_row = ctx.providers[c.provider_id]
+        payee = (
+            PayeeKind.PROVIDER
+            if provider_row["mode"] == ProviderMode.TILL_DISCOUNT.value
+            else PayeeKind.CARD_HOLDER
+        )
+        day = _day(c.occurred_at)
+        version = self.policy.version_on(day)
+        assert version is not None  # decide() approved, so a version is in force
+        key = (card.holder_id, self.policy.budget_period(day))
+        ctx.used[key] = ctx.used.get(key, 0) + decision.amount_cents
+        w.spend(key, decision.amount_cents, version.yearly_budget_cents)
+        ctx.visits.setdefault(card.holder_id, []).append(_visit(c))
+        payee_id = card.holder_id if payee is PayeeKind.CARD_HOLDER else c.provider_id
+        payable = ledger.payable_account(payee.value, payee_id)
+        for share in split_cost(
+            decision.amount_cents, version.distribution, resident=card.resident
+        ):
+            w.transfers.append(
+                ledger.Transfer(
+                    uuid7(),
+                    ledger.cost_account(share.payer, card.target_group, c.provider_id),
+                    payable,
+                    share.amount_cents,
+                    "claim_approved",
+                    claim_id=claim_id,
+                )
             )
-        if w.unauthenticated:
-            await conn.executemany(
-                "INSERT INTO unauthenticated_checkins (event_id, checkin_id, device_id, reason, detail)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                w.unauthenticated,
-            )
-        if w.nonces:
-            await conn.copy_records_to_table(
-                "device_nonces", records=w.nonces, columns=["device_id", "nonce", "checkin_id"]
-            )
-        if w.days:
-            await conn.copy_records_to_table(
-                "activity_days",
-                records=w.days,
-                columns=["holder_id", "activity_id", "day", "claim_id"],
-            )
-        if ctx.budgets:
-            keys = list(ctx.budgets)
-            await conn.execute(
-                """
-                INSERT INTO budget_usage (holder_id, period, used_cents, limit_cents)
-                SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])
-                ON CONFLICT (holder_id, period) DO UPDATE SET used_cents = excluded.used_cents
-                """,
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [ctx.budgets[k][0] for k in keys],
-                [ctx.budgets[k][1] for k in keys],
-            )
-        await ledger.post(conn, w.transfers)
-        await enqueue_events(conn, w.events)
+        return payee
+
+
+def _day(at: datetime) -> date:
+    return business_day(at)
+
+
+def _visit(c: CheckInRecorded) -> Visit:
+    return Visit(_day(c.occurred_at), c.activity.id, c.provider_id, c.activity.category)
+
+
+def _outcome_event(
+    c: CheckInRecorded,
+    card: CardAtCheckIn | None,
+    decision: Decision,
+    claim_id: uuid.UUID,
+    payee: PayeeKind | None,
+    now: datetime,
+) -> EventPayload:
+    if decision.approved and card is not None and payee is not None:
+        return ClaimApproved(
+            claim_id=claim_id,
+            checkin_id=c.checkin_id,
+            card_id=card.card_id,
+            holder_id=card.holder_id,
+            provider_id=c.provider_id,
+            activity_id=c.activity.id,
+            category=c.activity.category,
+            target_group=card.target_group,
+            price_cents=c.price_cents,
+            amount_cents=decision.amount_cents,
+            capped=decision.capped,
+            payee_kind=payee,
+            occurred_at=c.occurred_at,
+            decided_at=now,
+        )
+    assert decision.reason is not None
+    return ClaimRejected(
+        claim_id=claim_id,
+        checkin_id=c.checkin_id,
+        card_id=card.card_id if card else None,
+        holder_id=card.holder_id if card else None,
+        provider_id=c.provider_id,
+        activity_id=c.activity.id,
+        reason=decision.reason,
+        detail=decision.detail,
+        occurred_at=c.occurred_at,
+        decided_at=now,
+    )
+
+
+async def _store(conn: DbConnection, w: _Writes) -> None:
+    if w.claims:
+        await conn.copy_records_to_table("claims", records=w.claims, columns=_CLAIM_COLUMNS)
+    if w.unauthenticated:
+        await conn.executemany(
+            "INSERT INTO unauthenticated_checkins (event_id, checkin_id, device_id, reason, detail)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            w.unauthenticated,
+        )
+    if w.nonces:
+        await conn.copy_records_to_table(
+            "device_nonces", records=w.nonces, columns=["device_id", "nonce", "checkin_id"]
+        )
+    if w.consumed_cancellations:
+        await conn.execute(
+            "DELETE FROM pending_cancellations WHERE checkin_id = ANY($1::uuid[])",
+            w.consumed_cancellations,
+        )
+    if w.budget:
+        keys = sorted(w.budget)
+        # A delta, not a total: correct even if someone else wrote the row meanwhile; the
+        # CHECK (used <= limit) refuses the commit if that would overspend.
+        await conn.execute(
+            """
+            INSERT INTO budget_usage (holder_id, period, used_cents, limit_cents)
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])
+            ON CONFLICT (holder_id, period) DO UPDATE
+            SET used_cents = budget_usage.used_cents + excluded.used_cents,
+                limit_cents = greatest(budget_usage.limit_cents, excluded.limit_cents)
+            """,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [w.budget[k][0] for k in keys],
+            [w.budget[k][1] for k in keys],
+        )
+    await ledger.post(conn, w.transfers)
+    await enqueue_events(conn, w.events)
 
 
 def _card_at(
@@ -395,4 +477,5 @@ def _card_at(
         eligible_until=row["eligible_until"],
         grace_days=row["grace_days"],
         status=status,
+        resident=row["resident"],
     )

@@ -7,7 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from services.claims.policy import RefundPolicy
+from services.claims.policy import (
+    FrequencyLimit,
+    LimitPeriod,
+    LimitScope,
+    RefundPolicy,
+    business_day,
+)
 from shared.events.cards import CardStatus, ProviderMode
 from shared.events.checkins import ActivityCategory
 from shared.events.claims import RejectionReason
@@ -32,6 +38,7 @@ class CardAtCheckIn:
     eligible_until: date
     grace_days: int
     status: CardStatus
+    resident: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ def check_timing(
     policy: RefundPolicy, occurred_at: datetime, received_at: datetime
 ) -> Decision | None:
     """A rejection when the check-in is from the future or older than the window."""
-    version = policy.version_on(occurred_at.date()) or policy.versions[0]
+    version = policy.version_on(business_day(occurred_at)) or policy.versions[0]
     if occurred_at > received_at + timedelta(seconds=version.future_tolerance_seconds):
         return Decision.reject(
             RejectionReason.IN_THE_FUTURE,
@@ -85,12 +92,12 @@ def decide(
     provider: ProviderView | None,
     *,
     used_cents: int,
-    already_today: bool,
+    limit_reached: FrequencyLimit | None,
 ) -> Decision:
     """Price one authenticated, timely check-in. `used_cents` is the holder's budget used in
-    the budget period of the check-in; `already_today` whether this activity was already
-    approved for this holder that day."""
-    day = facts.occurred_at.date()
+    the budget period of the check-in; `limit_reached` the frequency limit (of the version in
+    force that day) that this check-in would break, if any."""
+    day = business_day(facts.occurred_at)
     if card is None:
         return Decision.reject(RejectionReason.UNKNOWN_CARD, "no card with this number")
     if card.status != CardStatus.ACTIVE:
@@ -111,10 +118,8 @@ def decide(
             RejectionReason.CATEGORY_NOT_ELIGIBLE,
             f"category {facts.category.value} is not eligible",
         )
-    if version.once_per_activity_per_day and already_today:
-        return Decision.reject(
-            RejectionReason.ALREADY_TODAY, "this activity was already refunded today"
-        )
+    if limit_reached is not None:
+        return _frequency_rejection(limit_reached)
     basis_points = version.discount_basis_points.get(card.target_group, 0)
     discount = percent_of(facts.price_cents, basis_points)
     if discount <= 0:
@@ -126,3 +131,14 @@ def decide(
         return Decision.reject(RejectionReason.BUDGET_EXHAUSTED, "the yearly budget is used up")
     amount = min(discount, version.cap_per_checkin_cents, remaining)
     return Decision(approved=True, amount_cents=amount, capped=amount < discount)
+
+
+def _frequency_rejection(limit: FrequencyLimit) -> Decision:
+    if limit.per is LimitScope.ACTIVITY and limit.period is LimitPeriod.DAY:
+        return Decision.reject(
+            RejectionReason.ALREADY_TODAY, "this activity was already refunded today"
+        )
+    return Decision.reject(
+        RejectionReason.FREQUENCY_LIMIT,
+        f"at most {limit.max_checkins} per {limit.per.value} per {limit.period.value}",
+    )

@@ -1,18 +1,26 @@
 """Posting to the municipal cost ledger. Account names say what they hold:
 
-expense:discount:<target group>       the cost of discounts, per budget line
+expense:discount:<target group>       the municipality's discount cost, per budget line
+receivable:provider:<id>              a provider's share of the discount cost (distribution key)
+receivable:government:<name>          another government's share
 payable:holder:<id> / payable:provider:<id>   what we owe a card holder or provider
 clearing:payments-in-transit          requested from finance, not yet settled
 bank:municipality                     paid out
+
+Every transfer is one row with a debit and a credit account of the same amount, so no
+transfer can be unbalanced; corrections are new transfers that mirror the one they reverse.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from shared.db import DbConnection
+from shared.ids import uuid7
 
 IN_TRANSIT = "clearing:payments-in-transit"
 BANK = "bank:municipality"
@@ -25,6 +33,15 @@ def discount_account(target_group: str) -> str:
 def payable_account(payee_kind: str, payee_id: uuid.UUID) -> str:
     kind = "holder" if payee_kind == "card_holder" else "provider"
     return f"payable:{kind}:{payee_id}"
+
+
+def cost_account(payer: str, target_group: str, provider_id: uuid.UUID) -> str:
+    """Where a payer's share of a claim's cost is booked (see the distribution key)."""
+    if payer == "municipality":
+        return discount_account(target_group)
+    if payer == "provider":
+        return f"receivable:provider:{provider_id}"
+    return f"receivable:{payer}"  # government:<name>
 
 
 def account_kind(account: str) -> str:
@@ -47,6 +64,36 @@ class Transfer:
             raise ValueError("a transfer moves a positive amount")
         if self.debit_account == self.credit_account:
             raise ValueError("a transfer needs two different accounts")
+
+
+def reversal_of(original: Transfer, code: str) -> Transfer:
+    """The correction of a transfer: same amount, accounts swapped, pointing at it."""
+    return Transfer(
+        uuid7(),
+        original.credit_account,
+        original.debit_account,
+        original.amount_cents,
+        code,
+        claim_id=original.claim_id,
+        payment_id=original.payment_id,
+        reverses=original.transfer_id,
+    )
+
+
+def transfers_from_rows(rows: Iterable[Any]) -> list[Transfer]:
+    return [
+        Transfer(
+            r["transfer_id"],
+            r["debit_account"],
+            r["credit_account"],
+            int(r["amount_cents"]),
+            r["code"],
+            claim_id=r["claim_id"],
+            payment_id=r["payment_id"],
+            reverses=r["reverses"],
+        )
+        for r in rows
+    ]
 
 
 async def post(conn: DbConnection, transfers: Sequence[Transfer]) -> None:
@@ -98,3 +145,60 @@ async def totals(conn: DbConnection) -> tuple[int, int]:
     debit = sum(b for b in balances.values() if b > 0)
     credit = -sum(b for b in balances.values() if b < 0)
     return debit, credit
+
+
+async def statement(
+    conn: DbConnection,
+    account: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """An account's entries in order with a running balance (debits positive), opening
+    with the balance before `since`."""
+    opening = await conn.fetchval(
+        """
+        SELECT coalesce(sum(CASE WHEN debit_account = $1 THEN amount_cents ELSE -amount_cents END), 0)
+        FROM transfers WHERE (debit_account = $1 OR credit_account = $1)
+          AND ($2::timestamptz IS NULL OR created_at < $2)
+        """,
+        account,
+        since,
+    )
+    rows = await conn.fetch(
+        """
+        SELECT transfer_id, created_at, code, claim_id, payment_id, reverses,
+               CASE WHEN debit_account = $1 THEN credit_account ELSE debit_account END AS counter_account,
+               CASE WHEN debit_account = $1 THEN amount_cents ELSE -amount_cents END AS amount
+        FROM transfers WHERE (debit_account = $1 OR credit_account = $1)
+          AND ($2::timestamptz IS NULL OR created_at >= $2)
+          AND ($3::timestamptz IS NULL OR created_at < $3)
+        ORDER BY created_at, transfer_id
+        """,
+        account,
+        since,
+        until,
+    )
+    balance = int(opening)
+    entries = []
+    for r in rows:
+        balance += int(r["amount"])
+        entries.append(
+            {
+                "transfer_id": str(r["transfer_id"]),
+                "at": r["created_at"].isoformat(),
+                "code": r["code"],
+                "counter_account": r["counter_account"],
+                "debit_cents": max(int(r["amount"]), 0),
+                "credit_cents": max(-int(r["amount"]), 0),
+                "balance_cents": balance,
+                "claim_id": str(r["claim_id"]) if r["claim_id"] else None,
+                "payment_id": str(r["payment_id"]) if r["payment_id"] else None,
+                "reverses": str(r["reverses"]) if r["reverses"] else None,
+            }
+        )
+    return {
+        "account": account,
+        "opening_balance_cents": int(opening),
+        "closing_balance_cents": balance,
+        "entries": entries,
+    }

@@ -1,8 +1,13 @@
 """Payment runs and settlements.
 
 A run gathers every payable account with a positive balance into one payment request per
-payee, moves the amount to `clearing:payments-in-transit` and publishes PaymentRequested
-for finance. Finance answers: settled moves it on to the bank, failed returns it to payable.
+payee, moves the amount to `clearing:payments-in-transit`, links the payee's unpaid claims
+to the payment and publishes PaymentRequested for finance. Finance answers: settled moves
+the amount on to the bank; failed returns it to payable and unlinks the claims, so the next
+run pays them again (and the PaymentFailed event tells the notifications service).
+
+A payable can go negative when a claim that was already paid is reversed: nothing is paid
+then, and later claims of the same payee first make up the difference.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter
-from shared.envelope import new_envelope
+from shared.envelope import Envelope, new_envelope
 from shared.events.base import EventPayload
 from shared.events.claims import PayeeKind
 from shared.events.payments import (
@@ -43,6 +48,11 @@ def structured_reference(payment_id: uuid.UUID) -> str:
     return f"+++{digits[:3]}/{digits[3:7]}/{digits[7:]}+++"
 
 
+def remittance_text(payee_kind: PayeeKind, reference: str, claims: int) -> str:
+    what = "terugbetaling" if payee_kind is PayeeKind.CARD_HOLDER else "vergoeding kansentarief"
+    return f"Vrijetijdspas {what} {claims} activiteit(en) {reference}"[:140]
+
+
 async def run_payments(conn: DbConnection, correlation_id: str | None = None) -> dict[str, Any]:
     """One payment run, in one transaction; concurrent runs wait for each other."""
     async with conn.transaction():
@@ -60,9 +70,9 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
         run_id = uuid7()
         now = datetime.now(UTC)
         transfers: list[ledger.Transfer] = []
-        events: list[tuple[Any, EventPayload]] = []
+        events: list[tuple[Envelope, EventPayload]] = []
         payments: list[tuple[Any, ...]] = []
-        envelope_of = _envelope_factory(correlation_id)
+        links: list[tuple[uuid.UUID, uuid.UUID]] = []
         for row in rows:
             _, kind, payee = row["account"].split(":")
             payee_id = uuid.UUID(payee)
@@ -70,11 +80,9 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
             amount = int(row["balance"])
             payment_id = uuid7()
             reference = structured_reference(payment_id)
-            claims = await conn.fetchval(
-                "SELECT count(*) FROM claims WHERE outcome <> 'rejected' AND"
-                " (CASE WHEN payee_kind = 'provider' THEN provider_id ELSE holder_id END) = $1",
-                payee_id,
-            )
+            claim_ids = await _link_unpaid_claims(conn, payee_kind, payee_id, payment_id)
+            links += [(payment_id, c) for c in claim_ids]
+            count = max(len(claim_ids), 1)
             sealed = await conn.fetchval(
                 "SELECT beneficiary_sealed FROM holders WHERE holder_id = $1"
                 if payee_kind is PayeeKind.CARD_HOLDER
@@ -100,7 +108,7 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
                     row["account"],
                     amount,
                     reference,
-                    max(int(claims or 0), 1),
+                    count,
                     "requested",
                 )
             )
@@ -111,12 +119,14 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
                 payee_id=payee_id,
                 amount_cents=amount,
                 structured_reference=reference,
-                remittance_info=f"Vrijetijdspas terugbetaling {reference}",
+                remittance_info=remittance_text(payee_kind, reference, count),
                 beneficiary_sealed=sealed,
-                claims=max(int(claims or 0), 1),
+                claims=count,
                 requested_at=now,
             )
-            events.append((envelope_of(topics.PAYMENT_REQUESTED, str(payment_id)), payload))
+            events.append(
+                (_envelope(topics.PAYMENT_REQUESTED, payment_id, correlation_id), payload)
+            )
         total = sum(p[5] for p in payments)
         await conn.execute(
             "INSERT INTO payment_runs (run_id, payments, total_cents) VALUES ($1, $2, $3)",
@@ -130,10 +140,13 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
                 " reference, claims, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 payments,
             )
+            await conn.executemany(
+                "INSERT INTO payment_claims (payment_id, claim_id) VALUES ($1, $2)", links
+            )
         await ledger.post(conn, transfers)
         events.append(
             (
-                envelope_of(topics.PAYMENT_RUN_COMPLETED, str(run_id)),
+                _envelope(topics.PAYMENT_RUN_COMPLETED, run_id, correlation_id),
                 PaymentRunCompleted(
                     run_id=run_id, payments=len(payments), total_cents=total, completed_at=now
                 ),
@@ -144,33 +157,52 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
     return {"run_id": str(run_id), "payments": len(payments), "total_cents": total}
 
 
-def _envelope_factory(correlation_id: str | None) -> Any:
-    def make(topic: topics.Topic, subject: str) -> Any:
-        return new_envelope(
-            type=topic.event_type, source=SOURCE, subject=subject, correlation_id=correlation_id
-        )
+async def _link_unpaid_claims(
+    conn: DbConnection, payee_kind: PayeeKind, payee_id: uuid.UUID, payment_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """The payee's claims not paid yet now belong to this payment (reversed ones too: their
+    reversal is netted in the same amount)."""
+    column = "holder_id" if payee_kind is PayeeKind.CARD_HOLDER else "provider_id"
+    rows = await conn.fetch(
+        f"UPDATE claims SET payment_id = $3 WHERE payee_kind = $1 AND {column} = $2"  # noqa: S608 - column is one of two literals
+        " AND outcome <> 'rejected' AND payment_id IS NULL RETURNING claim_id",
+        payee_kind.value,
+        payee_id,
+        payment_id,
+    )
+    return [r["claim_id"] for r in rows]
 
-    return make
+
+def _envelope(topic: topics.Topic, subject: uuid.UUID, correlation_id: str | None) -> Envelope:
+    return new_envelope(
+        type=topic.event_type, source=SOURCE, subject=str(subject), correlation_id=correlation_id
+    )
 
 
 async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
     """Finance's answers. A payment closes once; a repeated or late answer changes nothing."""
     for incoming in batch:
         e = incoming.payload
-        status = "settled" if isinstance(e, PaymentSettled) else "failed"
+        settled = isinstance(e, PaymentSettled)
+        status = "settled" if settled else "failed"
         row = await conn.fetchrow(
-            "UPDATE payments SET status = $2, reason = $3, closed_at = now()"
-            " WHERE payment_id = $1 AND status = 'requested' RETURNING account, amount_cents",
+            "UPDATE payments SET status = $2, reason = $3, reason_code = $4, bank_reference = $5,"
+            " closed_at = now() WHERE payment_id = $1 AND status = 'requested' AND amount_cents = $6"
+            " RETURNING account, amount_cents",
             e.payment_id,
             status,
             e.reason if isinstance(e, PaymentFailed) else None,
+            e.reason_code if isinstance(e, PaymentFailed) else None,
+            e.bank_reference if isinstance(e, PaymentSettled) else None,
+            e.amount_cents,
         )
         if row is None:
-            log.info(
-                "payment answer ignored: unknown or already closed", payment_id=str(e.payment_id)
+            log.warning(
+                "payment answer ignored: unknown, already closed or another amount",
+                payment_id=str(e.payment_id),
             )
             continue
-        target = ledger.BANK if status == "settled" else row["account"]
+        target = ledger.BANK if settled else row["account"]
         await ledger.post(
             conn,
             [
@@ -184,6 +216,10 @@ async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> l
                 )
             ],
         )
+        if not settled:
+            await conn.execute(
+                "UPDATE claims SET payment_id = NULL WHERE payment_id = $1", e.payment_id
+            )
         log.info(
             "payment " + status, payment_id=str(e.payment_id), amount_cents=int(row["amount_cents"])
         )

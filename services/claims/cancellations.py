@@ -1,0 +1,105 @@
+"""A provider cancels a check-in (the activity did not take place): the claim is reversed.
+
+Reversal = a mirror transfer for each of the claim's transfers, the budget given back, the
+frequency slot freed (counting skips reversed claims) and a ClaimReversed event. A
+cancellation that overtakes its check-in is parked in `pending_cancellations`; the check-in
+handler then rejects the check-in as cancelled. Only the check-in's own provider can
+cancel it; a second cancellation changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from services.claims import ledger
+from services.claims.policy import RefundPolicy, business_day
+from shared import topics
+from shared.consumer import Incoming
+from shared.db import DbConnection
+from shared.deadletter import DeadLetter
+from shared.events.checkins import CheckInCancelled
+from shared.events.claims import ClaimReversed
+from shared.logging import get_logger, log_context
+from shared.outbox import enqueue_events
+
+log = get_logger(__name__)
+SOURCE = "/vrijetijdspas/claims"
+
+
+class CancellationHandler:
+    def __init__(self, policy: RefundPolicy) -> None:
+        self.policy = policy
+
+    async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+        for incoming in batch:
+            if isinstance(incoming.payload, CheckInCancelled):
+                with log_context(correlation_id=incoming.correlation_id):
+                    await self._cancel(conn, incoming)
+        return []
+
+    async def _cancel(self, conn: DbConnection, incoming: Incoming[CheckInCancelled]) -> None:
+        e = incoming.payload
+        claim = await conn.fetchrow(
+            "SELECT claim_id, holder_id, provider_id, outcome, amount_cents, occurred_at,"
+            " reversed_at FROM claims WHERE checkin_id = $1",
+            e.checkin_id,
+        )
+        if claim is None:
+            await conn.execute(
+                "INSERT INTO pending_cancellations (checkin_id, provider_id, reason, cancelled_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (checkin_id) DO NOTHING",
+                e.checkin_id,
+                e.provider_id,
+                e.reason,
+                e.cancelled_at,
+            )
+            log.info("cancellation parked until its check-in arrives", checkin_id=str(e.checkin_id))
+            return
+        if claim["provider_id"] != e.provider_id:
+            log.warning("cancellation by another provider ignored", checkin_id=str(e.checkin_id))
+            return
+        if claim["outcome"] == "rejected" or claim["holder_id"] is None:
+            log.info("cancellation of a rejected check-in: nothing to reverse")
+            return
+        # Same lock as the check-in handler: budget and frequency change together.
+        await conn.execute(
+            "SELECT 1 FROM holders WHERE holder_id = $1 FOR UPDATE", claim["holder_id"]
+        )
+        reversed_now = await conn.fetchval(
+            "UPDATE claims SET reversed_at = now(), reversal_reason = $2"
+            " WHERE claim_id = $1 AND reversed_at IS NULL RETURNING reversed_at",
+            claim["claim_id"],
+            e.reason,
+        )
+        if reversed_now is None:
+            log.info("claim already reversed", claim_id=str(claim["claim_id"]))
+            return
+        originals = ledger.transfers_from_rows(
+            await conn.fetch(
+                "SELECT * FROM transfers WHERE claim_id = $1 AND code = 'claim_approved'",
+                claim["claim_id"],
+            )
+        )
+        await ledger.post(conn, [ledger.reversal_of(t, "claim_reversed") for t in originals])
+        amount = int(claim["amount_cents"])
+        await conn.execute(
+            "UPDATE budget_usage SET used_cents = used_cents - $3 WHERE holder_id = $1 AND period = $2",
+            claim["holder_id"],
+            self.policy.budget_period(business_day(claim["occurred_at"])),
+            amount,
+        )
+        payload = ClaimReversed(
+            claim_id=claim["claim_id"],
+            checkin_id=e.checkin_id,
+            holder_id=claim["holder_id"],
+            provider_id=e.provider_id,
+            amount_cents=amount,
+            reason=e.reason,
+            reversed_at=datetime.now(UTC),
+        )
+        envelope = incoming.envelope.caused(
+            type=topics.CLAIM_REVERSED.event_type, source=SOURCE, subject=str(claim["claim_id"])
+        )
+        await enqueue_events(conn, [(envelope, payload)])
+        log.info("claim reversed", claim_id=str(claim["claim_id"]), amount_cents=amount)

@@ -1,0 +1,218 @@
+"""A small municipality for claims tests: a policy, card holders, providers and devices,
+put into a claims database through the real projection of the cards service's events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.claims.policy import RefundPolicy
+from services.claims.projections import apply_card_events
+from shared import topics
+from shared.consumer import Incoming
+from shared.db import migrate_service
+from shared.deadletter import SourceRecord
+from shared.envelope import Envelope, new_envelope
+from shared.events import cards as ev
+from shared.events.base import EventPayload
+from shared.events.checkins import Activity, ActivityCategory
+from tests.integration.claims.reference_policy import RefCard, RefProvider
+from vtp.device.signer import DeviceIdentity
+
+MIGRATIONS = Path(__file__).parents[3] / "services" / "claims" / "migrations"
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+POLICY: dict[str, Any] = {
+    "municipality": "Proefgemeente",
+    "budget_year": "program",
+    "program_year_start": "03-01",
+    "versions": [
+        {
+            "effective_from": date(2020, 1, 1),
+            "discount_basis_points": {"poverty": 7500, "senior": 2500},
+            "cap_per_checkin_cents": 2500,
+            "yearly_budget_cents": 4000,
+            "frequency_limits": [{"per": "provider", "period": "week", "max_checkins": 3}],
+            "eligible_categories": ["culture", "sport", "youth"],
+            "checkin_window_days": 30,
+            "future_tolerance_seconds": 300,
+            "distribution": [
+                {
+                    "payer": "provider",
+                    "basis": "percent_of_total",
+                    "basis_points": 1000,
+                    "applies_to": "non_residents",
+                },
+                {"payer": "government:vlaanderen", "basis": "fixed", "amount_cents": 150},
+            ],
+        },
+        {
+            "effective_from": date(2026, 3, 1),
+            "discount_basis_points": {"poverty": 5000, "senior": 3333},
+            "cap_per_checkin_cents": 3000,
+            "yearly_budget_cents": 5000,
+            "once_per_activity_per_day": True,
+            "frequency_limits": [{"per": "provider", "period": "week", "max_checkins": 2}],
+            "eligible_categories": ["culture", "sport", "youth", "course"],
+            "checkin_window_days": 30,
+            "future_tolerance_seconds": 300,
+            "distribution": [
+                {
+                    "payer": "government:vlaanderen",
+                    "basis": "percent_of_remainder",
+                    "basis_points": 2000,
+                },
+            ],
+            "budget_lines_cents": {"poverty": 100000, "senior": 50000},
+        },
+    ],
+}
+
+ACTIVITIES = (
+    Activity(id="theater", category=ActivityCategory.CULTURE, name="Theater"),
+    Activity(id="zwembad", category=ActivityCategory.SPORT, name="Zwembad"),
+    Activity(id="kookles", category=ActivityCategory.COURSE, name="Kookles"),
+    Activity(id="speelplein", category=ActivityCategory.YOUTH, name="Speelplein"),
+)
+UNKNOWN_CARD = "6299000000006"
+
+
+def policy() -> RefundPolicy:
+    return RefundPolicy.model_validate(POLICY)
+
+
+@dataclass
+class World:
+    devices: list[DeviceIdentity]
+    cards: dict[str, RefCard]
+    card_numbers: list[str]
+    providers: dict[uuid.UUID, RefProvider]
+    offsets: list[int] = field(default_factory=lambda: [0])
+
+    def record(self, envelope: Envelope, payload: EventPayload) -> SourceRecord:
+        """The Kafka record a producer would have sent: headers, key and JSON body."""
+        topic = topics.topic_for(payload)
+        self.offsets[0] += 1
+        return SourceRecord(
+            topic.name,
+            0,
+            self.offsets[0],
+            topic.key_of(payload),
+            payload.model_dump_json().encode(),
+            envelope.headers(),
+        )
+
+
+def _card_number(rng_value: int) -> str:
+    body = f"62990{rng_value:07d}"
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            d -= 9 if d > 9 else 0
+        total += d
+    return body + str((10 - total % 10) % 10)
+
+
+async def prepare(pool: asyncpg.Pool) -> None:
+    await migrate_service(pool, MIGRATIONS)
+
+
+async def build_world(pool: asyncpg.Pool, *, holders: int = 3) -> World:
+    """Fresh ids every time, so many worlds can live in one database side by side."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    events: list[EventPayload] = []
+    providers: dict[uuid.UUID, RefProvider] = {}
+    devices = []
+    for mode, partner in (("refund", True), ("till_discount", True), ("refund", False)):
+        provider_id = uuid.uuid4()
+        providers[provider_id] = RefProvider(partner=partner, till_discount=mode == "till_discount")
+        events.append(
+            ev.ProviderRegistered(
+                provider_id=provider_id,
+                name=f"Aanbieder {mode}",
+                sub_municipality="Heist-Centrum",
+                mode=ev.ProviderMode(mode),
+                partner=partner,
+            )
+        )
+        key = Ed25519PrivateKey.generate()
+        device = DeviceIdentity(uuid.uuid4(), provider_id, key)
+        devices.append(device)
+        import base64
+
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        events.append(
+            ev.DeviceRegistered(
+                device_id=device.device_id,
+                provider_id=provider_id,
+                public_key=base64.b64encode(
+                    key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+                ).decode(),
+                key_id=1,
+                registered_at=NOW - timedelta(days=400),
+            )
+        )
+    cards: dict[str, RefCard] = {}
+    numbers = []
+    shapes = [
+        # (target group, resident, eligible_until, blocked at)
+        ("poverty", True, date(2027, 1, 1), NOW - timedelta(days=18)),
+        ("senior", False, date(2027, 1, 1), None),
+        ("poverty", False, date(2026, 2, 25), None),
+    ]
+    for index in range(holders):
+        group, resident, until, blocked = shapes[index % len(shapes)]
+        number = _card_number(uuid.uuid4().int % 10**7)
+        card_id, holder_id = uuid.uuid4(), uuid.uuid4()
+        changes: tuple[tuple[datetime, str], ...] = ()
+        events.append(
+            ev.CardIssued(
+                card_id=card_id,
+                card_number=number,
+                holder_id=holder_id,
+                target_group=group,
+                eligible_from=date(2025, 1, 1),
+                eligible_until=until,
+                grace_days=0,
+                referrer_org_id=uuid.uuid4(),
+                resident=resident,
+                issued_at=NOW - timedelta(days=400),
+            )
+        )
+        if blocked is not None:
+            changes = ((blocked, "blocked"), (blocked + timedelta(days=4), "active"))
+            for at, status in changes:
+                events.append(
+                    ev.CardStatusChanged(
+                        card_id=card_id,
+                        card_number=number,
+                        holder_id=holder_id,
+                        status=ev.CardStatus(status),
+                        reason="test",
+                        effective_at=at,
+                    )
+                )
+        cards[number] = RefCard(
+            card_id, holder_id, group, date(2025, 1, 1), until, 0, resident, changes
+        )
+        numbers.append(number)
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_card_events(conn, [_incoming(e) for e in events])
+    return World(devices, cards, numbers, providers)
+
+
+def _incoming(payload: EventPayload) -> Incoming[Any]:
+    topic = topics.topic_for(payload)
+    envelope = new_envelope(type=topic.event_type, source="/test")
+    record = SourceRecord(topic.name, 0, 0, None, json.dumps({}).encode(), envelope.headers())
+    return Incoming(envelope, payload, record)

@@ -1,0 +1,272 @@
+"""Must-show 1: for any sequence of check-ins, duplicates, cancellations and late arrivals,
+the real handlers on a real PostgreSQL (1) leave the ledger balanced, (2) never let a person
+exceed the yearly budget and (3) decide exactly what the plain reference policy decides."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from services.claims.cancellations import CancellationHandler
+from services.claims.checkins import CheckInHandler
+from shared import topics
+from shared.consumer import BatchProcessor
+from shared.deadletter import SourceRecord
+from shared.envelope import new_envelope
+from shared.events.checkins import CheckInCancelled, CheckInRecorded
+from tests.integration.claims import scenario
+from tests.integration.claims.reference_policy import ReferencePolicy
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class NewCheckIn:
+    holder: int  # index into the world's cards; len(cards) = an unknown card
+    provider: int
+    activity: int
+    minutes_before_now: int  # negative: from the future; large: a late arrival
+    price_cents: int
+
+
+@dataclass(frozen=True)
+class Redeliver:
+    target: int  # index among the check-ins sent so far
+    new_envelope: bool  # the device re-sent it (new envelope) or Kafka redelivered it
+
+
+@dataclass(frozen=True)
+class Cancel:
+    target: int  # index among ALL check-ins of the scenario: may not have arrived yet
+    by_other_provider: bool
+
+
+new_checkin = st.builds(
+    NewCheckIn,
+    holder=st.sampled_from([0, 0, 0, 1, 2, 3]),
+    provider=st.sampled_from([0, 0, 0, 1, 1, 2]),
+    activity=st.sampled_from([0, 0, 1, 2, 3]),
+    # Recent, a day or weeks late (some past the 30-day window, some from before the
+    # card was blocked or before the program year began), or from a clock that runs ahead.
+    minutes_before_now=st.sampled_from(
+        [0, 5, 60, 600, 1500, 3000, 6000, 10000, 0, 60, 1500, 6000, 13000, 20000, 22000, 27000, 40000, 45000, -3, -600]
+    ),
+    price_cents=st.sampled_from([0, 1, 350, 1800, 4500, 4500, 6000, 6000, 6000]),
+)
+operation = st.one_of(
+    new_checkin,
+    new_checkin,
+    new_checkin,
+    new_checkin,
+    st.builds(Redeliver, target=st.integers(0, 40), new_envelope=st.booleans()),
+    st.builds(Cancel, target=st.integers(0, 40), by_other_provider=st.booleans()),
+)
+forgery = st.integers(0, 19).map(lambda n: n == 0)  # about one in twenty is forged
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[list[Any], list[bool], list[bool]]:
+    ops = draw(st.lists(operation, min_size=20, max_size=50))
+    forged = [draw(forgery) for _ in ops]
+    cuts = draw(st.lists(st.booleans(), min_size=len(ops), max_size=len(ops)))
+    return ops, forged, cuts
+
+
+_migrated: set[str] = set()
+
+
+def _signed(world: scenario.World, op: NewCheckIn, forged: bool) -> tuple[Any, CheckInRecorded]:
+    device = world.devices[op.provider]
+    number = (
+        world.card_numbers[op.holder]
+        if op.holder < len(world.card_numbers)
+        else scenario.UNKNOWN_CARD
+    )
+    envelope, checkin = device.check_in(
+        card_number=number,
+        activity=scenario.ACTIVITIES[op.activity],
+        price_cents=op.price_cents,
+        occurred_at=scenario.NOW - timedelta(minutes=op.minutes_before_now),
+    )
+    if forged:
+        checkin = checkin.model_copy(update={"price_cents": op.price_cents + 1})
+    return envelope, checkin
+
+
+async def _run(dsn: str, ops: list[Any], forged: list[bool], cuts: list[bool]) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        if dsn not in _migrated:
+            await scenario.prepare(pool)
+            _migrated.add(dsn)
+        world = await scenario.build_world(pool)
+        await _check(pool, world, ops, forged, cuts)
+    finally:
+        await pool.close()
+
+
+async def _check(
+    pool: asyncpg.Pool, world: scenario.World, ops: list[Any], forged: list[bool], cuts: list[bool]
+) -> None:
+    policy = scenario.policy()
+    reference = ReferencePolicy(
+        scenario.POLICY,
+        world.cards,
+        world.providers,
+        {d.device_id: d.provider_id for d in world.devices},
+        scenario.NOW,
+    )
+    checkin_proc = BatchProcessor(
+        "claims.checkins",
+        (topics.CHECKIN_RECORDED,),
+        CheckInHandler(policy, lambda: scenario.NOW),
+        pool,
+    )
+    cancel_proc = BatchProcessor(
+        "claims.cancellations", (topics.CHECKIN_CANCELLED,), CancellationHandler(policy), pool
+    )
+    # Every check-in of the scenario is made up front, so a cancellation can name one that
+    # has not been delivered yet (a cancellation that overtakes its check-in).
+    planned = [
+        (_signed(world, op, f), f)
+        for op, f in zip(ops, forged, strict=True)
+        if isinstance(op, NewCheckIn)
+    ]
+    sent: list[tuple[Any, CheckInRecorded, bool]] = []
+    messages: list[tuple[SourceRecord, Any]] = []
+    next_new = 0
+    for op in ops:
+        if isinstance(op, NewCheckIn):
+            (envelope, checkin), is_forged = planned[next_new]
+            next_new += 1
+            sent.append((envelope, checkin, is_forged))
+            messages.append((world.record(envelope, checkin), ("checkin", checkin, is_forged)))
+        elif isinstance(op, Redeliver) and sent:
+            envelope, checkin, is_forged = sent[op.target % len(sent)]
+            if op.new_envelope:
+                envelope = new_envelope(type=topics.CHECKIN_RECORDED.event_type, source="/device")
+            messages.append((world.record(envelope, checkin), ("checkin", checkin, is_forged)))
+        elif isinstance(op, Cancel) and planned:
+            (_, target), _ = planned[op.target % len(planned)]
+            provider = (
+                next(p for p in world.providers if p != target.provider_id)
+                if op.by_other_provider
+                else target.provider_id
+            )
+            cancel = CheckInCancelled(
+                checkin_id=target.checkin_id,
+                provider_id=provider,
+                card_number=target.card_number,
+                reason="activiteit geannuleerd",
+                cancelled_at=scenario.NOW,
+            )
+            envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/provider")
+            messages.append((world.record(envelope, cancel), ("cancel", cancel, False)))
+    # Deliver in batches (cut after a message where `cuts` says so, and wherever the topic
+    # changes): each batch is one transaction of the real consumer.
+    batch: list[SourceRecord] = []
+    for index, (record, (kind, payload, is_forged)) in enumerate(messages):
+        batch.append(record)
+        if kind == "checkin":
+            reference.checkin(payload, signature_ok=not is_forged)
+        else:
+            reference.cancel(payload)
+        last = index == len(messages) - 1
+        if last or cuts[index] or messages[index + 1][0].topic != record.topic:
+            proc = checkin_proc if record.topic == topics.CHECKIN_RECORDED.name else cancel_proc
+            await proc.process(batch)
+            batch = []
+    await _compare(pool, world, reference, {p[0][1].checkin_id for p in planned})
+
+
+async def _compare(
+    pool: asyncpg.Pool,
+    world: scenario.World,
+    reference: ReferencePolicy,
+    checkin_ids: set[uuid.UUID],
+) -> None:
+    async with pool.acquire() as conn:
+        claims = await conn.fetch(
+            "SELECT claim_id, checkin_id, outcome, reason, amount_cents, reversed_at FROM claims"
+            " WHERE checkin_id = ANY($1::uuid[])",
+            list(checkin_ids),
+        )
+        claim_ids = [c["claim_id"] for c in claims]
+        transfers = await conn.fetch(
+            "SELECT debit_account, credit_account, amount_cents FROM transfers"
+            " WHERE claim_id = ANY($1::uuid[])",
+            claim_ids,
+        )
+        holders = [c.holder_id for c in world.cards.values()]
+        budgets = await conn.fetch(
+            "SELECT holder_id, period, used_cents, limit_cents FROM budget_usage"
+            " WHERE holder_id = ANY($1::uuid[])",
+            holders,
+        )
+        events = await conn.fetch(
+            "SELECT topic, payload FROM outbox WHERE topic = ANY($1::text[])",
+            [topics.CLAIM_APPROVED.name, topics.CLAIM_REJECTED.name, topics.CLAIM_REVERSED.name],
+        )
+    # Exactly one outcome per authenticated check-in, the one the reference gives.
+    got = {c["checkin_id"]: (c["outcome"], c["reason"], int(c["amount_cents"])) for c in claims}
+    assert len(got) == len(claims)
+    want = {
+        k: (o.outcome, o.reason, o.amount_cents)
+        for k, o in reference.outcomes.items()
+        if o.outcome != "unauthenticated"
+    }
+    assert got == want
+    for outcome, reason, _ in want.values():
+        event(f"{outcome}:{reason}")
+    event(f"reversed:{len(reference.reversed_ids())}")
+    outcome_events: dict[uuid.UUID, int] = {}
+    reversed_events: set[uuid.UUID] = set()
+    for e in events:
+        body = json.loads(e["payload"])
+        checkin = uuid.UUID(body["checkin_id"])
+        if checkin not in checkin_ids:
+            continue
+        if e["topic"] == topics.CLAIM_REVERSED.name:
+            assert checkin not in reversed_events, "a claim is reversed once"
+            reversed_events.add(checkin)
+        else:
+            outcome_events[checkin] = outcome_events.get(checkin, 0) + 1
+    assert outcome_events == dict.fromkeys(want, 1)
+    assert {c["checkin_id"] for c in claims if c["reversed_at"]} == reference.reversed_ids()
+    assert reversed_events == reference.reversed_ids()
+    # The ledger balances and holds what the reference says, account by account.
+    balances: dict[str, int] = {}
+    for t in transfers:
+        balances[t["debit_account"]] = balances.get(t["debit_account"], 0) + int(t["amount_cents"])
+        balances[t["credit_account"]] = balances.get(t["credit_account"], 0) - int(
+            t["amount_cents"]
+        )
+    assert sum(balances.values()) == 0
+    assert {a: b for a, b in balances.items() if b} == reference.balances()
+    # No person past the yearly budget of any version, and usage is what the reference used.
+    limit = max(v["yearly_budget_cents"] for v in scenario.POLICY["versions"])
+    for b in budgets:
+        assert 0 <= b["used_cents"] <= b["limit_cents"] <= limit
+    used = {(b["holder_id"], b["period"]): int(b["used_cents"]) for b in budgets}
+    assert {k: v for k, v in used.items() if v} == {k: v for k, v in reference.used.items() if v}
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=scenarios())
+def test_claims_match_the_reference_policy(database: str, case: Any) -> None:
+    ops, forged, cuts = case
+    asyncio.run(_run(database, ops, forged, cuts))
