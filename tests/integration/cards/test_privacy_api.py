@@ -1,0 +1,74 @@
+"""Right of access and right to erasure at the desk: export everything; after erasure the
+data cannot be decrypted, the opaque id and its events remain, and the person is gone from
+every lookup."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from services.cards.personal_data import PersonalDataVault
+from tests.integration.cards.conftest import Desk, new_holder, person_body
+
+
+async def test_export_holds_everything(desk: Desk) -> None:
+    ids = await new_holder(desk.referrer, 41)
+    await desk.referrer.post(f"/cards/{ids['card_id']}/block", json={"reason": "lost"})
+    export = await desk.referrer.get(f"/people/{ids['person_id']}/export")
+    assert export.status_code == 200
+    data = export.json()
+    expected = person_body(41)
+    for key in ("first_name", "last_name", "national_number", "iban", "email", "address"):
+        assert data["personal_data"][key] == expected[key]
+    assert [c["card_number"] for c in data["cards"]] == [ids["card_number"]]
+    assert data["eligibilities"][0]["target_group"] == "poverty"
+    actions = {e["action"] for e in data["audit_trail"]}
+    assert {"person.registered", "card.issued", "card.block"} <= actions
+    trail = (await desk.admin.get("/audit", params={"subject_id": ids["person_id"]})).json()
+    assert trail[0]["action"] == "person.exported"  # reading a file is on the record too
+
+
+async def test_erasure_shreds_the_key(desk: Desk) -> None:
+    ids = await new_holder(desk.referrer, 42)
+    async with desk.pool.acquire() as conn:
+        before = await conn.fetchrow(
+            "SELECT data_key, sealed_data FROM people WHERE person_id = $1::uuid", ids["person_id"]
+        )
+    refused = await desk.referrer.post(
+        f"/people/{ids['person_id']}/erasure", json={"reason": "asked"}
+    )
+    assert refused.status_code == 403  # the program administrator decides erasure
+    erased = await desk.admin.post(
+        f"/people/{ids['person_id']}/erasure", json={"reason": "GDPR art. 17 request"}
+    )
+    assert erased.status_code == 200, erased.text
+
+    async with desk.pool.acquire() as conn:
+        after = await conn.fetchrow(
+            "SELECT data_key, sealed_data, national_number_hash, erased_at FROM people"
+            " WHERE person_id = $1::uuid",
+            ids["person_id"],
+        )
+        card_status = await conn.fetchval(
+            "SELECT status FROM cards WHERE card_id = $1::uuid", ids["card_id"]
+        )
+    assert after["data_key"] is None and after["national_number_hash"] is None
+    assert after["sealed_data"] == before["sealed_data"]  # ciphertext stays, unreadable
+    vault = PersonalDataVault(desk.settings.master_key)
+    assert vault.decrypt(before["data_key"], before["sealed_data"])["last_name"] == "Persoon42"
+    # Without the destroyed key, no other key opens it — not even a fresh one for the vault.
+    with pytest.raises(InvalidTag):
+        vault.decrypt(vault.new_data_key(), after["sealed_data"])
+    assert card_status == "revoked"
+
+    [event] = await desk.outbox("cards.holder-erased.v1")
+    assert event["holder_id"] == ids["person_id"]
+    issued = await desk.outbox("cards.card-issued.v1")
+    assert [e["holder_id"] for e in issued] == [ids["person_id"]]  # events keep the opaque id
+    for path in ("", "/export"):
+        gone = await desk.admin.get(f"/people/{ids['person_id']}{path}")
+        assert gone.status_code == 409 and "erased" in gone.json()["detail"]
+    again = await desk.admin.post(f"/people/{ids['person_id']}/erasure", json={"reason": "x"})
+    assert again.status_code == 409
+    # The number is no longer findable: the person may be registered anew.
+    assert (await desk.referrer.post("/people", json=person_body(42))).status_code == 201
