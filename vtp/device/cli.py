@@ -28,6 +28,9 @@ from vtp.device.transport import KafkaTransport
 
 device_app = typer.Typer(help="A provider's check-in device.", no_args_is_help=True)
 
+TOKEN_OPTION = typer.Option(
+    None, "--token", envvar="VTP_CARDS_TOKEN", help="Cards API bearer token."
+)
 DEVICE_OPTION = typer.Option(
     None, "--device", help="Device id or device file (default: the only one)."
 )
@@ -68,6 +71,18 @@ def _cards_url(option: str | None) -> str:
     return str(found)
 
 
+def _cards_headers(token: str | None, cards_url: str) -> dict[str, str]:
+    """The cards API wants a bearer token; by default the admin token of the running stack."""
+    if token is None:
+        from vtp.demo.seed import admin_token
+
+        try:
+            token = admin_token(cards_url)
+        except RuntimeError as exc:
+            raise typer.BadParameter(f"{exc}: pass --token or set VTP_CARDS_TOKEN") from exc
+    return {"Authorization": f"Bearer {token}", "X-Audit-Reason": "device registration"}
+
+
 def _emit(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, default=str))
 
@@ -101,10 +116,13 @@ async def _client(file: DeviceFile, bootstrap: str, timeout_ms: int) -> AsyncIte
 def register(
     provider: str = typer.Option(..., "--provider", help="The provider id the device belongs to."),
     cards_url: str | None = typer.Option(None, "--cards-url", help="The cards API."),
+    token: str | None = TOKEN_OPTION,
 ) -> None:
     """Register a new device with the cards API and keep its key in a 0600 device file."""
     url = _cards_url(cards_url)
-    response = httpx.post(f"{url}/providers/{provider}/devices", timeout=30)
+    response = httpx.post(
+        f"{url}/providers/{provider}/devices", headers=_cards_headers(token, url), timeout=30
+    )
     if response.status_code >= 400:
         raise typer.BadParameter(
             f"registration failed ({response.status_code}): {response.text[:300]}"
@@ -217,6 +235,7 @@ def simulate_command(
     bootstrap: str | None = BOOTSTRAP_OPTION,
     cards_url: str | None = typer.Option(None, "--cards-url"),
     seed: int = typer.Option(1, "--seed"),
+    token: str | None = TOKEN_OPTION,
 ) -> None:
     """Drive many simulated devices against the local (loopback) broker, then report."""
     import random
@@ -225,7 +244,7 @@ def simulate_command(
     url = _cards_url(cards_url)
 
     async def run() -> dict[str, Any]:
-        files = await register_devices(url, provider, devices)
+        files = await register_devices(url, _cards_headers(token, url), provider, devices)
         numbers = cards or random_card_numbers(random.Random(seed), 50)
         report = await simulate(
             broker,

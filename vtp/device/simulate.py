@@ -74,8 +74,10 @@ def random_card_numbers(rng: random.Random, count: int) -> list[str]:
     return [b + luhn.calc_check_digit(b) for b in bodies]
 
 
-async def register_devices(cards_url: str, provider_id: str | None, count: int) -> list[DeviceFile]:
-    async with httpx.AsyncClient(base_url=cards_url, timeout=30) as http:
+async def register_devices(
+    cards_url: str, headers: dict[str, str], provider_id: str | None, count: int
+) -> list[DeviceFile]:
+    async with httpx.AsyncClient(base_url=cards_url, timeout=30, headers=headers) as http:
         if provider_id is None:
             response = await http.post(
                 "/providers",
