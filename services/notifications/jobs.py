@@ -208,8 +208,8 @@ class Jobs:
         rows = await conn.fetch(
             "SELECT provider_id, count(*) AS checkins,"
             " count(*) FILTER (WHERE approved AND NOT reversed) AS approved,"
-            " coalesce(sum(price_cents) FILTER (WHERE approved AND NOT reversed), 0) AS prices,"
-            " coalesce(sum(amount_cents) FILTER (WHERE approved AND NOT reversed), 0) AS discounts"
+            " coalesce(sum(price_cents) FILTER (WHERE approved AND NOT reversed), 0)::bigint AS prices,"
+            " coalesce(sum(amount_cents) FILTER (WHERE approved AND NOT reversed), 0)::bigint AS discounts"
             " FROM checkins WHERE (occurred_at AT TIME ZONE 'Europe/Brussels')::date"
             " BETWEEN $1 AND $2 GROUP BY provider_id",
             start,
