@@ -1,0 +1,318 @@
+"""Who hears what: digests with the printable card, letters as a PDF batch, unused cards,
+eligibility ending, silent devices, provider statements, finance, opt-outs, and the
+delivery log over HTTP — on a real database and a real SMTP server."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from pypdf import PdfReader
+
+from services.notifications.api import notifications_router
+from services.notifications.delivery import DeliveryWorker
+from services.notifications.jobs import Jobs
+from services.notifications.messages import local_day
+from shared.events import cards as ev
+from shared.events.checkins import ActivityCategory, DeviceHeartbeat
+from shared.events.claims import ClaimApproved, ClaimRejected, PayeeKind, RejectionReason
+from shared.events.payments import (
+    PaymentFailed,
+    PaymentRequested,
+    PaymentRunCompleted,
+    PaymentSettled,
+)
+from tests.integration.notifications.conftest import (
+    NOW,
+    Feed,
+    card,
+    holder,
+    mails,
+    organisation,
+    text_of,
+)
+from tests.integration.notifications.test_delivery import drain
+from vtp.devstack.smtp import SmtpSink
+
+pytestmark = pytest.mark.integration
+
+
+def provider(provider_id: uuid.UUID) -> ev.ProviderRegistered:
+    return ev.ProviderRegistered(
+        provider_id=provider_id,
+        name="Sportdienst Heist",
+        sub_municipality="Heist-Centrum",
+        contact_email="sport@example.org",
+    )
+
+
+def claim(
+    holder_id: uuid.UUID,
+    card_id: uuid.UUID,
+    provider_id: uuid.UUID,
+    amount: int,
+    at: datetime = NOW,
+    capped: bool = False,
+) -> ClaimApproved:
+    return ClaimApproved(
+        claim_id=uuid.uuid4(),
+        checkin_id=uuid.uuid4(),
+        card_id=card_id,
+        holder_id=holder_id,
+        provider_id=provider_id,
+        activity_id="zwemmen",
+        category=ActivityCategory.SPORT,
+        target_group="poverty",
+        price_cents=amount * 2,
+        amount_cents=amount,
+        capped=capped,
+        payee_kind=PayeeKind.CARD_HOLDER,
+        occurred_at=at,
+        decided_at=at,
+    )
+
+
+async def test_referrer_digest_carries_the_printable_card(
+    feed: Feed,
+    jobs: Jobs,
+    worker: DeliveryWorker,
+    pool: asyncpg.Pool,
+    smtp: SmtpSink,
+    keys: tuple[str, str],
+) -> None:
+    org = uuid.uuid4()
+    people = [uuid.uuid4(), uuid.uuid4()]
+    await feed(organisation(org, email="ocmw@example.org"))
+    await feed(*(holder(p, org, keys[1]) for p in people))
+    await feed(card(people[0], org, "1234567890128"), card(people[1], org, "2345678901236"))
+    await drain(worker, pool)
+    assert mails(smtp) == []  # no flood: the referrer hears once a day
+    assert (await jobs.run("referrer-digests", NOW))["notifications"] == 1
+    await drain(worker, pool)
+    assert (await jobs.run("referrer-digests", NOW))["notifications"] == 0
+    [digest] = mails(smtp)
+    assert digest["To"] == "ocmw@example.org"
+    assert digest["Subject"] == f"Vrijetijdspas: uw overzicht van {local_day(NOW):%d/%m/%Y}"
+    body = text_of(digest)
+    assert body.startswith("Beste OCMW Heist,")
+    assert "kaartnummer 1234567890128" in body and "kaartnummer 2345678901236" in body
+    [pdf] = [p for p in digest.iter_attachments()]
+    assert pdf.get_filename() == "kaarten.pdf"
+    pages = PdfReader(io.BytesIO(pdf.get_content())).pages
+    assert len(pages) == 2 and "1234 5678 9012 8" in pages[0].extract_text()
+    statuses = await pool.fetch("SELECT kind, status FROM deliveries ORDER BY kind")
+    assert [tuple(r) for r in statuses] == [
+        ("card_issued", "batched"),
+        ("card_issued", "batched"),
+        ("referrer_digest", "sent"),
+    ]
+
+
+async def test_letters_for_people_without_email(
+    feed: Feed, jobs: Jobs, pool: asyncpg.Pool, keys: tuple[str, str], tmp_path: Path
+) -> None:
+    org, person, prov = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await feed(
+        organisation(org),
+        provider(prov),
+        holder(person, org, keys[1], email=None, channel="letter"),
+    )
+    await feed(
+        claim(person, uuid.uuid4(), prov, 1250),
+        ClaimRejected(
+            claim_id=uuid.uuid4(),
+            checkin_id=uuid.uuid4(),
+            card_id=uuid.uuid4(),
+            holder_id=person,
+            provider_id=prov,
+            activity_id="zwemmen",
+            reason=RejectionReason.CARD_BLOCKED,
+            detail="blocked",
+            occurred_at=NOW,
+            decided_at=NOW,
+        ),
+    )
+    result = await jobs.run("letters", NOW)
+    assert result["letters"] == 2
+    text = "\n".join(p.extract_text() for p in PdfReader(result["file"]).pages)
+    assert "An Peeters" in text and "Kerkstraat 1" in text and "2220 Heist-op-den-Berg" in text
+    assert "U krijgt € 12,50 terug" in text
+    assert "geblokkeerd" in text
+    assert (await jobs.run("letters", NOW))["letters"] == 0  # each letter in one batch only
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'sent'") == 2
+
+
+async def test_scans_unused_card_eligibility_and_silent_device(
+    feed: Feed, jobs: Jobs, pool: asyncpg.Pool, keys: tuple[str, str]
+) -> None:
+    org, person, prov, device = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    issued = card(
+        person, org, until=(NOW + timedelta(days=20)).date(), issued_at=NOW - timedelta(days=100)
+    )
+    await feed(
+        organisation(org, email="ocmw@example.org"),
+        provider(prov),
+        holder(person, org, keys[1]),
+        issued,
+    )
+    await feed(
+        ev.DeviceRegistered(
+            device_id=device,
+            provider_id=prov,
+            public_key="k",
+            key_id=1,
+            registered_at=NOW - timedelta(days=8),
+        )
+    )
+    beats = [NOW - timedelta(days=d, hours=30) for d in range(5)]
+    await feed(
+        *(
+            DeviceHeartbeat(
+                device_id=device, provider_id=prov, sent_at=b, counter=i, buffered=0, signature="s"
+            )
+            for i, b in enumerate(beats)
+        )
+    )
+    for _ in range(2):  # a second run tells nobody again
+        assert (await jobs.run("unused-cards", NOW))["notifications"] in (1, 0)
+        await jobs.run("eligibility-ending", NOW)
+        await jobs.run("silent-devices", NOW)
+    rows = {
+        r["kind"]: r
+        for r in await pool.fetch("SELECT kind, recipient, status, body FROM deliveries")
+    }
+    assert set(rows) == {"card_issued", "card_unused", "eligibility_ending", "device_silent"}
+    assert (
+        "werd sinds" in rows["card_unused"]["body"] and "(100 dagen)" in rows["card_unused"]["body"]
+    )
+    assert f"eindigt op {issued.eligible_until:%d/%m/%Y}" in rows["eligibility_ending"]["body"]
+    assert rows["device_silent"]["recipient"] == f"provider:{prov}"
+    assert rows["device_silent"]["status"] == "pending"
+    assert rows["card_unused"]["status"] == "scheduled"  # goes into the daily digest
+    # Used again: no longer unused.
+    await feed(claim(person, issued.card_id, prov, 100))
+    assert (await jobs.run("unused-cards", NOW + timedelta(days=1)))["notifications"] == 0
+
+
+async def test_statement_finance_and_payment_outcomes(
+    feed: Feed,
+    jobs: Jobs,
+    worker: DeliveryWorker,
+    pool: asyncpg.Pool,
+    smtp: SmtpSink,
+    keys: tuple[str, str],
+) -> None:
+    org, person, prov = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    issued = card(person, org)
+    await feed(
+        organisation(org, email="ocmw@example.org"),
+        provider(prov),
+        holder(person, org, keys[1]),
+        issued,
+    )
+    # Budget line poverty is € 100,00: 70 + 15 crosses 80%, +20 crosses 100%.
+    await feed(claim(person, issued.card_id, prov, 7000))
+    await feed(claim(person, issued.card_id, prov, 1500, capped=True))
+    await feed(claim(person, issued.card_id, prov, 2000))
+    day = local_day(NOW)
+    await jobs.run("provider-statements", NOW, (day.replace(day=1), day))
+    request = PaymentRequested(
+        payment_id=uuid.uuid4(),
+        run_id=uuid.uuid4(),
+        payee_kind=PayeeKind.CARD_HOLDER,
+        payee_id=person,
+        amount_cents=10_500,
+        structured_reference="+++123/4567/89012+++",
+        remittance_info="x",
+        claims=3,
+        requested_at=NOW,
+    )
+    failed_request = request.model_copy(update={"payment_id": uuid.uuid4(), "amount_cents": 500})
+    await feed(request, failed_request)
+    await feed(
+        PaymentRunCompleted(run_id=request.run_id, payments=2, total_cents=11_000, completed_at=NOW)
+    )
+    await feed(
+        PaymentSettled(
+            payment_id=request.payment_id, amount_cents=10_500, settled_at=NOW, bank_reference="B1"
+        )
+    )
+    await feed(
+        PaymentFailed(
+            payment_id=failed_request.payment_id,
+            amount_cents=500,
+            failed_at=NOW,
+            reason_code="AC04",
+            reason="Closed account",
+        )
+    )
+    await drain(worker, pool)
+    by_subject = {m["Subject"]: m for m in mails(smtp)}
+    statement = text_of(
+        by_subject[f"Vrijetijdspas: overzicht van {day.replace(day=1):%d/%m/%Y} tot {day:%d/%m/%Y}"]
+    )
+    assert "3 keer bij u gebruikt, waarvan 3 keer met korting" in statement
+    assert "Totaal betaalde prijzen: € 210,00. Totaal kortingen: € 105,00." in statement
+    assert "poverty" not in statement and "Peeters" not in statement
+    assert "Vrijetijdspas: budgetlijn poverty heeft 80% bereikt" in by_subject
+    assert "Vrijetijdspas: budgetlijn poverty heeft 100% bereikt" in by_subject
+    assert (
+        by_subject["Vrijetijdspas: budgetlijn poverty heeft 80% bereikt"]["To"]
+        == "financien@example.org"
+    )
+    run = text_of(by_subject[f"Vrijetijdspas: betalingsrun {str(request.run_id)[:8]} staat klaar"])
+    assert "2 betaling(en) voor in totaal € 110,00." in run
+    paid = by_subject["Vrijetijdspas: € 105,00 gestort op uw rekening"]
+    assert paid["To"] == "an@example.org" and "+++123/4567/89012+++" in text_of(paid)
+    failed = text_of(by_subject["Vrijetijdspas: terugbetaling van € 5,00 mislukt"])
+    assert "met kaart 1234567890128 is mislukt: de rekening is afgesloten." in failed
+    assert "Vrijetijdspas: terugbetaling van € 105,00 aangevraagd" in by_subject  # the demo's mail
+    capped = [m for m in mails(smtp) if "minder dan de gewone korting" in text_of(m)]
+    assert len(capped) == 1 and capped[0]["Subject"] == "Vrijetijdspas: u krijgt € 15,00 terug"
+
+
+async def test_preferences_opt_out_and_the_delivery_log_api(
+    feed: Feed, jobs: Jobs, pool: asyncpg.Pool, keys: tuple[str, str]
+) -> None:
+    app = FastAPI()
+    app.include_router(notifications_router(lambda: pool, lambda: jobs))
+    org, person = uuid.uuid4(), uuid.uuid4()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        put = await http.put(
+            f"/preferences/holder:{person}",
+            json={"opted_out": ["refund_approved"], "language": "en"},
+        )
+        assert put.status_code == 200
+        put = await http.put(f"/preferences/org:{org}", json={"digest": False})
+        await feed(organisation(org, email="ocmw@example.org"), holder(person, org, keys[1]))
+        await feed(claim(person, uuid.uuid4(), uuid.uuid4(), 700), card(person, org))
+        log = (await http.get("/deliveries")).json()
+        assert {(d["kind"], d["status"]) for d in log} == {
+            ("refund_approved", "skipped"),
+            ("card_issued", "pending"),
+        }
+        assert "address" not in log[0] and "body" not in log[0]
+        only = (await http.get("/deliveries", params={"status": "skipped"})).json()
+        assert [d["last_error"] for d in only] == ["recipient opted out"]
+        assert (await http.get("/deliveries", params={"recipient": f"org:{org}"})).json()[0][
+            "kind"
+        ] == "card_issued"
+        stats = (await http.get("/stats")).json()
+        assert (stats["sent"], stats["pending"], stats["dead"], stats["skipped"]) == (0, 1, 0, 1)
+        ran = await http.post(
+            "/jobs/unused-cards", params={"at": (NOW + timedelta(days=91)).isoformat()}
+        )
+        assert ran.json() == {"job": "unused-cards", "notifications": 1}
+        assert (await http.post("/jobs/nope")).status_code == 404
+        english = await pool.fetchval(
+            "SELECT language FROM deliveries WHERE kind = 'refund_approved'"
+        )
+        assert english == "en"
