@@ -58,7 +58,28 @@ new_checkin = st.builds(
     # Recent, a day or weeks late (some past the 30-day window, some from before the
     # card was blocked or before the program year began), or from a clock that runs ahead.
     minutes_before_now=st.sampled_from(
-        [0, 5, 60, 600, 1500, 3000, 6000, 10000, 0, 60, 1500, 6000, 13000, 20000, 22000, 27000, 40000, 45000, -3, -600]
+        [
+            0,
+            5,
+            60,
+            600,
+            1500,
+            3000,
+            6000,
+            10000,
+            0,
+            60,
+            1500,
+            6000,
+            13000,
+            20000,
+            22000,
+            27000,
+            40000,
+            45000,
+            -3,
+            -600,
+        ]
     ),
     price_cents=st.sampled_from([0, 1, 350, 1800, 4500, 4500, 6000, 6000, 6000]),
 )
