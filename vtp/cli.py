@@ -98,5 +98,22 @@ def demo(
         print_json_line(summary)
 
 
+@app.command()
+def bench(
+    smoke: bool = typer.Option(
+        False, "--smoke", help="A small run that checks the benchmark works."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="End with one JSON object."),
+) -> None:
+    """Measure throughput, latency and memory against the broker's and database's ceilings."""
+    import json
+
+    from vtp.bench.run import FULL, SMOKE, run_bench
+
+    result = asyncio.run(run_bench(state_dir() / "bench", SMOKE if smoke else FULL, console))
+    if json_output:
+        print(json.dumps(result, sort_keys=True))
+
+
 if __name__ == "__main__":
     app()

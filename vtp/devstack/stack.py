@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +162,19 @@ class Stack:
             log_path=self.log_dir / f"{name}{suffix}.log",
         )
 
+    def add_service(self, name: str) -> ServiceProcess:
+        """Start one more process of a service (e.g. a second claims consumer) and wait for it."""
+        index = sum(1 for s in self.services if s.name == name)
+        service = self._service(name, index)
+        self.services.append(service)
+        service.start()
+        wait_until(service.healthy, timeout_s=120, what=f"service {name}", interval_s=0.2)
+        self.write_state()
+        return service
+
+    def service_pids(self) -> list[int]:
+        return [s.proc.pid for s in self.services if s.proc is not None and s.proc.poll() is None]
+
     def service(self, name: str) -> ServiceProcess:
         return next(s for s in self.services if s.name == name)
 
@@ -251,7 +263,3 @@ def _run_async_ensure_topics(bootstrap: str) -> None:
     from shared.kafka import ensure_topics
 
     asyncio.run(ensure_topics(bootstrap))
-
-
-def wait_quiet(seconds: float) -> None:
-    time.sleep(seconds)

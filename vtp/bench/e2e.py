@@ -1,0 +1,179 @@
+"""End-to-end measurements on a running stack: sustained throughput, latency at a steady
+rate, and the memory of the service processes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psutil
+from aiokafka import AIOKafkaConsumer
+
+from shared import topics
+from shared.kafka import make_producer
+from vtp.demo.seed import Seeded
+
+Prepared = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # checkin id, key, body, headers
+
+
+def prepare_checkins(seeded: Seeded, count: int, rng: random.Random) -> list[Prepared]:
+    """Signed and serialised before the clock starts: the device's own work is not ours."""
+    out: list[Prepared] = []
+    now = datetime.now(UTC)
+    for _ in range(count):
+        device = rng.choice(seeded.devices)
+        activity, price = rng.choice(device.activities)
+        envelope, checkin = device.identity.check_in(
+            card_number=rng.choice(seeded.card_numbers),
+            activity=activity,
+            price_cents=price,
+            occurred_at=now - timedelta(seconds=rng.randint(0, 86_400 * 20)),
+        )
+        out.append(
+            (
+                str(checkin.checkin_id),
+                checkin.card_number.encode(),
+                checkin.model_dump_json().encode(),
+                envelope.headers(),
+            )
+        )
+    return out
+
+
+async def claims_stats(claims_url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(f"{claims_url}/stats")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+async def throughput(
+    bootstrap: str,
+    claims_url: str,
+    prepared: list[Prepared],
+    progress: Any = None,
+    timeout_s: float = 900,
+) -> float:
+    """Check-ins per second from the first send until every one has its outcome (its ledger
+    transfer and payable are written in the same transaction)."""
+    before = (await claims_stats(claims_url))["decided"]
+    producer = make_producer(bootstrap, client_id="bench-devices")
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for _, key, body, headers in prepared:
+            await producer.send(topics.CHECKIN_RECORDED.name, value=body, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    while True:
+        decided = (await claims_stats(claims_url))["decided"] - before
+        if progress is not None:
+            progress(decided)
+        if decided >= len(prepared):
+            break
+        if time.perf_counter() - started > timeout_s:
+            raise TimeoutError(f"{decided} of {len(prepared)} decided after {timeout_s} s")
+        await asyncio.sleep(0.1)
+    return len(prepared) / (time.perf_counter() - started)
+
+
+async def latency_ms(
+    bootstrap: str, prepared: list[Prepared], rate_per_s: float
+) -> tuple[float, float]:
+    """(p50, p99) from a check-in's emission to its outcome event, at a steady rate."""
+    observer = AIOKafkaConsumer(
+        topics.CLAIM_APPROVED.name,
+        topics.CLAIM_REJECTED.name,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-latency-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1500,
+        fetch_max_wait_ms=5,
+    )
+    await observer.start()
+    while not observer.assignment():
+        await observer.getmany(timeout_ms=100)
+    await observer.seek_to_end()
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    wanted = {checkin_id for checkin_id, *_ in prepared}
+
+    async def observe() -> None:
+        import json
+
+        while len(latencies) < len(prepared):
+            batch = await observer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    checkin_id = json.loads(record.value).get("checkin_id")
+                    if checkin_id in wanted and checkin_id in sent_at:
+                        latencies.append((now - sent_at.pop(checkin_id)) * 1000)
+
+    watching = asyncio.create_task(observe())
+    producer = make_producer(bootstrap, client_id="bench-steady")
+    await producer.start()
+    interval = 1 / rate_per_s
+    start = time.perf_counter()
+    try:
+        for index, (checkin_id, key, body, headers) in enumerate(prepared):
+            delay = start + index * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[checkin_id] = time.perf_counter()
+            await producer.send(topics.CHECKIN_RECORDED.name, value=body, key=key, headers=headers)
+        await asyncio.wait_for(watching, 120)
+    finally:
+        await producer.stop()
+        await observer.stop()
+    latencies.sort()
+    return _percentile(latencies, 50), _percentile(latencies, 99)
+
+
+def _percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, round(pct / 100 * (len(sorted_values) - 1)))
+    return round(sorted_values[index], 1)
+
+
+@dataclass
+class RssSampler:
+    """Samples the resident memory of the given processes in a background thread."""
+
+    pids: Any  # a callable returning the current pids
+    interval_s: float = 0.5
+    max_mb: float = 0.0
+    per_pid_mb: dict[int, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for pid in self.pids():
+                try:
+                    mb = psutil.Process(pid).memory_info().rss / 1_048_576
+                except psutil.Error:
+                    continue
+                self.per_pid_mb[pid] = max(self.per_pid_mb.get(pid, 0.0), mb)
+                self.max_mb = max(self.max_mb, mb)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -1,0 +1,99 @@
+"""The ceilings: what a plain aiokafka loop and plain batched inserts achieve here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from shared.kafka import ensure_topics, make_producer
+
+CHECKIN_SIZE_BYTES = 560  # a signed check-in's JSON body is about this long
+
+
+async def raw_broker_msgs_per_s(bootstrap: str, messages: int) -> float:
+    """Produce `messages` check-in-sized records and consume them with a plain loop,
+    concurrently; the rate is messages over the time until the last one is consumed."""
+    topic = f"bench.raw-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, [topic])
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1500,
+        max_poll_records=2000,
+    )
+    await consumer.start()
+    while not consumer.assignment():
+        await consumer.getmany(timeout_ms=100)
+    producer = make_producer(bootstrap, client_id="bench-raw")
+    await producer.start()
+    payload = os.urandom(CHECKIN_SIZE_BYTES // 2).hex().encode()
+    received = 0
+
+    async def consume() -> None:
+        nonlocal received
+        while received < messages:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            received += sum(len(records) for records in batch.values())
+            if batch:
+                await consumer.commit()
+
+    started = time.perf_counter()
+    consuming = asyncio.create_task(consume())
+    for index in range(messages):
+        await producer.send(topic, value=payload, key=str(index % 1000).encode())
+    await producer.flush()
+    await asyncio.wait_for(consuming, 300)
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    await consumer.stop()
+    return messages / elapsed
+
+
+async def raw_db_rows_per_s(dsn: str, rows: int, batch: int = 500) -> float:
+    """Claim-sized rows, `batch` rows per transaction with COPY, durable commits."""
+    conn = await asyncpg.connect(dsn)
+    table = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    try:
+        await conn.execute(
+            f"CREATE TABLE {table} (claim_id uuid PRIMARY KEY, checkin_id uuid UNIQUE,"
+            " card_id uuid, provider_id uuid, activity_id text, category text,"
+            " price_cents bigint, amount_cents bigint, outcome text, occurred_at timestamptz,"
+            " decided_at timestamptz)"
+        )
+        now = datetime.now(UTC)
+        provider = uuid.uuid4()
+        started = time.perf_counter()
+        for offset in range(0, rows, batch):
+            records = [
+                (
+                    uuid.uuid4(),
+                    uuid.uuid4(),
+                    uuid.uuid4(),
+                    provider,
+                    "zwaneberg-theater",
+                    "culture",
+                    1800,
+                    1350,
+                    "approved",
+                    now,
+                    now,
+                )
+                for _ in range(min(batch, rows - offset))
+            ]
+            async with conn.transaction():
+                await conn.copy_records_to_table(table, records=records)
+        elapsed = time.perf_counter() - started
+        await conn.execute(f"DROP TABLE {table}")
+    finally:
+        await conn.close()
+    return rows / elapsed

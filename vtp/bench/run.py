@@ -1,0 +1,137 @@
+"""The benchmark run: ceilings first, then the production path on the same machine."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vtp.bench.e2e import RssSampler, latency_ms, prepare_checkins, throughput
+from vtp.bench.raw import raw_broker_msgs_per_s, raw_db_rows_per_s
+from vtp.demo.seed import seed
+from vtp.devstack.stack import Stack
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    holders: int
+    e2e_checkins: int
+    steady_seconds: int
+    steady_rate: int
+    raw_messages: int
+    raw_rows: int
+
+
+FULL = BenchSize(
+    holders=2000,
+    e2e_checkins=50_000,
+    steady_seconds=20,
+    steady_rate=200,
+    raw_messages=100_000,
+    raw_rows=100_000,
+)
+SMOKE = BenchSize(
+    holders=30,
+    e2e_checkins=1_000,
+    steady_seconds=3,
+    steady_rate=200,
+    raw_messages=5_000,
+    raw_rows=5_000,
+)
+
+
+async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[str, Any]:
+    stack = Stack(state_dir)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    result: dict[str, Any] = {"e2e_checkins": size.e2e_checkins, "holders": size.holders}
+    with console.status("starting the stack"):
+        await asyncio.to_thread(stack.start)  # it runs its own event loop for set-up
+    sampler = RssSampler(stack.service_pids)
+    sampler.start()
+    try:
+        with progress:
+            task = progress.add_task("Ceiling: plain aiokafka produce+consume", total=None)
+            result["raw_broker_msgs_per_s"] = round(
+                await raw_broker_msgs_per_s(stack.bootstrap_servers, size.raw_messages)
+            )
+            progress.update(task, total=1, completed=1)
+            task = progress.add_task("Ceiling: batched COPY inserts", total=None)
+            result["raw_db_rows_per_s"] = round(
+                await raw_db_rows_per_s(stack.dsns["claims"], size.raw_rows)
+            )
+            progress.update(task, total=1, completed=1)
+
+            task = progress.add_task("Seeding card holders", total=size.holders)
+            seeded = await seed(
+                stack.url("cards"),
+                size.holders,
+                random.Random(3),
+                lambda: progress.advance(task),
+                token=stack.keys["api_token_secret"],
+            )
+            rng = random.Random(5)
+            total = size.e2e_checkins
+            prepared = prepare_checkins(seeded, total, rng)
+            task = progress.add_task("End to end, 1 claims process", total=total)
+            e2e_1 = await throughput(
+                stack.bootstrap_servers,
+                stack.url("claims"),
+                prepared,
+                lambda n: progress.update(task, completed=n),
+            )
+            task = progress.add_task(f"Latency at {size.steady_rate}/s", total=None)
+            steady = prepare_checkins(seeded, size.steady_rate * size.steady_seconds, rng)
+            p50, p99 = await latency_ms(stack.bootstrap_servers, steady, size.steady_rate)
+            progress.update(task, total=1, completed=1)
+            task = progress.add_task("Starting a second claims process", total=None)
+            await asyncio.to_thread(stack.add_service, "claims")
+            progress.update(task, total=1, completed=1)
+            prepared = prepare_checkins(seeded, total, rng)
+            task = progress.add_task("End to end, 2 claims processes", total=total)
+            e2e_2 = await throughput(
+                stack.bootstrap_servers,
+                stack.url("claims"),
+                prepared,
+                lambda n: progress.update(task, completed=n),
+            )
+    finally:
+        sampler.stop()
+        stack.stop()
+    result.update(
+        {
+            "e2e_checkins_per_s": round(e2e_1),
+            "ratio_e2e_to_raw_broker": round(e2e_1 / result["raw_broker_msgs_per_s"], 3),
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "rss_mb_max": round(sampler.max_mb, 1),
+            "scaling": {"1": round(e2e_1), "2": round(e2e_2)},
+        }
+    )
+    _print(console, result)
+    return result
+
+
+TARGETS = {"e2e_checkins_per_s": (">=", 5000), "p99_ms": ("<=", 100), "rss_mb_max": ("<=", 150)}
+
+
+def _print(console: Console, result: dict[str, Any]) -> None:
+    table = Table(title="vtp bench (everything on this machine)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target")
+    for key, value in result.items():
+        target = TARGETS.get(key)
+        table.add_row(key, str(value), f"{target[0]} {target[1]}" if target else "")
+    console.print(table)
