@@ -13,10 +13,12 @@ from rich.console import Console
 
 from vtp.device.cli import device_app
 from vtp.devstack.stack import Stack, read_running_stack
+from vtp.finance.cli import finance_app
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
 console = Console(stderr=True)
 app.add_typer(device_app, name="device")
+app.add_typer(finance_app, name="finance")
 
 
 def state_dir() -> Path:

@@ -1,0 +1,126 @@
+"""Finance's own payment book: what it was asked to pay and what became of it. A small
+SQLite file, so finance never reads the claims database."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.events.payments import PaymentRequested
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id         TEXT PRIMARY KEY,
+    run_id             TEXT NOT NULL,
+    payee_kind         TEXT NOT NULL,
+    payee_id           TEXT NOT NULL,
+    amount_cents       INTEGER NOT NULL CHECK (amount_cents > 0),
+    reference          TEXT NOT NULL,
+    remittance         TEXT NOT NULL,
+    beneficiary_sealed TEXT,
+    requested_at       TEXT NOT NULL,
+    -- pending -> exported -> settled | failed
+    status             TEXT NOT NULL DEFAULT 'pending',
+    export_file        TEXT,
+    answered_at        TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class BookedPayment:
+    payment_id: uuid.UUID
+    payee_kind: str
+    payee_id: uuid.UUID
+    amount_cents: int
+    reference: str
+    remittance: str
+    beneficiary_sealed: str | None
+    status: str
+
+
+class PaymentBook:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.row_factory = sqlite3.Row
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._db:
+            yield
+
+    def add_requested(self, events: Sequence[PaymentRequested]) -> int:
+        """Record requests; a request seen before (redelivery) changes nothing."""
+        before = self._db.total_changes
+        self._db.executemany(
+            "INSERT OR IGNORE INTO payments (payment_id, run_id, payee_kind, payee_id,"
+            " amount_cents, reference, remittance, beneficiary_sealed, requested_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    str(e.payment_id),
+                    str(e.run_id),
+                    e.payee_kind.value,
+                    str(e.payee_id),
+                    e.amount_cents,
+                    e.structured_reference,
+                    e.remittance_info,
+                    e.beneficiary_sealed,
+                    e.requested_at.isoformat(),
+                )
+                for e in events
+            ],
+        )
+        return self._db.total_changes - before
+
+    def with_status(self, *statuses: str) -> list[BookedPayment]:
+        marks = ",".join("?" for _ in statuses)
+        rows = self._db.execute(
+            f"SELECT * FROM payments WHERE status IN ({marks}) ORDER BY requested_at, payment_id",  # noqa: S608 - placeholders only
+            statuses,
+        ).fetchall()
+        return [_booked(r) for r in rows]
+
+    def get(self, payment_id: uuid.UUID) -> BookedPayment | None:
+        row = self._db.execute(
+            "SELECT * FROM payments WHERE payment_id = ?", (str(payment_id),)
+        ).fetchone()
+        return _booked(row) if row is not None else None
+
+    def mark_exported(self, payment_ids: Sequence[uuid.UUID], export_file: str) -> None:
+        self._db.executemany(
+            "UPDATE payments SET status = 'exported', export_file = ? WHERE payment_id = ?",
+            [(export_file, str(p)) for p in payment_ids],
+        )
+
+    def mark_answered(self, payment_id: uuid.UUID, status: str, at: str) -> None:
+        self._db.execute(
+            "UPDATE payments SET status = ?, answered_at = ? WHERE payment_id = ?",
+            (status, at, str(payment_id)),
+        )
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, count(*) FROM payments GROUP BY status")
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def _booked(row: sqlite3.Row) -> BookedPayment:
+    return BookedPayment(
+        payment_id=uuid.UUID(row["payment_id"]),
+        payee_kind=row["payee_kind"],
+        payee_id=uuid.UUID(row["payee_id"]),
+        amount_cents=int(row["amount_cents"]),
+        reference=row["reference"],
+        remittance=row["remittance"],
+        beneficiary_sealed=row["beneficiary_sealed"],
+        status=row["status"],
+    )

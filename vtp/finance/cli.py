@@ -1,0 +1,183 @@
+"""`vtp finance …`: the finance department's commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from shared.money import format_eur
+from vtp.devstack.stack import read_running_stack
+from vtp.finance.asyncapi import asyncapi_document
+from vtp.finance.book import PaymentBook
+from vtp.finance.export import CreditorRegister, export_pending
+from vtp.finance.intake import take_in
+from vtp.finance.reports import write_report
+from vtp.finance.sepa import Debtor
+from vtp.finance.settlement import SettleFileError, parse_status_file, settle
+
+finance_app = typer.Typer(help="Finance: pay the payment requests (SEPA) and report back.")
+console = Console(stderr=True)
+
+STATE_OPTION = typer.Option(None, help="State folder (default: $VTP_STATE_DIR or .vtp).")
+BOOTSTRAP_OPTION = typer.Option(
+    None, help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or the running stack)."
+)
+
+STATUS_FILE_ARGUMENT = typer.Argument(
+    ..., exists=True, dir_okay=False, help="CSV: payment_id,status,reason_code,bank_reference"
+)
+REPORT_OUT_OPTION = typer.Option(Path("reports"), help="Folder for the XLSX and CSV files.")
+ASYNCAPI_OUT_OPTION = typer.Option(None, help="Write here instead of standard output.")
+
+
+def _state(state_dir: Path | None) -> Path:
+    return (state_dir or Path(os.environ.get("VTP_STATE_DIR", ".vtp"))).resolve()
+
+
+def _running(state: Path) -> dict[str, Any]:
+    running = read_running_stack(state)
+    if running is None:
+        console.print(f"[red]no running stack in {state}[/]: start one with `vtp up`")
+        raise typer.Exit(2)
+    return running
+
+
+def _bootstrap(state: Path, given: str | None) -> str:
+    return (
+        given or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _running(state)["bootstrap_servers"]
+    )
+
+
+def _private_key(state: Path) -> str:
+    key = os.environ.get("VTP_FINANCE_PRIVATE_KEY")
+    if key:
+        return key
+    keys_file = state / "keys.json"
+    if not keys_file.exists():
+        console.print(f"[red]no finance key[/]: set VTP_FINANCE_PRIVATE_KEY or create {keys_file}")
+        raise typer.Exit(2)
+    return str(json.loads(keys_file.read_text())["finance_private"])
+
+
+def _book(state: Path) -> PaymentBook:
+    return PaymentBook(state / "finance" / "payments.sqlite")
+
+
+@finance_app.command()
+def export(
+    state_dir: Path | None = STATE_OPTION,
+    bootstrap_servers: str | None = BOOTSTRAP_OPTION,
+    debtor_name: str = typer.Option("Gemeente Heist-op-den-Berg", help="Our account's name."),
+    debtor_iban: str = typer.Option("BE68539007547034", help="Our account (the debtor)."),
+    debtor_bic: str = typer.Option("GKCCBEBB", help="Our bank's BIC."),
+    idle_s: float = typer.Option(3.0, help="Stop reading Kafka after this many quiet seconds."),
+) -> None:
+    """Read new payment requests from Kafka and write a pain.001.001.09 file for them."""
+    state = _state(state_dir)
+    book = _book(state)
+    try:
+        intake = asyncio.run(take_in(_bootstrap(state, bootstrap_servers), book, idle_s=idle_s))
+        result = export_pending(
+            book,
+            state / "finance" / "exports",
+            Debtor(debtor_name, debtor_iban, debtor_bic),
+            _private_key(state),
+            CreditorRegister(state / "finance" / "creditors.json"),
+        )
+    finally:
+        book.close()
+    console.print(f"payment requests read: {intake.received} ({intake.new} new)")
+    if result.without_beneficiary:
+        console.print(
+            f"[yellow]{len(result.without_beneficiary)} payment(s) kept pending: no name and IBAN"
+            " known; add them with `vtp finance creditor`[/]"
+        )
+    if result.file is None:
+        console.print("nothing to pay")
+        return
+    console.print(
+        f"[green]{result.payments} payment(s), {format_eur(result.total_cents)}[/] in {result.file}"
+    )
+    console.print(f"bank answer template: {result.status_file}")
+    typer.echo(str(result.file))
+
+
+@finance_app.command("settle")
+def settle_command(
+    status_file: Path = STATUS_FILE_ARGUMENT,
+    state_dir: Path | None = STATE_OPTION,
+    bootstrap_servers: str | None = BOOTSTRAP_OPTION,
+) -> None:
+    """Report the bank's answer back: PaymentSettled / PaymentFailed events."""
+    state = _state(state_dir)
+    book = _book(state)
+    try:
+        answers = parse_status_file(status_file.read_text())
+        result = asyncio.run(settle(_bootstrap(state, bootstrap_servers), book, answers))
+    except SettleFileError as exc:
+        console.print(f"[red]{status_file}: {exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        book.close()
+    console.print(f"settled {result.settled}, failed {result.failed}")
+    if result.unknown:
+        console.print(f"[yellow]{len(result.unknown)} unknown payment id(s) skipped[/]")
+    if result.already_answered:
+        console.print(f"{result.already_answered} were answered before (sent again, harmless)")
+
+
+@finance_app.command()
+def creditor(
+    payee_id: uuid.UUID,
+    name: str = typer.Option(..., help="Account holder's name."),
+    iban: str = typer.Option(..., help="IBAN."),
+    state_dir: Path | None = STATE_OPTION,
+) -> None:
+    """Record a payee's name and IBAN in finance's own register."""
+    CreditorRegister(_state(state_dir) / "finance" / "creditors.json").put(payee_id, name, iban)
+    console.print("creditor recorded")
+
+
+@finance_app.command()
+def status(state_dir: Path | None = STATE_OPTION) -> None:
+    """How many payments finance holds, per status."""
+    book = _book(_state(state_dir))
+    try:
+        typer.echo(json.dumps(book.counts(), sort_keys=True))
+    finally:
+        book.close()
+
+
+@finance_app.command()
+def report(
+    month: str = typer.Option(..., help="YYYY-MM"),
+    out: Path = REPORT_OUT_OPTION,
+    claims_url: str | None = typer.Option(None, help="Claims API (default: the running stack)."),
+    state_dir: Path | None = STATE_OPTION,
+) -> None:
+    """Monthly report per payer and per provider, and budget consumption per budget line."""
+    url = claims_url or _running(_state(state_dir))["services"]["claims"]["url"]
+    response = httpx.get(f"{url}/reports/monthly", params={"month": month}, timeout=60)
+    response.raise_for_status()
+    for path in write_report(response.json(), out):
+        typer.echo(str(path))
+
+
+@finance_app.command()
+def asyncapi(
+    out: Path | None = ASYNCAPI_OUT_OPTION,
+) -> None:
+    """The AsyncAPI 3.0 document of every topic."""
+    text = json.dumps(asyncapi_document(), indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)

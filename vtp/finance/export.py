@@ -1,0 +1,115 @@
+"""`vtp finance export`: take in new payment requests, open each payee's sealed name and
+IBAN with finance's private key (or use finance's own creditor register), write one
+validated pain.001.001.09 file and, beside it, the status file the bank's answer fills in.
+
+Names and IBANs exist only in the SEPA file itself; nothing is logged or printed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from schwifty import IBAN
+
+from shared.sealing import SealError, unseal
+from vtp.finance.book import BookedPayment, PaymentBook
+from vtp.finance.sepa import CreditTransfer, Debtor, build_pain001
+
+STATUS_COLUMNS = ("payment_id", "status", "reason_code", "bank_reference")
+
+
+@dataclass
+class ExportResult:
+    file: Path | None = None
+    status_file: Path | None = None
+    payments: int = 0
+    total_cents: int = 0
+    without_beneficiary: list[uuid.UUID] = field(default_factory=list)
+
+
+class CreditorRegister:
+    """Finance's own master data for payees whose account did not come with the request
+    (e.g. providers registered without one): `creditors.json`, payee id → name and IBAN."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        if not self.path.exists():
+            return {}
+        data: dict[str, dict[str, str]] = json.loads(self.path.read_text())
+        return data
+
+    def get(self, payee_id: uuid.UUID) -> dict[str, str] | None:
+        return self._load().get(str(payee_id))
+
+    def put(self, payee_id: uuid.UUID, name: str, iban: str) -> None:
+        data = self._load()
+        data[str(payee_id)] = {"name": name, "iban": str(IBAN(iban).compact)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(data, indent=2))
+        self.path.chmod(0o600)
+
+
+def beneficiary(
+    payment: BookedPayment, private_key: str, register: CreditorRegister
+) -> dict[str, str] | None:
+    """Name and IBAN of the payee, or None when finance cannot know them."""
+    if payment.beneficiary_sealed:
+        try:
+            opened = unseal(private_key, payment.beneficiary_sealed)
+        except SealError:
+            opened = {}
+        if opened.get("name") and opened.get("iban"):
+            return {"name": str(opened["name"]), "iban": str(opened["iban"])}
+    return register.get(payment.payee_id)
+
+
+def export_pending(
+    book: PaymentBook,
+    out_dir: Path,
+    debtor: Debtor,
+    private_key: str,
+    register: CreditorRegister,
+    execution_date: date | None = None,
+) -> ExportResult:
+    result = ExportResult()
+    transfers: list[CreditTransfer] = []
+    for payment in book.with_status("pending"):
+        who = beneficiary(payment, private_key, register)
+        if who is None:
+            result.without_beneficiary.append(payment.payment_id)
+            continue
+        transfers.append(
+            CreditTransfer(
+                payment.payment_id,
+                who["name"],
+                who["iban"],
+                payment.amount_cents,
+                payment.remittance,
+            )
+        )
+    if not transfers:
+        return result
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    xml = build_pain001(debtor, transfers, execution_date or datetime.now(UTC).date())
+    result.file = out_dir / f"pain001-{stamp}.xml"
+    result.file.write_bytes(xml)
+    result.file.chmod(0o600)  # it holds names and IBANs
+    result.status_file = out_dir / f"pain001-{stamp}.status.csv"
+    with result.status_file.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(STATUS_COLUMNS)
+        for t in transfers:
+            # Pre-filled as executed; finance edits the rows the bank rejected.
+            writer.writerow((str(t.payment_id), "settled", "", ""))
+    with book.transaction():
+        book.mark_exported([t.payment_id for t in transfers], result.file.name)
+    result.payments = len(transfers)
+    result.total_cents = sum(t.amount_cents for t in transfers)
+    return result

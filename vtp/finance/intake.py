@@ -1,0 +1,76 @@
+"""Reading the payment requests from Kafka as finance's own consumer group.
+
+At-least-once with exactly-once effect in the local book: records are decoded and stored
+(INSERT OR IGNORE on the payment id), the SQLite commit happens, and only then are the
+Kafka offsets committed. A record that cannot be decoded is reported, not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+from shared import topics
+from shared.consumer import decode
+from shared.deadletter import DeadLetter, SourceRecord
+from shared.events.payments import PaymentRequested
+from vtp.finance.book import PaymentBook
+
+GROUP_ID = "finance"
+
+
+@dataclass
+class IntakeReport:
+    received: int = 0
+    new: int = 0
+    undecodable: int = 0
+
+
+async def take_in(
+    bootstrap_servers: str, book: PaymentBook, *, idle_s: float = 3.0, timeout_s: float = 120.0
+) -> IntakeReport:
+    """Consume every payment request not yet consumed by the finance group, until quiet."""
+    consumer = AIOKafkaConsumer(
+        topics.PAYMENT_REQUESTED.name,
+        bootstrap_servers=bootstrap_servers,
+        group_id=GROUP_ID,
+        client_id="vtp-finance",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        request_timeout_ms=30_000,
+    )
+    await consumer.start()
+    report = IntakeReport()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    quiet_since = loop.time()
+    known = {topics.PAYMENT_REQUESTED.name: topics.PAYMENT_REQUESTED}
+    try:
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300, max_records=500)
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
+                # An assignment can take a moment on a fresh group: wait for quiet first.
+                if consumer.assignment() and loop.time() - quiet_since > idle_s:
+                    break
+                continue
+            quiet_since = loop.time()
+            events: list[PaymentRequested] = []
+            for r in records:
+                source = SourceRecord(
+                    r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())
+                )
+                decoded = decode(source, known)
+                if isinstance(decoded, DeadLetter):
+                    report.undecodable += 1
+                else:
+                    events.append(decoded.payload)
+            with book.transaction():
+                report.new += book.add_requested(events)
+            report.received += len(records)
+            await consumer.commit()  # after the local commit: a crash re-reads, never loses
+    finally:
+        await consumer.stop()
+    return report

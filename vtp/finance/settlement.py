@@ -1,0 +1,145 @@
+"""`vtp finance settle FILE`: the bank's answer, reported back to claims as PaymentSettled
+or PaymentFailed events.
+
+The status file is a CSV with a header `payment_id,status,reason_code,bank_reference`;
+`status` is `settled` (or ISO 20022 `ACSC`/`ACCP`) or `failed` (or `RJCT`), `reason_code`
+an ISO 20022 status reason (e.g. AC01 wrong account) for failures. Event ids are derived
+from payment and answer, so settling the same file twice publishes the same events and
+claims applies them once."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared import topics
+from shared.envelope import Envelope
+from shared.events.base import EventPayload
+from shared.events.payments import PaymentFailed, PaymentSettled
+from shared.kafka import make_producer
+from vtp.finance.book import PaymentBook
+
+SOURCE = "/vrijetijdspas/finance"
+_NAMESPACE = uuid.UUID("0b5f4c1e-3f8a-4f5b-9d5e-7a1c2b3d4e5f")
+_SETTLED = {"settled", "acsc", "accp", "acwc"}
+_FAILED = {"failed", "rjct"}
+_REASONS = {
+    "AC01": "rekeningnummer onjuist",
+    "AC04": "rekening afgesloten",
+    "AC06": "rekening geblokkeerd",
+    "AM04": "onvoldoende saldo",
+    "MS03": "reden niet opgegeven door de bank",
+}
+
+
+class SettleFileError(ValueError):
+    """The status file cannot be read; nothing was published."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    payment_id: uuid.UUID
+    settled: bool
+    reason_code: str
+    bank_reference: str
+
+
+@dataclass
+class SettleResult:
+    settled: int = 0
+    failed: int = 0
+    unknown: list[str] = field(default_factory=list)
+    already_answered: int = 0
+
+
+def parse_status_file(text: str) -> list[Answer]:
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None or not {"payment_id", "status"} <= set(reader.fieldnames):
+        raise SettleFileError("the header must name at least payment_id and status")
+    answers = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            payment_id = uuid.UUID((row.get("payment_id") or "").strip())
+        except ValueError as exc:
+            raise SettleFileError(f"line {line}: payment_id is not a UUID") from exc
+        status = (row.get("status") or "").strip().lower()
+        if status not in _SETTLED | _FAILED:
+            raise SettleFileError(f"line {line}: status {status!r} is neither settled nor failed")
+        reason = (row.get("reason_code") or "").strip().upper()[:16]
+        if status in _FAILED and not reason:
+            reason = "MS03"
+        answers.append(
+            Answer(payment_id, status in _SETTLED, reason, (row.get("bank_reference") or "")[:64])
+        )
+    if len({a.payment_id for a in answers}) != len(answers):
+        raise SettleFileError("a payment appears twice in the status file")
+    return answers
+
+
+def answer_events(
+    book: PaymentBook, answers: list[Answer], result: SettleResult
+) -> list[tuple[Envelope, EventPayload]]:
+    now = datetime.now(UTC)
+    out: list[tuple[Envelope, EventPayload]] = []
+    for a in answers:
+        payment = book.get(a.payment_id)
+        if payment is None:
+            result.unknown.append(str(a.payment_id))
+            continue
+        if payment.status in ("settled", "failed"):
+            result.already_answered += 1
+        payload: EventPayload
+        if a.settled:
+            topic = topics.PAYMENT_SETTLED
+            payload = PaymentSettled(
+                payment_id=a.payment_id,
+                amount_cents=payment.amount_cents,
+                settled_at=now,
+                bank_reference=a.bank_reference or payment.reference,
+            )
+            result.settled += 1
+        else:
+            topic = topics.PAYMENT_FAILED
+            payload = PaymentFailed(
+                payment_id=a.payment_id,
+                amount_cents=payment.amount_cents,
+                failed_at=now,
+                reason_code=a.reason_code,
+                reason=_REASONS.get(a.reason_code, "betaling geweigerd door de bank"),
+            )
+            result.failed += 1
+        envelope = Envelope(
+            id=uuid.uuid5(_NAMESPACE, f"{a.payment_id}/{'settled' if a.settled else 'failed'}"),
+            type=topic.event_type,
+            source=SOURCE,
+            subject=str(a.payment_id),
+            correlation_id=str(a.payment_id),
+        )
+        out.append((envelope, payload))
+    return out
+
+
+async def settle(bootstrap_servers: str, book: PaymentBook, answers: list[Answer]) -> SettleResult:
+    result = SettleResult()
+    events = answer_events(book, answers, result)
+    producer = make_producer(bootstrap_servers, client_id="vtp-finance")
+    await producer.start()
+    try:
+        for envelope, payload in events:
+            topic = topics.topic_for(payload)
+            await producer.send_and_wait(
+                topic.name,
+                value=payload.model_dump_json().encode(),
+                key=topic.key_of(payload),
+                headers=envelope.headers(),
+            )
+    finally:
+        await producer.stop()
+    # Marked only after the broker has every answer: a crash before re-sends (same ids).
+    with book.transaction():
+        for envelope, payload in events:
+            status = "settled" if isinstance(payload, PaymentSettled) else "failed"
+            book.mark_answered(payload.payment_id, status, envelope.time.isoformat())  # type: ignore[attr-defined]
+    return result
