@@ -45,8 +45,12 @@ async def test_provider_admin_scope_and_changes(desk: Desk) -> None:
     events = await desk.outbox("cards.provider-registered.v1")
     assert [e["name"] for e in events] == ["Jeugddienst", "Sport", "Jeugddienst Heist"]
 
-    activity = {"activity_id": "speelplein", "name": "Speelpleinwerking", "category": "youth",
-                "price_cents": 500}
+    activity = {
+        "activity_id": "speelplein",
+        "name": "Speelpleinwerking",
+        "category": "youth",
+        "price_cents": 500,
+    }
     assert (await admin.put(f"/providers/{mine}/activities", json=activity)).status_code == 200
     bad = await admin.put(f"/providers/{mine}/activities", json={**activity, "category": "party"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "category"
@@ -62,10 +66,14 @@ async def test_device_keys_register_rotate_revoke(desk: Desk) -> None:
     private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(device["private_key"]))
     assert public_key_b64(private) == device["public_key"] and device["key_id"] == 1
     async with desk.pool.acquire() as conn:
-        kept = await conn.fetchrow("SELECT * FROM devices WHERE device_id = $1::uuid", device["device_id"])
+        kept = await conn.fetchrow(
+            "SELECT * FROM devices WHERE device_id = $1::uuid", device["device_id"]
+        )
     assert device["private_key"] not in str(dict(kept))
 
-    rotated = await admin.post(f"/devices/{device['device_id']}/rotate", json={"reason": "tablet lost"})
+    rotated = await admin.post(
+        f"/devices/{device['device_id']}/rotate", json={"reason": "tablet lost"}
+    )
     assert rotated.status_code == 200
     assert rotated.json()["key_id"] == 2 and rotated.json()["public_key"] != device["public_key"]
     revoked = await admin.post(f"/devices/{device['device_id']}/revoke", json={"reason": "stolen"})
