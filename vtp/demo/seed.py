@@ -29,6 +29,15 @@ class Seeded:
     devices: list[SeededDevice] = field(default_factory=list)
     card_numbers: list[str] = field(default_factory=list)
     referrers: list[str] = field(default_factory=list)
+    holders: list[SeededHolder] = field(default_factory=list)
+    provider_ids: list[str] = field(default_factory=list)  # in the order of PROVIDERS
+
+
+@dataclass(frozen=True)
+class SeededHolder:
+    holder_id: str
+    card_number: str
+    target_group: str
 
 
 async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -81,6 +90,7 @@ async def seed(
                     "mode": provider.mode,
                 },
             )
+            result.provider_ids.append(str(created["id"]))
             activities = [
                 (Activity(id=a_id, category=ActivityCategory(cat), name=a_name), price)
                 for a_id, cat, a_name, price in provider.activities
@@ -94,7 +104,7 @@ async def seed(
         semaphore = asyncio.Semaphore(8)
         today = date.today()
 
-        async def one(index: int) -> str:
+        async def one(index: int) -> SeededHolder:
             async with semaphore:
                 data = person(rng, rng.choice(result.referrers), index)
                 group = str(data.pop("_target_group"))
@@ -112,7 +122,8 @@ async def seed(
                 card = await _post(client, f"/people/{created['id']}/cards")
                 if progress is not None:
                     progress()
-                return str(card["card_number"])
+                return SeededHolder(str(created["id"]), str(card["card_number"]), group)
 
-        result.card_numbers = list(await asyncio.gather(*(one(i) for i in range(holders))))
+        result.holders = list(await asyncio.gather(*(one(i) for i in range(holders))))
+        result.card_numbers = [h.card_number for h in result.holders]
     return result
