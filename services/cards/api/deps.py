@@ -7,13 +7,16 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.cards.desk.tokens import authenticate
 from services.cards.desk.unit import Desk, Unit, read_only, unit_of_work
 from services.cards.domain.access import Principal
 
 REASON_HEADER = "X-Audit-Reason"
+# Declared as a security scheme so the OpenAPI document (and /docs) shows it.
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /api-tokens")
 
 
 def pool_of(request: Request) -> asyncpg.Pool:
@@ -27,10 +30,11 @@ def desk_of(request: Request) -> Desk:
 
 
 async def caller(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Principal:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = credentials.credentials if credentials is not None else ""
+    if not token:
         raise HTTPException(
             401,
             "authorization: send 'Authorization: Bearer <token>'",

@@ -226,3 +226,9 @@ async def test_every_write_is_audited(desk: Desk) -> None:
     assert by_action["eligibility.granted"] == 1
     assert by_action["organisation.registered"] == 1
     assert by_action["token.issued"] == 1
+
+
+async def test_openapi_document_declares_bearer_tokens(desk: Desk) -> None:
+    document = (await desk.admin.get("/openapi.json")).json()
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+    assert "/cards/{card_id}/replace" in document["paths"]
