@@ -41,7 +41,9 @@ async def main() -> None:
     app = FastAPI(title="Vrijetijdspas — notifications", version="1")
     add_correlation_middleware(app)
     app.include_router(health_router(lambda: runtime.pool))
-    app.include_router(notifications_router(lambda: runtime.pool, lambda: jobs))
+    app.include_router(
+        notifications_router(lambda: runtime.pool, lambda: jobs, settings.private_key)
+    )
 
     await runtime.run(app, background=[worker.run, scheduler.run])
 

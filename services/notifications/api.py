@@ -12,7 +12,9 @@ import asyncpg
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from services.notifications import recipients
 from services.notifications.jobs import JOB_NAMES, Jobs
+from services.notifications.recipients import Recipient
 
 _LOG_COLUMNS = (
     "delivery_id, event_id, kind, recipient, channel, status, attempts, last_error, batch,"
@@ -27,8 +29,42 @@ class Preferences(BaseModel):
     opted_out: list[str] = Field(default_factory=list, max_length=50)
 
 
-def notifications_router(pool: Callable[[], asyncpg.Pool], jobs: Callable[[], Jobs]) -> APIRouter:
+async def _resolve(conn: Any, key: str, private_key: str | None) -> Recipient | None:
+    kind, _, raw = key.partition(":")
+    try:
+        ident = uuid.UUID(raw)
+    except ValueError:
+        return None
+    match kind:
+        case "org":
+            return await recipients.organisation(conn, ident)
+        case "provider":
+            return await recipients.provider(conn, ident)
+        case "holder":
+            return await recipients.holder(conn, ident, private_key)
+    return None
+
+
+def notifications_router(
+    pool: Callable[[], asyncpg.Pool], jobs: Callable[[], Jobs], private_key: str | None = None
+) -> APIRouter:
     router = APIRouter()
+
+    @router.get("/recipients/{key}")
+    async def recipient(key: str) -> dict[str, Any]:
+        """How we would reach a party now (channel, language, digest, opt-outs); never the
+        address itself."""
+        async with pool().acquire() as conn:
+            found = await _resolve(conn, key, private_key)
+        if found is None:
+            raise HTTPException(404, "no such recipient known here")
+        return {
+            "key": found.key,
+            "channel": found.channel,
+            "language": found.language,
+            "digest": found.digest,
+            "opted_out": sorted(found.opted_out),
+        }
 
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
