@@ -32,14 +32,29 @@ body=$(printf '{"checkin_id":"%s","device_id":"%s","provider_id":"%s","activity"
   "$checkin_id" "$DEVICE_ID" "$PROVIDER_ID" "$ACTIVITY_ID" "$CATEGORY" "$ACTIVITY_NAME" "$CARD" \
   "$PRICE_CENTS" "$occurred_at" "$COUNTER" "$nonce" "$signature")
 
-# Sections 2 and 3: topic, key and CloudEvents headers.
-printf '%s' "$body" | kcat -P -b "$BOOTSTRAP" -t checkins.checkin-recorded.v1 -k "$CARD" \
-  -X request.required.acks=all \
-  -H "ce_specversion=1.0" \
-  -H "ce_id=$event_id" \
-  -H "ce_type=be.vrijetijdspas.checkins.CheckInRecorded" \
-  -H "ce_source=/vrijetijdspas/devices/$DEVICE_ID" \
-  -H "ce_time=$(date -u +%Y-%m-%dT%H:%M:%S.%3N+00:00)" \
-  -H "ce_subject=$checkin_id" \
-  -H "content-type=application/json"
+# Sections 2 and 3: topic, key and CloudEvents headers. kcat first; when it cannot talk to
+# the broker and KAFKAJS_DIR holds kafkajs, the same record goes out through node.
+headers=(
+  "ce_specversion=1.0"
+  "ce_id=$event_id"
+  "ce_type=be.vrijetijdspas.checkins.CheckInRecorded"
+  "ce_source=/vrijetijdspas/devices/$DEVICE_ID"
+  "ce_time=$(date -u +%Y-%m-%dT%H:%M:%S.%3N+00:00)"
+  "ce_subject=$checkin_id"
+  "content-type=application/json"
+)
+kcat_headers=()
+for h in "${headers[@]}"; do kcat_headers+=(-H "$h"); done
+if printf '%s' "$body" | kcat -P -b "$BOOTSTRAP" -t checkins.checkin-recorded.v1 -k "$CARD" \
+    -X request.required.acks=all -X message.timeout.ms=15000 "${kcat_headers[@]}" 2> "$work/kcat.err" \
+    && ! grep -q ERROR "$work/kcat.err"; then
+  echo "sent with kcat" >&2
+elif [ -n "${KAFKAJS_DIR:-}" ] && [ -d "$KAFKAJS_DIR/node_modules/kafkajs" ]; then
+  echo "kcat failed ($(grep -m1 ERROR "$work/kcat.err")); sending with node + kafkajs" >&2
+  printf '%s' "$body" | NODE_PATH="$KAFKAJS_DIR/node_modules" \
+    node "$(dirname "$0")/device_send.js" "$BOOTSTRAP" checkins.checkin-recorded.v1 "$CARD" "${headers[@]}"
+else
+  cat "$work/kcat.err" >&2
+  exit 1
+fi
 echo "$checkin_id"
