@@ -52,8 +52,11 @@ async def take_in(
             batch = await consumer.getmany(timeout_ms=300, max_records=500)
             records = [r for rs in batch.values() for r in rs]
             if not records:
-                # An assignment can take a moment on a fresh group: wait for quiet first.
-                if consumer.assignment() and loop.time() - quiet_since > idle_s:
+                # Joining a fresh group can take a while: count quiet time from the moment
+                # partitions are assigned, not from the start.
+                if not consumer.assignment():
+                    quiet_since = loop.time()
+                elif loop.time() - quiet_since > idle_s:
                     break
                 continue
             quiet_since = loop.time()
