@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import sepaxml
@@ -67,6 +68,11 @@ def build_pain001(debtor: Debtor, transfers: list[CreditTransfer], execution_dat
     return xml
 
 
+@cache
+def _schema() -> xmlschema.XMLSchema:
+    return xmlschema.XMLSchema(str(XSD))
+
+
 def validate_pain001(xml: bytes) -> None:
     """Raises xmlschema.XMLSchemaValidationError when the file breaks the XSD."""
-    xmlschema.XMLSchema(str(XSD)).validate(xml.decode())
+    _schema().validate(xml.decode())
