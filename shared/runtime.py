@@ -19,6 +19,7 @@ from faststream.middlewares import AckPolicy
 from shared.consumer import BatchProcessor
 from shared.db import create_pool, migrate_service
 from shared.deadletter import SourceRecord
+from shared.faults import CrashAfterCommit
 from shared.kafka import KafkaSender, ensure_topics, make_broker, make_producer
 from shared.logging import get_logger
 from shared.relay import OutboxRelay
@@ -72,6 +73,7 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self._processors: list[tuple[BatchProcessor, str, int]] = []
         self.relay: OutboxRelay | None = None
+        self._crash_fault = CrashAfterCommit()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -106,6 +108,7 @@ class ServiceRuntime:
             except BaseException:
                 await message.nack()  # rewind: the batch is consumed again
                 raise
+            self._crash_fault.after_database_commit()
             await message.ack()  # commit the offsets, after the database commit
 
         subscriber(on_batch)

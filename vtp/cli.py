@@ -117,5 +117,37 @@ def bench(
         print(json.dumps(result, sort_keys=True))
 
 
+@app.command()
+def chaos(
+    seed: int = typer.Option(1, help="Seeds the workload and the fault schedule."),
+    checkins: int = typer.Option(2000, min=50, help="How many check-in messages to replay."),
+    faults: int = typer.Option(
+        0, min=0, help="How many faults (0: one per ~900 check-ins, >= 10)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="End with one JSON object."),
+) -> None:
+    """Replay a seeded workload under injected faults and compare with a reference model."""
+    import json
+
+    from vtp.chaos.run import run_chaos
+
+    report = asyncio.run(
+        run_chaos(state_dir() / f"chaos-{seed}", seed, checkins, console, faults or None)
+    )
+    for line in report["fault_log"]:
+        console.print(f"  fault {line}")
+    verdict = "[bold green]OK[/]" if report["ok"] else "[bold red]DIFFERENCES[/]"
+    console.print(
+        f"{verdict}: lost {report['lost']}, duplicated {report['duplicated']}, "
+        f"mismatched {report['mismatched_outcomes']}, ledger difference "
+        f"{report['ledger_difference_cents']} cents, faults {report['faults_injected']}"
+    )
+    for example in report["examples"]:
+        console.print(f"  {example}")
+    if json_output:
+        print(json.dumps({k: v for k, v in report.items() if k != "fault_log"}, sort_keys=True))
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
 if __name__ == "__main__":
     app()

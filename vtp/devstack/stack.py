@@ -149,6 +149,7 @@ class Stack:
             "CARDS_API_TOKEN_SECRET": self.keys["api_token_secret"],
             "NOTIFICATIONS_PRIVATE_KEY": self.keys["notifications_private"],
             "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+            "NOTIFICATIONS_LETTERS_DIR": str(self.state_dir / "letters"),
             "NOTIFICATIONS_SMTP_PORT": str(self.smtp.port if self.smtp else 25),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
