@@ -16,6 +16,7 @@ from services.claims.projections import apply_card_events
 from services.claims.settings import ClaimsSettings
 from shared import topics
 from shared.consumer import BatchProcessor
+from shared.events.checkins import MAX_CHECKIN_BYTES
 from shared.logging import configure_logging, get_logger
 from shared.runtime import ServiceRuntime
 
@@ -40,7 +41,13 @@ async def main() -> None:
         group_id=f"{settings.group_id}.cards",
     )
     runtime.consume(
-        BatchProcessor("claims.checkins", (topics.CHECKIN_RECORDED,), CheckInHandler(policy), pool),
+        BatchProcessor(
+            "claims.checkins",
+            (topics.CHECKIN_RECORDED,),
+            CheckInHandler(policy),
+            pool,
+            max_message_bytes=MAX_CHECKIN_BYTES,  # the limit docs/device-protocol.md promises
+        ),
         group_id=f"{settings.group_id}.checkins",
         max_records=settings.consumer_max_records,
     )

@@ -29,14 +29,14 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy) -> Fas
         async with pool_ref().acquire() as conn:
             outcomes = await conn.fetch(
                 "SELECT outcome, coalesce(reason, '') AS reason, count(*) AS n,"
-                " coalesce(sum(amount_cents), 0) AS cents FROM claims GROUP BY 1, 2 ORDER BY 1, 2"
+                " coalesce(sum(amount_cents), 0)::bigint AS cents FROM claims GROUP BY 1, 2 ORDER BY 1, 2"
             )
             unauth = await conn.fetch(
                 "SELECT reason, count(DISTINCT checkin_id) AS n FROM unauthenticated_checkins"
                 " WHERE checkin_id NOT IN (SELECT checkin_id FROM claims) GROUP BY reason"
             )
             payments = await conn.fetch(
-                "SELECT status, count(*) AS n, coalesce(sum(amount_cents), 0) AS cents"
+                "SELECT status, count(*) AS n, coalesce(sum(amount_cents), 0)::bigint AS cents"
                 " FROM payments GROUP BY status"
             )
             debit, credit = await ledger.totals(conn)

@@ -17,15 +17,26 @@ pytestmark = pytest.mark.e2e
 def test_bench_smoke_reports_every_figure(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "vtp.cli", "bench", "--smoke", "--json"],
-        env={**os.environ, "VTP_STATE_DIR": str(tmp_path)}, capture_output=True, text=True,
-        timeout=600, check=False,
+        env={**os.environ, "VTP_STATE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("raw_broker_msgs_per_s", "raw_db_rows_per_s", "e2e_checkins_per_s",
-                "ratio_e2e_to_raw_broker", "p50_ms", "p99_ms", "rss_mb_max"):
+    for key in (
+        "raw_broker_msgs_per_s",
+        "raw_db_rows_per_s",
+        "e2e_checkins_per_s",
+        "ratio_e2e_to_raw_broker",
+        "p50_ms",
+        "p99_ms",
+        "rss_mb_max",
+    ):
         assert figures[key] > 0, key
     assert figures["e2e_checkins_per_s"] / figures["raw_broker_msgs_per_s"] == pytest.approx(
-        figures["ratio_e2e_to_raw_broker"], abs=0.001)
+        figures["ratio_e2e_to_raw_broker"], abs=0.001
+    )
     assert set(figures["scaling"]) == {"1", "2"}
     assert figures["p50_ms"] <= figures["p99_ms"]

@@ -28,9 +28,9 @@ from vtp.chaos.reference import CHAOS_POLICY_TOML, Model, Visit
 from vtp.chaos.workload import Kind, Workload, generate
 from vtp.demo.municipality import PROVIDERS
 from vtp.demo.seed import Seeded, seed
+from vtp.demo.traffic import UNKNOWN_CARD
 from vtp.devstack.stack import Stack
 
-UNKNOWN_CARD = "6299000000006"  # valid Luhn, never issued
 Message = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 
 

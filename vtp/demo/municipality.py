@@ -113,9 +113,13 @@ def iban(rng: random.Random) -> str:
     )
 
 
-def person(rng: random.Random, referrer_org_id: str, index: int) -> dict[str, object]:
-    birth = date(rng.randint(1940, 2010), rng.randint(1, 12), rng.randint(1, 28))
-    number = national_number(rng, birth)
+def person(
+    rng: random.Random, referrer_org_id: str, index: int, identity: random.Random
+) -> dict[str, object]:
+    """A demo card holder. `identity` draws the birth date and national number apart from
+    `rng`, so a second demo on the same stack registers new people with the same profile."""
+    birth = date(identity.randint(1940, 2010), identity.randint(1, 12), identity.randint(1, 28))
+    number = national_number(identity, birth)
     assert nn.is_valid(number), number
     group = rng.choices([g for g, _ in TARGET_GROUPS], [w for _, w in TARGET_GROUPS])[0]
     channel = "letter" if index % 7 == 0 else "email"

@@ -104,9 +104,16 @@ async def seed(
         semaphore = asyncio.Semaphore(8)
         today = date.today()
 
+        # Profiles are drawn in order before the concurrent registrations, so the same seed
+        # gives the same holders (target group, channel) whatever order the requests finish in.
+        identity = random.Random()  # fresh national numbers on every run: people are unique
+        profiles = [
+            person(rng, rng.choice(result.referrers), index, identity) for index in range(holders)
+        ]
+
         async def one(index: int) -> SeededHolder:
             async with semaphore:
-                data = person(rng, rng.choice(result.referrers), index)
+                data = profiles[index]
                 group = str(data.pop("_target_group"))
                 created = await _post(client, "/people", data)
                 await _post(

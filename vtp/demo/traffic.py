@@ -17,7 +17,7 @@ from shared.events.checkins import CheckInRecorded
 from shared.kafka import make_producer
 from vtp.demo.seed import Seeded
 
-UNKNOWN_CARD = "6299000000006"  # valid Luhn, never issued
+UNKNOWN_CARD = "6299000000002"  # valid Luhn, never issued
 
 
 @dataclass
