@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from services.cards import usage
 from services.cards.api import build_app
 from services.cards.desk.expiry import expiry_loop
 from services.cards.settings import CardsSettings
+from shared.consumer import BatchProcessor
 from shared.logging import configure_logging
 from shared.runtime import ServiceRuntime
 
@@ -23,7 +25,11 @@ async def main() -> None:
         http_host=settings.http_host,
         http_port=settings.http_port,
     )
-    await runtime.open_database()
+    pool = await runtime.open_database()
+    runtime.consume(
+        BatchProcessor("cards.usage", usage.TOPICS, usage.record_usage, pool),
+        group_id="cards.usage",
+    )
     app = build_app(settings, lambda: runtime.pool)
 
     async def daily_expiry(stop: asyncio.Event) -> None:

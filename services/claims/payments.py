@@ -33,7 +33,7 @@ from shared.events.payments import (
     PaymentSettled,
 )
 from shared.ids import uuid7
-from shared.logging import get_logger
+from shared.logging import get_logger, log_context
 from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
@@ -82,6 +82,7 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
             reference = structured_reference(payment_id)
             claim_ids = await _link_unpaid_claims(conn, payee_kind, payee_id, payment_id)
             links += [(payment_id, c) for c in claim_ids]
+            await _trace_claims(conn, payment_id, "claim included in payment request")
             count = max(len(claim_ids), 1)
             sealed = await conn.fetchval(
                 "SELECT beneficiary_sealed FROM holders WHERE holder_id = $1"
@@ -173,6 +174,16 @@ async def _link_unpaid_claims(
     return [r["claim_id"] for r in rows]
 
 
+async def _trace_claims(conn: DbConnection, payment_id: uuid.UUID, message: str) -> None:
+    """One log line per claim under the claim's own correlation id, so that following one
+    check-in in the logs leads from the device all the way to its payment."""
+    for claim in await conn.fetch(
+        "SELECT claim_id, correlation_id FROM claims WHERE payment_id = $1", payment_id
+    ):
+        with log_context(correlation_id=claim["correlation_id"]):
+            log.info(message, claim_id=str(claim["claim_id"]), payment_id=str(payment_id))
+
+
 def _envelope(topic: topics.Topic, subject: uuid.UUID, correlation_id: str | None) -> Envelope:
     return new_envelope(
         type=topic.event_type, source=SOURCE, subject=str(subject), correlation_id=correlation_id
@@ -202,6 +213,7 @@ async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> l
                 payment_id=str(e.payment_id),
             )
             continue
+        await _trace_claims(conn, e.payment_id, f"claim payment {status}")
         target = ledger.BANK if settled else row["account"]
         await ledger.post(
             conn,

@@ -39,7 +39,12 @@ async def _readable_card(unit: Unit, card_id: uuid.UUID) -> Any:
 async def get_card(card_id: uuid.UUID, principal: Caller, request: Request) -> dict[str, Any]:
     async with reading(request, principal) as unit:
         card = await _readable_card(unit, card_id)
-    return {**dict(card), "qr_payload": qr_payload(card["card_number"])}
+        usage = await cards.usage(unit.conn, card_id)
+    return {
+        **dict(card),
+        "qr_payload": qr_payload(card["card_number"]),
+        "usage": dict(usage) if usage else {"checkins": 0, "approved": 0, "refunded_cents": 0},
+    }
 
 
 async def _change(

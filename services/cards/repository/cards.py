@@ -57,3 +57,12 @@ async def set_status(conn: DbConnection, card_id: uuid.UUID, status: str, reason
         status,
         reason,
     )
+
+
+async def usage(conn: DbConnection, card_id: uuid.UUID) -> asyncpg.Record | None:
+    """How the card was used (see services/cards/usage.py), None before its first check-in."""
+    return await conn.fetchrow(
+        "SELECT first_used_at, last_used_at, checkins, approved, refunded_cents"
+        " FROM card_usage WHERE card_id = $1",
+        card_id,
+    )
