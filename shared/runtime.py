@@ -91,7 +91,8 @@ class ServiceRuntime:
             group_id=group_id,
             batch=True,
             max_records=max_records,
-            batch_timeout_ms=20,
+            batch_timeout_ms=5,
+            fetch_max_wait_ms=10,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,  # never ACK_FIRST: that is at-most-once
             max_poll_interval_ms=300_000,
