@@ -21,8 +21,9 @@ from shared.db import create_pool, migrate_service
 from shared.deadletter import SourceRecord
 from shared.faults import CrashAfterCommit
 from shared.kafka import KafkaSender, ensure_topics, make_broker, make_producer
-from shared.logging import get_logger
+from shared.logging import configure_logging, get_logger
 from shared.relay import OutboxRelay
+from shared.settings import ServiceSettings
 
 log = get_logger(__name__)
 
@@ -74,6 +75,19 @@ class ServiceRuntime:
         self._processors: list[tuple[BatchProcessor, str, int]] = []
         self.relay: OutboxRelay | None = None
         self._crash_fault = CrashAfterCommit()
+
+    @classmethod
+    def for_service(cls, name: str, settings: ServiceSettings, migrations: Path) -> ServiceRuntime:
+        """The runtime of a service process, configured from its settings (logging included)."""
+        configure_logging(name, settings.log_level)
+        return cls(
+            name=name,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            database_url=settings.database_url,
+            migrations=migrations,
+            http_host=settings.http_host,
+            http_port=settings.http_port,
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -16,6 +16,7 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )
+    database_url: str  # each service reads it under its own prefix, e.g. CLAIMS_DATABASE_URL
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     http_host: str = "127.0.0.1"
     http_port: int = 0

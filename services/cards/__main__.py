@@ -10,21 +10,12 @@ from services.cards.api import build_app
 from services.cards.desk.expiry import expiry_loop
 from services.cards.settings import CardsSettings
 from shared.consumer import BatchProcessor
-from shared.logging import configure_logging
 from shared.runtime import ServiceRuntime
 
 
 async def main() -> None:
     settings = CardsSettings()
-    configure_logging("cards", settings.log_level)
-    runtime = ServiceRuntime(
-        name="cards",
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url,
-        migrations=Path(__file__).parent / "migrations",
-        http_host=settings.http_host,
-        http_port=settings.http_port,
-    )
+    runtime = ServiceRuntime.for_service("cards", settings, Path(__file__).parent / "migrations")
     pool = await runtime.open_database()
     runtime.consume(
         BatchProcessor("cards.usage", usage.TOPICS, usage.record_usage, pool),

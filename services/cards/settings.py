@@ -9,7 +9,6 @@ from shared.settings import ServiceSettings
 class CardsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CARDS_", extra="ignore")
 
-    database_url: str
     http_port: int = 8001
     # Personal data is encrypted with a key per person, wrapped by this master key (hex).
     master_key: str = Field(min_length=64, max_length=64)

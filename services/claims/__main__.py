@@ -17,7 +17,7 @@ from services.claims.settings import ClaimsSettings
 from shared import topics
 from shared.consumer import BatchProcessor
 from shared.events.checkins import MAX_CHECKIN_BYTES
-from shared.logging import configure_logging, get_logger
+from shared.logging import get_logger
 from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
@@ -25,16 +25,8 @@ log = get_logger(__name__)
 
 async def main() -> None:
     settings = ClaimsSettings()
-    configure_logging("claims", settings.log_level)
     policy = load_policy(settings.policy_file)  # fail fast on a bad policy file
-    runtime = ServiceRuntime(
-        name="claims",
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url,
-        migrations=Path(__file__).parent / "migrations",
-        http_host=settings.http_host,
-        http_port=settings.http_port,
-    )
+    runtime = ServiceRuntime.for_service("claims", settings, Path(__file__).parent / "migrations")
     pool = await runtime.open_database()
     runtime.consume(
         BatchProcessor("claims.cards", CARD_TOPICS, apply_card_events, pool),

@@ -12,7 +12,6 @@ DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
 class ClaimsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLAIMS_", extra="ignore")
 
-    database_url: str
     http_port: int = 8002
     policy_file: Path = DEFAULT_POLICY
     # Seconds between automatic payment runs; 0 = only on command.

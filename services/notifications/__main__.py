@@ -15,20 +15,13 @@ from services.notifications.schedule import Scheduler
 from services.notifications.settings import NotificationsSettings
 from shared.consumer import BatchProcessor
 from shared.http import add_correlation_middleware, health_router
-from shared.logging import configure_logging
 from shared.runtime import ServiceRuntime
 
 
 async def main() -> None:
     settings = NotificationsSettings()
-    configure_logging("notifications", settings.log_level)
-    runtime = ServiceRuntime(
-        name="notifications",
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url,
-        migrations=Path(__file__).parent / "migrations",
-        http_host=settings.http_host,
-        http_port=settings.http_port,
+    runtime = ServiceRuntime.for_service(
+        "notifications", settings, Path(__file__).parent / "migrations"
     )
     pool = await runtime.open_database()
     runtime.consume(

@@ -11,7 +11,6 @@ from shared.settings import ServiceSettings
 class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore")
 
-    database_url: str
     http_port: int = 8003
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
