@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import cards, checkins, claims, payments
+from shared.events import cards, checkins, claims, notifications, payments
 from shared.events.base import EventPayload
 
 DEFAULT_PARTITIONS = 8
@@ -157,6 +157,13 @@ PAYMENT_FAILED = Topic(
     payments.PaymentFailed,
     _by("payment_id"),
 )
+NOTIFICATION_DEAD = Topic(
+    "ops.notification-dead.v1",
+    "be.vrijetijdspas.notifications.NotificationDeadLettered",
+    notifications.NotificationDeadLettered,
+    # One party's failures in order: a wrong address fails all of its messages.
+    _by("recipient"),
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     ORGANISATION_REGISTERED,
@@ -179,6 +186,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PAYMENT_RUN_COMPLETED,
     PAYMENT_SETTLED,
     PAYMENT_FAILED,
+    NOTIFICATION_DEAD,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
 BY_PAYLOAD: dict[type[EventPayload], Topic] = {t.payload: t for t in ALL_TOPICS}

@@ -1,5 +1,7 @@
 """The delivery worker: sends due messages, retries transient failures with exponential
 backoff, gives up (status `dead`, with the reason) on permanent ones or after max attempts.
+A dead delivery is also announced to operators on `ops.notification-dead.v1`, through the
+outbox in the transaction that marks it dead: the row and the announcement go together.
 
 Due rows are leased in a short transaction (their next attempt is pushed past the lease),
 sent outside any transaction, and their outcome recorded afterwards: a slow SMTP server or
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -26,15 +28,46 @@ from services.notifications.printing import PrintableCard, cards_pdf
 from services.notifications.settings import NotificationsSettings
 from services.notifications.signals import retry_delay_s
 from services.notifications.webhooks import WebhookChannel
+from shared import topics
+from shared.db import DbConnection
+from shared.envelope import Envelope, new_envelope
+from shared.events.notifications import NotificationDeadLettered
 from shared.logging import get_logger, log_context
+from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
+SOURCE = "/vrijetijdspas/notifications"
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# A partner's webhook URL can carry a token in its path or query.
+_URL = re.compile(r"\bhttps?://\S+")
 
 
 def without_addresses(text: str) -> str:
-    """Error texts from mail servers quote the address; logs must not."""
-    return _ADDRESS.sub("<address>", text)
+    """Error texts from mail servers quote the address, HTTP errors the URL; logs and
+    operators' events must not."""
+    return _ADDRESS.sub("<address>", _URL.sub("<url>", text))
+
+
+def dead_lettered(
+    row: asyncpg.Record, attempts: int, reason: str, at: datetime
+) -> tuple[Envelope, NotificationDeadLettered]:
+    """The operators' event for a delivery given up, under the delivery's correlation id."""
+    payload = NotificationDeadLettered(
+        delivery_id=row["delivery_id"],
+        kind=row["kind"],
+        recipient=row["recipient"],
+        channel=row["channel"],
+        reason=without_addresses(reason)[:300],
+        attempts=attempts,
+        dead_at=at,
+    )
+    envelope = new_envelope(
+        type=topics.NOTIFICATION_DEAD.event_type,
+        source=SOURCE,
+        subject=str(row["delivery_id"]),
+        correlation_id=row["correlation_id"],
+    )
+    return envelope, payload
 
 
 def attachments_of(payload: dict[str, Any]) -> tuple[Attachment, ...]:
@@ -145,7 +178,7 @@ class DeliveryWorker:
             payload=payload,
         )
 
-    async def _record(self, conn: Any, row: asyncpg.Record, outcome: Outcome) -> None:
+    async def _record(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
         attempts = row["attempts"] + 1
         fields = {"kind": row["kind"], "channel": row["channel"], "attempt": attempts}
         if outcome.sent:
@@ -163,13 +196,18 @@ class DeliveryWorker:
                 if outcome.permanent
                 else (f"gave up after {attempts} attempts: {outcome.error}")
             )
-            await conn.execute(
+            # Only a pending row dies (not one skipped meanwhile because its holder was
+            # erased), and only once: the announcement follows the one real transition.
+            died = await conn.fetchval(
                 "UPDATE deliveries SET status = 'dead', attempts = $2, last_error = $3"
-                " WHERE delivery_id = $1",
+                " WHERE delivery_id = $1 AND status = 'pending' RETURNING true",
                 row["delivery_id"],
                 attempts,
                 reason[:300],
             )
+            if not died:
+                return
+            await enqueue_events(conn, [dead_lettered(row, attempts, reason, datetime.now(UTC))])
             log.error("notification dead-lettered", reason=without_addresses(reason), **fields)
             return
         delay_s = retry_delay_s(attempts, self._settings.retry_base_s, self._settings.retry_max_s)

@@ -7,6 +7,7 @@ partner will receive. Amounts are passed as `Eur` (rendered `€ 12,50`) and dat
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -154,6 +155,22 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " {reason}. Any questions? The person who supports you is glad to help.",
         ),
     },
+    "refund_reversed": {
+        "nl": (
+            "Vrijetijdspas: terugbetaling van {amount} geannuleerd",
+            "Op {day:" + _D + "} heeft {provider} uw deelname aan een activiteit geannuleerd."
+            " De terugbetaling van {amount} die we u voor die activiteit hadden gemeld, gaat"
+            " daarom niet door. Was dat bedrag al op uw rekening gestort, dan trekken we het af"
+            " van uw volgende terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.",
+        ),
+        "en": (
+            "Leisure card: refund of {amount} cancelled",
+            "On {day:" + _D + "} {provider} cancelled your participation in an activity. The"
+            " refund of {amount} we told you about for that activity will therefore not be"
+            " made. If that amount was already paid into your account, we deduct it from your"
+            " next refund. Any questions? The person who supports you is glad to help.",
+        ),
+    },
     "refund_paid": {
         "nl": (
             "Vrijetijdspas: {amount} gestort op uw rekening",
@@ -244,8 +261,11 @@ REJECTION_REASONS: dict[Language, dict[str, str]] = {
         "out_of_window": "de registratie te laat bij ons binnenkwam",
         "in_the_future": "de registratie een datum in de toekomst had",
         "nothing_to_refund": "er niets terug te betalen was",
-        "frequency_limit": "u deze activiteit vaker gebruikte dan toegelaten is",
-        "checkin_cancelled": "de aanbieder uw registratie heeft geannuleerd",
+        "frequency_limit": "u in die periode al zo vaak een terugbetaling kreeg als het"
+        " reglement toelaat: er geldt een maximum aantal keer per dag, week of maand",
+        "checkin_cancelled": "de aanbieder uw deelname aan deze activiteit heeft geannuleerd"
+        " (bijvoorbeeld omdat ze niet doorging), en een geannuleerde deelname wordt niet"
+        " terugbetaald",
     },
     "en": {
         "unknown_card": "we do not know the card that was used",
@@ -265,8 +285,11 @@ REJECTION_REASONS: dict[Language, dict[str, str]] = {
         "out_of_window": "the registration reached us too late",
         "in_the_future": "the registration carried a date in the future",
         "nothing_to_refund": "there was nothing to refund",
-        "frequency_limit": "you used this activity more often than allowed",
-        "checkin_cancelled": "the provider cancelled your registration",
+        "frequency_limit": "you had already been refunded as often in that period as the"
+        " rules allow: there is a maximum number of times per day, week or month",
+        "checkin_cancelled": "the provider cancelled your participation in this activity"
+        " (for instance because it did not take place), and a cancelled participation is"
+        " not refunded",
     },
 }
 
@@ -316,8 +339,62 @@ _UNKNOWN_REASON: dict[Language, str] = {
 }
 
 
-def rejection_reason(reason: RejectionReason | str, language: Language) -> str:
+# The claims service words a broken frequency limit as "at most <n> per <scope> per <period>"
+# (services/claims/decisions.py); when the detail reads like that, the holder hears the rule
+# itself, otherwise the general sentence above.
+_FREQUENCY_DETAIL = re.compile(
+    r"^at most (?P<n>[1-9]\d{0,3}) per (?P<scope>activity|provider|category|any)"
+    r" per (?P<period>day|week|month)$"
+)
+_FREQUENCY_SCOPE: dict[Language, dict[str, str]] = {
+    "nl": {
+        "activity": "voor deze activiteit",
+        "provider": "bij deze aanbieder",
+        "category": "voor dit soort activiteit",
+        "any": "",
+    },
+    "en": {
+        "activity": "for this activity",
+        "provider": "at this provider",
+        "category": "for this kind of activity",
+        "any": "",
+    },
+}
+_FREQUENCY_PERIOD: dict[Language, dict[str, str]] = {
+    "nl": {"day": "die dag", "week": "die week", "month": "die maand"},
+    "en": {"day": "that day", "week": "that week", "month": "that month"},
+}
+
+
+def _times(n: int, language: Language) -> str:
+    if language == "nl":
+        return "één keer" if n == 1 else f"{n} keer"
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def frequency_limit(detail: str, language: Language) -> str | None:
+    """The broken limit in plain words, or None when the detail is not the claims wording."""
+    match = _FREQUENCY_DETAIL.match(detail)
+    if match is None:
+        return None
+    times = _times(int(match["n"]), language)
+    scope = _FREQUENCY_SCOPE[language][match["scope"]]
+    period = _FREQUENCY_PERIOD[language][match["period"]]
+    if language == "nl":
+        words = ["u", scope, period, "al", times, "een terugbetaling kreeg"]
+        return " ".join(w for w in words if w) + "; meer laat het reglement niet toe"
+    words = ["you had already been refunded", times, scope, period]
+    return " ".join(w for w in words if w) + ", the most the rules allow"
+
+
+def rejection_reason(
+    reason: RejectionReason | str, language: Language, detail: str | None = None
+) -> str:
     # Keyed by the reason's value: a reason added later still gets a plain sentence.
+    if str(reason) == RejectionReason.FREQUENCY_LIMIT.value and detail:
+        specific = frequency_limit(detail, language)
+        if specific is not None:
+            return specific
     return REJECTION_REASONS[language].get(str(reason), _UNKNOWN_REASON[language])
 
 

@@ -42,6 +42,7 @@ TOPICS = (
     topics.CARD_ISSUED,
     topics.CARD_STATUS_CHANGED,
     topics.ELIGIBILITY_CHANGED,
+    topics.ELIGIBILITY_ENDING_SOON,
     topics.HOLDER_DETAILS_CHANGED,
     topics.HOLDER_ERASED,
     topics.DEVICE_REGISTERED,
@@ -85,6 +86,8 @@ class Router:
                 await projections.card_status(conn, e)
             case ev.EligibilityChanged():
                 await projections.eligibility(conn, e)
+            case ev.EligibilityEndingSoon():
+                await self._eligibility_ending(conn, incoming, e)
             case ev.HolderDetailsChanged():
                 await projections.holder_details(conn, e)
             case ev.HolderErased():
@@ -101,6 +104,7 @@ class Router:
                     await self._refund_decided(conn, incoming, e)
             case ClaimReversed():
                 await projections.checkin_reversed(conn, e)
+                await self._refund_reversed(conn, incoming, e)
             case PaymentRequested():
                 await projections.payment(conn, e)
                 await self._payment_requested(conn, incoming, e)
@@ -157,6 +161,48 @@ class Router:
             eligible_until=e.eligible_until,
         )
 
+    async def _eligibility_ending(
+        self, conn: DbConnection, incoming: Incoming[Any], e: ev.EligibilityEndingSoon
+    ) -> None:
+        """The cards service's notice. The key is the one the daily eligibility-ending scan
+        (jobs.py) uses for the same grant and end date: whichever spots it first tells the
+        referrer, the other finds the (key, recipient) row taken and tells nobody."""
+        card_number = await projections.card_number_of(conn, e.holder_id) or "?"
+        await self._tell(
+            conn,
+            incoming,
+            await recipients.organisation(conn, e.referrer_org_id),
+            "eligibility_ending",
+            {
+                "holder_id": str(e.holder_id),
+                "card_number": card_number,
+                "eligible_until": e.eligible_until,
+            },
+            key=notification_key(
+                "eligibility-ending", e.holder_id, e.target_group, e.eligible_until
+            ),
+            digestible=True,
+            card_number=card_number,
+            eligible_until=e.eligible_until,
+        )
+
+    async def _refund_reversed(
+        self, conn: DbConnection, incoming: Incoming[Any], e: ClaimReversed
+    ) -> None:
+        """The holder was told a refund was coming; now they hear it is not. The day named
+        is the cancellation's, which is known even if the approval has not reached us yet."""
+        holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
+        await self._tell(
+            conn,
+            incoming,
+            holder,
+            "refund_reversed",
+            {"claim_id": str(e.claim_id), "amount_cents": e.amount_cents},
+            day=local_day(e.reversed_at),
+            provider=await projections.provider_name(conn, e.provider_id),
+            amount=Eur(e.amount_cents),
+        )
+
     async def _refund_decided(
         self, conn: DbConnection, incoming: Incoming[Any], e: ClaimApproved | ClaimRejected
     ) -> None:
@@ -192,7 +238,7 @@ class Router:
                 payload,
                 day=day,
                 provider=provider,
-                reason=rejection_reason(e.reason, language),
+                reason=rejection_reason(e.reason, language, e.detail),
             )
 
     async def _budget(self, conn: DbConnection, incoming: Incoming[Any], e: ClaimApproved) -> None:
