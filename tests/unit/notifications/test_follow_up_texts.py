@@ -1,0 +1,173 @@
+"""Rendered texts of the follow-ups: a reversed refund, the specific reasons for a frequency
+limit and a cancelled check-in (with a property test of the detail parser), and the
+operators' dead-letter event that carries no address and no name."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from services.notifications.delivery import dead_lettered, without_addresses
+from services.notifications.messages import (
+    Eur,
+    frequency_limit,
+    rejection_reason,
+    render,
+)
+from shared.events.claims import RejectionReason
+from shared.events.notifications import NotificationDeadLettered
+
+DAY = date(2026, 11, 27)
+GENERIC_NL = "de aanvraag niet aan de voorwaarden voldeed"
+
+
+def test_refund_reversed_in_plain_dutch() -> None:
+    m = render(
+        "refund_reversed", "nl", "An Peeters", day=DAY, provider="JH De Kajuit", amount=Eur(750)
+    )
+    assert m.subject == "Vrijetijdspas: terugbetaling van € 7,50 geannuleerd"
+    assert m.body == (
+        "Beste An Peeters,\n\n"
+        "Op 27/11/2026 heeft JH De Kajuit uw deelname aan een activiteit geannuleerd."
+        " De terugbetaling van € 7,50 die we u voor die activiteit hadden gemeld, gaat daarom"
+        " niet door. Was dat bedrag al op uw rekening gestort, dan trekken we het af van uw"
+        " volgende terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.\n\n"
+        "Vrijetijdspas\n"
+    )
+
+
+def test_refund_reversed_in_english() -> None:
+    m = render("refund_reversed", "en", None, day=DAY, provider="Sportdienst", amount=Eur(123_405))
+    assert m.subject == "Leisure card: refund of € 1.234,05 cancelled"
+    assert m.body.startswith("Dear card holder,\n\nOn 27/11/2026 Sportdienst cancelled")
+    assert "The refund of € 1.234,05 we told you about" in m.body
+    assert "we deduct it from your next refund" in m.body
+
+
+def rejected(reason: RejectionReason, detail: str, language: str = "nl") -> str:
+    lang = "en" if language == "en" else "nl"
+    return render(
+        "refund_rejected",
+        lang,
+        "An",
+        day=DAY,
+        provider="Zwembad Heist",
+        reason=rejection_reason(reason, lang, detail),
+    ).body
+
+
+@pytest.mark.parametrize(
+    ("detail", "words"),
+    [
+        (
+            "at most 2 per provider per week",
+            "omdat u bij deze aanbieder die week al 2 keer een terugbetaling kreeg; meer laat"
+            " het reglement niet toe.",
+        ),
+        (
+            "at most 1 per category per month",
+            "omdat u voor dit soort activiteit die maand al één keer een terugbetaling kreeg;",
+        ),
+        ("at most 3 per any per day", "omdat u die dag al 3 keer een terugbetaling kreeg;"),
+        ("at most 4 per activity per week", "omdat u voor deze activiteit die week al 4 keer"),
+        # Not the claims wording (an older or changed service): still about frequency.
+        (
+            "weekly limit",
+            "omdat u in die periode al zo vaak een terugbetaling kreeg als het reglement toelaat:"
+            " er geldt een maximum aantal keer per dag, week of maand.",
+        ),
+    ],
+)
+def test_frequency_limit_names_the_rule_in_dutch(detail: str, words: str) -> None:
+    body = rejected(RejectionReason.FREQUENCY_LIMIT, detail)
+    assert "Uw activiteit van 27/11/2026 bij Zwembad Heist wordt niet terugbetaald," in body
+    assert words in body
+    assert GENERIC_NL not in body and "frequency" not in body and "at most" not in body
+
+
+def test_frequency_limit_in_english() -> None:
+    body = rejected(RejectionReason.FREQUENCY_LIMIT, "at most 2 per provider per week", "en")
+    assert (
+        "is not refunded, because you had already been refunded twice at this provider that"
+        " week, the most the rules allow." in body
+    )
+
+
+def test_cancelled_checkin_says_the_provider_cancelled() -> None:
+    body = rejected(RejectionReason.CHECKIN_CANCELLED, "cancelled by the provider: zieke trainer")
+    assert (
+        "omdat de aanbieder uw deelname aan deze activiteit heeft geannuleerd (bijvoorbeeld"
+        " omdat ze niet doorging), en een geannuleerde deelname wordt niet terugbetaald." in body
+    )
+    assert "zieke trainer" not in body  # the provider's free text is not ours to pass on
+    english = rejected(RejectionReason.CHECKIN_CANCELLED, "", "en")
+    assert "because the provider cancelled your participation in this activity" in english
+
+
+def test_the_detail_matters_only_for_frequency_limits() -> None:
+    for reason in RejectionReason:
+        if reason is not RejectionReason.FREQUENCY_LIMIT:
+            assert rejection_reason(reason, "nl", "at most 2 per provider per week") == (
+                rejection_reason(reason, "nl")
+            )
+
+
+@given(
+    n=st.integers(min_value=1, max_value=9999),
+    scope=st.sampled_from(["activity", "provider", "category", "any"]),
+    period=st.sampled_from(["day", "week", "month"]),
+    language=st.sampled_from(["nl", "en"]),
+)
+def test_every_claims_wording_becomes_a_plain_sentence(
+    n: int, scope: str, period: str, language: str
+) -> None:
+    lang = "en" if language == "en" else "nl"
+    text = frequency_limit(f"at most {n} per {scope} per {period}", lang)
+    assert text is not None
+    count = {"nl": {1: "één keer"}, "en": {1: "once", 2: "twice"}}[lang].get(n, str(n))
+    assert count in text
+    assert "  " not in text and not text.endswith(" ")
+    if lang == "nl":
+        assert scope not in text.split()  # the code word never reaches a Dutch reader
+    nl_period = {"day": "dag", "week": "week", "month": "maand"}[period]
+    assert (period if lang == "en" else nl_period) in text
+
+
+@given(st.text(max_size=300))
+def test_any_other_detail_falls_back_without_failing(detail: str) -> None:
+    text = rejection_reason(RejectionReason.FREQUENCY_LIMIT, "nl", detail)
+    assert text and GENERIC_NL not in text
+    assert text == frequency_limit(detail, "nl") or "maximum aantal keer" in text
+
+
+def test_error_texts_lose_addresses_and_urls() -> None:
+    assert without_addresses(
+        "SMTP 550: <an.peeters+x@example.org> unknown; webhook https://p.example/h?token=abc"
+    ) == ("SMTP 550: <<address>> unknown; webhook <url>")
+
+
+def test_the_dead_letter_event_names_the_party_by_key_only() -> None:
+    delivery_id = uuid.uuid4()
+    row = {
+        "delivery_id": delivery_id,
+        "kind": "refund_approved",
+        "recipient": f"holder:{uuid.uuid4()}",
+        "channel": "email",
+        "correlation_id": "c-1",
+        "address": "an@example.org",
+        "body": "Beste An Peeters",
+    }
+    at = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    envelope, event = dead_lettered(row, 8, "gave up: SMTP 450 for an@example.org", at)  # type: ignore[arg-type]
+    assert event.reason == "gave up: SMTP 450 for <address>"
+    assert (event.delivery_id, event.attempts, event.dead_at) == (delivery_id, 8, at)
+    assert envelope.correlation_id == "c-1" and envelope.subject == str(delivery_id)
+    dumped = event.model_dump_json()
+    assert "an@example.org" not in dumped and "Peeters" not in dumped
+    with pytest.raises(ValidationError):
+        NotificationDeadLettered(**{**event.model_dump(), "recipient": "An Peeters"})
