@@ -46,8 +46,18 @@ class ProviderDetails(Strict):
     organisation_id: uuid.UUID | None = None
     contact_email: EmailStr | None = None
     # Where till-discount reimbursements go; sealed for finance, never stored readable.
-    iban: str | None = Field(default=None, max_length=42)
-    account_holder: str | None = Field(default=None, max_length=200)
+    iban: str | None = Field(
+        default=None,
+        max_length=42,
+        description="Bank account for till-discount reimbursements. Sealed for finance as"
+        " {name, iban}; never stored or shown readable. Omit it on a change to keep the"
+        " current account; setting it needs the program administrator.",
+    )
+    account_holder: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The account holder's name when it is not the provider's name.",
+    )
 
 
 class NewActivity(Strict):

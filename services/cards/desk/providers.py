@@ -25,6 +25,10 @@ from shared.sealing import seal
 
 
 def _sealed_account(unit: Unit, body: ProviderDetails) -> str | None:
+    """The bank account for till-discount reimbursements, sealed for finance, which pays it
+    without a creditor register of its own. Only this sealed value is stored or published:
+    the cards service cannot read it back, so a later rename keeps the account holder's
+    name as it was given with the IBAN (the bank's holder does not change with a rename)."""
     if body.iban is None:
         return None
     iban = parse_iban(body.iban)
@@ -85,10 +89,12 @@ async def load_provider(
 
 async def change_provider(unit: Unit, provider_id: uuid.UUID, body: ProviderDetails) -> None:
     current = await load_provider(unit, provider_id)
-    if body.partner != current["partner"] or body.mode.value != current["mode"]:
-        # Partnership and refund mode decide who gets paid: the program decides those.
+    new_account = body.iban is not None
+    if body.partner != current["partner"] or body.mode.value != current["mode"] or new_account:
+        # Partnership, refund mode and the bank account decide who gets paid and where:
+        # the program decides those (a provider token alone cannot redirect the money).
         require_role(unit.principal, Role.PROGRAM_ADMIN)
-    sealed = _sealed_account(unit, body) if body.iban else current["beneficiary_sealed"]
+    sealed = _sealed_account(unit, body) if new_account else current["beneficiary_sealed"]
     await providers.update(
         unit.conn,
         provider_id,
@@ -101,6 +107,8 @@ async def change_provider(unit: Unit, provider_id: uuid.UUID, body: ProviderDeta
     )
     await unit.publish(_registered(provider_id, body, sealed))
     await unit.audit("provider.changed", "provider", provider_id)
+    if new_account:
+        await unit.audit("provider.bank_account_changed", "provider", provider_id)
 
 
 async def put_activity(unit: Unit, provider_id: uuid.UUID, body: NewActivity) -> None:

@@ -47,6 +47,9 @@ def parse_national_number(value: str, date_of_birth: date | None = None) -> str:
 
 
 def parse_iban(value: str) -> str:
+    if not value.strip():
+        # Schwifty would call an empty string malformed; the caller meant "no account".
+        raise InvalidField("iban", "is empty: leave it out when there is no bank account")
     try:
         return str(IBAN(value).compact)
     except iban_errors.SchwiftyException as exc:
