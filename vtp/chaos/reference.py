@@ -19,7 +19,7 @@ budget_year = "calendar"
 [[versions]]
 effective_from = "2020-01-01"
 cap_per_checkin_cents = 2500
-yearly_budget_cents = 6000
+yearly_budget_cents = 15000
 once_per_activity_per_day = true
 eligible_categories = ["culture", "sport", "youth", "course", "membership"]
 checkin_window_days = 30
@@ -32,7 +32,7 @@ senior = 2500
 """
 DISCOUNT_BP = {"poverty": 7500, "disability": 5000, "senior": 2500}
 CAP_CENTS = 2500
-YEARLY_BUDGET_CENTS = 6000
+YEARLY_BUDGET_CENTS = 15000
 
 
 @dataclass(frozen=True)

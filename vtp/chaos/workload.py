@@ -57,7 +57,7 @@ def generate(
 ) -> Workload:
     """`providers[i]` is the number of activities of provider i."""
     rng = random.Random(seed)
-    holder_count = holders or max(20, count // 40)
+    holder_count = holders or max(20, count // 25)
     kinds = [k for k, _ in _WEIGHTS]
     weights = [w for _, w in _WEIGHTS]
     planned: list[PlannedCheckIn] = []
