@@ -159,16 +159,16 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
         "nl": (
             "Vrijetijdspas: terugbetaling van {amount} geannuleerd",
             "Op {day:" + _D + "} heeft {provider} uw deelname aan een activiteit geannuleerd."
-            " De terugbetaling van {amount} die we u voor die activiteit hadden gemeld, gaat"
-            " daarom niet door. Was dat bedrag al op uw rekening gestort, dan trekken we het af"
-            " van uw volgende terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.",
+            " De terugbetaling van {amount} voor die activiteit gaat daarom niet door. Was dat"
+            " bedrag al op uw rekening gestort, dan trekken we het af van uw volgende"
+            " terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.",
         ),
         "en": (
             "Leisure card: refund of {amount} cancelled",
             "On {day:" + _D + "} {provider} cancelled your participation in an activity. The"
-            " refund of {amount} we told you about for that activity will therefore not be"
-            " made. If that amount was already paid into your account, we deduct it from your"
-            " next refund. Any questions? The person who supports you is glad to help.",
+            " refund of {amount} for that activity will therefore not be made. If that amount"
+            " was already paid into your account, we deduct it from your next refund. Any"
+            " questions? The person who supports you is glad to help.",
         ),
     },
     "refund_paid": {

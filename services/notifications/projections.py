@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import Enum
 
 import asyncpg
 
@@ -181,13 +182,20 @@ async def _used(conn: DbConnection, card_id: uuid.UUID | None, at: object) -> No
         )
 
 
-async def checkin_approved(conn: DbConnection, e: ClaimApproved) -> bool:
-    """Record the decided check-in; False if this claim was recorded before."""
+class Approval(Enum):
+    NEW = "new"
+    AGAIN = "again"  # recorded before (the inbox stops redeliveries; this is belt and braces)
+    OVERTAKEN = "overtaken"  # its reversal arrived first: it counts for nothing
+
+
+async def checkin_approved(conn: DbConnection, e: ClaimApproved) -> Approval:
+    """Record the decided check-in, reversed already if its reversal overtook it."""
     await _used(conn, e.card_id, e.occurred_at)
-    inserted = await conn.fetchval(
+    overtaken = await conn.fetchval(
         "INSERT INTO checkins (claim_id, provider_id, holder_id, target_group, approved,"
-        " price_cents, amount_cents, occurred_at) VALUES ($1, $2, $3, $4, true, $5, $6, $7)"
-        " ON CONFLICT (claim_id) DO NOTHING RETURNING true",
+        " price_cents, amount_cents, occurred_at, reversed) VALUES ($1, $2, $3, $4, true, $5,"
+        " $6, $7, EXISTS (SELECT 1 FROM reversed_claims WHERE claim_id = $1))"
+        " ON CONFLICT (claim_id) DO NOTHING RETURNING reversed",
         e.claim_id,
         e.provider_id,
         e.holder_id,
@@ -196,7 +204,9 @@ async def checkin_approved(conn: DbConnection, e: ClaimApproved) -> bool:
         e.amount_cents,
         e.occurred_at,
     )
-    return bool(inserted)
+    if overtaken is None:
+        return Approval.AGAIN
+    return Approval.OVERTAKEN if overtaken else Approval.NEW
 
 
 async def checkin_rejected(conn: DbConnection, e: ClaimRejected) -> None:
@@ -212,6 +222,12 @@ async def checkin_rejected(conn: DbConnection, e: ClaimRejected) -> None:
 
 
 async def checkin_reversed(conn: DbConnection, e: ClaimReversed) -> None:
+    await conn.execute(
+        "INSERT INTO reversed_claims (claim_id, reversed_at) VALUES ($1, $2)"
+        " ON CONFLICT (claim_id) DO NOTHING",
+        e.claim_id,
+        e.reversed_at,
+    )
     row = await conn.fetchrow(
         "UPDATE checkins SET reversed = true WHERE claim_id = $1 AND approved AND NOT reversed"
         " RETURNING target_group, occurred_at",

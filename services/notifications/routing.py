@@ -95,9 +95,12 @@ class Router:
             case ev.DeviceRegistered() | ev.DeviceRevoked() | DeviceHeartbeat():
                 await projections.device(conn, e)
             case ClaimApproved():
-                if await projections.checkin_approved(conn, e):
+                recorded = await projections.checkin_approved(conn, e)
+                if recorded is projections.Approval.NEW:
                     await self._budget(conn, incoming, e)
-                await self._refund_decided(conn, incoming, e)
+                if recorded is not projections.Approval.OVERTAKEN:
+                    # A refund already cancelled is not announced after its cancellation.
+                    await self._refund_decided(conn, incoming, e)
             case ClaimRejected():
                 if e.reason not in _NOT_TOLD:
                     await projections.checkin_rejected(conn, e)

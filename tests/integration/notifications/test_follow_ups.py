@@ -155,12 +155,41 @@ async def test_reversed_claim_is_told_to_the_card_holder_in_dutch(
     assert body.startswith("Beste An Peeters,")
     assert (
         f"Op {local_day(NOW):%d/%m/%Y} heeft Cultuurcentrum Zwaneberg uw deelname aan een"
-        " activiteit geannuleerd. De terugbetaling van € 12,50 die we u voor die activiteit"
-        " hadden gemeld, gaat daarom niet door." in body
+        " activiteit geannuleerd. De terugbetaling van € 12,50 voor die activiteit gaat daarom"
+        " niet door." in body
     )
     assert "voorstelling afgelast" not in body  # the provider's own words stay with claims
     # The budget line follows the reversal: the holder's spending is back to zero.
     assert await pool.fetchval("SELECT spent_cents FROM budget_spend") == 0
+
+
+async def test_a_reversal_that_overtakes_its_approval_leaves_no_refund_announced(
+    feed: Feed, worker: DeliveryWorker, pool: asyncpg.Pool, smtp: SmtpSink, keys: tuple[str, str]
+) -> None:
+    # Approvals are keyed by card, reversals by holder: after a backlog the reversal can
+    # be consumed first. The holder must not hear "you get € 12,50 back" after "cancelled".
+    org, person = uuid.uuid4(), uuid.uuid4()
+    await feed(organisation(org, email="ocmw@example.org"), holder(person, org, keys[1]))
+    claim = approved(person, amount_cents=1250)
+    await feed(
+        ClaimReversed(
+            claim_id=claim.claim_id,
+            checkin_id=claim.checkin_id,
+            holder_id=person,
+            provider_id=claim.provider_id,
+            amount_cents=1250,
+            reason="afgelast",
+            reversed_at=NOW,
+        )
+    )
+    await feed(claim)
+    await drain(worker, pool)
+    assert [m["Subject"] for m in mails(smtp)] == [
+        "Vrijetijdspas: terugbetaling van € 12,50 geannuleerd"
+    ]
+    row = await pool.fetchrow("SELECT approved, reversed FROM checkins")
+    assert (row["approved"], row["reversed"]) == (True, True)
+    assert await pool.fetchval("SELECT count(*) FROM budget_spend WHERE spent_cents <> 0") == 0
 
 
 def rejected(holder_id: uuid.UUID, reason: RejectionReason, detail: str) -> ClaimRejected:

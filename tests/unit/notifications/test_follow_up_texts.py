@@ -34,9 +34,8 @@ def test_refund_reversed_in_plain_dutch() -> None:
     assert m.body == (
         "Beste An Peeters,\n\n"
         "Op 27/11/2026 heeft JH De Kajuit uw deelname aan een activiteit geannuleerd."
-        " De terugbetaling van € 7,50 die we u voor die activiteit hadden gemeld, gaat daarom"
-        " niet door. Was dat bedrag al op uw rekening gestort, dan trekken we het af van uw"
-        " volgende terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.\n\n"
+        " De terugbetaling van € 7,50 voor die activiteit gaat daarom niet door. Was dat"
+        " bedrag al op uw rekening gestort, dan trekken we het af van uw volgende terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.\n\n"
         "Vrijetijdspas\n"
     )
 
@@ -45,7 +44,7 @@ def test_refund_reversed_in_english() -> None:
     m = render("refund_reversed", "en", None, day=DAY, provider="Sportdienst", amount=Eur(123_405))
     assert m.subject == "Leisure card: refund of € 1.234,05 cancelled"
     assert m.body.startswith("Dear card holder,\n\nOn 27/11/2026 Sportdienst cancelled")
-    assert "The refund of € 1.234,05 we told you about" in m.body
+    assert "The refund of € 1.234,05 for that activity will therefore not be made" in m.body
     assert "we deduct it from your next refund" in m.body
 
 
