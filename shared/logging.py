@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -41,13 +42,28 @@ _SENSITIVE_KEYS = frozenset(
 REDACTED = "[redacted]"
 
 
+# Either pattern, for one scan that finds most strings clean (ids, event names, reasons).
+_PERSONAL = re.compile(f"{_IBAN.pattern}|{_NATIONAL_NUMBER.pattern}")
+# Values that cannot hold personal data in any form, passed through without a look.
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def redact_text(text: str) -> str:
+    if _PERSONAL.search(text) is None:
+        return text
     return _NATIONAL_NUMBER.sub(REDACTED, _IBAN.sub(REDACTED, text))
 
 
 def _redact_value(key: str, value: Any) -> Any:
     if key.lower() in _SENSITIVE_KEYS and value is not None:
         return REDACTED
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is uuid.UUID:
+        # Lower-case hex in groups of 8-4-4-4-12: never an IBAN (no capitals) nor a national
+        # number (no group of 6 or 11 digits between word boundaries). Rendered as text.
+        return str(value)
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
@@ -61,8 +77,8 @@ def redact_personal_data(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: masks IBANs, national numbers and personal fields."""
-    for key in list(event_dict):
-        event_dict[key] = _redact_value(key, event_dict[key])
+    for key, value in event_dict.items():
+        event_dict[key] = _redact_value(key, value)
     return event_dict
 
 

@@ -43,20 +43,24 @@ async def enqueue(conn: DbConnection, records: Sequence[OutgoingRecord]) -> None
     """Add records to the outbox inside the caller's transaction (one round trip)."""
     if not records:
         return
+    # The notification is delivered at commit: it wakes the relay at once instead of at its
+    # next poll. Same statement as the insert, so one round trip.
     await conn.execute(
         """
-        INSERT INTO outbox (event_id, topic, key, headers, payload)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[])
-        ON CONFLICT (event_id) DO NOTHING
+        WITH added AS (
+            INSERT INTO outbox (event_id, topic, key, headers, payload)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[])
+            ON CONFLICT (event_id) DO NOTHING
+        )
+        SELECT pg_notify($6, '')
         """,
         [r.event_id for r in records],
         [r.topic for r in records],
         [r.key for r in records],
         [_headers_json(r.headers) for r in records],
         [r.payload for r in records],
+        NOTIFY_CHANNEL,
     )
-    # Delivered at commit: wakes the relay at once instead of at its next poll.
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 async def enqueue_events(

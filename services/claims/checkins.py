@@ -52,42 +52,85 @@ _DEAD_LETTER_REASONS = {
     RejectionReason.IN_THE_FUTURE: DeadLetterReason.IN_THE_FUTURE,
     RejectionReason.OUT_OF_WINDOW: DeadLetterReason.OUT_OF_WINDOW,
 }
-_CLAIM_COLUMNS = [
-    "claim_id",
-    "checkin_id",
-    "event_id",
-    "correlation_id",
-    "card_id",
-    "holder_id",
-    "provider_id",
-    "device_id",
-    "activity_id",
-    "category",
-    "target_group",
-    "price_cents",
-    "amount_cents",
-    "outcome",
-    "reason",
-    "detail",
-    "payee_kind",
-    "occurred_at",
-    "decided_at",
-    "resident",
-]
+# The decided check-ins in one statement: their claims, their nonces (a nonce used twice
+# violates the primary key and fails the batch) and the budget spent, as a delta, not a
+# total: correct even if someone else wrote the row meanwhile; the CHECK (used <= limit)
+# refuses the commit if that would overspend.
+_DECIDED = """
+WITH new_claims AS (
+    INSERT INTO claims (claim_id, checkin_id, event_id, correlation_id, card_id, holder_id,
+                        provider_id, device_id, activity_id, category, target_group,
+                        price_cents, amount_cents, outcome, reason, detail, payee_kind,
+                        occurred_at, decided_at, resident)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[],
+                         $6::uuid[], $7::uuid[], $8::uuid[], $9::text[], $10::text[],
+                         $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[],
+                         $16::text[], $17::text[], $18::timestamptz[], $19::timestamptz[],
+                         $20::boolean[])
+), new_nonces AS (
+    INSERT INTO device_nonces (device_id, nonce, checkin_id)
+    SELECT * FROM unnest($21::uuid[], $22::text[], $23::uuid[])
+)
+INSERT INTO budget_usage (holder_id, period, used_cents, limit_cents)
+SELECT * FROM unnest($24::uuid[], $25::int[], $26::bigint[], $27::bigint[])
+ON CONFLICT (holder_id, period) DO UPDATE
+SET used_cents = budget_usage.used_cents + excluded.used_cents,
+    limit_cents = greatest(budget_usage.limit_cents, excluded.limit_cents)
+"""
+
+
+# The batch's cards, and a lock on their holders' rows in a fixed order. The lock is a
+# CTE the result refers to, so it is taken within this statement; the cards themselves
+# need no lock (the projection only adds rows and status history).
+_CARDS_AND_LOCK = """
+WITH batch_cards AS (SELECT * FROM cards WHERE card_number = ANY($1::text[])),
+locked AS (
+    SELECT holder_id FROM holders WHERE holder_id IN (SELECT holder_id FROM batch_cards)
+    ORDER BY holder_id FOR UPDATE
+)
+SELECT batch_cards.*, (SELECT count(*) FROM locked) AS locked_holders FROM batch_cards
+"""
+# Everything else the batch needs, read after the lock, in one round trip: one array of
+# rows per question ($4: the batch's check-in ids, $7: its locked holders).
+_FACTS = """
+SELECT
+    ARRAY(SELECT ROW(device_id, provider_id, public_key, revoked_at) FROM devices
+          WHERE device_id = ANY($1::uuid[])) AS devices,
+    ARRAY(SELECT ROW(card_id, effective_at, status) FROM card_status_history
+          WHERE card_id = ANY($2::uuid[]) ORDER BY card_id, effective_at) AS history,
+    ARRAY(SELECT ROW(provider_id, partner, mode) FROM providers
+          WHERE provider_id = ANY($3::uuid[])) AS providers,
+    ARRAY(SELECT checkin_id FROM claims WHERE checkin_id = ANY($4::uuid[])) AS decided,
+    ARRAY(SELECT ROW(device_id, nonce) FROM device_nonces
+          WHERE (device_id, nonce) IN (SELECT * FROM unnest($5::uuid[], $6::text[]))) AS nonces,
+    ARRAY(SELECT ROW(checkin_id, provider_id, reason) FROM pending_cancellations
+          WHERE checkin_id = ANY($4::uuid[])) AS cancelled,
+    ARRAY(SELECT ROW(holder_id, period, used_cents) FROM budget_usage
+          WHERE holder_id = ANY($7::uuid[])) AS budgets,
+    ARRAY(SELECT ROW(holder_id, occurred_at, activity_id, provider_id, category) FROM claims
+          WHERE holder_id = ANY($7::uuid[]) AND outcome <> 'rejected'
+            AND reversed_at IS NULL AND occurred_at BETWEEN $8 AND $9) AS visits
+"""
+
+
+@dataclass(frozen=True)
+class _PendingCancellation:
+    provider_id: uuid.UUID | None
+    reason: str
 
 
 @dataclass
 class _Context:
     """Everything the batch needs from the database, loaded in a few round trips."""
 
-    devices: dict[uuid.UUID, asyncpg.Record]
+    devices: dict[uuid.UUID, KnownDevice]
     cards: dict[str, asyncpg.Record]
     history: dict[uuid.UUID, list[tuple[datetime, str]]]
-    providers: dict[uuid.UUID, asyncpg.Record]
+    providers: dict[uuid.UUID, ProviderView]
     decided: set[uuid.UUID]
     seen_nonces: set[tuple[uuid.UUID, str]]
-    cancelled: dict[uuid.UUID, asyncpg.Record]
-    used: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
+    cancelled: dict[uuid.UUID, _PendingCancellation]
+    used: dict[tuple[uuid.UUID, int], int]
     visits: dict[uuid.UUID, list[Visit]] = field(default_factory=dict)
 
 
@@ -127,84 +170,49 @@ class CheckInHandler:
 
     async def _load(self, conn: DbConnection, batch: Sequence[Incoming[Any]]) -> _Context:
         payloads: list[CheckInRecorded] = [i.payload for i in batch]
-        cards = await conn.fetch(
-            "SELECT * FROM cards WHERE card_number = ANY($1::text[])",
-            list({p.card_number for p in payloads}),
-        )
+        # The cards, and the lock on their holders: in one round trip. Fixed order, so two
+        # batches never deadlock. Every read about these holders comes in the next
+        # statement, after the lock: what we read cannot change under us until we commit.
+        cards = await conn.fetch(_CARDS_AND_LOCK, list({p.card_number for p in payloads}))
         holders = sorted({c["holder_id"] for c in cards})
-        # The lock first, then every read about these holders: what we read cannot change
-        # under us until we commit. Fixed order, so two batches never deadlock.
-        await conn.execute(
-            "SELECT 1 FROM holders WHERE holder_id = ANY($1::uuid[]) ORDER BY holder_id FOR UPDATE",
-            holders,
-        )
-        devices = await conn.fetch(
-            "SELECT device_id, provider_id, public_key, revoked_at FROM devices"
-            " WHERE device_id = ANY($1::uuid[])",
-            list({p.device_id for p in payloads}),
-        )
-        history_rows = await conn.fetch(
-            "SELECT card_id, effective_at, status FROM card_status_history"
-            " WHERE card_id = ANY($1::uuid[]) ORDER BY card_id, effective_at",
-            [c["card_id"] for c in cards],
-        )
-        history: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
-        for row in history_rows:
-            history.setdefault(row["card_id"], []).append((row["effective_at"], row["status"]))
-        providers = await conn.fetch(
-            "SELECT provider_id, partner, mode FROM providers WHERE provider_id = ANY($1::uuid[])",
-            list({p.provider_id for p in payloads}),
-        )
         checkin_ids = list({p.checkin_id for p in payloads})
-        decided = await conn.fetch(
-            "SELECT checkin_id FROM claims WHERE checkin_id = ANY($1::uuid[])", checkin_ids
-        )
-        nonces = await conn.fetch(
-            "SELECT device_id, nonce FROM device_nonces WHERE (device_id, nonce) IN"
-            " (SELECT * FROM unnest($1::uuid[], $2::text[]))",
+        days = [p.occurred_at for p in payloads]
+        margin = timedelta(days=widest_window_days() + 1)
+        facts = await conn.fetchrow(
+            _FACTS,
+            list({p.device_id for p in payloads}),
+            [c["card_id"] for c in cards],
+            list({p.provider_id for p in payloads}),
+            checkin_ids,
             [p.device_id for p in payloads],
             [p.nonce for p in payloads],
+            holders,
+            min(days) - margin,
+            max(days) + margin,
         )
-        cancelled = await conn.fetch(
-            "SELECT checkin_id, provider_id, reason FROM pending_cancellations"
-            " WHERE checkin_id = ANY($1::uuid[])",
-            checkin_ids,
-        )
+        assert facts is not None  # a SELECT without FROM always returns its one row
+        history: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
+        for card_id, effective_at, status in facts["history"]:
+            history.setdefault(card_id, []).append((effective_at, status))
         ctx = _Context(
-            devices={d["device_id"]: d for d in devices},
+            devices={d[0]: KnownDevice(*d) for d in facts["devices"]},
             cards={c["card_number"]: c for c in cards},
             history=history,
-            providers={p["provider_id"]: p for p in providers},
-            decided={r["checkin_id"] for r in decided},
-            seen_nonces={(r["device_id"], r["nonce"]) for r in nonces},
-            cancelled={r["checkin_id"]: r for r in cancelled},
+            providers={
+                p[0]: ProviderView(partner=p[1], mode=ProviderMode(p[2]))
+                for p in facts["providers"]
+            },
+            decided=set(facts["decided"]),
+            seen_nonces={(d, n) for d, n in facts["nonces"]},
+            cancelled={c[0]: _PendingCancellation(c[1], c[2]) for c in facts["cancelled"]},
+            used={(h, period): int(used) for h, period, used in facts["budgets"]},
         )
-        if holders:
-            budgets = await conn.fetch(
-                "SELECT holder_id, period, used_cents FROM budget_usage"
-                " WHERE holder_id = ANY($1::uuid[])",
-                holders,
-            )
-            ctx.used = {(r["holder_id"], r["period"]): int(r["used_cents"]) for r in budgets}
-            margin = timedelta(days=widest_window_days() + 1)
-            days = [p.occurred_at for p in payloads]
-            visits = await conn.fetch(
-                "SELECT holder_id, occurred_at, activity_id, provider_id, category FROM claims"
-                " WHERE holder_id = ANY($1::uuid[]) AND outcome <> 'rejected'"
-                " AND reversed_at IS NULL AND occurred_at BETWEEN $2 AND $3",
-                holders,
-                min(days) - margin,
-                max(days) + margin,
-            )
-            for r in visits:
-                ctx.visits.setdefault(r["holder_id"], []).append(
-                    Visit(
-                        business_day(r["occurred_at"]),
-                        r["activity_id"],
-                        r["provider_id"],
-                        ActivityCategory(r["category"]),
-                    )
+        for holder_id, occurred_at, activity_id, provider_id, category in facts["visits"]:
+            ctx.visits.setdefault(holder_id, []).append(
+                Visit(
+                    business_day(occurred_at), activity_id, provider_id, ActivityCategory(category)
                 )
+            )
         return ctx
 
     def _judge(self, incoming: Incoming[Any], ctx: _Context, w: _Writes, now: datetime) -> None:
@@ -212,12 +220,7 @@ class CheckInHandler:
         if c.checkin_id in ctx.decided:
             log.info("duplicate check-in ignored", checkin_id=str(c.checkin_id))
             return
-        row = ctx.devices.get(c.device_id)
-        device = (
-            KnownDevice(row["device_id"], row["provider_id"], row["public_key"], row["revoked_at"])
-            if row is not None
-            else None
-        )
+        device = ctx.devices.get(c.device_id)
         failure = authenticate(c, device, (c.device_id, c.nonce) in ctx.seen_nonces)
         if failure is not None:
             reason, detail = failure.reason, failure.detail
@@ -252,21 +255,16 @@ class CheckInHandler:
     def _cancelled_before(c: CheckInRecorded, ctx: _Context, w: _Writes) -> Decision | None:
         """The provider cancelled this check-in before it reached us: nothing to refund."""
         pending = ctx.cancelled.get(c.checkin_id)
-        if pending is None or pending["provider_id"] != c.provider_id:
+        if pending is None or pending.provider_id != c.provider_id:
             return None
         w.consumed_cancellations.append(c.checkin_id)
         return Decision.reject(
             RejectionReason.CHECKIN_CANCELLED,
-            f"cancelled by the provider: {pending['reason']}"[:300],
+            f"cancelled by the provider: {pending.reason}"[:300],
         )
 
     def _price(self, c: CheckInRecorded, card: CardAtCheckIn | None, ctx: _Context) -> Decision:
-        provider_row = ctx.providers.get(c.provider_id)
-        provider = (
-            ProviderView(partner=provider_row["partner"], mode=ProviderMode(provider_row["mode"]))
-            if provider_row is not None
-            else None
-        )
+        provider = ctx.providers.get(c.provider_id)
         used = 0
         reached = None
         day = _day(c.occurred_at)
@@ -343,10 +341,9 @@ class CheckInHandler:
         w: _Writes,
     ) -> PayeeKind:
         """Spend the budget, count the visit and post one transfer per payer share."""
-        provider_row = ctx.providers[c.provider_id]
         payee = (
             PayeeKind.PROVIDER
-            if provider_row["mode"] == ProviderMode.TILL_DISCOUNT.value
+            if ctx.providers[c.provider_id].mode is ProviderMode.TILL_DISCOUNT
             else PayeeKind.CARD_HOLDER
         )
         day = _day(c.occurred_at)
@@ -424,38 +421,26 @@ def _outcome_event(
 
 async def _store(conn: DbConnection, w: _Writes) -> None:
     if w.claims:
-        await conn.copy_records_to_table("claims", records=w.claims, columns=_CLAIM_COLUMNS)
+        budget_keys = sorted(w.budget)  # a fixed order of row locks, like the holder lock
+        await conn.execute(
+            _DECIDED,
+            *(list(column) for column in zip(*w.claims, strict=True)),
+            *(list(column) for column in zip(*w.nonces, strict=True)),
+            [k[0] for k in budget_keys],
+            [k[1] for k in budget_keys],
+            [w.budget[k][0] for k in budget_keys],
+            [w.budget[k][1] for k in budget_keys],
+        )
     if w.unauthenticated:
         await conn.executemany(
             "INSERT INTO unauthenticated_checkins (event_id, checkin_id, device_id, reason, detail)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             w.unauthenticated,
         )
-    if w.nonces:
-        await conn.copy_records_to_table(
-            "device_nonces", records=w.nonces, columns=["device_id", "nonce", "checkin_id"]
-        )
     if w.consumed_cancellations:
         await conn.execute(
             "DELETE FROM pending_cancellations WHERE checkin_id = ANY($1::uuid[])",
             w.consumed_cancellations,
-        )
-    if w.budget:
-        keys = sorted(w.budget)
-        # A delta, not a total: correct even if someone else wrote the row meanwhile; the
-        # CHECK (used <= limit) refuses the commit if that would overspend.
-        await conn.execute(
-            """
-            INSERT INTO budget_usage (holder_id, period, used_cents, limit_cents)
-            SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])
-            ON CONFLICT (holder_id, period) DO UPDATE
-            SET used_cents = budget_usage.used_cents + excluded.used_cents,
-                limit_cents = greatest(budget_usage.limit_cents, excluded.limit_cents)
-            """,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [w.budget[k][0] for k in keys],
-            [w.budget[k][1] for k in keys],
         )
     await ledger.post(conn, w.transfers)
     await enqueue_events(conn, w.events)

@@ -101,13 +101,15 @@ async def post(conn: DbConnection, transfers: Sequence[Transfer]) -> None:
     if not transfers:
         return
     accounts = sorted({t.debit_account for t in transfers} | {t.credit_account for t in transfers})
-    await conn.execute(
-        "INSERT INTO accounts (account, kind) SELECT a, split_part(a, ':', 1) FROM unnest($1::text[]) a"
-        " ON CONFLICT DO NOTHING",
-        accounts,
-    )
+    # One round trip: the accounts CTE runs first in the same statement, and the foreign
+    # keys of the transfers are checked at its end, when the new accounts are visible.
     await conn.execute(
         """
+        WITH new_accounts AS (
+            INSERT INTO accounts (account, kind)
+            SELECT a, split_part(a, ':', 1) FROM unnest($9::text[]) a
+            ON CONFLICT DO NOTHING
+        )
         INSERT INTO transfers (transfer_id, debit_account, credit_account, amount_cents, code,
                                claim_id, payment_id, reverses)
         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[],
@@ -121,6 +123,7 @@ async def post(conn: DbConnection, transfers: Sequence[Transfer]) -> None:
         [t.claim_id for t in transfers],
         [t.payment_id for t in transfers],
         [t.reverses for t in transfers],
+        accounts,
     )
 
 
