@@ -47,11 +47,15 @@ async def notify(
 ) -> bool:
     """Queue a notification; False when this (key, recipient) was queued before."""
     status, batch, reason = _placement(recipient, kind, digestible)
+    # The worker is woken (at commit) in the same statement, only for a new pending row.
     inserted = await conn.fetchval(
-        "INSERT INTO deliveries (delivery_id, event_id, correlation_id, kind, recipient, channel,"
-        " address, subject, body, status, batch, last_error, language, payload)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, ''), $13, $14::jsonb)"
-        " ON CONFLICT (event_id, recipient) DO NOTHING RETURNING delivery_id",
+        "WITH added AS (INSERT INTO deliveries (delivery_id, event_id, correlation_id, kind,"
+        " recipient, channel, address, subject, body, status, batch, last_error, language,"
+        " payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, ''), $13,"
+        " $14::jsonb) ON CONFLICT (event_id, recipient) DO NOTHING RETURNING delivery_id)"
+        " SELECT delivery_id FROM added"
+        " WHERE CASE WHEN $10 = 'pending' THEN pg_notify('deliveries', '') IS NOT NULL"
+        " ELSE true END",
         uuid7(),
         key,
         correlation_id,
@@ -69,8 +73,6 @@ async def notify(
     )
     if inserted is None:
         return False
-    if status == "pending":
-        await conn.execute("SELECT pg_notify('deliveries', '')")
     log.info(
         "notification queued",
         kind=kind,
