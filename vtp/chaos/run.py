@@ -395,6 +395,21 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
         stuck = await notes.fetchval(
             "SELECT count(*) FROM deliveries WHERE channel = 'email' AND status IN ('pending', 'dead')"
         )
+        dead_reasons = [
+            r["last_error"]
+            for r in await notes.fetch(
+                "SELECT last_error FROM deliveries WHERE channel = 'email' AND status IN ('pending', 'dead') LIMIT 5"
+            )
+        ]
+        notified = {
+            (r["recipient"], r["what"]): int(r["n"])
+            for r in await notes.fetch(
+                "SELECT recipient, CASE WHEN kind = 'refund_reversed' THEN 'reversal'"
+                " ELSE 'outcome' END AS what, count(*) AS n FROM deliveries WHERE kind IN"
+                " ('refund_approved', 'refund_capped', 'refund_rejected', 'refund_reversed')"
+                " GROUP BY 1, 2"
+            )
+        }
         breakdown = [
             dict(r)
             for r in await notes.fetch(
@@ -437,15 +452,43 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
         1 for k in owed.keys() | requested.keys() if owed.get(k, 0) != requested.get(k, 0)
     )
     with_holder = sum(1 for r in rows.values() if r["holder_id"] is not None)
+    notification_problems = _notification_problems(rows, notified)
     return {
         "lost": len(lost),
         "duplicated": int(transfers_per_claim or 0) + max(0, int(deliveries) - with_holder),
+        "claims_with_holder": with_holder,
         "mismatched_outcomes": len(mismatched),
         "ledger_difference_cents": ledger_difference,
         "payment_differences": payment_differences,
-        "notification_differences": abs(int(deliveries) - with_holder) + int(stuck),
+        "notification_differences": len(notification_problems) + int(stuck),
         "approved_cents": sum(v for v in owed.values()),
         "examples": (lost[:5] + mismatched[:5]),
         "deliveries": breakdown,
-        "claims_with_holder": with_holder,
+        "undelivered_reasons": dead_reasons,
+        "notification_examples": notification_problems[:5],
     }
+
+
+def _notification_problems(rows: dict[str, Any], notified: dict[tuple[str, str], int]) -> list[str]:
+    """Per card holder: one refund message per outcome, and one per reversal. The one
+    allowed gap: an approval whose reversal reached notifications first is not announced
+    (the holder is told about the reversal instead, not "you get money" after "cancelled")."""
+    outcomes: dict[str, int] = {}
+    reversed_claims: dict[str, int] = {}
+    for row in rows.values():
+        if row["holder_id"] is not None:
+            key = f"holder:{row['holder_id']}"
+            outcomes[key] = outcomes.get(key, 0) + 1
+            if row["reversed_at"] is not None:
+                reversed_claims[key] = reversed_claims.get(key, 0) + 1
+    problems = []
+    for key in sorted(outcomes.keys() | {k for k, _ in notified}):
+        told = notified.get((key, "outcome"), 0)
+        expected, may_skip = outcomes.get(key, 0), reversed_claims.get(key, 0)
+        if not expected - may_skip <= told <= expected:
+            problems.append(f"{key}: {expected} outcomes, {told} outcome messages")
+        if notified.get((key, "reversal"), 0) != may_skip:
+            problems.append(
+                f"{key}: {may_skip} reversals, {notified.get((key, 'reversal'), 0)} messages"
+            )
+    return problems
