@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from shared.events.checkins import Activity, ActivityCategory
-from vtp.demo.municipality import PROVIDERS, REFERRERS, person
+from vtp.demo.municipality import PROVIDERS, REFERRERS, iban, person
 from vtp.device.signer import DeviceIdentity
 
 
@@ -88,6 +88,8 @@ async def seed(
                     "name": provider.name,
                     "sub_municipality": provider.sub_municipality,
                     "mode": provider.mode,
+                    # Till-discount providers are reimbursed: finance needs their account.
+                    **({"iban": iban(rng)} if provider.mode == "till_discount" else {}),
                 },
             )
             result.provider_ids.append(str(created["id"]))
