@@ -105,8 +105,13 @@ class ServiceRuntime:
             group_id=group_id,
             batch=True,
             max_records=max_records,
+            # FastStream sleeps a whole batch timeout after an empty poll: keep it short.
+            # The broker answers a fetch as soon as data arrives; the wait only bounds how
+            # often an idle consumer asks (the embedded one mostly answers early). Measured on the embedded broker with 7 idle
+            # consumers: 10 ms costs ~0.37 of a core in broker and clients together, 25 ms
+            # ~0.23, with a check-in's p90 delivery still under 10 ms.
             batch_timeout_ms=5,
-            fetch_max_wait_ms=10,
+            fetch_max_wait_ms=25,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,  # never ACK_FIRST: that is at-most-once
             max_poll_interval_ms=300_000,

@@ -44,7 +44,7 @@ async def record_usage(conn: DbConnection, batch: list[Incoming[Any]]) -> list[D
             u.approved += 1
             u.refunded_cents += e.amount_cents
         with log_context(correlation_id=incoming.correlation_id):
-            log.info("card use recorded", card_id=str(e.card_id), approved=approved)
+            log.info("card use recorded", card_id=e.card_id, approved=approved)
     if usage:
         cards = sorted(usage)  # a fixed order of row locks: concurrent batches never deadlock
         # One row per card for the whole batch. Cards issued elsewhere (another stack, a

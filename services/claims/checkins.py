@@ -218,7 +218,7 @@ class CheckInHandler:
     def _judge(self, incoming: Incoming[Any], ctx: _Context, w: _Writes, now: datetime) -> None:
         c: CheckInRecorded = incoming.payload
         if c.checkin_id in ctx.decided:
-            log.info("duplicate check-in ignored", checkin_id=str(c.checkin_id))
+            log.info("duplicate check-in ignored", checkin_id=c.checkin_id)
             return
         device = ctx.devices.get(c.device_id)
         failure = authenticate(c, device, (c.device_id, c.nonce) in ctx.seen_nonces)
@@ -232,7 +232,7 @@ class CheckInHandler:
                 "check-in not authenticated",
                 reason=reason.value,
                 detail=detail,
-                checkin_id=str(c.checkin_id),
+                checkin_id=c.checkin_id,
             )
             return
         ctx.seen_nonces.add((c.device_id, c.nonce))
@@ -327,8 +327,8 @@ class CheckInHandler:
             outcome=outcome,
             reason=decision.reason.value if decision.reason else None,
             amount_cents=decision.amount_cents,
-            checkin_id=str(c.checkin_id),
-            claim_id=str(claim_id),
+            checkin_id=c.checkin_id,
+            claim_id=claim_id,
         )
 
     def _book(
