@@ -13,7 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -82,9 +82,13 @@ def redact_personal_data(
     return event_dict
 
 
-def configure_logging(service: str, level: str = "INFO", *, json: bool | None = None) -> None:
-    """JSON lines on stdout (unless on a terminal), every line tagged with the service name."""
-    use_json = (not sys.stdout.isatty()) if json is None else json
+def configure_logging(
+    service: str, level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """JSON lines on stdout (unless on a terminal), every line tagged with the service name.
+    Command-line tools pass stderr, so that their stdout carries only their result."""
+    out = stream or sys.stdout
+    use_json = (not out.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json
@@ -102,13 +106,13 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool | None = 
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
     # Libraries log through stdlib logging; route them through the same renderer.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from shared.logging import configure_logging
 from vtp.device.cli import device_app
 from vtp.devstack.stack import Stack, read_running_stack
 from vtp.finance.cli import finance_app
@@ -19,6 +24,13 @@ app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no
 console = Console(stderr=True)
 app.add_typer(device_app, name="device")
 app.add_typer(finance_app, name="finance")
+
+
+@app.callback()
+def _tool_logging() -> None:
+    """Library log lines go to stderr (warnings and worse): stdout is for results."""
+    configure_logging("vtp", "WARNING", json=False, stream=sys.stderr)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def state_dir() -> Path:
@@ -108,7 +120,6 @@ def bench(
     json_output: bool = typer.Option(False, "--json", help="End with one JSON object."),
 ) -> None:
     """Measure throughput, latency and memory against the broker's and database's ceilings."""
-    import json
 
     from vtp.bench.run import FULL, SMOKE, run_bench
 
@@ -127,13 +138,18 @@ def chaos(
     json_output: bool = typer.Option(False, "--json", help="End with one JSON object."),
 ) -> None:
     """Replay a seeded workload under injected faults and compare with a reference model."""
-    import json
 
     from vtp.chaos.run import run_chaos
 
-    report = asyncio.run(
-        run_chaos(state_dir() / f"chaos-{seed}", seed, checkins, console, faults or None)
-    )
+    folder = state_dir() / f"chaos-{seed}"
+    shutil.rmtree(folder, ignore_errors=True)  # a run starts from nothing: no earlier data
+    try:
+        report = asyncio.run(run_chaos(folder, seed, checkins, console, faults or None))
+    except Exception as exc:  # still one JSON line: the harness itself failed
+        console.print_exception()
+        if json_output:
+            print(json.dumps({"seed": seed, "ok": False, "error": f"{type(exc).__name__}: {exc}"}))
+        raise typer.Exit(2) from exc
     for line in report["fault_log"]:
         console.print(f"  fault {line}")
     verdict = "[bold green]OK[/]" if report["ok"] else "[bold red]DIFFERENCES[/]"

@@ -32,10 +32,13 @@ def test_short_chaos_run_matches_the_reference_model(tmp_path: Path) -> None:
         env={**os.environ, "VTP_STATE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1500,
         check=False,
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    lines = result.stdout.strip().splitlines()
+    assert lines, result.stderr[-3000:]
+    report = json.loads(lines[-1])
+    assert "error" not in report, result.stderr[-3000:]
     assert report["faults_injected"] == 8
     assert report["lost"] == 0
     assert report["duplicated"] == 0

@@ -213,7 +213,7 @@ _DECIDED_SQL = (
 
 
 async def _wait_claims_know(stack: Stack, holders: int, devices: int) -> None:
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
             async with httpx.AsyncClient(timeout=10) as client:
@@ -334,7 +334,7 @@ async def _payment_run(stack: Stack, injector: Injector) -> None:
     raise TimeoutError("no payment run could be made")
 
 
-async def _quiesce(stack: Stack, injector: Injector, timeout_s: float = 300) -> None:
+async def _quiesce(stack: Stack, injector: Injector, timeout_s: float = 900) -> None:
     """Every outbox drained and every e-mail out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

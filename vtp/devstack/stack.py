@@ -91,6 +91,14 @@ class Stack:
         return self.state_dir / "logs"
 
     def start(self, *, progress: Any = None) -> None:
+        """Start everything; if any part fails, stop what was started (no orphans)."""
+        try:
+            self._start(progress)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, progress: Any) -> None:
         def step(text: str) -> None:
             if progress is not None:
                 progress(text)
