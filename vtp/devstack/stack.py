@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import httpx
 from shared.sealing import generate_keypair
 from vtp.devstack.broker import EmbeddedBroker
 from vtp.devstack.postgres import EmbeddedPostgres
-from vtp.devstack.processes import free_port, stop_process, wait_until
+from vtp.devstack.processes import die_with_parent, free_port, stop_process, wait_until
 from vtp.devstack.smtp import SmtpSink
 
 SERVICES = ("cards", "claims", "notifications")
@@ -51,6 +52,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - only calls prctl
             )
 
     def healthy(self) -> bool:
