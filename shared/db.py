@@ -40,13 +40,15 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> asyn
 
 async def migrate(conn: DbConnection, directory: Path) -> list[str]:
     """Apply the migration files not applied yet; returns their names."""
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " name text PRIMARY KEY, sha256 text NOT NULL,"
-        " applied_at timestamptz NOT NULL DEFAULT now())"
-    )
+    # The lock comes first: two processes of one service starting together would otherwise
+    # race on CREATE TABLE IF NOT EXISTS, which is not atomic (found by CI with two claims).
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, sha256 text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         applied: dict[str, str] = {
             r["name"]: r["sha256"]
             for r in await conn.fetch("SELECT name, sha256 FROM schema_migrations")
