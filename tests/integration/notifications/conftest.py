@@ -3,6 +3,7 @@ and a real HTTP webhook receiver that checks Standard Webhooks signatures."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -31,6 +32,9 @@ from shared.deadletter import SourceRecord
 from shared.envelope import Envelope
 from shared.events import cards as ev
 from shared.events.base import EventPayload
+from shared.events.checkins import ActivityCategory
+from shared.events.claims import ClaimApproved, PayeeKind
+from shared.events.payments import PaymentRequested
 from shared.outbox import record_for
 from shared.sealing import generate_keypair, seal
 from shared.topics import topic_for
@@ -256,3 +260,48 @@ def card(
         referrer_org_id=referrer,
         issued_at=issued_at or NOW,
     )
+
+
+def approved(holder_id: uuid.UUID, amount_cents: int = 1250) -> ClaimApproved:
+    return ClaimApproved(
+        claim_id=uuid.uuid4(),
+        checkin_id=uuid.uuid4(),
+        card_id=uuid.uuid4(),
+        holder_id=holder_id,
+        provider_id=uuid.uuid4(),
+        activity_id="theater-1",
+        category=ActivityCategory.CULTURE,
+        target_group="poverty",
+        price_cents=2500,
+        amount_cents=amount_cents,
+        capped=False,
+        payee_kind=PayeeKind.CARD_HOLDER,
+        occurred_at=NOW - timedelta(hours=2),
+        decided_at=NOW,
+    )
+
+
+def payment_requested(holder_id: uuid.UUID) -> PaymentRequested:
+    return PaymentRequested(
+        payment_id=uuid.uuid4(),
+        run_id=uuid.uuid4(),
+        payee_kind=PayeeKind.CARD_HOLDER,
+        payee_id=holder_id,
+        amount_cents=990,
+        structured_reference="+++123/4567/89012+++",
+        remittance_info="Vrijetijdspas",
+        claims=1,
+        requested_at=NOW,
+    )
+
+
+async def drain(worker: DeliveryWorker, pool: asyncpg.Pool, timeout_s: float = 20) -> None:
+    """Run delivery passes until nothing is pending (retries included)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        await worker.deliver_due()
+        pending = await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("deliveries still pending")

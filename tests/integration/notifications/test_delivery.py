@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -14,68 +13,22 @@ import pytest
 from services.notifications.delivery import DeliveryWorker
 from services.notifications.settings import NotificationsSettings
 from shared.consumer import Incoming, decode
-from shared.events.checkins import ActivityCategory
-from shared.events.claims import ClaimApproved, PayeeKind
-from shared.events.payments import PaymentRequested
 from tests.integration.notifications.conftest import (
-    NOW,
     Feed,
     WebhookReceiver,
+    approved,
     card,
+    drain,
     holder,
     mails,
     organisation,
+    payment_requested,
     text_of,
 )
 from vtp.devstack.processes import free_port
 from vtp.devstack.smtp import SmtpSink
 
 pytestmark = pytest.mark.integration
-
-
-def approved(holder_id: uuid.UUID, amount_cents: int = 1250) -> ClaimApproved:
-    return ClaimApproved(
-        claim_id=uuid.uuid4(),
-        checkin_id=uuid.uuid4(),
-        card_id=uuid.uuid4(),
-        holder_id=holder_id,
-        provider_id=uuid.uuid4(),
-        activity_id="theater-1",
-        category=ActivityCategory.CULTURE,
-        target_group="poverty",
-        price_cents=2500,
-        amount_cents=amount_cents,
-        capped=False,
-        payee_kind=PayeeKind.CARD_HOLDER,
-        occurred_at=NOW - timedelta(hours=2),
-        decided_at=NOW,
-    )
-
-
-def payment_requested(holder_id: uuid.UUID) -> PaymentRequested:
-    return PaymentRequested(
-        payment_id=uuid.uuid4(),
-        run_id=uuid.uuid4(),
-        payee_kind=PayeeKind.CARD_HOLDER,
-        payee_id=holder_id,
-        amount_cents=990,
-        structured_reference="+++123/4567/89012+++",
-        remittance_info="Vrijetijdspas",
-        claims=1,
-        requested_at=NOW,
-    )
-
-
-async def drain(worker: DeliveryWorker, pool: asyncpg.Pool, timeout_s: float = 20) -> None:
-    """Run delivery passes until nothing is pending (retries included)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        await worker.deliver_due()
-        pending = await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-        if pending == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("deliveries still pending")
 
 
 async def test_same_event_three_times_gives_one_email(

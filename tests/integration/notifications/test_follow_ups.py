@@ -30,13 +30,15 @@ from tests.integration.notifications.conftest import (
     NOW,
     Feed,
     WebhookReceiver,
+    approved,
     card,
+    drain,
     holder,
     mails,
     organisation,
+    payment_requested,
     text_of,
 )
-from tests.integration.notifications.test_delivery import approved, drain, payment_requested
 from tests.support.components import Infra
 from tests.support.kafka import header, read_topic
 from vtp.devstack.processes import free_port

@@ -32,12 +32,12 @@ from tests.integration.notifications.conftest import (
     NOW,
     Feed,
     card,
+    drain,
     holder,
     mails,
     organisation,
     text_of,
 )
-from tests.integration.notifications.test_delivery import drain
 from vtp.devstack.smtp import SmtpSink
 
 pytestmark = pytest.mark.integration
