@@ -117,13 +117,23 @@ def bench(
     smoke: bool = typer.Option(
         False, "--smoke", help="A small run that checks the benchmark works."
     ),
+    checkins: int = typer.Option(
+        0, min=0, help="End-to-end check-ins per run (0: 50,000; 1,000 with --smoke)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="End with one JSON object."),
 ) -> None:
     """Measure throughput, latency and memory against the broker's and database's ceilings."""
 
+    import dataclasses
+
     from vtp.bench.run import FULL, SMOKE, run_bench
 
-    result = asyncio.run(run_bench(state_dir() / "bench", SMOKE if smoke else FULL, console))
+    size = SMOKE if smoke else FULL
+    if checkins:
+        size = dataclasses.replace(size, e2e_checkins=checkins)
+    folder = state_dir() / "bench"
+    shutil.rmtree(folder, ignore_errors=True)  # seeding twice into one database would clash
+    result = asyncio.run(run_bench(folder, size, console))
     if json_output:
         print(json.dumps(result, sort_keys=True))
 

@@ -134,7 +134,16 @@ class DeliveryWorker:
         if not rows:
             return 0
         outcomes = await self._send(rows)
+        sent = [r for r, o in zip(rows, outcomes, strict=True) if o.sent]
         async with self._pool.acquire() as conn, conn.transaction():
+            # The sent ones (nearly all) in one statement; failures one by one.
+            await conn.execute(
+                "UPDATE deliveries d SET status = 'sent', attempts = s.attempts, sent_at = now(),"
+                " last_error = NULL FROM unnest($1::uuid[], $2::int[]) AS s(delivery_id, attempts)"
+                " WHERE d.delivery_id = s.delivery_id",
+                [r["delivery_id"] for r in sent],
+                [r["attempts"] + 1 for r in sent],
+            )
             for row, outcome in zip(rows, outcomes, strict=True):
                 with log_context(correlation_id=row["correlation_id"]):
                     await self._record(conn, row, outcome)
@@ -181,13 +190,7 @@ class DeliveryWorker:
     async def _record(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
         attempts = row["attempts"] + 1
         fields = {"kind": row["kind"], "channel": row["channel"], "attempt": attempts}
-        if outcome.sent:
-            await conn.execute(
-                "UPDATE deliveries SET status = 'sent', attempts = $2, sent_at = now(),"
-                " last_error = NULL WHERE delivery_id = $1",
-                row["delivery_id"],
-                attempts,
-            )
+        if outcome.sent:  # stored with the pass's other sent rows
             log.info("notification sent", **fields)
             return
         if outcome.permanent or attempts >= self._settings.max_attempts:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from enum import Enum
 
 import asyncpg
@@ -43,9 +44,22 @@ async def provider(conn: DbConnection, e: ev.ProviderRegistered) -> None:
     )
 
 
+UNKNOWN_PROVIDER = "de aanbieder"
+
+
 async def provider_name(conn: DbConnection, provider_id: uuid.UUID) -> str:
-    name = await conn.fetchval("SELECT name FROM providers WHERE provider_id = $1", provider_id)
-    return str(name) if name else "de aanbieder"
+    return (await provider_names(conn, [provider_id]))[provider_id]
+
+
+async def provider_names(
+    conn: DbConnection, provider_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    wanted = list(set(provider_ids))
+    rows = await conn.fetch(
+        "SELECT provider_id, name FROM providers WHERE provider_id = ANY($1::uuid[])", wanted
+    )
+    names = {r["provider_id"]: str(r["name"]) for r in rows if r["name"]}
+    return {p: names.get(p, UNKNOWN_PROVIDER) for p in wanted}
 
 
 async def card_issued(conn: DbConnection, e: ev.CardIssued) -> None:
@@ -173,50 +187,68 @@ async def device(
             )
 
 
-async def _used(conn: DbConnection, card_id: uuid.UUID | None, at: object) -> None:
-    if card_id is not None:
-        await conn.execute(
-            "UPDATE cards SET last_used_at = GREATEST(last_used_at, $2) WHERE card_id = $1",
-            card_id,
-            at,
-        )
-
-
 class Approval(Enum):
     NEW = "new"
     AGAIN = "again"  # recorded before (the inbox stops redeliveries; this is belt and braces)
     OVERTAKEN = "overtaken"  # its reversal arrived first: it counts for nothing
 
 
-async def checkin_approved(conn: DbConnection, e: ClaimApproved) -> Approval:
-    """Record the decided check-in, reversed already if its reversal overtook it."""
-    await _used(conn, e.card_id, e.occurred_at)
-    overtaken = await conn.fetchval(
-        "INSERT INTO checkins (claim_id, provider_id, holder_id, target_group, approved,"
-        " price_cents, amount_cents, occurred_at, reversed) VALUES ($1, $2, $3, $4, true, $5,"
-        " $6, $7, EXISTS (SELECT 1 FROM reversed_claims WHERE claim_id = $1))"
-        " ON CONFLICT (claim_id) DO NOTHING RETURNING reversed",
-        e.claim_id,
-        e.provider_id,
-        e.holder_id,
-        e.target_group,
-        e.price_cents,
-        e.amount_cents,
-        e.occurred_at,
+# A batch of decided check-ins in one statement: the cards' last use (the latest per card),
+# and the check-ins themselves, an approval marked reversed already if its reversal
+# overtook it. Returns the approvals recorded now, with that mark.
+_DECIDED = """
+WITH used AS (
+    UPDATE cards SET last_used_at = GREATEST(cards.last_used_at, u.at)
+    FROM (SELECT card_id, max(at) AS at FROM unnest($1::uuid[], $2::timestamptz[]) AS t(card_id, at)
+          GROUP BY card_id) u
+    WHERE cards.card_id = u.card_id
+)
+INSERT INTO checkins (claim_id, provider_id, holder_id, target_group, approved, price_cents,
+                      amount_cents, occurred_at, reversed)
+SELECT c.*, c.approved AND EXISTS (SELECT 1 FROM reversed_claims r WHERE r.claim_id = c.claim_id)
+FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::boolean[], $8::bigint[],
+            $9::bigint[], $10::timestamptz[])
+     AS c(claim_id, provider_id, holder_id, target_group, approved, price_cents, amount_cents,
+          occurred_at)
+ON CONFLICT (claim_id) DO NOTHING
+RETURNING claim_id, approved, reversed
+"""
+
+
+async def checkins_decided(
+    conn: DbConnection, decided: Sequence[ClaimApproved | ClaimRejected]
+) -> dict[uuid.UUID, Approval]:
+    """Record decided check-ins; for each approval, whether it is new, seen before or
+    cancelled already."""
+    if not decided:
+        return {}
+    used = [(e.card_id, e.occurred_at) for e in decided if e.card_id is not None]
+    rows = [_decided_row(e) for e in decided]
+    recorded = await conn.fetch(
+        _DECIDED,
+        [card for card, _ in used],
+        [at for _, at in used],
+        *(list(column) for column in zip(*rows, strict=True)),
     )
-    if overtaken is None:
-        return Approval.AGAIN
-    return Approval.OVERTAKEN if overtaken else Approval.NEW
+    now = {r["claim_id"]: Approval.OVERTAKEN if r["reversed"] else Approval.NEW for r in recorded}
+    return {
+        e.claim_id: now.get(e.claim_id, Approval.AGAIN)
+        for e in decided
+        if isinstance(e, ClaimApproved)
+    }
 
 
-async def checkin_rejected(conn: DbConnection, e: ClaimRejected) -> None:
-    await _used(conn, e.card_id, e.occurred_at)
-    await conn.execute(
-        "INSERT INTO checkins (claim_id, provider_id, holder_id, approved, occurred_at)"
-        " VALUES ($1, $2, $3, false, $4) ON CONFLICT (claim_id) DO NOTHING",
+def _decided_row(e: ClaimApproved | ClaimRejected) -> tuple[object, ...]:
+    """A decided check-in's columns; a rejection refunds nothing."""
+    approved = isinstance(e, ClaimApproved)
+    return (
         e.claim_id,
         e.provider_id,
         e.holder_id,
+        e.target_group if isinstance(e, ClaimApproved) else None,
+        approved,
+        e.price_cents if isinstance(e, ClaimApproved) else 0,
+        e.amount_cents if isinstance(e, ClaimApproved) else 0,
         e.occurred_at,
     )
 
@@ -238,17 +270,40 @@ async def checkin_reversed(conn: DbConnection, e: ClaimReversed) -> None:
 
 
 async def spend(conn: DbConnection, line: str, year: int, amount_cents: int) -> tuple[int, int]:
-    """Add to a budget line's spending; (before, after). The row lock orders concurrent
-    batches, so each threshold is crossed by exactly one claim."""
-    after = await conn.fetchval(
-        "INSERT INTO budget_spend (budget_line, year, spent_cents) VALUES ($1, $2, $3)"
+    """Add to a budget line's spending; (before, after)."""
+    return (await spend_many(conn, [(line, year, amount_cents)]))[0]
+
+
+async def spend_many(
+    conn: DbConnection, amounts: Sequence[tuple[str, int, int]]
+) -> list[tuple[int, int]]:
+    """Add each (line, year, cents) in turn; each one's (before, after). One row lock per
+    line and year, taken in a fixed order, orders concurrent batches, so each threshold is
+    crossed by exactly one claim."""
+    totals: dict[tuple[str, int], int] = {}
+    for line, year, cents in amounts:
+        totals[(line, year)] = totals.get((line, year), 0) + cents
+    keys = sorted(totals)
+    rows = await conn.fetch(
+        "INSERT INTO budget_spend (budget_line, year, spent_cents)"
+        " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
         " ON CONFLICT (budget_line, year) DO UPDATE SET"
-        " spent_cents = budget_spend.spent_cents + excluded.spent_cents RETURNING spent_cents",
-        line,
-        year,
-        amount_cents,
+        " spent_cents = budget_spend.spent_cents + excluded.spent_cents"
+        " RETURNING budget_line, year, spent_cents",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [totals[k] for k in keys],
     )
-    return int(after) - amount_cents, int(after)
+    running = {
+        (r["budget_line"], r["year"]): int(r["spent_cents"]) - totals[(r["budget_line"], r["year"])]
+        for r in rows
+    }
+    out = []
+    for line, year, cents in amounts:
+        before = running[(line, year)]
+        running[(line, year)] = before + cents
+        out.append((before, before + cents))
+    return out
 
 
 async def payment(conn: DbConnection, e: PaymentRequested) -> None:

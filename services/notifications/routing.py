@@ -15,7 +15,7 @@ from services.notifications.messages import (
     rejection_reason,
     render,
 )
-from services.notifications.queueing import notify
+from services.notifications.queueing import Notice, notify_many
 from services.notifications.recipients import Recipient
 from services.notifications.settings import NotificationsSettings
 from services.notifications.signals import notification_key, thresholds_crossed
@@ -67,9 +67,18 @@ class Router:
         self.settings = settings
 
     async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+        # Claim outcomes are most of the traffic: a run of them is handled together, in a
+        # few statements; everything else one by one, in the order it came.
+        outcomes: list[Incoming[Any]] = []
         for incoming in batch:
+            if isinstance(incoming.payload, ClaimApproved | ClaimRejected):
+                outcomes.append(incoming)
+                continue
+            await self._outcomes(conn, outcomes)
+            outcomes = []
             with log_context(correlation_id=incoming.correlation_id):
                 await self.route_one(conn, incoming)
+        await self._outcomes(conn, outcomes)
         return []
 
     async def route_one(self, conn: DbConnection, incoming: Incoming[Any]) -> None:
@@ -94,17 +103,8 @@ class Router:
                 await projections.holder_erased(conn, e)
             case ev.DeviceRegistered() | ev.DeviceRevoked() | DeviceHeartbeat():
                 await projections.device(conn, e)
-            case ClaimApproved():
-                recorded = await projections.checkin_approved(conn, e)
-                if recorded is projections.Approval.NEW:
-                    await self._budget(conn, incoming, e)
-                if recorded is not projections.Approval.OVERTAKEN:
-                    # A refund already cancelled is not announced after its cancellation.
-                    await self._refund_decided(conn, incoming, e)
-            case ClaimRejected():
-                if e.reason not in _NOT_TOLD:
-                    await projections.checkin_rejected(conn, e)
-                    await self._refund_decided(conn, incoming, e)
+            case ClaimApproved() | ClaimRejected():
+                await self._outcomes(conn, [incoming])
             case ClaimReversed():
                 await projections.checkin_reversed(conn, e)
                 await self._refund_reversed(conn, incoming, e)
@@ -130,19 +130,11 @@ class Router:
         digestible: bool = False,
         **facts: Any,
     ) -> None:
-        if recipient is None:
-            log.info("nobody to tell", kind=kind)
-            return
-        await notify(
-            conn,
-            key=key or incoming.envelope.id,
-            correlation_id=incoming.correlation_id,
-            kind=kind,
-            recipient=recipient,
-            message=render(kind, recipient.language, recipient.name, **facts),
-            payload=payload,
-            digestible=digestible,
+        notice = _notice(
+            incoming, recipient, kind, payload, key=key, digestible=digestible, **facts
         )
+        if notice is not None:
+            await notify_many(conn, [notice])
 
     async def _card_issued(
         self, conn: DbConnection, incoming: Incoming[Any], e: ev.CardIssued
@@ -206,72 +198,91 @@ class Router:
             amount=Eur(e.amount_cents),
         )
 
-    async def _refund_decided(
-        self, conn: DbConnection, incoming: Incoming[Any], e: ClaimApproved | ClaimRejected
-    ) -> None:
-        if e.holder_id is None:
-            return  # an unknown card: there is nobody to tell
-        holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
-        provider = await projections.provider_name(conn, e.provider_id)
-        day = local_day(e.occurred_at)
-        payload: dict[str, Any] = {"claim_id": str(e.claim_id), "day": day.isoformat()}
-        language = holder.language if holder else "nl"
-        if isinstance(e, ClaimApproved):
-            kind = "refund_capped" if e.capped else "refund_approved"
-            payload |= {"amount_cents": e.amount_cents, "price_cents": e.price_cents}
-            await self._tell(
-                conn,
-                incoming,
-                holder,
-                kind,
-                payload,
-                day=day,
-                provider=provider,
-                category=category(e.category.value, language),
-                price=Eur(e.price_cents),
-                amount=Eur(e.amount_cents),
-            )
-        else:
-            payload |= {"reason": e.reason.value}
-            await self._tell(
-                conn,
-                incoming,
-                holder,
-                "refund_rejected",
-                payload,
-                day=day,
-                provider=provider,
-                reason=rejection_reason(e.reason, language, e.detail),
-            )
-
-    async def _budget(self, conn: DbConnection, incoming: Incoming[Any], e: ClaimApproved) -> None:
-        year = local_day(e.occurred_at).year
-        before, after = await projections.spend(conn, e.target_group, year, e.amount_cents)
-        budget = self.settings.budgets_cents.get(e.target_group)
-        if budget is None:
+    async def _outcomes(self, conn: DbConnection, batch: list[Incoming[Any]]) -> None:
+        """Claim outcomes: remember them, count approved spending against the budget lines
+        and tell each card holder, in a handful of statements for the whole run."""
+        told = [
+            i
+            for i in batch
+            if not (isinstance(i.payload, ClaimRejected) and i.payload.reason in _NOT_TOLD)
+        ]
+        if not told:
             return
-        crossed = thresholds_crossed(before, after, budget, self.settings.budget_thresholds_percent)
-        for percent in crossed:
-            for finance in await recipients.finance(conn, self.settings.finance_email):
-                await self._tell(
-                    conn,
-                    incoming,
-                    finance,
-                    "budget_threshold",
-                    {
-                        "budget_line": e.target_group,
-                        "year": year,
-                        "percent": percent,
-                        "spent_cents": after,
-                        "budget_cents": budget,
-                    },
-                    key=notification_key("budget", e.target_group, year, percent),
-                    line=e.target_group,
-                    year=year,
-                    percent=percent,
-                    spent=Eur(after),
-                    budget=Eur(budget),
+        recorded = await projections.checkins_decided(conn, [i.payload for i in told])
+        await self._budgets(
+            conn, [i for i in told if recorded.get(i.payload.claim_id) is projections.Approval.NEW]
+        )
+        # A refund already cancelled is not announced after its cancellation.
+        announced = [
+            i
+            for i in told
+            if recorded.get(i.payload.claim_id) is not projections.Approval.OVERTAKEN
+            and i.payload.holder_id is not None  # an unknown card: there is nobody to tell
+        ]
+        holders = await recipients.holders(
+            conn, (i.payload.holder_id for i in announced), self.settings.private_key
+        )
+        providers = await projections.provider_names(
+            conn, (i.payload.provider_id for i in announced)
+        )
+        notices = []
+        for incoming in announced:
+            e = incoming.payload
+            with log_context(correlation_id=incoming.correlation_id):
+                notice = _refund_decided(
+                    incoming, holders.get(e.holder_id), providers[e.provider_id]
                 )
+            if notice is not None:
+                notices.append(notice)
+        await notify_many(conn, notices)
+
+    async def _budgets(self, conn: DbConnection, approved: list[Incoming[Any]]) -> None:
+        """Finance hears when a budget line's spending crosses a threshold, from the claim
+        that crossed it."""
+        if not approved:
+            return
+        spent = await projections.spend_many(
+            conn,
+            [
+                (
+                    i.payload.target_group,
+                    local_day(i.payload.occurred_at).year,
+                    i.payload.amount_cents,
+                )
+                for i in approved
+            ],
+        )
+        for incoming, (before, after) in zip(approved, spent, strict=True):
+            e: ClaimApproved = incoming.payload
+            budget = self.settings.budgets_cents.get(e.target_group)
+            if budget is None:
+                continue
+            year = local_day(e.occurred_at).year
+            crossed = thresholds_crossed(
+                before, after, budget, self.settings.budget_thresholds_percent
+            )
+            for percent in crossed:
+                for finance in await recipients.finance(conn, self.settings.finance_email):
+                    with log_context(correlation_id=incoming.correlation_id):
+                        await self._tell(
+                            conn,
+                            incoming,
+                            finance,
+                            "budget_threshold",
+                            {
+                                "budget_line": e.target_group,
+                                "year": year,
+                                "percent": percent,
+                                "spent_cents": after,
+                                "budget_cents": budget,
+                            },
+                            key=notification_key("budget", e.target_group, year, percent),
+                            line=e.target_group,
+                            year=year,
+                            percent=percent,
+                            spent=Eur(after),
+                            budget=Eur(budget),
+                        )
 
     async def _payment_requested(
         self, conn: DbConnection, incoming: Incoming[Any], e: PaymentRequested
@@ -356,3 +367,60 @@ class Router:
             card_number=card_number,
             reason=payment_failure(e.reason_code, e.reason, language),
         )
+
+
+def _notice(
+    incoming: Incoming[Any],
+    recipient: Recipient | None,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: uuid.UUID | None = None,
+    digestible: bool = False,
+    **facts: Any,
+) -> Notice | None:
+    if recipient is None:
+        log.info("nobody to tell", kind=kind)
+        return None
+    return Notice(
+        key=key or incoming.envelope.id,
+        correlation_id=incoming.correlation_id,
+        kind=kind,
+        recipient=recipient,
+        message=render(kind, recipient.language, recipient.name, **facts),
+        payload=payload,
+        digestible=digestible,
+    )
+
+
+def _refund_decided(
+    incoming: Incoming[Any], holder: Recipient | None, provider: str
+) -> Notice | None:
+    """The card holder hears how their check-in was judged, in their language."""
+    e: ClaimApproved | ClaimRejected = incoming.payload
+    day = local_day(e.occurred_at)
+    payload: dict[str, Any] = {"claim_id": str(e.claim_id), "day": day.isoformat()}
+    language = holder.language if holder else "nl"
+    if isinstance(e, ClaimApproved):
+        payload |= {"amount_cents": e.amount_cents, "price_cents": e.price_cents}
+        return _notice(
+            incoming,
+            holder,
+            "refund_capped" if e.capped else "refund_approved",
+            payload,
+            day=day,
+            provider=provider,
+            category=category(e.category.value, language),
+            price=Eur(e.price_cents),
+            amount=Eur(e.amount_cents),
+        )
+    payload |= {"reason": e.reason.value}
+    return _notice(
+        incoming,
+        holder,
+        "refund_rejected",
+        payload,
+        day=day,
+        provider=provider,
+        reason=rejection_reason(e.reason, language, e.detail),
+    )

@@ -177,3 +177,41 @@ class RssSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between `start` and `stop`: where a
+    check-in's cost goes. Groups in `with_children` count their processes' children too
+    (PostgreSQL's backends); a process that ends in between is missed."""
+
+    groups: dict[str, list[int]]
+    with_children: set[str] = field(default_factory=set)
+    _before: dict[str, float] = field(default_factory=dict)
+    spent_s: dict[str, float] = field(default_factory=dict)
+
+    def _sample(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for name, pids in self.groups.items():
+            seconds = 0.0
+            for pid in pids:
+                try:
+                    root = psutil.Process(pid)
+                    family = root.children(recursive=True) if name in self.with_children else []
+                    for process in [root, *family]:
+                        times = process.cpu_times()
+                        seconds += times.user + times.system
+                except psutil.Error:
+                    continue
+            totals[name] = seconds
+        return totals
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self) -> None:
+        after = self._sample()
+        self.spent_s = {k: after[k] - self._before.get(k, 0.0) for k in after}
+
+    def ms_per(self, count: int) -> dict[str, float]:
+        return {k: round(v * 1000 / count, 3) for k, v in self.spent_s.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vtp.bench.e2e import RssSampler, latency_ms, prepare_checkins, throughput
+from vtp.bench.e2e import CpuMeter, RssSampler, latency_ms, prepare_checkins, throughput
 from vtp.bench.raw import raw_broker_msgs_per_s, raw_db_rows_per_s
 from vtp.demo.seed import seed
 from vtp.devstack.stack import Stack
@@ -93,12 +94,16 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
             total = size.e2e_checkins
             prepared = prepare_checkins(seeded, total, rng)
             task = progress.add_task("End to end, 1 claims process", total=total)
+            cpu = _cpu_meter(stack)
+            cpu.start()
             e2e_1 = await throughput(
                 stack.bootstrap_servers,
                 stack.url("claims"),
                 prepared,
                 lambda n: progress.update(task, completed=n),
             )
+            cpu.stop()
+            result["cpu_ms_per_checkin"] = cpu.ms_per(total)
             task = progress.add_task("Starting a second claims process", total=None)
             await asyncio.to_thread(stack.add_service, "claims")
             progress.update(task, total=1, completed=1)
@@ -127,6 +132,20 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
     return result
 
 
+def _cpu_meter(stack: Stack) -> CpuMeter:
+    """Every process of the run by role; "bench" is this process: the simulated devices'
+    producer, the SMTP sink thread and the progress display."""
+    groups: dict[str, list[int]] = {"bench": [os.getpid()]}
+    for service in stack.services:
+        if service.proc is not None:
+            groups.setdefault(service.name, []).append(service.proc.pid)
+    if stack.broker is not None:
+        groups["broker"] = [stack.broker.pid]
+    if stack.postgres is not None:
+        groups["postgres"] = [stack.postgres.pid]
+    return CpuMeter(groups, with_children={"postgres"})
+
+
 TARGETS = {"e2e_checkins_per_s": (">=", 5000), "p99_ms": ("<=", 100), "rss_mb_max": ("<=", 150)}
 
 
@@ -136,6 +155,19 @@ def _print(console: Console, result: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     table.add_column("target")
     for key, value in result.items():
+        if isinstance(value, dict) and key == "cpu_ms_per_checkin":
+            continue
         target = TARGETS.get(key)
         table.add_row(key, str(value), f"{target[0]} {target[1]}" if target else "")
     console.print(table)
+    cpu: dict[str, float] = result.get("cpu_ms_per_checkin", {})
+    if cpu:
+        breakdown = Table(title="CPU per check-in, 1 claims process (ms)")
+        breakdown.add_column("process")
+        breakdown.add_column("ms", justify="right")
+        breakdown.add_column("share", justify="right")
+        total = sum(cpu.values()) or 1.0
+        for name, ms in sorted(cpu.items(), key=lambda item: -item[1]):
+            breakdown.add_row(name, f"{ms:.3f}", f"{ms / total:.0%}")
+        breakdown.add_row("total", f"{total:.3f}", "")
+        console.print(breakdown)
