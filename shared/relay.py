@@ -82,14 +82,17 @@ class OutboxRelay:
         cleanup_every = 600
         passes = 0
         while not stop.is_set():
+            # Cleared before the pass, not after: a notification that arrives during the
+            # pass (rows committed after our SELECT) wakes the next one at once.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 backoff = 0.1
                 passes += 1
                 if passes % cleanup_every == 0:
                     await self._cleanup()
-                if published:
-                    continue  # more may be waiting: drain before sleeping
+                if published >= self._batch_size:
+                    continue  # a full batch: more are waiting, drain before sleeping
             except Exception as exc:
                 # Database or broker down: wait and try again; nothing is lost, rows stay.
                 log.warning(
@@ -102,7 +105,6 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 await self._listen()
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
         await self._unlisten()

@@ -18,7 +18,7 @@ from shared import topics
 from shared.consumer import BatchProcessor
 from shared.events.checkins import MAX_CHECKIN_BYTES
 from shared.logging import get_logger
-from shared.runtime import ServiceRuntime
+from shared.runtime import HOT_FETCH_WAIT_MS, ServiceRuntime
 
 log = get_logger(__name__)
 
@@ -42,6 +42,7 @@ async def main() -> None:
         ),
         group_id=f"{settings.group_id}.checkins",
         max_records=settings.consumer_max_records,
+        fetch_wait_ms=HOT_FETCH_WAIT_MS,  # a card holder waits for this answer
     )
     runtime.consume(
         BatchProcessor(

@@ -134,7 +134,7 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
 
 def _cpu_meter(stack: Stack) -> CpuMeter:
     """Every process of the run by role; "bench" is this process: the simulated devices'
-    producer, the SMTP sink thread and the progress display."""
+    producer and the progress display."""
     groups: dict[str, list[int]] = {"bench": [os.getpid()]}
     for service in stack.services:
         if service.proc is not None:
@@ -143,6 +143,8 @@ def _cpu_meter(stack: Stack) -> CpuMeter:
         groups["broker"] = [stack.broker.pid]
     if stack.postgres is not None:
         groups["postgres"] = [stack.postgres.pid]
+    if stack.smtp is not None and stack.smtp.pid is not None:
+        groups["smtp sink"] = [stack.smtp.pid]
     return CpuMeter(groups, with_children={"postgres"})
 
 

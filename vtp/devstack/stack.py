@@ -23,7 +23,7 @@ from shared.sealing import generate_keypair
 from vtp.devstack.broker import EmbeddedBroker
 from vtp.devstack.postgres import EmbeddedPostgres
 from vtp.devstack.processes import die_with_parent, free_port, stop_process, wait_until
-from vtp.devstack.smtp import SmtpSink
+from vtp.devstack.smtp import SmtpSinkProcess
 
 SERVICES = ("cards", "claims", "notifications")
 STACK_FILE = "stack.json"
@@ -82,7 +82,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     broker: EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
-    smtp: SmtpSink | None = None
+    smtp: SmtpSinkProcess | None = None
     bootstrap_servers: str = ""
     dsns: dict[str, str] = field(default_factory=dict)
     services: list[ServiceProcess] = field(default_factory=list)
@@ -128,7 +128,7 @@ class Stack:
             self.postgres.create_databases(list(SERVICES))
             self.dsns = {s: self.postgres.dsn(s) for s in SERVICES}
         step("starting the SMTP sink")
-        self.smtp = SmtpSink(self.state_dir / "mail")
+        self.smtp = SmtpSinkProcess(self.state_dir / "mail", self.log_dir)
         self.smtp.start()
         step("creating topics")
         _run_async_ensure_topics(self.bootstrap_servers)
@@ -198,6 +198,7 @@ class Stack:
             "bootstrap_servers": self.bootstrap_servers,
             "dsns": self.dsns,
             "smtp_port": self.smtp.port if self.smtp else None,
+            "smtp_pid": self.smtp.pid if self.smtp else None,
             "mail_dir": str(self.state_dir / "mail"),
             "log_dir": str(self.log_dir),
             "services": {
