@@ -9,7 +9,7 @@ import gc
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import uvicorn
@@ -23,6 +23,7 @@ from shared.deadletter import SourceRecord
 from shared.faults import CrashAfterCommit
 from shared.kafka import KafkaSender, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
+from shared.offsets import CommittingConsumer, OffsetCommitter
 from shared.relay import OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -85,6 +86,7 @@ class ServiceRuntime:
         self._processors: list[tuple[BatchProcessor, str, int, int]] = []
         self.relay: OutboxRelay | None = None
         self._crash_fault = CrashAfterCommit()
+        self.offsets = OffsetCommitter()
 
     @classmethod
     def for_service(cls, name: str, settings: ServiceSettings, migrations: Path) -> ServiceRuntime:
@@ -140,13 +142,15 @@ class ServiceRuntime:
         )
 
         async def on_batch(_body: Any, message: KafkaMessage) -> None:
+            records = source_records(message)
             try:
-                await processor.process(source_records(message))
+                await processor.process(records)
             except BaseException:
                 await message.nack()  # rewind: the batch is consumed again
                 raise
             self._crash_fault.after_database_commit()
-            await message.ack()  # commit the offsets, after the database commit
+            # The offsets, after the database commit, in the background (shared/offsets.py).
+            self.offsets.processed(cast(CommittingConsumer, message.consumer), records)
 
         subscriber(on_batch)
 
@@ -187,7 +191,10 @@ class ServiceRuntime:
         for processor, group_id, max_records, fetch_wait_ms in self._processors:
             self._register(processor, group_id, max_records, fetch_wait_ms)
         await self.broker.start()
-        tasks = [asyncio.create_task(self.relay.run(self.stop), name="outbox-relay")]
+        tasks = [
+            asyncio.create_task(self.relay.run(self.stop), name="outbox-relay"),
+            asyncio.create_task(self.offsets.run(self.stop), name="offset-commits"),
+        ]
         tasks += [asyncio.create_task(task(self.stop)) for task in background]
         server: uvicorn.Server | None = None
         if app is not None:
@@ -213,6 +220,7 @@ class ServiceRuntime:
         log.info("service stopping")
         if server is not None:
             server.should_exit = True
+        await self.offsets.flush()  # what is processed need not be redelivered
         await self.broker.stop()
         for task in tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):

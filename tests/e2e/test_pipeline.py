@@ -19,10 +19,11 @@ from tests.support.checkins import (
     stats,
     wait_stats,
 )
-from tests.support.kafka import header, produce_raw, read_topic
+from tests.support.kafka import header, produce_raw, read_topic, uncommitted
 from vtp.devstack.stack import Stack
 
 pytestmark = pytest.mark.e2e
+CHECKINS = topics.CHECKIN_RECORDED.name
 
 
 async def test_sigkill_of_claims_mid_stream_loses_nothing_and_counts_nothing_twice(
@@ -74,6 +75,15 @@ async def test_sigkill_of_claims_mid_stream_loses_nothing_and_counts_nothing_twi
     ours = {str(c.checkin_id) for _, c in checkins}
     assert ours <= set(outcome_ids)
     assert all(len(outcome_ids[c]) == 1 for c in ours)
+
+    # Offsets are committed in the background, after the database commits: once the stream
+    # is quiet, the group has committed every record it processed.
+    for _ in range(50):
+        left = await uncommitted(stack.bootstrap_servers, "claims.checkins", CHECKINS)
+        if left == 0:
+            break
+        await asyncio.sleep(0.2)
+    assert left == 0
 
 
 async def test_malformed_check_ins_are_dead_lettered_and_the_stream_goes_on(stack: Stack) -> None:

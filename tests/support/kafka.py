@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
 async def read_topic(
@@ -60,3 +60,21 @@ def header(record: Any, name: str) -> str | None:
         if key == name:
             return bytes(value).decode()
     return None
+
+
+async def uncommitted(bootstrap: str, group: str, topic: str) -> int:
+    """How many records of `topic` the consumer group has not committed yet. (A consumer
+    that never subscribes does not join the group; it only reads the group's offsets.)"""
+    ends: dict[int, int] = {}
+    for record in await read_topic(bootstrap, topic, idle_s=1.0):
+        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        left = 0
+        for partition, end in ends.items():
+            committed = await reader.committed(TopicPartition(topic, partition))
+            left += end - (committed or 0)
+        return left
+    finally:
+        await reader.stop()
