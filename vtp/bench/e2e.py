@@ -55,15 +55,26 @@ async def claims_stats(claims_url: str) -> dict[str, Any]:
         return result
 
 
+@dataclass(frozen=True)
+class Throughput:
+    checkins: int
+    started: float  # perf_counter at the first send
+    decided_s: float  # until the last outcome
+
+    @property
+    def per_s(self) -> float:
+        return self.checkins / self.decided_s
+
+
 async def throughput(
     bootstrap: str,
     claims_url: str,
     prepared: list[Prepared],
     progress: Any = None,
     timeout_s: float = 900,
-) -> float:
-    """Check-ins per second from the first send until every one has its outcome (its ledger
-    transfer and payable are written in the same transaction)."""
+) -> Throughput:
+    """From the first send until every check-in has its outcome (its ledger transfer and
+    payable are written in the same transaction)."""
     before = (await claims_stats(claims_url))["decided"]
     producer = make_producer(bootstrap, client_id="bench-devices")
     await producer.start()
@@ -83,7 +94,29 @@ async def throughput(
         if time.perf_counter() - started > timeout_s:
             raise TimeoutError(f"{decided} of {len(prepared)} decided after {timeout_s} s")
         await asyncio.sleep(0.1)
-    return len(prepared) / (time.perf_counter() - started)
+    return Throughput(len(prepared), started, time.perf_counter() - started)
+
+
+async def mail_settled_s(
+    notifications_url: str, run: Throughput, timeout_s: float = 900, quiet_s: float = 1.5
+) -> float:
+    """Seconds from the run's first send until the notifications service has caught up:
+    nothing pending and no new delivery for `quiet_s` (every card holder told). Mail is
+    sent after the outcome, so it can lag behind the decisions without slowing them."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        last_total, quiet_since = -1, time.perf_counter()
+        while time.perf_counter() - run.started < timeout_s:
+            response = await client.get(f"{notifications_url}/stats")
+            response.raise_for_status()
+            figures = response.json()
+            total = sum(int(r["n"]) for r in figures["deliveries"])
+            now = time.perf_counter()
+            if total != last_total or figures["pending"]:
+                last_total, quiet_since = total, now
+            elif now - quiet_since >= quiet_s:
+                return quiet_since - run.started
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"notifications still busy after {timeout_s} s")
 
 
 async def latency_ms(

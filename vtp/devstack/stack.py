@@ -186,6 +186,10 @@ class Stack:
     def service_pids(self) -> list[int]:
         return [s.proc.pid for s in self.services if s.proc is not None and s.proc.poll() is None]
 
+    def named_services(self) -> dict[str, ServiceProcess]:
+        """Each process by a unique name: `claims`, `claims-1`, … for extra processes."""
+        return {f"{s.name}{'-' + str(i) if i else ''}": s for i, s in _indexed(self.services)}
+
     def service(self, name: str) -> ServiceProcess:
         return next(s for s in self.services if s.name == name)
 
@@ -202,11 +206,8 @@ class Stack:
             "mail_dir": str(self.state_dir / "mail"),
             "log_dir": str(self.log_dir),
             "services": {
-                f"{s.name}{'-' + str(i) if i else ''}": {
-                    "url": s.url,
-                    "pid": s.proc.pid if s.proc else None,
-                }
-                for i, s in _indexed(self.services)
+                name: {"url": s.url, "pid": s.proc.pid if s.proc else None}
+                for name, s in self.named_services().items()
             },
             "broker_pid": self.broker.pid if self.broker else None,
             "postgres_pid": self.postgres.pid if self.postgres else None,
