@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.charset import QP, Charset
 from email.header import Header
@@ -52,6 +53,15 @@ _UTF8.header_encoding = QP
 _UTF8.body_encoding = QP
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(value: str) -> str:
+    """A correlation id comes from a message header, ultimately from a device: a line break
+    in it must not become a header of its own (Bcc: …) in our mail."""
+    return _CONTROL.sub("?", value)[:200]
+
+
 def build(email: Email, sender: str) -> bytes:
     text = MIMENonMultipart("text", "plain")
     text.set_payload(email.body, _UTF8)
@@ -68,7 +78,7 @@ def build(email: Email, sender: str) -> bytes:
     message["Subject"] = Header(email.subject, _UTF8, header_name="Subject").encode()
     # The delivery id: a receiver (or an operator) can tell a resend from a new message.
     message["Message-ID"] = f"<{email.message_id}@vrijetijdspas>"
-    message["X-Correlation-ID"] = email.correlation_id
+    message["X-Correlation-ID"] = _one_line(email.correlation_id)
     message["Content-Language"] = "nl-BE" if email.language == "nl" else email.language
     return message.as_bytes()
 

@@ -76,3 +76,17 @@ def test_any_subject_and_body_survive_the_encoding(subject: str, lines: list[str
     part = mail.get_body(("plain",))
     assert part is not None
     assert part.get_content() == body
+
+
+def test_a_line_break_in_a_correlation_id_cannot_add_a_header() -> None:
+    mail = Email(
+        message_id="01a2b3c4-0000-7000-8000-000000000002",
+        to="an.peeters@example.org",
+        subject="Vrijetijdspas",
+        body="Hallo\n",
+        correlation_id="abc\r\nBcc: someone@example.org",
+        language="nl",
+    )
+    parsed = _read(build(mail, SENDER))
+    assert parsed["Bcc"] is None
+    assert parsed["X-Correlation-ID"] == "abc??Bcc: someone@example.org"
