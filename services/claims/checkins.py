@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,7 @@ from services.claims.decisions import (
     decide,
 )
 from services.claims.distribution import split_cost
-from services.claims.frequency import Visit, limit_reached, widest_window_days
+from services.claims.frequency import Visit, limit_reached, reach_days, visit_windows
 from services.claims.policy import RefundPolicy, business_day
 from shared import topics
 from shared.consumer import Incoming
@@ -91,7 +91,9 @@ locked AS (
 SELECT batch_cards.*, (SELECT count(*) FROM locked) AS locked_holders FROM batch_cards
 """
 # Everything else the batch needs, read after the lock, in one round trip: one array of
-# rows per question ($4: the batch's check-in ids, $7: its locked holders).
+# rows per question ($4: the batch's check-in ids, $7: its locked holders; $8-$10: per
+# holder, the disjoint time ranges in which earlier visits can count against a frequency
+# limit — not the holder's whole history).
 _FACTS = """
 SELECT
     ARRAY(SELECT ROW(device_id, provider_id, public_key, revoked_at) FROM devices
@@ -107,9 +109,10 @@ SELECT
           WHERE checkin_id = ANY($4::uuid[])) AS cancelled,
     ARRAY(SELECT ROW(holder_id, period, used_cents) FROM budget_usage
           WHERE holder_id = ANY($7::uuid[])) AS budgets,
-    ARRAY(SELECT ROW(holder_id, occurred_at, activity_id, provider_id, category) FROM claims
-          WHERE holder_id = ANY($7::uuid[]) AND outcome <> 'rejected'
-            AND reversed_at IS NULL AND occurred_at BETWEEN $8 AND $9) AS visits
+    ARRAY(SELECT ROW(c.holder_id, c.occurred_at, c.activity_id, c.provider_id, c.category)
+          FROM unnest($8::uuid[], $9::timestamptz[], $10::timestamptz[]) AS w(holder_id, f, t)
+          JOIN claims c ON c.holder_id = w.holder_id AND c.occurred_at BETWEEN w.f AND w.t
+          WHERE c.outcome <> 'rejected' AND c.reversed_at IS NULL) AS visits
 """
 
 
@@ -154,6 +157,9 @@ class CheckInHandler:
     def __init__(self, policy: RefundPolicy, clock: Callable[[], datetime] | None = None) -> None:
         self.policy = policy
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._reach_days = reach_days(
+            limit for version in policy.versions for limit in version.limits
+        )
 
     async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
         checkins = [i for i in batch if isinstance(i.payload, CheckInRecorded)]
@@ -176,8 +182,15 @@ class CheckInHandler:
         cards = await conn.fetch(_CARDS_AND_LOCK, list({p.card_number for p in payloads}))
         holders = sorted({c["holder_id"] for c in cards})
         checkin_ids = list({p.checkin_id for p in payloads})
-        days = [p.occurred_at for p in payloads]
-        margin = timedelta(days=widest_window_days() + 1)
+        holder_of = {c["card_number"]: c["holder_id"] for c in cards}
+        windows = visit_windows(
+            (
+                (holder_of[p.card_number], p.occurred_at)
+                for p in payloads
+                if p.card_number in holder_of
+            ),
+            self._reach_days,
+        )
         facts = await conn.fetchrow(
             _FACTS,
             list({p.device_id for p in payloads}),
@@ -187,8 +200,9 @@ class CheckInHandler:
             [p.device_id for p in payloads],
             [p.nonce for p in payloads],
             holders,
-            min(days) - margin,
-            max(days) + margin,
+            [w[0] for w in windows],
+            [w[1] for w in windows],
+            [w[2] for w in windows],
         )
         assert facts is not None  # a SELECT without FROM always returns its one row
         history: dict[uuid.UUID, list[tuple[datetime, str]]] = {}

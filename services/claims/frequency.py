@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from services.claims.policy import FrequencyLimit, LimitPeriod, LimitScope
 from shared.events.checkins import ActivityCategory
@@ -57,6 +57,32 @@ def limit_reached(
     return None
 
 
-def widest_window_days() -> int:
-    """How far around a check-in's day earlier visits can matter (a month at most)."""
-    return 31
+def reach_days(limits: Iterable[FrequencyLimit]) -> int:
+    """How many days apart a check-in and an earlier visit can be and still count against
+    one of these limits: 0 for daily limits, 6 for weekly, 30 for monthly."""
+    span = {LimitPeriod.DAY: 0, LimitPeriod.WEEK: 6, LimitPeriod.MONTH: 30}
+    return max((span[limit.period] for limit in limits), default=0)
+
+
+def visit_windows(
+    moments: Iterable[tuple[uuid.UUID, datetime]], reach: int
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """Per holder, the disjoint time ranges whose visits can matter to check-ins at these
+    moments: `reach` days either side plus two (a business day is a Belgian day, up to 25
+    hours, not a UTC date), overlapping ranges merged so that no visit is read twice."""
+    margin = timedelta(days=reach + 2)
+    by_holder: dict[uuid.UUID, list[datetime]] = {}
+    for holder, moment in moments:
+        by_holder.setdefault(holder, []).append(moment)
+    windows: list[tuple[uuid.UUID, datetime, datetime]] = []
+    for holder, times in by_holder.items():
+        times.sort()
+        start, end = times[0] - margin, times[0] + margin
+        for moment in times[1:]:
+            if moment - margin <= end:
+                end = moment + margin
+            else:
+                windows.append((holder, start, end))
+                start, end = moment - margin, moment + margin
+        windows.append((holder, start, end))
+    return windows
