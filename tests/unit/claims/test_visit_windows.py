@@ -3,6 +3,7 @@ a limit could count may be left out, and none is read twice."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -56,7 +57,7 @@ def test_windows_of_one_holder_are_disjoint_and_ordered(
     for holder in HOLDERS:
         mine = [(start, end) for h, start, end in windows if h == holder]
         assert all(start < end for start, end in mine)
-        assert all(a[1] < b[0] for a, b in zip(mine, mine[1:], strict=False))
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(mine))
 
 
 def test_a_daily_limit_reads_days_not_months() -> None:
