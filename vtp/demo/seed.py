@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from shared.events.checkins import Activity, ActivityCategory
-from vtp.demo.municipality import PROVIDERS, REFERRERS, iban, person
+from vtp.demo.municipality import PROVIDERS, REFERRERS, iban, identity_of, person
 from vtp.device.signer import DeviceIdentity
 
 
@@ -38,6 +38,23 @@ class SeededHolder:
     holder_id: str
     card_number: str
     target_group: str
+
+
+async def _register(
+    client: httpx.AsyncClient, data: dict[str, object], identity: random.Random
+) -> Any:
+    """Register a person; a national number someone already has is drawn again."""
+    for _ in range(5):
+        response = await client.post("/people", json=data)
+        if response.status_code == 409 and "national_number" in response.text:
+            data = {**data, **identity_of(identity)}
+            continue
+        if response.status_code >= 400:
+            raise RuntimeError(
+                f"POST /people failed with {response.status_code}: {response.text[:300]}"
+            )
+        return response.json()
+    raise RuntimeError("POST /people: five national numbers in a row were taken")
 
 
 async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -117,7 +134,7 @@ async def seed(
             async with semaphore:
                 data = profiles[index]
                 group = str(data.pop("_target_group"))
-                created = await _post(client, "/people", data)
+                created = await _register(client, data, identity)
                 await _post(
                     client,
                     f"/people/{created['id']}/eligibility",
