@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -41,7 +42,7 @@ class SeededHolder:
 
 
 async def _register(
-    client: httpx.AsyncClient, data: dict[str, object], identity: random.Random
+    client: httpx.AsyncClient, data: Mapping[str, object], identity: random.Random
 ) -> Any:
     """Register a person; a national number someone already has is drawn again."""
     for _ in range(5):

@@ -36,7 +36,9 @@ async def test_a_taken_national_number_is_drawn_again() -> None:
     first, second = seen
     assert first["national_number"] != second["national_number"]
     assert nn.is_valid(second["national_number"])
-    assert nn.get_birth_date(second["national_number"]).isoformat() == second["date_of_birth"]
+    born = nn.get_birth_date(second["national_number"])
+    assert born is not None
+    assert born.isoformat() == second["date_of_birth"]
     assert second["first_name"] == "An"
 
 
