@@ -21,7 +21,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services vtp
+	$(BIN)/mypy shared services vtp tests
 	$(BIN)/lint-imports
 
 test: lint

@@ -254,6 +254,7 @@ def _kafkajs_dir() -> str | None:
 async def test_a_device_made_of_openssl_and_kcat_is_approved(world: World) -> None:
     identity = world.seeded.devices[3].identity
     raw = identity.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    kafkajs = await asyncio.to_thread(_kafkajs_dir)
     env = {
         **os.environ,
         "BOOTSTRAP": world.bootstrap,
@@ -266,7 +267,7 @@ async def test_a_device_made_of_openssl_and_kcat_is_approved(world: World) -> No
         "ACTIVITY_NAME": "Voorstelling",
         "PRICE_CENTS": "1200",
         "COUNTER": "1",
-        "KAFKAJS_DIR": await asyncio.to_thread(_kafkajs_dir) or "",
+        "KAFKAJS_DIR": kafkajs or "",
     }
     done = await asyncio.to_thread(
         subprocess.run, ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60

@@ -67,7 +67,7 @@ def _vtp(stack: Stack, *args: str) -> str:
     return done.stdout
 
 
-def _read_from_outside(bootstrap: str) -> list[dict[str, Any]]:
+def _read_from_outside(bootstrap: str) -> list[str]:
     """The payment-requested topic as an outsider sees it: kcat when it can talk to the
     broker, else a bare aiokafka consumer (no project code). kcat 1.7 with librdkafka 2.0
     cannot parse the embedded Tansu broker's ApiVersions v3 answer ("Read underflow"); with

@@ -245,6 +245,7 @@ async def test_erasure_keeps_events_and_ledger_under_the_opaque_id(
             " WHERE person_id = $1::uuid",
             canary.holder_id,
         )
+    assert person is not None
     assert person["data_key"] is None and person["national_number_hash"] is None
     assert person["sealed_data"] is not None and person["erased_at"] is not None
     assert NUMBER.encode() not in bytes(person["sealed_data"])

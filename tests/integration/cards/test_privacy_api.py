@@ -52,6 +52,7 @@ async def test_erasure_shreds_the_key(desk: Desk) -> None:
         card_status = await conn.fetchval(
             "SELECT status FROM cards WHERE card_id = $1::uuid", ids["card_id"]
         )
+    assert before is not None and after is not None
     assert after["data_key"] is None and after["national_number_hash"] is None
     assert after["sealed_data"] == before["sealed_data"]  # ciphertext stays, unreadable
     vault = PersonalDataVault(desk.settings.master_key)

@@ -69,6 +69,7 @@ async def test_device_keys_register_rotate_revoke(desk: Desk) -> None:
         kept = await conn.fetchrow(
             "SELECT * FROM devices WHERE device_id = $1::uuid", device["device_id"]
         )
+    assert kept is not None
     assert device["private_key"] not in str(dict(kept))
 
     rotated = await admin.post(

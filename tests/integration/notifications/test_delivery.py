@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -56,7 +57,11 @@ async def test_same_event_three_times_gives_one_email(
 
 
 async def test_smtp_down_for_a_while_every_message_once(
-    pool: asyncpg.Pool, settings: NotificationsSettings, keys: tuple[str, str], tmp_path, feed: Feed
+    pool: asyncpg.Pool,
+    settings: NotificationsSettings,
+    keys: tuple[str, str],
+    tmp_path: Path,
+    feed: Feed,
 ) -> None:
     port = free_port()
     down = settings.model_copy(update={"smtp_port": port, "max_attempts": 50})
@@ -113,6 +118,7 @@ async def test_signed_webhooks_verified_by_a_real_receiver(
     assert body["data"]["amount_cents"] == 990
     assert "Peeters" not in calls[-1].body.decode()
     row = await pool.fetchrow("SELECT status, attempts, channel FROM deliveries")
+    assert row is not None
     assert dict(row) == {"status": "sent", "attempts": 2, "channel": "webhook"}
 
 
@@ -148,6 +154,7 @@ async def test_permanent_smtp_failures_end_dead(
     await feed(payment_requested(person))
     await drain(worker, pool)
     row = await pool.fetchrow("SELECT status, attempts, last_error FROM deliveries")
+    assert row is not None
     assert row["status"] == "dead" and row["attempts"] == 1
     assert row["last_error"].startswith("invalid address")
     assert mails(smtp) == []

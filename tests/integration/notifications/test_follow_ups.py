@@ -190,6 +190,7 @@ async def test_a_reversal_that_overtakes_its_approval_leaves_no_refund_announced
         "Vrijetijdspas: terugbetaling van € 12,50 geannuleerd"
     ]
     row = await pool.fetchrow("SELECT approved, reversed FROM checkins")
+    assert row is not None
     assert (row["approved"], row["reversed"]) == (True, True)
     assert await pool.fetchval("SELECT count(*) FROM budget_spend WHERE spent_cents <> 0") == 0
 
@@ -258,6 +259,7 @@ async def test_a_refused_webhook_is_announced_dead_without_addresses(
     await feed(payment_requested(person))
     await drain(worker, pool)
     dead = await pool.fetchrow("SELECT delivery_id, correlation_id FROM deliveries")
+    assert dead is not None
     [event] = await dead_events(pool)
     assert event["key"] == f"org:{org}"  # one party's failures on one partition
     parsed = NotificationDeadLettered.model_validate({k: v for k, v in event.items() if k != "key"})

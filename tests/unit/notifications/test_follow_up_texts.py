@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from services.notifications.delivery import dead_lettered, without_addresses
 from services.notifications.messages import (
     Eur,
+    Language,
     frequency_limit,
     rejection_reason,
     render,
@@ -49,7 +50,7 @@ def test_refund_reversed_in_english() -> None:
 
 
 def rejected(reason: RejectionReason, detail: str, language: str = "nl") -> str:
-    lang = "en" if language == "en" else "nl"
+    lang: Language = "en" if language == "en" else "nl"
     return render(
         "refund_rejected",
         lang,
@@ -125,7 +126,7 @@ def test_the_detail_matters_only_for_frequency_limits() -> None:
 def test_every_claims_wording_becomes_a_plain_sentence(
     n: int, scope: str, period: str, language: str
 ) -> None:
-    lang = "en" if language == "en" else "nl"
+    lang: Language = "en" if language == "en" else "nl"
     text = frequency_limit(f"at most {n} per {scope} per {period}", lang)
     assert text is not None
     count = {"nl": {1: "één keer"}, "en": {1: "once", 2: "twice"}}[lang].get(n, str(n))
