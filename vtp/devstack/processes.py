@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
@@ -28,6 +29,31 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def spawn(
+    command: list[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    user: str | None = None,
+    death_signal: int = signal.SIGTERM,
+) -> subprocess.Popen[bytes]:
+    """A child of the dev stack: output appended to its log file, in a session of its own
+    (Ctrl-C in the terminal goes to `vtp up`, which stops it), and signalled when its
+    parent dies."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            env=None if env is None else dict(env),
+            user=user,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(death_signal),  # noqa: PLW1509 - only calls prctl
+        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -22,9 +22,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from vtp.devstack.processes import (
-    die_with_parent,
     free_port,
     port_open,
+    spawn,
     stop_process,
     wait_until,
 )
@@ -81,17 +81,11 @@ class SmtpSinkProcess:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vtp.devstack.smtp", str(self.folder), str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - only calls prctl
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self.proc = spawn(
+            [sys.executable, "-m", "vtp.devstack.smtp", str(self.folder), str(self.port)],
+            self.log_path,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout_s=30, what="the SMTP sink")
 
     def stop(self) -> None:

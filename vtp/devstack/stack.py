@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import httpx
 from shared.sealing import generate_keypair
 from vtp.devstack.broker import EmbeddedBroker
 from vtp.devstack.postgres import EmbeddedPostgres
-from vtp.devstack.processes import die_with_parent, free_port, stop_process, wait_until
+from vtp.devstack.processes import free_port, spawn, stop_process, wait_until
 from vtp.devstack.smtp import SmtpSinkProcess
 
 SERVICES = ("cards", "claims", "notifications")
@@ -43,17 +42,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - only calls prctl
-            )
+        self.proc = spawn([sys.executable, "-m", self.module], self.log_path, env=self.env)
 
     def healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

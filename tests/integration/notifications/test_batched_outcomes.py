@@ -101,13 +101,7 @@ async def _state(pool: asyncpg.Pool) -> dict[str, Any]:
 
 
 async def _second_feed(infra: Infra, settings: NotificationsSettings) -> Feed:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infra.dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    pool = await create_pool(infra.dsn(name))
+    pool = await create_pool(await infra.new_database())
     await migrate_service(pool, MIGRATIONS)
     router = Router(settings)
     return Feed(BatchProcessor("notifications", TOPICS, router, pool), router, pool)
