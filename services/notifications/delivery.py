@@ -88,7 +88,11 @@ class DeliveryWorker:
         self._settings = settings
         self._wake = asyncio.Event()
         self.email = EmailChannel(
-            settings.smtp_host, settings.smtp_port, settings.smtp_timeout_s, settings.mail_from
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_timeout_s,
+            settings.mail_from,
+            sessions=settings.smtp_sessions,
         )
         self.webhooks = WebhookChannel(settings.webhook_master_secret, settings.webhook_timeout_s)
         # Long enough for a whole pass of slow sends; only a crashed worker's rows wait it out.
@@ -117,7 +121,7 @@ class DeliveryWorker:
                 await listener.remove_listener("deliveries", self.wake)
                 await self._pool.release(listener)
 
-    async def deliver_due(self, limit: int = 100) -> int:
+    async def deliver_due(self, limit: int = 400) -> int:
         """One pass: lease due rows, send them, record what happened. Returns rows tried."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(

@@ -15,6 +15,8 @@ class NotificationsSettings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_timeout_s: float = 10
+    # SMTP connections a delivery pass uses at once (mail providers allow a few per client).
+    smtp_sessions: int = Field(default=4, ge=1, le=32)
     mail_from: str = "vrijetijdspas@heist-op-den-berg.be"
     # Opens the contact details the cards service seals for us (base64url X25519 key).
     private_key: str | None = None

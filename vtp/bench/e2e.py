@@ -242,9 +242,15 @@ class CpuMeter:
     def start(self) -> None:
         self._before = self._sample()
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, float]:
+        """Ends a lap: the seconds spent since `start` (also kept in `spent_s`)."""
         after = self._sample()
         self.spent_s = {k: after[k] - self._before.get(k, 0.0) for k in after}
+        return self.spent_s
 
     def ms_per(self, count: int) -> dict[str, float]:
-        return {k: round(v * 1000 / count, 3) for k, v in self.spent_s.items()}
+        return ms_per(self.spent_s, count)
+
+
+def ms_per(spent_s: dict[str, float], count: int) -> dict[str, float]:
+    return {k: round(v * 1000 / count, 3) for k, v in spent_s.items()}
