@@ -116,21 +116,33 @@ def _plain_text(email: Email, sender: str) -> bytes:
     return "\n".join(lines).encode("ascii")
 
 
+MESSAGES_PER_SESSION = 100  # a pass opens one more connection per this many messages
+
+
 class EmailChannel:
     def __init__(
-        self, host: str, port: int, timeout_s: float, sender: str, sessions: int = 1
+        self,
+        host: str,
+        port: int,
+        timeout_s: float,
+        sender: str,
+        sessions: int = 1,
+        per_session: int = MESSAGES_PER_SESSION,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
         self.sender = sender
         self.sessions = max(1, sessions)
+        self.per_session = max(1, per_session)
 
     async def send_all(self, emails: list[Email]) -> list[Outcome]:
-        """Sends over up to `sessions` SMTP connections at once. One message waits for
-        three answers from the server; with several sessions in flight both processes
-        find work at every wake-up instead of sleeping between the answers (on this
-        2-core machine: about a third less CPU per message, twice the rate)."""
+        """Sends a backlog over up to `sessions` SMTP connections at once. One message waits
+        for three answers from the server; with several sessions in flight both processes
+        find work at every wake-up instead of sleeping between the answers (on this 2-core
+        machine: about a third less CPU per message, twice the rate). A short pass keeps to
+        one connection: each extra one costs a connect, EHLO and QUIT, and at a steady
+        trickle a burst of parallel sending only competes with check-ins for the CPU."""
         outcomes: list[Outcome] = []
         pending = []
         for email in emails:
@@ -138,8 +150,9 @@ class EmailChannel:
             outcomes.append(permanent(reason) if reason else SENT)
             if reason is None:
                 pending.append(len(outcomes) - 1)
-        shares = [pending[k :: self.sessions] for k in range(self.sessions)]
-        await asyncio.gather(*(self._session(emails, share, outcomes) for share in shares if share))
+        sessions = min(self.sessions, -(-len(pending) // self.per_session))
+        shares = [pending[k::sessions] for k in range(sessions)]
+        await asyncio.gather(*(self._session(emails, share, outcomes) for share in shares))
         return outcomes
 
     async def _session(

@@ -31,7 +31,9 @@ async def test_every_message_once_and_every_outcome_its_own(tmp_path: Path, sess
     sink = SmtpSink(tmp_path / "mail")
     sink.start()
     try:
-        channel = EmailChannel("127.0.0.1", sink.port, 5, "vtp@example.org", sessions=sessions)
+        channel = EmailChannel(
+            "127.0.0.1", sink.port, 5, "vtp@example.org", sessions=sessions, per_session=2
+        )
         emails = [_email(n, f"p{n}@example.org") for n in range(11)]
         emails[4] = _email(4, "not an address")
         outcomes = await channel.send_all(emails)
@@ -47,7 +49,9 @@ async def test_every_message_once_and_every_outcome_its_own(tmp_path: Path, sess
 
 
 async def test_an_unreachable_server_leaves_every_message_for_a_retry() -> None:
-    channel = EmailChannel("127.0.0.1", free_port(), 2, "vtp@example.org", sessions=4)
+    channel = EmailChannel(
+        "127.0.0.1", free_port(), 2, "vtp@example.org", sessions=4, per_session=1
+    )
     outcomes = await channel.send_all([_email(n, f"p{n}@example.org") for n in range(6)])
     assert all(not o.sent and not o.permanent for o in outcomes)
     assert all("unreachable" in (o.error or "") for o in outcomes)
