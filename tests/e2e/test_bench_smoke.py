@@ -40,3 +40,10 @@ def test_bench_smoke_reports_every_figure(tmp_path: Path) -> None:
     )
     assert set(figures["scaling"]) == {"1", "2"}
     assert figures["p50_ms"] <= figures["p99_ms"]
+    # Where the CPU went, per process, in both windows; and how fast the machine was.
+    for window in ("cpu_ms_per_checkin_until_decided", "cpu_ms_per_checkin"):
+        assert {"claims", "notifications", "cards", "postgres", "broker"} <= set(figures[window])
+        assert figures[window]["claims"] > 0
+    until_decided = sum(figures["cpu_ms_per_checkin_until_decided"].values())
+    assert until_decided <= sum(figures["cpu_ms_per_checkin"].values())
+    assert figures["machine_gauge_ms"]["start"] > 0 < figures["machine_gauge_ms"]["end"]

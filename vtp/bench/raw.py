@@ -97,3 +97,17 @@ async def raw_db_rows_per_s(dsn: str, rows: int, batch: int = 500) -> float:
     finally:
         await conn.close()
     return rows / elapsed
+
+
+def machine_gauge_ms(repeats: int = 3) -> float:
+    """A fixed pure-Python workload, timed: how fast this machine is right now. Shared
+    machines vary by tens of percent within minutes; runs are comparable only when their
+    gauges are."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(sorted(timings)[len(timings) // 2], 1)

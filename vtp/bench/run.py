@@ -22,7 +22,7 @@ from vtp.bench.e2e import (
     prepare_checkins,
     throughput,
 )
-from vtp.bench.raw import raw_broker_msgs_per_s, raw_db_rows_per_s
+from vtp.bench.raw import machine_gauge_ms, raw_broker_msgs_per_s, raw_db_rows_per_s
 from vtp.demo.seed import seed
 from vtp.devstack.stack import Stack
 
@@ -65,6 +65,7 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
         console=console,
     )
     result: dict[str, Any] = {"e2e_checkins": size.e2e_checkins, "holders": size.holders}
+    gauge_before = machine_gauge_ms()
     with console.status("starting the stack"):
         await asyncio.to_thread(stack.start)  # it runs its own event loop for set-up
     sampler = RssSampler(stack.service_pids)
@@ -128,6 +129,7 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
     finally:
         sampler.stop()
         stack.stop()
+    result["machine_gauge_ms"] = {"start": gauge_before, "end": machine_gauge_ms()}
     names = {n: s.proc.pid for n, s in stack.named_services().items() if s.proc is not None}
     result.update(
         {
