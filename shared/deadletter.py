@@ -72,4 +72,5 @@ def dead_letter_record(letter: DeadLetter, consumer: str) -> OutgoingRecord:
         key=src.key or b"",
         headers=kept + [(k, v.encode()) for k, v in extra.items()],
         payload=src.value or b"",
+        retain=True,
     )

@@ -17,13 +17,18 @@ NOTIFY_CHANNEL = "outbox"
 
 @dataclass(frozen=True)
 class OutgoingRecord:
-    """A Kafka record ready to send; `event_id` deduplicates it in the outbox."""
+    """A Kafka record ready to send; `event_id` deduplicates it in the outbox.
+
+    `retain`: the id is derived from what the event is about (not drawn at random), so the
+    same event can be enqueued again later; its row is kept for a while after publishing
+    to recognise that. Rows with random ids are deleted once published."""
 
     event_id: str
     topic: str
     key: bytes
     headers: Headers
     payload: bytes
+    retain: bool = False
 
 
 def record_for(envelope: Envelope, payload: EventPayload) -> OutgoingRecord:
@@ -48,17 +53,19 @@ async def enqueue(conn: DbConnection, records: Sequence[OutgoingRecord]) -> None
     await conn.execute(
         """
         WITH added AS (
-            INSERT INTO outbox (event_id, topic, key, headers, payload)
-            SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[])
+            INSERT INTO outbox (event_id, topic, key, headers, payload, retain)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[],
+                                 $6::boolean[])
             ON CONFLICT (event_id) DO NOTHING
         )
-        SELECT pg_notify($6, '')
+        SELECT pg_notify($7, '')
         """,
         [r.event_id for r in records],
         [r.topic for r in records],
         [r.key for r in records],
         [_headers_json(r.headers) for r in records],
         [r.payload for r in records],
+        [r.retain for r in records],
         NOTIFY_CHANNEL,
     )
 
