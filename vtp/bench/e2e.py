@@ -58,6 +58,26 @@ async def claims_stats(claims_url: str) -> dict[str, Any]:
         return result
 
 
+async def seeding_settled(
+    claims_url: str, notifications_url: str, seeded: Seeded, timeout_s: float = 300
+) -> None:
+    """Until the claims service knows every seeded card and device and nothing is waiting to
+    be sent: the seeding's own events are not the traffic the latency is measured on."""
+    deadline = time.perf_counter() + timeout_s
+    async with httpx.AsyncClient(timeout=30) as client:
+        while time.perf_counter() < deadline:
+            claims = (await client.get(f"{claims_url}/stats")).raise_for_status().json()
+            notes = (await client.get(f"{notifications_url}/stats")).raise_for_status().json()
+            if (
+                claims["known_cards"] >= len(seeded.card_numbers)
+                and claims["known_devices"] >= len(seeded.devices)
+                and notes["pending"] == 0
+            ):
+                return
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"the seeding had not settled after {timeout_s} s")
+
+
 @asynccontextmanager
 async def outcome_watch(bootstrap: str, fetch_wait_ms: int) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer of the claim outcome topics, positioned at their end. Outcomes are

@@ -20,6 +20,7 @@ from vtp.bench.e2e import (
     mail_settled_s,
     ms_per,
     prepare_checkins,
+    seeding_settled,
     throughput,
 )
 from vtp.bench.raw import machine_gauge_ms, raw_broker_msgs_per_s, raw_db_rows_per_s
@@ -92,6 +93,9 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
                 token=stack.keys["api_token_secret"],
             )
             rng = random.Random(5)
+            task = progress.add_task("Cards and devices known to claims", total=None)
+            await seeding_settled(stack.url("claims"), stack.url("notifications"), seeded)
+            progress.update(task, total=1, completed=1)
             # Latency at a steady rate first, while nothing else is going on.
             task = progress.add_task(f"Latency at {size.steady_rate}/s", total=None)
             steady = prepare_checkins(seeded, size.steady_rate * size.steady_seconds, rng)
