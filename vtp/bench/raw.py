@@ -100,14 +100,14 @@ async def raw_db_rows_per_s(dsn: str, rows: int, batch: int = 500) -> float:
 
 
 def machine_gauge_ms(repeats: int = 3) -> float:
-    """A fixed pure-Python workload, timed: how fast this machine is right now. Shared
-    machines vary by tens of percent within minutes; runs are comparable only when their
-    gauges are."""
+    """A fixed pure-Python workload, in CPU time of this thread: how fast this machine is
+    right now, whatever else runs. A shared virtual machine's speed varies by tens of
+    percent within minutes; runs (and phases of a run) compare only when their gauges do."""
     timings = []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = time.thread_time()
         total = 0
         for i in range(1_000_000):
             total += i
-        timings.append((time.perf_counter() - started) * 1000)
+        timings.append((time.thread_time() - started) * 1000)
     return round(sorted(timings)[len(timings) // 2], 1)
