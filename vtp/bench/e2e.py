@@ -286,14 +286,13 @@ class RssSampler:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds spent by named groups of processes between `start` and `stop`: where a
+    """CPU seconds spent by named groups of processes since `start`, read with `lap`: where a
     check-in's cost goes. Groups in `with_children` count their processes' children too
     (PostgreSQL's backends); a process that ends in between is missed."""
 
     groups: dict[str, list[int]]
     with_children: set[str] = field(default_factory=set)
     _before: dict[str, float] = field(default_factory=dict)
-    spent_s: dict[str, float] = field(default_factory=dict)
 
     def _sample(self) -> dict[str, float]:
         totals: dict[str, float] = {}
@@ -314,14 +313,10 @@ class CpuMeter:
     def start(self) -> None:
         self._before = self._sample()
 
-    def stop(self) -> dict[str, float]:
-        """Ends a lap: the seconds spent since `start` (also kept in `spent_s`)."""
+    def lap(self) -> dict[str, float]:
+        """The seconds spent since `start`, per group (the meter keeps running)."""
         after = self._sample()
-        self.spent_s = {k: after[k] - self._before.get(k, 0.0) for k in after}
-        return self.spent_s
-
-    def ms_per(self, count: int) -> dict[str, float]:
-        return ms_per(self.spent_s, count)
+        return {k: after[k] - self._before.get(k, 0.0) for k in after}
 
 
 def ms_per(spent_s: dict[str, float], count: int) -> dict[str, float]:

@@ -101,6 +101,18 @@ async def running_consumer(infra: Infra, database: str, tmp_path: Path) -> Any:
             await asyncio.wait_for(task, 30)
 
 
+def _record(topic: str, payload: bytes, *, retain: bool = False) -> OutgoingRecord:
+    """An outbox row of a test event, with a fresh id."""
+    return OutgoingRecord(
+        str(uuid.uuid4()),
+        topic,
+        b"k",
+        new_envelope(type="be.test.X", source="/t").headers(),
+        payload,
+        retain=retain,
+    )
+
+
 async def _wait_for(pool: asyncpg.Pool, query: str, expected: int, timeout_s: float = 60) -> int:
     deadline = asyncio.get_running_loop().time() + timeout_s
     value = -1
@@ -190,15 +202,7 @@ async def test_the_relay_publishes_rows_committed_while_the_broker_is_paused(
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(
                 conn,
-                [
-                    OutgoingRecord(
-                        str(uuid.uuid4()),
-                        out_topic,
-                        b"k",
-                        new_envelope(type="be.test.X", source="/t").headers(),
-                        b'{"during": "pause"}',
-                    )
-                ],
+                [_record(out_topic, b'{"during": "pause"}')],
             )
         await asyncio.sleep(2)
     finally:
@@ -216,21 +220,8 @@ async def test_a_derived_event_id_is_remembered_after_publishing(
     the same letter is enqueued again and must not be published twice. Its row stays
     (marked published); an ordinary event's row is deleted once published."""
     _, _, out_topic, pool = running_consumer
-    derived = OutgoingRecord(
-        str(uuid.uuid4()),
-        out_topic,
-        b"k",
-        new_envelope(type="be.test.X", source="/t").headers(),
-        b'{"letter": 1}',
-        retain=True,
-    )
-    ordinary = OutgoingRecord(
-        str(uuid.uuid4()),
-        out_topic,
-        b"k",
-        new_envelope(type="be.test.X", source="/t").headers(),
-        b'{"ordinary": 1}',
-    )
+    derived = _record(out_topic, b'{"letter": 1}', retain=True)
+    ordinary = _record(out_topic, b'{"ordinary": 1}')
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, [derived, ordinary])
     marked = "SELECT count(*) FROM outbox WHERE retain AND published_at IS NOT NULL"
