@@ -71,7 +71,7 @@ class ServiceRuntime:
         migrations: Path,
         http_host: str = "127.0.0.1",
         http_port: int = 0,
-        pool_size: int = 8,
+        pool_size: int = 5,
     ) -> None:
         self.name = name
         self.bootstrap_servers = bootstrap_servers
@@ -83,7 +83,7 @@ class ServiceRuntime:
         self.broker = make_broker(bootstrap_servers, client_id=name)
         self.stop = asyncio.Event()
         self._pool: asyncpg.Pool | None = None
-        self._processors: list[tuple[BatchProcessor, str, int, int, int]] = []
+        self._processors: list[tuple[BatchProcessor, str, int, int]] = []
         self.relay: OutboxRelay | None = None
         self._crash_fault = CrashAfterCommit()
         self.offsets = OffsetCommitter()
@@ -114,17 +114,11 @@ class ServiceRuntime:
         group_id: str,
         max_records: int = 500,
         fetch_wait_ms: int = BACKGROUND_FETCH_WAIT_MS,
-        consumers: int = 1,
     ) -> None:
         """Subscribe a batch processor. Offsets are committed only after its transaction.
         `fetch_wait_ms`: how long the broker may hold an empty fetch — the latency of a
-        quiet topic's first new message; pass HOT_FETCH_WAIT_MS for the check-in path.
-        `consumers`: members of the group in this process, each with its own partitions and
-        its own transaction: while one waits for the database, another decodes and judges
-        (the handler must be safe for concurrent batches, as for several processes)."""
-        if consumers < 1:
-            raise ValueError("a processor needs at least one consumer")
-        self._processors.append((processor, group_id, max_records, fetch_wait_ms, consumers))
+        quiet topic's first new message; pass HOT_FETCH_WAIT_MS for the check-in path."""
+        self._processors.append((processor, group_id, max_records, fetch_wait_ms))
 
     def _register(
         self, processor: BatchProcessor, group_id: str, max_records: int, fetch_wait_ms: int
@@ -198,9 +192,8 @@ class ServiceRuntime:
         producer = make_producer(self.bootstrap_servers, client_id=f"{self.name}-relay")
         await producer.start()
         self.relay = OutboxRelay(self.pool, KafkaSender(producer))
-        for processor, group_id, max_records, fetch_wait_ms, consumers in self._processors:
-            for _ in range(consumers):
-                self._register(processor, group_id, max_records, fetch_wait_ms)
+        for processor, group_id, max_records, fetch_wait_ms in self._processors:
+            self._register(processor, group_id, max_records, fetch_wait_ms)
         await self.broker.start()
         tasks = [
             asyncio.create_task(self.relay.run(self.stop), name="outbox-relay"),

@@ -43,7 +43,6 @@ async def main() -> None:
         group_id=f"{settings.group_id}.checkins",
         max_records=settings.consumer_max_records,
         fetch_wait_ms=HOT_FETCH_WAIT_MS,  # a card holder waits for this answer
-        consumers=settings.checkin_consumers,
     )
     runtime.consume(
         BatchProcessor(

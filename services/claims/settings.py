@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -18,6 +17,3 @@ class ClaimsSettings(ServiceSettings):
     # Seconds between automatic payment runs; 0 = only on command.
     payment_run_interval_s: float = 0
     group_id: str = "claims"
-    # Check-in consumers in this process (see ServiceRuntime.consume). Two keep the
-    # process busy while the other's transaction is in PostgreSQL; more only add fetches.
-    checkin_consumers: int = Field(default=2, ge=1, le=8)
