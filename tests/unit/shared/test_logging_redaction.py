@@ -49,3 +49,23 @@ def test_log_lines_are_json_with_correlation_id_and_no_personal_fields(
     assert line["service"] == "test"
     assert line["name"] == REDACTED and line["iban"] == REDACTED
     assert "85073003361" not in json.dumps(line)
+
+
+def test_any_value_can_be_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values the JSON encoder has no encoding for still make a line, never an error."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    configure_logging("test", json=True)
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    try:
+        get_logger("t").info("odd values", thing=Opaque(), huge=2**70, by_number={1: "one"})
+        line = json.loads(out.getvalue().strip().splitlines()[-1])
+    finally:
+        structlog.reset_defaults()
+    assert line["thing"] == "<opaque>"
+    assert line["huge"] == 2**70
+    assert line["by_number"] == {"1": "one"}
