@@ -79,6 +79,20 @@ def notifications_router(
         }
         return {"deliveries": [dict(r) for r in rows], **totals}
 
+    @router.get("/stats/queue")
+    async def queue() -> dict[str, Any]:
+        """What is waiting to be sent, from indexes only (unlike /stats, which counts the
+        whole delivery log): cheap enough to poll while a backlog drains."""
+        async with pool().acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM deliveries WHERE status = 'pending') AS pending,"
+                " (SELECT count(*) FROM deliveries WHERE status = 'pending'"
+                "  AND next_attempt_at <= now()) AS due,"
+                " (SELECT max(created_at) FROM deliveries) AS latest_created_at"
+            )
+        assert row is not None  # a SELECT without FROM always returns its one row
+        return dict(row)
+
     @router.get("/deliveries")
     async def deliveries(
         status: str | None = None,

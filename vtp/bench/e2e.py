@@ -193,17 +193,17 @@ async def mail_settled_s(
     """Seconds from the run's first send until the notifications service has caught up:
     nothing pending and no new delivery for `quiet_s` (every card holder told). Mail is
     sent after the outcome, so it can lag behind the decisions without slowing them.
-    Polled twice a second: /stats scans the whole delivery log."""
+    Polled twice a second on /stats/queue (indexes only: /stats counts the whole delivery
+    log, ~25 µs of PostgreSQL per check-in of the run at this rate)."""
     async with httpx.AsyncClient(timeout=30) as client:
-        last_total, quiet_since = -1, time.perf_counter()
+        last_created, quiet_since = None, time.perf_counter()
         while time.perf_counter() - run.started < timeout_s:
-            response = await client.get(f"{notifications_url}/stats")
+            response = await client.get(f"{notifications_url}/stats/queue")
             response.raise_for_status()
-            figures = response.json()
-            total = sum(int(r["n"]) for r in figures["deliveries"])
+            queue = response.json()
             now = time.perf_counter()
-            if total != last_total or figures["pending"]:
-                last_total, quiet_since = total, now
+            if queue["latest_created_at"] != last_created or queue["pending"]:
+                last_created, quiet_since = queue["latest_created_at"], now
             elif now - quiet_since >= quiet_s:
                 return quiet_since - run.started
             await asyncio.sleep(0.5)

@@ -307,6 +307,9 @@ async def test_preferences_opt_out_and_the_delivery_log_api(
         ] == "card_issued"
         stats = (await http.get("/stats")).json()
         assert (stats["sent"], stats["pending"], stats["dead"], stats["skipped"]) == (0, 1, 0, 1)
+        queue = (await http.get("/stats/queue")).json()
+        assert queue["pending"] == 1
+        assert queue["latest_created_at"] == max(d["created_at"] for d in log)
         ran = await http.post(
             "/jobs/unused-cards", params={"at": (NOW + timedelta(days=91)).isoformat()}
         )
