@@ -19,12 +19,14 @@ def child_setup(sig: int = signal.SIGTERM, nice: int = 0) -> Callable[[], None] 
     killed by a timeout (SIGKILL, no clean-up) cannot leave a broker, a database or services
     running, and lowers the child's CPU priority by `nice`. It runs after any user switch,
     so it also holds for PostgreSQL's own user."""
-    if not sys.platform.startswith("linux"):
+    linux = sys.platform.startswith("linux")
+    if not linux and not nice:
         return None
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True) if linux else None
 
     def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, sig)
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, sig)
         if nice:
             lower_priority(nice)
 
