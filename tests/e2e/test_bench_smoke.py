@@ -47,3 +47,7 @@ def test_bench_smoke_reports_every_figure(tmp_path: Path) -> None:
     until_decided = sum(figures["cpu_ms_per_checkin_until_decided"].values())
     assert until_decided <= sum(figures["cpu_ms_per_checkin"].values())
     assert 0 < figures["machine_gauge_ms"]["min"] <= figures["machine_gauge_ms"]["max"]
+    # The priorities the figures were measured at: the money path first, mail last.
+    nice = figures["nice_by_process"]
+    assert nice["notifications"] > nice["cards"] > nice["claims"]
+    assert nice["claims"] == nice["postgres"] == nice["broker"]

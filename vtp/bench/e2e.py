@@ -4,6 +4,7 @@ rate, and the memory of the service processes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -312,6 +313,15 @@ class CpuMeter:
 
     def start(self) -> None:
         self._before = self._sample()
+
+    def nice(self) -> dict[str, int]:
+        """Each group's CPU priority (its first process's nice value): the figures only mean
+        what they mean with the priorities the stack runs at."""
+        values: dict[str, int] = {}
+        for name, pids in self.groups.items():
+            with contextlib.suppress(psutil.Error, IndexError):
+                values[name] = psutil.Process(pids[0]).nice()
+        return values
 
     def lap(self) -> dict[str, float]:
         """The seconds spent since `start`, per group (the meter keeps running)."""

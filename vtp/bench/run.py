@@ -108,6 +108,7 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
             gauges.append(machine_gauge_ms())
             task = progress.add_task("End to end, 1 claims process", total=total)
             cpu = _cpu_meter(stack)
+            result["nice_by_process"] = cpu.nice()
             cpu.start()
             e2e_1 = await throughput(
                 stack.bootstrap_servers,
@@ -172,7 +173,12 @@ def _cpu_meter(stack: Stack) -> CpuMeter:
     return CpuMeter(groups, with_children={"postgres"})
 
 
-_BREAKDOWNS = ("cpu_ms_per_checkin", "cpu_ms_per_checkin_until_decided", "rss_mb_by_process")
+_BREAKDOWNS = (
+    "cpu_ms_per_checkin",
+    "cpu_ms_per_checkin_until_decided",
+    "rss_mb_by_process",
+    "nice_by_process",
+)
 TARGETS = {"e2e_checkins_per_s": (">=", 5000), "p99_ms": ("<=", 100), "rss_mb_max": ("<=", 150)}
 
 
@@ -191,13 +197,21 @@ def _print(console: Console, result: dict[str, Any]) -> None:
     settled: dict[str, float] = result.get("cpu_ms_per_checkin", {})
     if not settled:
         return
+    nice: dict[str, int] = result.get("nice_by_process", {})
     breakdown = Table(title="CPU per check-in (ms), 1 claims process")
     breakdown.add_column("process")
+    breakdown.add_column("nice", justify="right")
     breakdown.add_column("until every outcome", justify="right")
     breakdown.add_column("until every mail is sent", justify="right")
     breakdown.add_column("share", justify="right")
     total = sum(settled.values()) or 1.0
     for name, ms in sorted(settled.items(), key=lambda item: -item[1]):
-        breakdown.add_row(name, f"{decided.get(name, 0.0):.3f}", f"{ms:.3f}", f"{ms / total:.0%}")
-    breakdown.add_row("total", f"{sum(decided.values()):.3f}", f"{total:.3f}", "")
+        breakdown.add_row(
+            name,
+            str(nice.get(name, "")),
+            f"{decided.get(name, 0.0):.3f}",
+            f"{ms:.3f}",
+            f"{ms / total:.0%}",
+        )
+    breakdown.add_row("total", "", f"{sum(decided.values()):.3f}", f"{total:.3f}", "")
     console.print(breakdown)
