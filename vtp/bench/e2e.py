@@ -68,7 +68,7 @@ async def seeding_settled(
     async with httpx.AsyncClient(timeout=30) as client:
         while time.perf_counter() < deadline:
             claims = (await client.get(f"{claims_url}/stats")).raise_for_status().json()
-            notes = (await client.get(f"{notifications_url}/stats")).raise_for_status().json()
+            notes = (await client.get(f"{notifications_url}/stats/queue")).raise_for_status().json()
             if (
                 claims["known_cards"] >= len(seeded.card_numbers)
                 and claims["known_devices"] >= len(seeded.devices)
