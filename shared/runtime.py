@@ -20,6 +20,7 @@ from faststream.middlewares import AckPolicy
 from shared.consumer import BatchProcessor
 from shared.db import create_pool, migrate_service
 from shared.deadletter import SourceRecord
+from shared.eventloop import loop_name
 from shared.faults import CrashAfterCommit
 from shared.kafka import KafkaSender, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
@@ -219,7 +220,7 @@ class ServiceRuntime:
         gc.collect()
         gc.freeze()
         gc.set_threshold(5_000, 20, 20)
-        log.info("service started", http_port=self.http_port)
+        log.info("service started", http_port=self.http_port, event_loop=loop_name())
         await self.stop.wait()
         log.info("service stopping")
         if server is not None:

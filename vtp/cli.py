@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from shared import eventloop
 from shared.logging import configure_logging
 from vtp.device.cli import device_app
 from vtp.devstack.stack import Stack, read_running_stack
@@ -104,7 +104,7 @@ def demo(
             services["notifications"]["url"],
         )
     try:
-        summary = asyncio.run(run_demo(endpoints, checkins, holders, seed, console))
+        summary = eventloop.run(run_demo(endpoints, checkins, holders, seed, console))
     finally:
         if own is not None:
             own.stop()
@@ -133,7 +133,7 @@ def bench(
         size = dataclasses.replace(size, e2e_checkins=checkins)
     folder = state_dir() / "bench"
     shutil.rmtree(folder, ignore_errors=True)  # seeding twice into one database would clash
-    result = asyncio.run(run_bench(folder, size, console))
+    result = eventloop.run(run_bench(folder, size, console))
     if json_output:
         print(json.dumps(result, sort_keys=True))
 
@@ -154,7 +154,7 @@ def chaos(
     folder = state_dir() / f"chaos-{seed}"
     shutil.rmtree(folder, ignore_errors=True)  # a run starts from nothing: no earlier data
     try:
-        report = asyncio.run(run_chaos(folder, seed, checkins, console, faults or None))
+        report = eventloop.run(run_chaos(folder, seed, checkins, console, faults or None))
     except Exception as exc:  # still one JSON line: the harness itself failed
         console.print_exception()
         if json_output:

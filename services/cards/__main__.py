@@ -9,6 +9,7 @@ from services.cards import usage
 from services.cards.api import build_app
 from services.cards.desk.expiry import expiry_loop
 from services.cards.settings import CardsSettings
+from shared import eventloop
 from shared.consumer import BatchProcessor
 from shared.runtime import ServiceRuntime
 
@@ -30,4 +31,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

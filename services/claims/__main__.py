@@ -14,7 +14,7 @@ from services.claims.policy import load_policy
 from services.claims.projections import TOPICS as CARD_TOPICS
 from services.claims.projections import apply_card_events
 from services.claims.settings import ClaimsSettings
-from shared import topics
+from shared import eventloop, topics
 from shared.consumer import BatchProcessor
 from shared.events.checkins import MAX_CHECKIN_BYTES
 from shared.logging import get_logger
@@ -78,4 +78,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

@@ -6,6 +6,7 @@ Pure data and rules, no I/O beyond reading the file once at start.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from datetime import date, datetime
 from enum import StrEnum
@@ -118,7 +119,7 @@ class PolicyVersion(BaseModel):
                 raise ValueError(f"budget line {line} must be positive")
         return self
 
-    @property
+    @functools.cached_property
     def limits(self) -> tuple[FrequencyLimit, ...]:
         """Every frequency limit in force, the legacy flag included."""
         legacy = FrequencyLimit(per=LimitScope.ACTIVITY, period=LimitPeriod.DAY, max_checkins=1)

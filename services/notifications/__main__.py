@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,6 +12,7 @@ from services.notifications.jobs import Jobs
 from services.notifications.routing import TOPICS, Router
 from services.notifications.schedule import Scheduler
 from services.notifications.settings import NotificationsSettings
+from shared import eventloop
 from shared.consumer import BatchProcessor
 from shared.http import add_correlation_middleware, health_router
 from shared.runtime import ServiceRuntime
@@ -42,4 +42,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

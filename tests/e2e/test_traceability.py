@@ -78,3 +78,16 @@ async def test_one_check_in_is_traceable_from_device_to_payment_in_all_services(
     assert not _NATIONAL_NUMBER.search(everything)
     for name in (*LAST_NAMES, *(f"{f} " for f in FIRST_NAMES)):
         assert name not in everything, name
+
+
+def test_every_service_says_at_start_which_event_loop_it_runs_on(stack: Stack) -> None:
+    # uvloop is a dependency wherever it exists; a service that silently fell back to the
+    # slower standard loop would only show as a slower benchmark.
+    for service in ("cards", "claims", "notifications"):
+        started = [
+            line
+            for line in _lines(stack.log_dir, service)
+            if line.get("event") == "service started"
+        ]
+        assert started, f"{service} logged no start"
+        assert {line.get("event_loop") for line in started} == {"uvloop"}, service
