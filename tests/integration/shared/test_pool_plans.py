@@ -2,7 +2,7 @@
 
 PostgreSQL may switch a prepared statement to a generic plan after five executions; one
 chosen during a quiet spell of one-row batches made the claims service's read of a batch's
-facts seven times as expensive at batches of 1,000 (the benchmark's latency phase, then its
+facts four times as expensive at batches of 1,000 (the benchmark's latency phase, then its
 throughput phase)."""
 
 from __future__ import annotations
