@@ -121,6 +121,11 @@ def bench(
         0, min=0, help="End-to-end check-ins per run (0: 50,000; 1,000 with --smoke)."
     ),
     json_output: bool = typer.Option(False, "--json", help="End with one JSON object."),
+    statements: bool = typer.Option(
+        False,
+        "--statements",
+        help="Also list the SQL statements PostgreSQL spent the throughput phase on.",
+    ),
 ) -> None:
     """Measure throughput, latency and memory against the broker's and database's ceilings."""
 
@@ -133,7 +138,7 @@ def bench(
         size = dataclasses.replace(size, e2e_checkins=checkins)
     folder = state_dir() / "bench"
     shutil.rmtree(folder, ignore_errors=True)  # seeding twice into one database would clash
-    result = eventloop.run(run_bench(folder, size, console))
+    result = eventloop.run(run_bench(folder, size, console, statements=statements))
     if json_output:
         print(json.dumps(result, sort_keys=True))
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_smoke_reports_every_figure(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vtp.cli", "bench", "--smoke", "--json"],
+        [sys.executable, "-m", "vtp.cli", "bench", "--smoke", "--json", "--statements"],
         env={**os.environ, "VTP_STATE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
@@ -51,3 +51,14 @@ def test_bench_smoke_reports_every_figure(tmp_path: Path) -> None:
     nice = figures["nice_by_process"]
     assert nice["notifications"] > nice["cards"] > nice["claims"]
     assert nice["claims"] == nice["postgres"] == nice["broker"]
+    # --statements: what PostgreSQL spent the throughput phase on, most expensive first;
+    # claims' write of the decided check-ins is among them.
+    costs = figures["statements_until_decided"]
+    assert costs
+    assert [c["us_per_checkin"] for c in costs] == sorted(
+        (c["us_per_checkin"] for c in costs), reverse=True
+    )
+    assert any(
+        c["database"] == "claims" and "INSERT INTO claims" in c["query"] and c["calls"] >= 1
+        for c in costs
+    )

@@ -24,6 +24,8 @@ from vtp.bench.e2e import (
     throughput,
 )
 from vtp.bench.raw import machine_gauge_ms, raw_broker_msgs_per_s, raw_db_rows_per_s
+from vtp.bench.statements import reset as reset_statements
+from vtp.bench.statements import top as top_statements
 from vtp.demo.seed import seed
 from vtp.devstack.stack import Stack
 
@@ -56,8 +58,12 @@ SMOKE = BenchSize(
 )
 
 
-async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[str, Any]:
-    stack = Stack(state_dir)
+async def run_bench(
+    state_dir: Path, size: BenchSize, console: Console, *, statements: bool = False
+) -> dict[str, Any]:
+    """`statements`: also report which SQL statements PostgreSQL spent the one-process
+    throughput phase on (pg_stat_statements; the embedded PostgreSQL only)."""
+    stack = Stack(state_dir, statement_stats=statements)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -109,6 +115,9 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
             task = progress.add_task("End to end, 1 claims process", total=total)
             cpu = _cpu_meter(stack)
             result["nice_by_process"] = cpu.nice()
+            stats_dsn = stack.postgres.dsn() if statements and stack.postgres else None
+            if stats_dsn is not None:
+                await reset_statements(stats_dsn)
             cpu.start()
             e2e_1 = await throughput(
                 stack.bootstrap_servers,
@@ -117,6 +126,9 @@ async def run_bench(state_dir: Path, size: BenchSize, console: Console) -> dict[
                 lambda n: progress.update(task, completed=n),
             )
             decided_cpu = cpu.lap()
+            if stats_dsn is not None:
+                costs = await top_statements(stats_dsn, total)
+                result["statements_until_decided"] = [c.as_dict() for c in costs]
             task = progress.add_task("Every card holder's mail sent", total=None)
             settled_s = await mail_settled_s(stack.url("notifications"), e2e_1)
             progress.update(task, total=1, completed=1)
@@ -178,6 +190,7 @@ _BREAKDOWNS = (
     "cpu_ms_per_checkin_until_decided",
     "rss_mb_by_process",
     "nice_by_process",
+    "statements_until_decided",
 )
 TARGETS = {"e2e_checkins_per_s": (">=", 5000), "p99_ms": ("<=", 100), "rss_mb_max": ("<=", 150)}
 
@@ -215,3 +228,24 @@ def _print(console: Console, result: dict[str, Any]) -> None:
         )
     breakdown.add_row("total", "", f"{sum(decided.values()):.3f}", f"{total:.3f}", "")
     console.print(breakdown)
+    _print_statements(console, result.get("statements_until_decided", []))
+
+
+def _print_statements(console: Console, costs: list[dict[str, Any]]) -> None:
+    if not costs:
+        return
+    table = Table(title="PostgreSQL statements until every outcome, 1 claims process")
+    table.add_column("database")
+    table.add_column("calls", justify="right")
+    table.add_column("µs / check-in", justify="right")
+    table.add_column("WAL B / check-in", justify="right")
+    table.add_column("statement")
+    for cost in costs:
+        table.add_row(
+            cost["database"],
+            str(cost["calls"]),
+            f"{cost['us_per_checkin']:.1f}",
+            str(cost["wal_bytes_per_checkin"]),
+            cost["query"],
+        )
+    console.print(table)

@@ -30,8 +30,18 @@ SYSTEM_USER = "embedded_postgres"
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, log_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        port: int | None = None,
+        *,
+        statement_stats: bool = False,
+    ) -> None:
         self.data_dir = data_dir
+        # pg_stat_statements costs PostgreSQL a little on every statement: only on request
+        # (`vtp bench --statements`).
+        self.statement_stats = statement_stats
         self.log_path = log_dir / "postgres.log"
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -112,6 +122,11 @@ class EmbeddedPostgres:
                 "synchronous_commit=on",
                 "-c",
                 "fsync=on",
+                *(
+                    ["-c", "shared_preload_libraries=pg_stat_statements"]
+                    if self.statement_stats
+                    else []
+                ),
             ],
             self.log_path,
             user=self._user,

@@ -77,6 +77,7 @@ class Stack:
     state_dir: Path
     claims_processes: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    statement_stats: bool = False  # pg_stat_statements in the embedded PostgreSQL
     broker: EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
     smtp: SmtpSinkProcess | None = None
@@ -120,7 +121,9 @@ class Stack:
             }
         else:
             step("starting embedded PostgreSQL")
-            self.postgres = EmbeddedPostgres(self.state_dir / "pgdata", self.log_dir)
+            self.postgres = EmbeddedPostgres(
+                self.state_dir / "pgdata", self.log_dir, statement_stats=self.statement_stats
+            )
             self.postgres.start()
             self.postgres.create_databases(list(SERVICES))
             self.dsns = {s: self.postgres.dsn(s) for s in SERVICES}
