@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -90,12 +91,16 @@ async def _outcome(world: World, checkin_id: object, timeout_s: float = 90) -> d
 
 
 async def _revoke(world: World, identity: DeviceIdentity) -> str:
-    """Through the cards API when it has the endpoint; else as the cards service would."""
+    """Through the cards API when it has the endpoint; else as the cards service would.
+    Returns once the claims service has the revocation: it learns of it asynchronously
+    (cards' outbox, the broker, claims' card-projection consumer), and a check-in judged
+    before that is judged as from a registered device."""
     async with world.cards_client() as http:
         response = await http.post(
             f"/devices/{identity.device_id}/revoke", json={"reason": "gestolen"}
         )
     if response.status_code < 400:
+        await _claims_knows_revoked(world, identity)
         return "cards API"
     assert response.status_code in {404, 405}, response.text
     revoked = DeviceRevoked(
@@ -116,7 +121,25 @@ async def _revoke(world: World, identity: DeviceIdentity) -> str:
         )
     finally:
         await producer.stop()
+    await _claims_knows_revoked(world, identity)
     return "DeviceRevoked event"
+
+
+async def _claims_knows_revoked(
+    world: World, identity: DeviceIdentity, timeout_s: float = 60
+) -> None:
+    conn = await asyncpg.connect(world.stack.dsns["claims"])
+    try:
+        for _ in range(int(timeout_s / 0.2)):
+            revoked_at = await conn.fetchval(
+                "SELECT revoked_at FROM devices WHERE device_id = $1", identity.device_id
+            )
+            if revoked_at is not None:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    raise AssertionError(f"claims never learned that device {identity.device_id} was revoked")
 
 
 async def test_each_rejection_reason_is_dead_lettered_while_valid_check_ins_flow(
