@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -78,14 +79,20 @@ def verify(public_key_b64: str, message: bytes, signature_b64: str) -> bool:
     libsodium is also the stricter of the two (non-canonical signatures and small-order
     keys are refused); honest devices never produce either."""
     try:
-        key = VerifyKey(base64.b64decode(public_key_b64, validate=True))
-        signature = base64.b64decode(signature_b64, validate=True)
+        key = _verify_key(public_key_b64)
+        signature = binascii.a2b_base64(signature_b64, strict_mode=True)
         if len(signature) != 64:
             return False
         key.verify(message, signature)
     except (CryptoError, ValueError, binascii.Error):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=8192)
+def _verify_key(public_key_b64: str) -> VerifyKey:
+    """A device's key, decoded once: a batch holds many check-ins per device."""
+    return VerifyKey(binascii.a2b_base64(public_key_b64, strict_mode=True))
 
 
 def public_key_b64(private_key: Ed25519PrivateKey) -> str:

@@ -59,6 +59,10 @@ class Incoming(Generic[P]):
 
 BatchHandler = Callable[[DbConnection, list[Incoming[Any]]], Awaitable[list[DeadLetter]]]
 """Applies fresh events inside the open transaction; returns those it refuses as poison."""
+BatchPreparer = Callable[[list[Incoming[Any]]], None]
+"""Starts work on a decoded batch that needs no database (CPU on worker threads, say), so
+that it runs beside the transaction's first round trips. It must not raise, and the handler
+must not depend on it having run: a retried or split batch reaches the handler without it."""
 
 
 def decode(
@@ -110,10 +114,12 @@ class BatchProcessor:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_backoff_s: float = 5.0,
+        prepare: BatchPreparer | None = None,
     ) -> None:
         self.name = name
         self.topics = {t.name: t for t in topics}
         self._handler = handler
+        self._prepare = prepare
         self._pool = pool
         self._max_message_bytes = max_message_bytes
         self._max_backoff_s = max_backoff_s
@@ -128,6 +134,8 @@ class BatchProcessor:
             (dead if isinstance(decoded, DeadLetter) else events).append(decoded)  # type: ignore[arg-type]
         for letter in dead:
             _log_dead_letter(letter, self.name)
+        if events and self._prepare is not None:
+            self._prepare(events)
         try:
             await self._with_retry(lambda: self._apply(events, dead))
         except _HandlerFailed:

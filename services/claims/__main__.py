@@ -32,13 +32,15 @@ async def main() -> None:
         BatchProcessor("claims.cards", CARD_TOPICS, apply_card_events, pool),
         group_id=f"{settings.group_id}.cards",
     )
+    checkins = CheckInHandler(policy)
     runtime.consume(
         BatchProcessor(
             "claims.checkins",
             (topics.CHECKIN_RECORDED,),
-            CheckInHandler(policy),
+            checkins,
             pool,
             max_message_bytes=MAX_CHECKIN_BYTES,  # the limit docs/device-protocol.md promises
+            prepare=checkins.prepare,
         ),
         group_id=f"{settings.group_id}.checkins",
         max_records=settings.consumer_max_records,

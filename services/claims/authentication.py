@@ -34,7 +34,10 @@ def authenticate(
     checkin: CheckInRecorded,
     device: KnownDevice | None,
     nonce_already_used: bool,
+    signature_valid: bool | None = None,
 ) -> AuthenticationFailure | None:
+    """`signature_valid`: the signature, checked already against `device`'s key
+    (services/claims/signatures.py); None checks it here."""
     if device is None:
         return AuthenticationFailure(RejectionReason.UNKNOWN_DEVICE, "device is not registered")
     if device.provider_id != checkin.provider_id:
@@ -43,7 +46,9 @@ def authenticate(
         )
     if device.revoked_at is not None:
         return AuthenticationFailure(RejectionReason.DEVICE_REVOKED, "device was revoked")
-    if not verify(device.public_key, canonical_checkin(checkin), checkin.signature):
+    if signature_valid is None:
+        signature_valid = verify(device.public_key, canonical_checkin(checkin), checkin.signature)
+    if not signature_valid:
         return AuthenticationFailure(
             RejectionReason.BAD_SIGNATURE, "signature does not match the device's key"
         )

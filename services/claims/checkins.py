@@ -30,6 +30,7 @@ from services.claims.decisions import (
 from services.claims.distribution import split_cost
 from services.claims.frequency import Visit, limit_reached, reach_days, visit_windows
 from services.claims.policy import RefundPolicy, business_day
+from services.claims.signatures import SignatureChecks
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -161,23 +162,38 @@ class _Writes:
 
 
 class CheckInHandler:
-    def __init__(self, policy: RefundPolicy, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        policy: RefundPolicy,
+        clock: Callable[[], datetime] | None = None,
+        signatures: SignatureChecks | None = None,
+    ) -> None:
         self.policy = policy
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._signatures = signatures or SignatureChecks()
         self._reach_days = reach_days(
             limit for version in policy.versions for limit in version.limits
         )
+
+    def prepare(self, batch: list[Incoming[Any]]) -> None:
+        """As soon as the batch is decoded: start its signature checks on worker threads."""
+        self._signatures.start(_checkins(batch))
 
     async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
         checkins = [i for i in batch if isinstance(i.payload, CheckInRecorded)]
         if not checkins:
             return []
+        payloads = [i.payload for i in checkins]
+        self._signatures.start(payloads)  # if prepare() did not
         ctx = await self._load(conn, checkins)
+        valid = await self._signatures.results(
+            payloads, {d.device_id: d.public_key for d in ctx.devices.values()}
+        )
         writes = _Writes()
         now = self._clock()
-        for incoming in checkins:
+        for incoming, signature_valid in zip(checkins, valid, strict=True):
             with log_context(correlation_id=incoming.correlation_id):
-                self._judge(incoming, ctx, writes, now)
+                self._judge(incoming, signature_valid, ctx, writes, now)
         await _store(conn, writes)
         return writes.dead
 
@@ -236,13 +252,22 @@ class CheckInHandler:
             )
         return ctx
 
-    def _judge(self, incoming: Incoming[Any], ctx: _Context, w: _Writes, now: datetime) -> None:
+    def _judge(
+        self,
+        incoming: Incoming[Any],
+        signature_valid: bool,
+        ctx: _Context,
+        w: _Writes,
+        now: datetime,
+    ) -> None:
         c: CheckInRecorded = incoming.payload
         if c.checkin_id in ctx.decided:
             log.info("duplicate check-in ignored", checkin_id=c.checkin_id)
             return
         device = ctx.devices.get(c.device_id)
-        failure = authenticate(c, device, (c.device_id, c.nonce) in ctx.seen_nonces)
+        failure = authenticate(
+            c, device, (c.device_id, c.nonce) in ctx.seen_nonces, signature_valid
+        )
         if failure is not None:
             reason, detail = failure.reason, failure.detail
             w.unauthenticated.append(
@@ -390,6 +415,10 @@ class CheckInHandler:
                 )
             )
         return payee
+
+
+def _checkins(batch: list[Incoming[Any]]) -> list[CheckInRecorded]:
+    return [i.payload for i in batch if isinstance(i.payload, CheckInRecorded)]
 
 
 def _day(at: datetime) -> date:

@@ -147,11 +147,9 @@ async def _check(
         {d.device_id: d.provider_id for d in world.devices},
         scenario.NOW,
     )
+    handler = CheckInHandler(policy, lambda: scenario.NOW)
     checkin_proc = BatchProcessor(
-        "claims.checkins",
-        (topics.CHECKIN_RECORDED,),
-        CheckInHandler(policy, lambda: scenario.NOW),
-        pool,
+        "claims.checkins", (topics.CHECKIN_RECORDED,), handler, pool, prepare=handler.prepare
     )
     cancel_proc = BatchProcessor(
         "claims.cancellations", (topics.CHECKIN_CANCELLED,), CancellationHandler(policy), pool

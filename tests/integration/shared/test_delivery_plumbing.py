@@ -89,12 +89,20 @@ async def running_consumer(infra: Infra, database: str, tmp_path: Path) -> Any:
     async def handler(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
         return await _made(conn, batch, out_topic)
 
+    prepared: list[uuid.UUID] = []  # the envelope ids prepare() was given, decoded
     runtime.consume(
-        BatchProcessor(f"test-{suffix}", [topic], handler, pool), group_id=f"g-{suffix}"
+        BatchProcessor(
+            f"test-{suffix}",
+            [topic],
+            handler,
+            pool,
+            prepare=lambda batch: prepared.extend(i.envelope.id for i in batch),
+        ),
+        group_id=f"g-{suffix}",
     )
     task = asyncio.create_task(runtime.run())
     try:
-        yield runtime, topic, out_topic, pool
+        yield runtime, topic, out_topic, pool, prepared
     finally:
         runtime.stop.set()
         with contextlib.suppress(Exception):
@@ -127,7 +135,7 @@ async def _wait_for(pool: asyncpg.Pool, query: str, expected: int, timeout_s: fl
 async def test_duplicates_are_applied_once_and_poison_is_dead_lettered(
     infra: Infra, running_consumer: Any
 ) -> None:
-    _, topic, out_topic, pool = running_consumer
+    _, topic, out_topic, pool, prepared = running_consumer
     widgets = [WidgetMade(widget_id=uuid.uuid4(), size=n) for n in range(20)]
     envelopes = [new_envelope(type=topic.event_type, source="/test") for _ in widgets]
     bootstrap = infra.bootstrap_servers
@@ -168,6 +176,8 @@ async def test_duplicates_are_applied_once_and_poison_is_dead_lettered(
     await asyncio.sleep(1.0)  # give a wrongly applied duplicate the time to show up
     assert int(await pool.fetchval("SELECT count(*) FROM effects")) == applied == len(widgets)
     assert int(await pool.fetchval("SELECT count(DISTINCT event_id) FROM effects")) == len(widgets)
+    # Every good message was offered to prepare(), decoded; no poison ever was.
+    assert set(prepared) == {e.id for e in envelopes}
 
     dead = [
         r
@@ -194,7 +204,7 @@ async def test_duplicates_are_applied_once_and_poison_is_dead_lettered(
 async def test_the_relay_publishes_rows_committed_while_the_broker_is_paused(
     infra: Infra, running_consumer: Any
 ) -> None:
-    _, _, out_topic, pool = running_consumer
+    _, _, out_topic, pool, _ = running_consumer
     if infra.broker is None:
         pytest.skip("pausing needs the embedded broker process")
     infra.broker.pause()
@@ -219,7 +229,7 @@ async def test_a_derived_event_id_is_remembered_after_publishing(
     """A dead letter's id comes from the poison message's position: replayed after a crash,
     the same letter is enqueued again and must not be published twice. Its row stays
     (marked published); an ordinary event's row is deleted once published."""
-    _, _, out_topic, pool = running_consumer
+    _, _, out_topic, pool, _ = running_consumer
     derived = _record(out_topic, b'{"letter": 1}', retain=True)
     ordinary = _record(out_topic, b'{"ordinary": 1}')
     async with pool.acquire() as conn, conn.transaction():
