@@ -3,17 +3,16 @@ the key the facts give, whatever the key remembered from earlier batches."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.claims.signatures import MIN_OFFLOADED, SignatureChecks
-from shared.checkin_signature import public_key_b64
+from services.claims import signatures
+from services.claims.signatures import CHECKS_PER_TURN, SignatureChecks
+from shared.checkin_signature import public_key_b64, verify
 from shared.events.checkins import Activity, ActivityCategory, CheckInRecorded
 from vtp.device.signer import DeviceIdentity
 
@@ -22,14 +21,17 @@ OLD_KEY, NEW_KEY = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 OLD, NEW = public_key_b64(OLD_KEY), public_key_b64(NEW_KEY)
 
 
-class CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(2)
-        self.submitted = 0
+@pytest.fixture
+def verified(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The messages verified, in order."""
+    seen: list[bytes] = []
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.submitted += 1
-        return super().submit(fn, *args, **kwargs)
+    def counting(key: str, message: bytes, signature: str) -> bool:
+        seen.append(message)
+        return verify(key, message, signature)
+
+    monkeypatch.setattr(signatures, "verify", counting)
+    return seen
 
 
 def _checkins(key: Ed25519PrivateKey, count: int) -> list[CheckInRecorded]:
@@ -45,31 +47,38 @@ def _checkins(key: Ed25519PrivateKey, count: int) -> list[CheckInRecorded]:
     ]
 
 
-@pytest.mark.parametrize("count", [1, MIN_OFFLOADED + 7])
+async def _checked(checks: SignatureChecks, batch: list[CheckInRecorded], key: str) -> list[bool]:
+    checks.start(batch)
+    return await checks.results(batch, {DEVICE_ID: key})
+
+
+@pytest.mark.parametrize("count", [1, CHECKS_PER_TURN * 2 + 7])
 async def test_genuine_and_tampered_signatures_are_told_apart(count: int) -> None:
     genuine = _checkins(OLD_KEY, count)
     tampered = [c.model_copy(update={"price_cents": c.price_cents + 1}) for c in genuine]
-    checks = SignatureChecks(executor=CountingExecutor())
+    checks = SignatureChecks()
+    await _checked(checks, _checkins(OLD_KEY, 1), OLD)  # now the key is remembered
     assert await _checked(checks, [*genuine, *tampered], OLD) == [True] * count + [False] * count
 
 
-async def test_batches_are_checked_on_worker_threads_before_the_facts_arrive() -> None:
-    executor = CountingExecutor()
-    checks = SignatureChecks(threads=2, executor=executor)
+async def test_checks_run_while_the_batch_waits_and_each_only_once(verified: list[bytes]) -> None:
+    checks = SignatureChecks()
     await _checked(checks, _checkins(OLD_KEY, 1), OLD)
-    assert executor.submitted == 0  # unknown key at first; one check-in is checked in place
+    assert len(verified) == 1  # unknown key at first: checked once the facts gave it
 
-    batch = _checkins(OLD_KEY, MIN_OFFLOADED)
+    batch = _checkins(OLD_KEY, CHECKS_PER_TURN * 3)
     checks.start(batch)
-    assert executor.submitted == 2  # the key is remembered: both halves under way already
-    checks.start(batch)  # the handler's own start, after prepare() has started them
-    assert await checks.results(batch, {DEVICE_ID: OLD}) == [True] * MIN_OFFLOADED
-    assert executor.submitted == 2  # each checked once
+    assert len(verified) == 1  # started, not run: the caller goes on to its database reads
+    await asyncio.sleep(0)  # a database round trip, say
+    assert len(verified) == 1 + CHECKS_PER_TURN  # a turn's worth, then it yields
+    checks.start(batch)  # the handler's own start, after prepare() started them
+    assert await checks.results(batch, {DEVICE_ID: OLD}) == [True] * len(batch)
+    assert len(verified) == 1 + len(batch)
 
 
-@pytest.mark.parametrize("count", [3, MIN_OFFLOADED])
+@pytest.mark.parametrize("count", [3, CHECKS_PER_TURN + 1])
 async def test_a_device_registered_again_is_checked_with_its_new_key(count: int) -> None:
-    checks = SignatureChecks(executor=CountingExecutor())
+    checks = SignatureChecks()
     await _checked(checks, _checkins(OLD_KEY, 1), OLD)
     both = [*_checkins(NEW_KEY, count), *_checkins(OLD_KEY, count)]
     # Started with the remembered old key; the facts then say the key is the new one.
@@ -79,22 +88,20 @@ async def test_a_device_registered_again_is_checked_with_its_new_key(count: int)
 
 
 async def test_a_device_without_a_key_never_passes() -> None:
-    checks = SignatureChecks(executor=CountingExecutor())
+    checks = SignatureChecks()
     await _checked(checks, _checkins(OLD_KEY, 1), OLD)
     batch = _checkins(OLD_KEY, 2)
     checks.start(batch)
     assert await checks.results(batch, {}) == [False, False]
 
 
-async def test_checks_started_for_a_batch_that_never_reached_the_handler_are_dropped() -> None:
-    checks = SignatureChecks(executor=CountingExecutor())
+async def test_checks_of_a_batch_that_never_reached_the_handler_are_dropped(
+    verified: list[bytes],
+) -> None:
+    checks = SignatureChecks()
     await _checked(checks, _checkins(OLD_KEY, 1), OLD)
-    checks.start(_checkins(OLD_KEY, 3))  # all duplicates, say: the handler never ran
+    checks.start(_checkins(OLD_KEY, CHECKS_PER_TURN * 4))  # all duplicates, say
     batch = _checkins(OLD_KEY, 2)
     assert await checks.results(batch, {DEVICE_ID: OLD}) == [True, True]
-    assert not checks._started
-
-
-async def _checked(checks: SignatureChecks, batch: list[CheckInRecorded], key: str) -> list[bool]:
-    checks.start(batch)
-    return await checks.results(batch, {DEVICE_ID: key})
+    await asyncio.sleep(0)
+    assert len(verified) <= 3 + CHECKS_PER_TURN  # the abandoned checks were cancelled

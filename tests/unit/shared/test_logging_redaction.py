@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sys
@@ -69,3 +70,42 @@ def test_any_value_can_be_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     assert line["thing"] == "<opaque>"
     assert line["huge"] == 2**70
     assert line["by_number"] == {"1": "one"}
+
+
+class _FlushCounting(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+        self.flushed = ""  # what had been written at the last flush
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.flushed = self.getvalue()
+
+
+async def test_info_lines_are_flushed_once_per_event_loop_turn_warnings_at_once() -> None:
+    out = _FlushCounting()
+    configure_logging("test", json=True, stream=out)
+    try:
+        log = get_logger("t")
+        for n in range(3):
+            log.info("claim decided", n=n)
+        assert out.flushes == 0
+        await asyncio.sleep(0)  # the end of this turn of the loop
+        assert out.flushes == 1 and out.flushed.count("claim decided") == 3
+        log.info("claim decided", n=3)
+        log.warning("fault injected")  # the process may be killed in the next instant
+        assert out.flushes == 2 and "fault injected" in out.flushed
+        assert out.flushed.count("claim decided") == 4
+    finally:
+        structlog.reset_defaults()
+
+
+def test_without_an_event_loop_every_line_is_flushed() -> None:
+    out = _FlushCounting()
+    configure_logging("test", json=True, stream=out)
+    try:
+        get_logger("t").info("a command-line tool says")
+        assert out.flushes == 1 and "a command-line tool says" in out.flushed
+    finally:
+        structlog.reset_defaults()
