@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -104,6 +104,13 @@ def decode(
     return Incoming(envelope, payload, record)
 
 
+@dataclass
+class DecodedBatch:
+    records: Sequence[SourceRecord]
+    events: list[Incoming[Any]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -127,15 +134,26 @@ class BatchProcessor:
         self.dead_lettered = 0
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
-        events: list[Incoming[Any]] = []
-        dead: list[DeadLetter] = []
+        await self.apply_batch(self.decode_batch(records))
+
+    def decode_batch(self, records: Sequence[SourceRecord]) -> DecodedBatch:
+        """Decode (poison becomes a dead letter) and hand the events to `prepare`: all
+        that can be done before the batch's transaction, and never raises."""
+        batch = DecodedBatch(records)
         for record in records:
             decoded = decode(record, self.topics, self._max_message_bytes)
-            (dead if isinstance(decoded, DeadLetter) else events).append(decoded)  # type: ignore[arg-type]
-        for letter in dead:
+            if isinstance(decoded, DeadLetter):
+                batch.dead.append(decoded)
+            else:
+                batch.events.append(decoded)
+        for letter in batch.dead:
             _log_dead_letter(letter, self.name)
-        if events and self._prepare is not None:
-            self._prepare(events)
+        if batch.events and self._prepare is not None:
+            self._prepare(batch.events)
+        return batch
+
+    async def apply_batch(self, batch: DecodedBatch) -> None:
+        events, dead = batch.events, batch.dead
         try:
             await self._with_retry(lambda: self._apply(events, dead))
         except _HandlerFailed:

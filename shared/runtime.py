@@ -25,6 +25,7 @@ from shared.faults import CrashAfterCommit
 from shared.kafka import KafkaSender, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.offsets import CommittingConsumer, OffsetCommitter
+from shared.readahead import ReadAheadConsumer, consume_ahead, source_record
 from shared.relay import OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -48,18 +49,7 @@ async def _keep_raw(_message: Any) -> None:
 
 def source_records(message: KafkaMessage) -> list[SourceRecord]:
     raw = message.raw_message
-    records = raw if isinstance(raw, tuple) else (raw,)
-    return [
-        SourceRecord(
-            topic=r.topic,
-            partition=r.partition,
-            offset=r.offset,
-            key=r.key,
-            value=r.value,
-            headers=list(r.headers or ()),
-        )
-        for r in records
-    ]
+    return [source_record(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
 
 
 class ServiceRuntime:
@@ -146,16 +136,21 @@ class ServiceRuntime:
             decoder=_keep_raw,  # decoding is ours: a malformed body must become a dead letter
         )
 
-        async def on_batch(_body: Any, message: KafkaMessage) -> None:
-            records = source_records(message)
-            try:
-                await processor.process(records)
-            except BaseException:
-                await message.nack()  # rewind: the batch is consumed again
-                raise
+        def applied(consumer: CommittingConsumer, records: Sequence[SourceRecord]) -> None:
             self._crash_fault.after_database_commit()
             # The offsets, after the database commit, in the background (shared/offsets.py).
-            self.offsets.processed(cast(CommittingConsumer, message.consumer), records)
+            self.offsets.processed(consumer, records)
+
+        async def on_batch(_body: Any, message: KafkaMessage) -> None:
+            # Rewinds the consumer itself if a batch fails, so that it is consumed again.
+            consumer = cast(ReadAheadConsumer, message.consumer)  # aiokafka's own
+            await consume_ahead(
+                processor,
+                consumer,
+                source_records(message),
+                max_records=max_records,
+                applied=lambda records: applied(consumer, records),
+            )
 
         subscriber(on_batch)
 

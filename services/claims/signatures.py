@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,9 +53,15 @@ class SignatureChecks:
     """Remembers each device's last known public key, to start a batch's checks before
     its facts arrive. A device's key changes only by registering it again."""
 
+    # Batches whose checks may be under way at once: the one in its transaction and the
+    # one read ahead (shared/readahead.py). Older ones were never asked for (all of them
+    # duplicates, say) and are dropped.
+    KEPT_BATCHES = 2
+
     def __init__(self) -> None:
         self._keys: dict[uuid.UUID, str] = {}
         self._started: dict[int, _Started] = {}  # by id() of the check-in
+        self._batches: deque[tuple[asyncio.Task[list[bool]], list[int]]] = deque()
 
     def start(self, checkins: Sequence[CheckInRecorded]) -> None:
         """Start checking the check-ins whose device's key is known, unless started already."""
@@ -68,22 +75,22 @@ class SignatureChecks:
         result = asyncio.create_task(_verify_in_turns(checks), name="signature-checks")
         for position, (c, key) in enumerate(checks):
             self._started[id(c)] = _Started(c, key, result, position)
+        self._batches.append((result, [id(c) for c, _ in checks]))
+        while len(self._batches) > self.KEPT_BATCHES:
+            task, ids = self._batches.popleft()
+            task.cancel()
+            for i in ids:
+                if (s := self._started.get(i)) is not None and s.result is task:
+                    del self._started[i]
 
     async def results(
         self, checkins: Sequence[CheckInRecorded], current_keys: Mapping[uuid.UUID, str]
     ) -> list[bool]:
         """Whether each check-in's signature is valid under its device's current key
-        (False for a device without one). Collects every check started so far: what a
-        batch started and never asked for (all of it duplicates, say) is dropped here."""
+        (False for a device without one)."""
         self._keys.update(current_keys)
-        started, self._started = self._started, {}
-        wanted = {id(c) for c in checkins}
-        tasks = {id(s.result): s.result for s in started.values()}
-        needed = {id(started[i].result) for i in wanted if i in started}
-        for task_id, task in tasks.items():
-            if task_id not in needed:
-                task.cancel()
-        await asyncio.gather(*(tasks[task_id] for task_id in needed))
+        started = {id(c): s for c in checkins if (s := self._started.pop(id(c), None))}
+        await asyncio.gather(*{id(s.result): s.result for s in started.values()}.values())
         valid: list[bool | None] = [None] * len(checkins)
         again: list[tuple[int, _Check]] = []
         for i, c in enumerate(checkins):

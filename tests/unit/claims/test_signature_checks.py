@@ -95,13 +95,18 @@ async def test_a_device_without_a_key_never_passes() -> None:
     assert await checks.results(batch, {}) == [False, False]
 
 
-async def test_checks_of_a_batch_that_never_reached_the_handler_are_dropped(
+async def test_the_batch_read_ahead_keeps_its_checks_older_ones_are_dropped(
     verified: list[bytes],
 ) -> None:
     checks = SignatureChecks()
     await _checked(checks, _checkins(OLD_KEY, 1), OLD)
-    checks.start(_checkins(OLD_KEY, CHECKS_PER_TURN * 4))  # all duplicates, say
-    batch = _checkins(OLD_KEY, 2)
-    assert await checks.results(batch, {DEVICE_ID: OLD}) == [True, True]
+    never_asked = _checkins(OLD_KEY, CHECKS_PER_TURN * 4)  # all duplicates, say
+    checks.start(never_asked)
+    current, ahead = _checkins(OLD_KEY, 2), _checkins(OLD_KEY, 3)
+    checks.start(current)
+    checks.start(ahead)  # read ahead while `current` is in its transaction
+    assert await checks.results(current, {DEVICE_ID: OLD}) == [True, True]
+    assert await checks.results(ahead, {DEVICE_ID: OLD}) == [True] * 3
     await asyncio.sleep(0)
-    assert len(verified) <= 3 + CHECKS_PER_TURN  # the abandoned checks were cancelled
+    assert len(verified) == 1 + 2 + 3  # each checked once; the abandoned ones never ran
+    assert not checks._started
