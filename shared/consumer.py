@@ -60,9 +60,11 @@ class Incoming(Generic[P]):
 BatchHandler = Callable[[DbConnection, list[Incoming[Any]]], Awaitable[list[DeadLetter]]]
 """Applies fresh events inside the open transaction; returns those it refuses as poison."""
 BatchPreparer = Callable[[list[Incoming[Any]]], None]
-"""Starts work on a decoded batch that needs no database (CPU on worker threads, say), so
-that it runs beside the transaction's first round trips. It must not raise, and the handler
-must not depend on it having run: a retried or split batch reaches the handler without it."""
+"""Starts work on a decoded batch that needs no database (claims' signature checks, in a
+task), so that it runs while the event loop waits for PostgreSQL: for the previous batch's
+commit when read ahead (shared/readahead.py), for this batch's first round trips. It must
+not raise, and the handler must not depend on it having run: a retried or split batch
+reaches the handler without it."""
 
 
 def decode(

@@ -176,7 +176,8 @@ class CheckInHandler:
         )
 
     def prepare(self, batch: list[Incoming[Any]]) -> None:
-        """As soon as the batch is decoded: start its signature checks on worker threads."""
+        """As soon as the batch is decoded: start its signature checks, which then run
+        whenever the event loop waits (for this batch's reads, or the previous commit)."""
         self._signatures.start(_checkins(batch))
 
     async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
