@@ -51,6 +51,7 @@ class FakeProcessor:
     def __init__(self, fail_at: int | None = None) -> None:
         self.steps: list[str] = []
         self.fail_at = fail_at
+        self.applied: list[int] = []
 
     def decode_batch(self, records: Sequence[SourceRecord]) -> DecodedBatch:
         self.steps.append(f"decode {records[0].offset}")
@@ -66,22 +67,30 @@ class FakeProcessor:
         self.steps.append(f"commit {name}")
 
 
-def _first() -> list[SourceRecord]:
-    return [SourceRecord("t", 0, offset, b"k", b"v", []) for offset in range(0, 10)]
+async def _consume(
+    processor: FakeProcessor, consumer: FakeConsumer, max_batches: int = 16
+) -> list[int]:
+    """The batches applied (by first offset), in order, starting from offsets 0-9."""
+    applied: list[int] = []
+    first = [SourceRecord("t", 0, offset, b"k", b"v", []) for offset in range(0, 10)]
+    try:
+        await consume_ahead(
+            processor,
+            consumer,
+            first,
+            max_records=100,
+            applied=lambda records: applied.append(records[0].offset),
+            max_batches=max_batches,
+        )
+    finally:
+        processor.applied = applied
+    return applied
 
 
 async def test_the_next_batch_is_decoded_while_this_one_is_applied_and_applied_after_it() -> None:
     consumer = FakeConsumer([{TP0: _records(TP0, 10, 5)}, {TP0: _records(TP0, 15, 5)}])
     processor = FakeProcessor()
-    applied: list[int] = []
-    await consume_ahead(
-        processor,
-        consumer,
-        _first(),
-        max_records=100,
-        applied=lambda records: applied.append(records[0].offset),
-    )
-    assert applied == [0, 10, 15]
+    assert await _consume(processor, consumer) == [0, 10, 15]
     steps = processor.steps
     assert steps.index("decode 10") < steps.index("commit 0") < steps.index("begin 10")
     assert steps.index("decode 15") < steps.index("commit 10") < steps.index("begin 15")
@@ -93,16 +102,9 @@ async def test_a_failure_rewinds_every_partition_to_its_earliest_record_not_appl
         [{TP0: _records(TP0, 10, 5)}, {TP0: _records(TP0, 15, 5), TP1: _records(TP1, 7, 3)}]
     )
     processor = FakeProcessor(fail_at=10)
-    applied: list[int] = []
     with pytest.raises(RuntimeError, match="database gone"):
-        await consume_ahead(
-            processor,
-            consumer,
-            _first(),
-            max_records=100,
-            applied=lambda records: applied.append(records[0].offset),
-        )
-    assert applied == [0]
+        await _consume(processor, consumer)
+    assert processor.applied == [0]
     # Batch 10 failed with batch 15 (and partition 1's records) read ahead: both rewound.
     assert consumer.seeks == {TP0: 10, TP1: 7}
     assert "begin 15" not in processor.steps
@@ -110,14 +112,5 @@ async def test_a_failure_rewinds_every_partition_to_its_earliest_record_not_appl
 
 async def test_one_call_applies_a_bounded_number_of_batches() -> None:
     consumer = FakeConsumer([{TP0: _records(TP0, 10 + n, 1)} for n in range(10)])
-    applied: list[int] = []
-    await consume_ahead(
-        FakeProcessor(),
-        consumer,
-        _first(),
-        max_records=100,
-        applied=lambda records: applied.append(records[0].offset),
-        max_batches=3,
-    )
-    assert applied == [0, 10, 11]
+    assert await _consume(FakeProcessor(), consumer, max_batches=3) == [0, 10, 11]
     assert len(consumer.fetched) == 8  # the rest is left for the subscriber's next call
