@@ -331,3 +331,11 @@ class CpuMeter:
 
 def ms_per(spent_s: dict[str, float], count: int) -> dict[str, float]:
     return {k: round(v * 1000 / count, 3) for k, v in spent_s.items()}
+
+
+def cpu_bound_rate(ms_per_checkin: dict[str, float], cores: int) -> int:
+    """The rate at which the processes' CPU per check-in would fill every core: the ceiling
+    of the end-to-end rate on this machine. A measured rate close to it means the machine
+    ran out of CPU; well below it, that something waited (a chain of round trips, a lock)."""
+    total = sum(ms_per_checkin.values())
+    return round(cores * 1000 / total) if total > 0 else 0

@@ -16,6 +16,7 @@ from rich.table import Table
 from vtp.bench.e2e import (
     CpuMeter,
     RssSampler,
+    cpu_bound_rate,
     latency_ms,
     mail_settled_s,
     ms_per,
@@ -134,6 +135,9 @@ async def run_bench(
             progress.update(task, total=1, completed=1)
             result["cpu_ms_per_checkin"] = ms_per(cpu.lap(), total)
             result["cpu_ms_per_checkin_until_decided"] = ms_per(decided_cpu, total)
+            result["cpu_bound_checkins_per_s"] = cpu_bound_rate(
+                result["cpu_ms_per_checkin_until_decided"], os.cpu_count() or 1
+            )
             task = progress.add_task("Starting a second claims process", total=None)
             await asyncio.to_thread(stack.add_service, "claims")
             progress.update(task, total=1, completed=1)
