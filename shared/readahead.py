@@ -71,9 +71,8 @@ async def consume_ahead(
 ) -> None:
     """Apply `records`, then whatever the consumer had fetched meanwhile, batch after
     batch; `applied` is called after each batch's commit, in order."""
-    current: DecodedBatch | None = processor.decode_batch(records)
+    current = processor.decode_batch(records)
     for turn in range(max_batches):
-        assert current is not None
         applying = asyncio.ensure_future(processor.apply_batch(current))
         following: DecodedBatch | None = None
         try:

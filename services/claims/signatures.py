@@ -9,7 +9,8 @@ only if the facts, read under the batch's transaction, give the device that same
 other check-in is checked again, with the current key.
 
 Worker threads were tried first (libsodium releases the GIL): on a machine whose cores
-are all busy they added CPU for the hand-overs and gave nothing back (`vtp bench`).
+are all busy they added CPU for the hand-overs and gave nothing back (A/B runs of the
+benchmark's throughput phase).
 """
 
 from __future__ import annotations
