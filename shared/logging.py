@@ -103,7 +103,8 @@ class _TurnFlushedLogger:
     flushes every line, and a batch of 1,000 check-ins logs 1,000 of them). Warnings and
     errors are flushed at once, with whatever is pending before them: those are the lines
     an operator needs even if the process is killed in the next instant. Without a
-    running loop, or from another thread, every line is flushed."""
+    running loop every line is flushed (a line from another thread while the loop has a
+    flush pending goes out with that flush)."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
