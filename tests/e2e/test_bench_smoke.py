@@ -46,10 +46,10 @@ def test_bench_smoke_reports_every_figure(tmp_path: Path) -> None:
         assert figures[window]["claims"] > 0
     until_decided = sum(figures["cpu_ms_per_checkin_until_decided"].values())
     assert until_decided <= sum(figures["cpu_ms_per_checkin"].values())
-    # The rate that CPU per check-in would allow on this machine's cores.
-    assert figures["cpu_bound_checkins_per_s"] == round(
-        (os.cpu_count() or 1) * 1000 / until_decided
-    )
+    # The rate that CPU per check-in would allow on this machine's cores (±1: the sum of
+    # the rounded figures depends on the order they are added in).
+    ceiling = (os.cpu_count() or 1) * 1000 / until_decided
+    assert figures["cpu_bound_checkins_per_s"] == pytest.approx(ceiling, abs=1)
     assert 0 < figures["machine_gauge_ms"]["min"] <= figures["machine_gauge_ms"]["max"]
     # The priorities the figures were measured at: the money path first, mail last.
     nice = figures["nice_by_process"]
