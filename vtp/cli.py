@@ -59,7 +59,7 @@ def up(
             console.print(f"  PostgreSQL {name:<13}{dsn}")
         console.print(
             f"  SMTP sink         127.0.0.1:{stack.smtp.port if stack.smtp else '-'}"
-            f"  (mail in {stack.state_dir / 'mail'})"
+            f"  (mail in {stack.smtp.mailbox if stack.smtp else '-'})"
         )
         for service in stack.services:
             console.print(

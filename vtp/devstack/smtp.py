@@ -1,5 +1,8 @@
-"""A local SMTP sink (aiosmtpd): every mail is kept as an .eml file so people and tests can
-read what the notifications service sent.
+"""A local SMTP sink (aiosmtpd): every mail is appended to one mbox file, `sent.mbox` in the
+sink's folder, so people (any mail client, or a text editor) and tests can read what the
+notifications service sent. One file, not a file per mail: creating a file cost 0.03 to
+0.9 ms of system time here, depending on the file system's state, up to three times the
+CPU of the rest of taking a mail — CPU taken from the services under test.
 
 `SmtpSink` runs in a thread of the calling process (enough for a test); the dev stack runs
 `SmtpSinkProcess`, the same server as a child process of its own: under load, taking mail
@@ -9,8 +12,8 @@ Run alone: `python -m vtp.devstack.smtp FOLDER PORT`."""
 
 from __future__ import annotations
 
-import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,22 +32,62 @@ from vtp.devstack.processes import (
     wait_until,
 )
 
+MAILBOX = "sent.mbox"
 
-class _SaveToFolder:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._seq = itertools.count(1)
-        self._lock = threading.Lock()
+
+def mbox_entry(content: bytes, sender: str | None, at: float) -> bytes:
+    """One message in mbox form (mboxrd): a `From ` separator line, the message with LF line
+    endings and `>`-quoted `From ` lines, and a blank line."""
+    body = content.replace(b"\r\n", b"\n")
+    body = re.sub(rb"(?m)^(>*From )", rb">\1", body)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    separator = f"From {sender or 'MAILER-DAEMON'} {time.asctime(time.gmtime(at))}\n"
+    return separator.encode() + body + b"\n"
+
+
+def read_mbox(path: Path) -> list[bytes]:
+    """The messages of an mbox file, each as it was received (apart from LF line endings)."""
+    if not path.exists():
+        return []
+    messages = []
+    for chunk in re.split(rb"(?m)^From [^\n]*\n", path.read_bytes())[1:]:
+        body = chunk[:-1] if chunk.endswith(b"\n\n") else chunk
+        messages.append(re.sub(rb"(?m)^>(>*From )", rb"\1", body))
+    return messages
+
+
+class _AppendToMailbox:
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
-        with self._lock:
-            n = next(self._seq)
-        name = f"{time.time_ns()}-{n:06d}.eml"
-        (self.folder / name).write_bytes(envelope.original_content or envelope.content)
+        entry = mbox_entry(
+            envelope.original_content or envelope.content, envelope.mail_from, time.time()
+        )
+        # One write, appending: the file grows a whole message at a time (the sink's one
+        # event loop takes one DATA at a time).
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, entry)
+        finally:
+            os.close(fd)
         return "250 Message accepted for delivery"
 
 
-class SmtpSink:
+class _Mailbox:
+    folder: Path
+
+    @property
+    def mailbox(self) -> Path:
+        return self.folder / MAILBOX
+
+    def messages(self) -> list[bytes]:
+        """Every mail received so far, oldest first."""
+        return read_mbox(self.mailbox)
+
+
+class SmtpSink(_Mailbox):
     def __init__(self, folder: Path, port: int | None = None) -> None:
         self.folder = folder
         self.port = port or free_port()
@@ -53,7 +96,10 @@ class SmtpSink:
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._controller = Controller(
-            _SaveToFolder(self.folder), hostname="127.0.0.1", port=self.port, ready_timeout=10
+            _AppendToMailbox(self.mailbox),
+            hostname="127.0.0.1",
+            port=self.port,
+            ready_timeout=10,
         )
         self._controller.start()
 
@@ -66,11 +112,8 @@ class SmtpSink:
     def running(self) -> bool:
         return self._controller is not None
 
-    def messages(self) -> list[Path]:
-        return sorted(self.folder.glob("*.eml"))
 
-
-class SmtpSinkProcess:
+class SmtpSinkProcess(_Mailbox):
     """The sink as a child process, with the same interface as `SmtpSink`."""
 
     def __init__(self, folder: Path, log_dir: Path, port: int | None = None) -> None:
@@ -104,9 +147,6 @@ class SmtpSinkProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def messages(self) -> list[Path]:
-        return sorted(self.folder.glob("*.eml"))
-
 
 def _serve(folder: Path, port: int) -> None:
     sink = SmtpSink(folder, port)
@@ -114,7 +154,7 @@ def _serve(folder: Path, port: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"SMTP sink on 127.0.0.1:{port}, mail in {folder}", flush=True)
+    print(f"SMTP sink on 127.0.0.1:{port}, mail in {sink.mailbox}", flush=True)
     stop.wait()
     sink.stop()
 

@@ -204,7 +204,7 @@ class Stack:
             "dsns": self.dsns,
             "smtp_port": self.smtp.port if self.smtp else None,
             "smtp_pid": self.smtp.pid if self.smtp else None,
-            "mail_dir": str(self.state_dir / "mail"),
+            "mailbox": str(self.smtp.mailbox) if self.smtp else None,
             "log_dir": str(self.log_dir),
             "services": {
                 name: {"url": s.url, "pid": s.proc.pid if s.proc else None}

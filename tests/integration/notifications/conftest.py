@@ -125,7 +125,7 @@ def jobs(pool: asyncpg.Pool, settings: NotificationsSettings) -> Jobs:
 
 
 def mails(sink: SmtpSink) -> list[EmailMessage]:
-    return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sink.messages()]
+    return [message_from_bytes(raw, policy=policy.default) for raw in sink.messages()]
 
 
 def text_of(mail: EmailMessage) -> str:
