@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import random
 import threading
@@ -28,7 +29,10 @@ Prepared = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # checkin id, key,
 
 
 def prepare_checkins(seeded: Seeded, count: int, rng: random.Random) -> list[Prepared]:
-    """Signed and serialised before the clock starts: the device's own work is not ours."""
+    """Signed and serialised before the clock starts: the device's own work is not ours.
+    The result is frozen for the garbage collector: 50,000 check-ins' tuples and header
+    lists, scanned again by every full collection of this process, cost it ~20 µs of CPU
+    per check-in sent (CPU the machine's services then lack)."""
     out: list[Prepared] = []
     now = datetime.now(UTC)
     for _ in range(count):
@@ -48,6 +52,7 @@ def prepare_checkins(seeded: Seeded, count: int, rng: random.Random) -> list[Pre
                 envelope.headers(),
             )
         )
+    gc.freeze()
     return out
 
 
