@@ -110,3 +110,19 @@ async def test_the_batch_read_ahead_keeps_its_checks_older_ones_are_dropped(
     await asyncio.sleep(0)
     assert len(verified) == 1 + 2 + 3  # each checked once; the abandoned ones never ran
     assert not checks._started
+
+
+async def test_checks_the_handler_starts_do_not_push_out_the_batch_read_ahead(
+    verified: list[bytes],
+) -> None:
+    checks = SignatureChecks()
+    batches = [_checkins(OLD_KEY, 3) for _ in range(6)]
+    checks.start(batches[0])  # the first batch, and the one read ahead: no key known yet
+    checks.start(batches[1])
+    assert await _checked(checks, batches[0], OLD) == [True] * 3
+    for n in range(1, 5):
+        checks.start(batches[n + 1])  # read ahead while batch n is in its transaction
+        # The handler's own start: batch n's checks, if they were dropped, start again.
+        assert await _checked(checks, batches[n], OLD) == [True] * 3
+    assert len(verified) == len(set(verified))  # no check-in checked twice
+    assert len(set(verified)) >= 15  # batches 0 to 4 (5, read ahead, may have run too)
