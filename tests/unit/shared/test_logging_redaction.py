@@ -50,6 +50,8 @@ def test_log_lines_are_json_with_correlation_id_and_no_personal_fields(
     assert line["service"] == "test"
     assert line["name"] == REDACTED and line["iban"] == REDACTED
     assert "85073003361" not in json.dumps(line)
+    assert list(line)[-2:] == ["level", "timestamp"] and line["level"] == "info"
+    assert line["timestamp"].endswith("Z")
 
 
 def test_any_value_can_be_logged(monkeypatch: pytest.MonkeyPatch) -> None:
