@@ -99,7 +99,7 @@ class SignatureChecks:
         # of theirs not asked for: duplicates). Left in, a batch this very call had to
         # start (a device whose key was not known yet) pushed out the batch read ahead,
         # whose checks were then done again by the next call, and so on, batch after
-        # batch: 12 of the benchmark's 40 batches were checked twice.
+        # batch: 12 of 40 batches were checked twice in the benchmark's harness.
         for task, ids in [b for b in self._batches if id(b[0]) in tasks]:
             self._batches.remove((task, ids))
             self._forget(task, ids)
