@@ -34,11 +34,11 @@ log = get_logger(__name__)
 # The collector runs when the container objects alive since its last run outnumber this.
 # A batch of 1,000 records in flight (decoded, judged, written) holds tens of thousands;
 # at CPython's 700 (or our earlier 5,000) the collector ran several times per batch, found
-# almost nothing to free (the batch was still alive, and these objects are freed by reference
-# counting when it is done, not by the collector) and moved it all to an older generation
-# to scan again: 1.2 s of the claims service's ~12 s of CPU in a run of 40,000
-# check-ins (0.2 s at this setting). Above a batch's worth it runs only when
-# objects really accumulate.
+# almost nothing to free (the batch was still alive, and its objects are freed by
+# reference counting when it is done, not by the collector) and moved it all to an older
+# generation to scan again: 1.2 s of the claims service's ~12 s of CPU in a run of 40,000
+# check-ins (0.2 s at this setting). Above a batch's worth, it runs only when objects
+# really accumulate.
 YOUNG_GENERATION_OBJECTS = 100_000
 
 # The embedded broker answers a fetch when its wait is over, not when data arrives (a

@@ -93,14 +93,14 @@ class SignatureChecks:
         (False for a device without one)."""
         self._keys.update(current_keys)
         started = {id(c): s for c in checkins if (s := self._started.pop(id(c), None))}
-        tasks = {id(s.result): s.result for s in started.values()}
-        await asyncio.gather(*tasks.values())
+        tasks = {s.result for s in started.values()}
+        await asyncio.gather(*tasks)
         # Collected batches stop counting against KEPT_BATCHES at once (with any check-ins
         # of theirs not asked for: duplicates). Left in, a batch this very call had to
         # start (a device whose key was not known yet) pushed out the batch read ahead,
         # whose checks were then done again by the next call, and so on, batch after
         # batch: 12 of 40 batches were checked twice in the benchmark's harness.
-        for task, ids in [b for b in self._batches if id(b[0]) in tasks]:
+        for task, ids in [b for b in self._batches if b[0] in tasks]:
             self._batches.remove((task, ids))
             self._forget(task, ids)
         valid: list[bool | None] = [None] * len(checkins)
