@@ -16,6 +16,16 @@ from shared.topics import topic_for
 NOTIFY_CHANNEL = "outbox"
 
 
+def committed_range(payload: str) -> tuple[int, int] | None:
+    """The `seq` range a commit's notification names (`"<lowest>-<highest>"`, written by
+    `enqueue`), or None when it names none: the relay then looks at every row."""
+    low, sep, high = payload.partition("-")
+    if not (sep and low.isascii() and low.isdigit() and high.isascii() and high.isdigit()):
+        return None
+    first, last = int(low), int(high)
+    return (first, last) if first <= last else None
+
+
 @dataclass(frozen=True)
 class OutgoingRecord:
     """A Kafka record ready to send; `event_id` deduplicates it in the outbox.
@@ -50,7 +60,9 @@ async def enqueue(conn: DbConnection, records: Sequence[OutgoingRecord]) -> None
     if not records:
         return
     # The notification is delivered at commit: it wakes the relay at once instead of at its
-    # next poll. Same statement as the insert, so one round trip.
+    # next poll, and names the rows' seq range, so the relay reads just those rows (its
+    # index of unpublished rows is mostly published, deleted rows until the next vacuum).
+    # Same statement as the insert, so one round trip.
     await conn.execute(
         """
         WITH added AS (
@@ -58,8 +70,9 @@ async def enqueue(conn: DbConnection, records: Sequence[OutgoingRecord]) -> None
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[],
                                  $6::boolean[])
             ON CONFLICT (event_id) DO NOTHING
+            RETURNING seq
         )
-        SELECT pg_notify($7, '')
+        SELECT pg_notify($7, (SELECT min(seq) || '-' || max(seq) FROM added))
         """,
         [r.event_id for r in records],
         [r.topic for r in records],

@@ -4,12 +4,22 @@ rows that must be remembered, marks them published).
 Rows are claimed with FOR UPDATE SKIP LOCKED in commit-visible order, so two relays of
 one service never publish the same row at the same time, and a crash after the send but
 before the delete only publishes again (consumers deduplicate on the event id).
+
+Each commit's notification names the seq range of its rows, and a pass reads only the
+ranges notified since the last one. Reading from the start of the index of unpublished
+rows would step over every row published since the last vacuum: a bitmap scan never
+marks those entries dead, and between vacuums (a minute apart by default) a busy outbox
+collects tens of thousands (4-6 ms a pass at 17,000). A sweep of all rows still runs at
+start, when idle, after a failure and every `sweep_interval_s`: for notifications lost
+while the listening connection was down, and rows another relay claimed but never
+published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -17,9 +27,17 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.logging import get_logger
-from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, headers_from_json
+from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, committed_range, headers_from_json
 
 log = get_logger(__name__)
+
+_PENDING = """
+    SELECT seq, event_id, topic, key, headers, payload FROM outbox
+    WHERE published_at IS NULL {within} ORDER BY seq LIMIT $1
+    FOR UPDATE SKIP LOCKED
+"""
+_SWEEP = _PENDING.format(within="")
+_IN_RANGE = _PENDING.format(within="AND seq BETWEEN $2 AND $3")
 
 
 class RecordSender(Protocol):
@@ -36,27 +54,29 @@ class OutboxRelay:
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         retention: str = "1 hour",
+        sweep_interval_s: float = 10.0,
     ) -> None:
         self._pool = pool
         self._sender = sender
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._retention = retention
+        self._sweep_interval_s = sweep_interval_s
         self._wake = asyncio.Event()
+        self._notified: tuple[int, int] | None = None  # seq range committed since a pass
+        self._sweep_wanted = True
+        self._swept_at = 0.0
         self._listen_conn: PoolConnectionProxy[asyncpg.Record] | None = None
         self.published = 0
 
-    async def publish_pending(self) -> int:
-        """One pass: publish up to a batch of rows. Returns how many were published."""
+    async def publish_pending(self, seqs: tuple[int, int] | None = None) -> int:
+        """One pass: publish up to a batch of rows, of all rows or those with a seq in the
+        range `seqs` (both ends included). Returns how many were published."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """
-                SELECT seq, event_id, topic, key, headers, payload FROM outbox
-                WHERE published_at IS NULL ORDER BY seq LIMIT $1
-                FOR UPDATE SKIP LOCKED
-                """,
-                self._batch_size,
-            )
+            if seqs is None:
+                rows = await conn.fetch(_SWEEP, self._batch_size)
+            else:
+                rows = await conn.fetch(_IN_RANGE, self._batch_size, *seqs)
             if not rows:
                 return 0
             records = [
@@ -93,14 +113,29 @@ class OutboxRelay:
             # Cleared before the pass, not after: a notification that arrives during the
             # pass (rows committed after our SELECT) wakes the next one at once.
             self._wake.clear()
+            seqs, self._notified = self._notified, None
+            sweep = (
+                seqs is None
+                or self._sweep_wanted
+                or time.monotonic() - self._swept_at >= self._sweep_interval_s
+            )
             try:
-                published = await self.publish_pending()
+                if sweep:
+                    self._sweep_wanted, self._swept_at = False, time.monotonic()
+                    published = await self.publish_pending()
+                else:
+                    published = await self.publish_pending(seqs)
                 backoff = 0.1
                 passes += 1
                 if passes % cleanup_every == 0:
                     await self._cleanup()
                 if published >= self._batch_size:
-                    continue  # a full batch: more are waiting, drain before sleeping
+                    # A full batch: more are waiting, drain before sleeping.
+                    if sweep or seqs is None:
+                        self._sweep_wanted = True
+                    else:
+                        self._notify_range(seqs)
+                    continue
             except Exception as exc:
                 # Database or broker down: wait and try again; nothing is lost, rows stay.
                 log.warning(
@@ -109,12 +144,16 @@ class OutboxRelay:
                     detail=str(exc)[:200],
                     backoff_s=backoff,
                 )
+                self._sweep_wanted = True
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
                 await self._listen()
                 continue
+            sweep_due_in = self._swept_at + self._sweep_interval_s - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                await asyncio.wait_for(
+                    self._wake.wait(), max(0.0, min(self._poll_interval_s, sweep_due_in))
+                )
         await self._unlisten()
 
     async def _cleanup(self) -> None:
@@ -140,8 +179,20 @@ class OutboxRelay:
                 await self._pool.release(self._listen_conn)
             self._listen_conn = None
 
-    def _on_notify(self, *_args: object) -> None:
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        seqs = committed_range(payload) if isinstance(payload, str) else None
+        if seqs is None:
+            self._sweep_wanted = True
+        else:
+            self._notify_range(seqs)
         self._wake.set()
+
+    def _notify_range(self, seqs: tuple[int, int]) -> None:
+        """Add `seqs` to the range the next pass reads: one range spanning all of them
+        (what lies between is other commits' rows, mostly published already)."""
+        if self._notified is not None:
+            seqs = (min(seqs[0], self._notified[0]), max(seqs[1], self._notified[1]))
+        self._notified = seqs
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

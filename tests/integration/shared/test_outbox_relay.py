@@ -1,0 +1,133 @@
+"""The outbox relay on the real broker and database: a commit's notification names its
+rows, a pass reads just those, and a sweep still finds rows nobody was told about."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared.db import SHARED_MIGRATIONS, create_pool, migrate
+from shared.envelope import new_envelope
+from shared.kafka import KafkaSender, ensure_topics, make_producer
+from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, committed_range, enqueue
+from shared.relay import OutboxRelay
+from tests.support.components import Infra
+from tests.support.kafka import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _record(topic: str, n: int) -> OutgoingRecord:
+    return OutgoingRecord(
+        str(uuid.uuid4()),
+        topic,
+        b"k",
+        new_envelope(type="be.test.X", source="/t").headers(),
+        f'{{"n": {n}}}'.encode(),
+    )
+
+
+async def _stray(pool: asyncpg.Pool, record: OutgoingRecord) -> None:
+    """A row committed without a notification (as if the relay was not listening)."""
+    await pool.execute(
+        "INSERT INTO outbox (event_id, topic, key, headers, payload) VALUES ($1, $2, $3, '[]', $4)",
+        uuid.UUID(record.event_id),
+        record.topic,
+        record.key,
+        record.payload,
+    )
+
+
+@pytest.fixture
+async def outbox(
+    infra: Infra, database: str
+) -> AsyncIterator[tuple[asyncpg.Pool, str, KafkaSender]]:
+    topic = f"test.relay-{uuid.uuid4().hex[:8]}.v1"
+    await ensure_topics(infra.bootstrap_servers, [topic], partitions=2)
+    pool = await create_pool(database)
+    async with pool.acquire() as conn:
+        await migrate(conn, SHARED_MIGRATIONS)
+    producer = make_producer(infra.bootstrap_servers, client_id="test-relay")
+    await producer.start()
+    try:
+        yield pool, topic, KafkaSender(producer)
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def _published(infra: Infra, topic: str) -> list[bytes]:
+    return sorted(r.value for r in await read_topic(infra.bootstrap_servers, topic, idle_s=1))
+
+
+async def test_a_commit_names_its_rows_and_a_pass_reads_only_those(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender]
+) -> None:
+    pool, topic, sender = outbox
+    await _stray(pool, _record(topic, 0))
+    heard: list[str] = []
+    def hear(*args: object) -> None:
+        heard.append(str(args[3]))
+
+    listener = await pool.acquire()
+    await listener.add_listener(NOTIFY_CHANNEL, hear)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, [_record(topic, n) for n in (1, 2, 3)])
+        for _ in range(50):
+            if heard:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await listener.remove_listener(NOTIFY_CHANNEL, hear)
+        await pool.release(listener)
+    seqs = await pool.fetch("SELECT seq FROM outbox WHERE payload <> '{\"n\": 0}' ORDER BY seq")
+    assert [committed_range(p) for p in heard] == [(seqs[0]["seq"], seqs[-1]["seq"])]
+
+    relay = OutboxRelay(pool, sender)
+    [seqs_named] = [committed_range(p) for p in heard]
+    assert seqs_named is not None
+    assert await relay.publish_pending(seqs_named) == 3
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1  # the stray is left
+    assert await relay.publish_pending(seqs_named) == 0
+    assert await relay.publish_pending() == 1  # a sweep finds it
+    assert await _published(infra, topic) == [f'{{"n": {n}}}'.encode() for n in range(4)]
+
+
+async def test_the_running_relay_publishes_what_it_is_told_of_and_sweeps_up_the_rest(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender]
+) -> None:
+    pool, topic, sender = outbox
+    # Polls so rarely that only notifications and the sweep can publish within the test.
+    relay = OutboxRelay(pool, sender, poll_interval_s=600, sweep_interval_s=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # the first pass (a sweep) is done
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, [_record(topic, n) for n in range(5)])
+        await _drained(pool, within_s=1.5)  # well before the next sweep is due
+        await _stray(pool, _record(topic, 5))
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, [_record(topic, 6)])  # told of; its pass skips the stray
+        await asyncio.sleep(0.3)
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+        await _drained(pool, within_s=4)  # the sweep
+    finally:
+        stop.set()
+        relay._wake.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+    assert await _published(infra, topic) == [f'{{"n": {n}}}'.encode() for n in range(7)]
+
+
+async def _drained(pool: asyncpg.Pool, within_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while await pool.fetchval("SELECT count(*) FROM outbox"):
+        assert asyncio.get_running_loop().time() < deadline, "the outbox was not emptied"
+        await asyncio.sleep(0.05)
