@@ -71,6 +71,7 @@ async def test_a_commit_names_its_rows_and_a_pass_reads_only_those(
     pool, topic, sender = outbox
     await _stray(pool, _record(topic, 0))
     heard: list[str] = []
+
     def hear(*args: object) -> None:
         heard.append(str(args[3]))
 
