@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import random
 import threading
 import time
@@ -18,11 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer
 
 from shared import topics
-from shared.kafka import make_producer
+from shared.kafka import KafkaSender, make_producer
+from shared.outbox import OutgoingRecord
 from vtp.demo.seed import Seeded
 
 Prepared = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # checkin id, key, body, headers
@@ -131,10 +132,13 @@ async def watch_outcomes(
         now = time.perf_counter()
         for records in batch.values():
             for record in records:
-                checkin_id = json.loads(record.value or b"{}").get("checkin_id")
+                checkin_id = orjson.loads(record.value or b"{}").get("checkin_id")
                 if checkin_id in pending:
                     pending.discard(checkin_id)
                     on_outcome(checkin_id, now)
+
+
+_SLICE = 1000
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,15 @@ async def throughput(
         if progress is not None and decided % 500 == 0:
             progress(decided)
 
+    # The devices' records, handed to the producer a partition's batch at a time as the
+    # outbox relay does (the broker gets the same record batches; this process, which
+    # shares the machine, spends ~4 µs less per check-in than with a send per record).
+    # In slices, sent concurrently, so that every partition fills from the start.
+    records = [
+        OutgoingRecord(checkin_id, topics.CHECKIN_RECORDED.name, key, headers, body)
+        for checkin_id, key, body, headers in prepared
+    ]
+    slices = [records[i : i + _SLICE] for i in range(0, len(records), _SLICE)]
     # A 100 ms wait: a tenth of a second on a run of half a minute or more.
     async with outcome_watch(bootstrap, fetch_wait_ms=100) as observer:
         watching = asyncio.create_task(
@@ -175,11 +188,8 @@ async def throughput(
         await producer.start()
         started = time.perf_counter()
         try:
-            for _, key, body, headers in prepared:
-                await producer.send(
-                    topics.CHECKIN_RECORDED.name, value=body, key=key, headers=headers
-                )
-            await producer.flush()
+            sender = KafkaSender(producer)
+            await asyncio.gather(*(sender.send_all(s) for s in slices))
             await watching
             elapsed = time.perf_counter() - started
         finally:
