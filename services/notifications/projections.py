@@ -198,10 +198,11 @@ class Approval(Enum):
 # overtook it. Returns the approvals recorded now, with that mark.
 _DECIDED = """
 WITH used AS (
-    UPDATE cards SET last_used_at = GREATEST(cards.last_used_at, u.at)
+    UPDATE cards SET last_used_at = u.at
     FROM (SELECT card_id, max(at) AS at FROM unnest($1::uuid[], $2::timestamptz[]) AS t(card_id, at)
           GROUP BY card_id) u
-    WHERE cards.card_id = u.card_id
+    -- Only where the batch brings a later use: an unchanged row is not rewritten.
+    WHERE cards.card_id = u.card_id AND (cards.last_used_at IS NULL OR cards.last_used_at < u.at)
 )
 INSERT INTO checkins (claim_id, provider_id, holder_id, target_group, approved, price_cents,
                       amount_cents, occurred_at, reversed)

@@ -200,6 +200,33 @@ async def test_scans_unused_card_eligibility_and_silent_device(
     assert (await jobs.run("unused-cards", NOW + timedelta(days=1)))["notifications"] == 0
 
 
+async def test_a_card_is_last_used_at_its_latest_check_in_whatever_the_order(
+    feed: Feed, pool: asyncpg.Pool, keys: tuple[str, str]
+) -> None:
+    org, person, prov = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    issued = card(person, org, until=(NOW + timedelta(days=20)).date())
+    await feed(organisation(org), provider(prov), holder(person, org, keys[1]), issued)
+
+    async def last_used() -> datetime:
+        at = await pool.fetchval(
+            "SELECT last_used_at FROM cards WHERE card_id = $1", issued.card_id
+        )
+        assert isinstance(at, datetime)
+        return at
+
+    await feed(claim(person, issued.card_id, prov, 100, at=NOW - timedelta(days=10)))
+    assert await last_used() == NOW - timedelta(days=10)
+    # An earlier check-in decided later (a device that was offline) changes nothing;
+    # in one batch, the latest of the batch counts.
+    await feed(claim(person, issued.card_id, prov, 100, at=NOW - timedelta(days=40)))
+    assert await last_used() == NOW - timedelta(days=10)
+    await feed(
+        claim(person, issued.card_id, prov, 100, at=NOW - timedelta(days=2)),
+        claim(person, issued.card_id, prov, 100, at=NOW - timedelta(days=5)),
+    )
+    assert await last_used() == NOW - timedelta(days=2)
+
+
 async def test_statement_finance_and_payment_outcomes(
     feed: Feed,
     jobs: Jobs,
