@@ -54,6 +54,57 @@ def test_log_lines_are_json_with_correlation_id_and_no_personal_fields(
     assert line["timestamp"].endswith("Z")
 
 
+def test_bound_values_nest_give_way_to_the_line_and_end_with_their_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    configure_logging("test", json=True)
+    log = get_logger("t")
+    try:
+        with log_context(correlation_id="outer", batch=7):
+            with log_context(correlation_id="inner"):
+                log.info("one")
+                log.info("two", batch=8)
+            log.info("three")
+        log.info("four")
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    finally:
+        structlog.reset_defaults()
+    assert [(x["event"], x.get("correlation_id"), x.get("batch")) for x in lines] == [
+        ("one", "inner", 7),
+        ("two", "inner", 8),
+        ("three", "outer", 7),
+        ("four", None, None),
+    ]
+    assert {x["service"] for x in lines} == {"test"}
+
+
+async def test_a_task_keeps_the_values_bound_when_it_was_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    configure_logging("test", json=True)
+    log = get_logger("t")
+    release = asyncio.Event()
+
+    async def later() -> None:
+        await release.wait()
+        log.info("from the task")
+
+    try:
+        with log_context(correlation_id="c-task"):
+            task = asyncio.create_task(later())
+        with log_context(correlation_id="c-other"):
+            release.set()
+            await task
+        [line] = [json.loads(x) for x in out.getvalue().splitlines()]
+    finally:
+        structlog.reset_defaults()
+    assert line["correlation_id"] == "c-task"
+
+
 def test_any_value_can_be_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     """Values the JSON encoder has no encoding for still make a line, never an error."""
     out = io.StringIO()
