@@ -21,6 +21,7 @@ async def main() -> None:
     runtime.consume(
         BatchProcessor("cards.usage", usage.TOPICS, usage.record_usage, pool),
         group_id="cards.usage",
+        max_records=settings.consumer_max_records,
     )
     app = build_app(settings, lambda: runtime.pool)
 

@@ -25,7 +25,9 @@ async def main() -> None:
     )
     pool = await runtime.open_database()
     runtime.consume(
-        BatchProcessor("notifications", TOPICS, Router(settings), pool), group_id="notifications"
+        BatchProcessor("notifications", TOPICS, Router(settings), pool),
+        group_id="notifications",
+        max_records=settings.consumer_max_records,
     )
     worker = DeliveryWorker(pool, settings)
     jobs = Jobs(pool, settings)
