@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 
 from shared.logging import get_logger
 from shared.outbox import OutgoingRecord
+from shared.partitioning import partition_for
 from shared.topics import ALL_TOPICS, DEAD_LETTER_TOPIC, DEFAULT_PARTITIONS
 
 log = get_logger(__name__)
@@ -49,13 +49,12 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
 class KafkaSender:
     """Sends a batch of records and waits for every acknowledgement.
 
-    Records are grouped per partition (the producer's own key partitioner, so a key lands
+    Records are grouped per partition (Kafka's default key partitioner, so a key lands
     where any other producer would put it) and handed over as one record batch each: one
     future per partition instead of one per record, 5–8 µs less CPU per record."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
-        self._partitioner = DefaultPartitioner()
 
     async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
         partitions: dict[str, list[int]] = {}
@@ -64,7 +63,7 @@ class KafkaSender:
             known = partitions.get(r.topic)
             if known is None:
                 known = partitions[r.topic] = sorted(await self._producer.partitions_for(r.topic))
-            partition = self._partitioner(r.key, known, known)
+            partition = partition_for(r.key, known)
             groups.setdefault((r.topic, partition), []).append(r)
         futures = []
         for (topic, partition), group in groups.items():
