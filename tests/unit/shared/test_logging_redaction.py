@@ -4,6 +4,8 @@ import asyncio
 import io
 import json
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -32,20 +34,29 @@ def test_card_numbers_and_uuids_stay_readable() -> None:
     assert redact_text(text) == text
 
 
-def test_log_lines_are_json_with_correlation_id_and_no_personal_fields(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+Lines = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def json_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lines]:
+    """Logging set up as a service's, on stdout; the lines written so far, parsed."""
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     configure_logging("test", json=True)
     try:
-        with log_context(correlation_id="corr-1"):
-            get_logger("t").info(
-                "registered", name="Jan Peeters", iban="BE68539007547034", note="nn 85073003361"
-            )
-        line = json.loads(out.getvalue().strip().splitlines()[-1])
+        yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
     finally:
         structlog.reset_defaults()
+
+
+def test_log_lines_are_json_with_correlation_id_and_no_personal_fields(
+    json_lines: Lines,
+) -> None:
+    with log_context(correlation_id="corr-1"):
+        get_logger("t").info(
+            "registered", name="Jan Peeters", iban="BE68539007547034", note="nn 85073003361"
+        )
+    line = json_lines()[-1]
     assert line["correlation_id"] == "corr-1"
     assert line["service"] == "test"
     assert line["name"] == REDACTED and line["iban"] == REDACTED
@@ -55,22 +66,16 @@ def test_log_lines_are_json_with_correlation_id_and_no_personal_fields(
 
 
 def test_bound_values_nest_give_way_to_the_line_and_end_with_their_block(
-    monkeypatch: pytest.MonkeyPatch,
+    json_lines: Lines,
 ) -> None:
-    out = io.StringIO()
-    monkeypatch.setattr(sys, "stdout", out)
-    configure_logging("test", json=True)
     log = get_logger("t")
-    try:
-        with log_context(correlation_id="outer", batch=7):
-            with log_context(correlation_id="inner"):
-                log.info("one")
-                log.info("two", batch=8)
-            log.info("three")
-        log.info("four")
-        lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    finally:
-        structlog.reset_defaults()
+    with log_context(correlation_id="outer", batch=7):
+        with log_context(correlation_id="inner"):
+            log.info("one")
+            log.info("two", batch=8)
+        log.info("three")
+    log.info("four")
+    lines = json_lines()
     assert [(x["event"], x.get("correlation_id"), x.get("batch")) for x in lines] == [
         ("one", "inner", 7),
         ("two", "inner", 8),
@@ -80,12 +85,7 @@ def test_bound_values_nest_give_way_to_the_line_and_end_with_their_block(
     assert {x["service"] for x in lines} == {"test"}
 
 
-async def test_a_task_keeps_the_values_bound_when_it_was_started(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    out = io.StringIO()
-    monkeypatch.setattr(sys, "stdout", out)
-    configure_logging("test", json=True)
+async def test_a_task_keeps_the_values_bound_when_it_was_started(json_lines: Lines) -> None:
     log = get_logger("t")
     release = asyncio.Event()
 
@@ -93,33 +93,24 @@ async def test_a_task_keeps_the_values_bound_when_it_was_started(
         await release.wait()
         log.info("from the task")
 
-    try:
-        with log_context(correlation_id="c-task"):
-            task = asyncio.create_task(later())
-        with log_context(correlation_id="c-other"):
-            release.set()
-            await task
-        [line] = [json.loads(x) for x in out.getvalue().splitlines()]
-    finally:
-        structlog.reset_defaults()
+    with log_context(correlation_id="c-task"):
+        task = asyncio.create_task(later())
+    with log_context(correlation_id="c-other"):
+        release.set()
+        await task
+    [line] = json_lines()
     assert line["correlation_id"] == "c-task"
 
 
-def test_any_value_can_be_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_any_value_can_be_logged(json_lines: Lines) -> None:
     """Values the JSON encoder has no encoding for still make a line, never an error."""
-    out = io.StringIO()
-    monkeypatch.setattr(sys, "stdout", out)
-    configure_logging("test", json=True)
 
     class Opaque:
         def __repr__(self) -> str:
             return "<opaque>"
 
-    try:
-        get_logger("t").info("odd values", thing=Opaque(), huge=2**70, by_number={1: "one"})
-        line = json.loads(out.getvalue().strip().splitlines()[-1])
-    finally:
-        structlog.reset_defaults()
+    get_logger("t").info("odd values", thing=Opaque(), huge=2**70, by_number={1: "one"})
+    line = json_lines()[-1]
     assert line["thing"] == "<opaque>"
     assert line["huge"] == 2**70
     assert line["by_number"] == {"1": "one"}
