@@ -120,8 +120,7 @@ async def test_the_running_relay_publishes_what_it_is_told_of_and_sweeps_up_the_
         assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
         await _drained(pool, within_s=4)  # the sweep
     finally:
-        stop.set()
-        relay._wake.set()
+        stop.set()  # seen at the relay's next wake-up, a sweep interval at most
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
     assert await _published(infra, topic) == [f'{{"n": {n}}}'.encode() for n in range(7)]
