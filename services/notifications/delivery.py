@@ -123,7 +123,13 @@ class DeliveryWorker:
 
     async def deliver_due(self, limit: int = 400) -> int:
         """One pass: lease due rows, send them, record what happened. Returns rows tried."""
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The earliest due rows, read in index order until the limit. Statistics lag a
+            # table that grows by thousands of rows a second, and with too few rows
+            # expected PostgreSQL chose a bitmap scan instead: every due row read and
+            # sorted (on disk) for each lease: 40-77 ms a lease behind a backlog of 77,000,
+            # against 0.4 ms in index order (`EXPLAIN ANALYZE` after a benchmark run).
+            await conn.execute("SET LOCAL enable_bitmapscan = off")
             rows = await conn.fetch(
                 "UPDATE deliveries d SET next_attempt_at = now() + make_interval(secs => $2)"
                 " FROM (SELECT delivery_id FROM deliveries WHERE status = 'pending'"

@@ -158,3 +158,41 @@ async def test_permanent_smtp_failures_end_dead(
     assert row["status"] == "dead" and row["attempts"] == 1
     assert row["last_error"].startswith("invalid address")
     assert mails(smtp) == []
+
+
+async def test_a_lease_reads_the_due_rows_in_order_not_the_whole_backlog(
+    pool: asyncpg.Pool, worker: DeliveryWorker
+) -> None:
+    """Behind a backlog, a pass takes the earliest due rows straight from the index of
+    pending rows; read as a bitmap and sorted, every due row was read for every pass.
+    Statistics are as they are mid-run: the backlog arrived after the last ANALYZE."""
+    await pool.execute("ANALYZE deliveries")  # of an empty table
+    await pool.execute(
+        "INSERT INTO deliveries (delivery_id, event_id, correlation_id, kind, recipient,"
+        " channel, address, subject, body, next_attempt_at)"
+        " SELECT gen_random_uuid(), gen_random_uuid(), 'c', 'refund_approved', 'holder:' || gen_random_uuid(),"
+        " 'letter', 'Straat 1', 'Terugbetaling', 'Beste', now() - n * interval '1 second'"
+        " FROM generate_series(1, 5000) AS n"
+    )
+    earliest = await pool.fetch(
+        "SELECT delivery_id FROM deliveries ORDER BY next_attempt_at LIMIT 100"
+    )
+    before = await _index_entries_read(pool)
+    assert await worker.deliver_due(limit=100) == 100
+    read = await _index_entries_read(pool, more_than=before)
+    assert read - before < 1000  # in index order: about the 100 taken, not all 5,000
+    taken = await pool.fetch("SELECT delivery_id FROM deliveries WHERE status <> 'pending'")
+    assert {r["delivery_id"] for r in taken} == {r["delivery_id"] for r in earliest}
+
+
+async def _index_entries_read(pool: asyncpg.Pool, more_than: int = -1) -> int:
+    """Entries read from the index of pending rows so far (the statistics reach the view
+    when the reading connection goes idle)."""
+    query = "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'deliveries_due'"
+    for _ in range(100):
+        read = int(await pool.fetchval(query))
+        if read > more_than:
+            return read
+        await asyncio.sleep(0.05)
+        await pool.execute("SELECT pg_stat_clear_snapshot()")
+    return read
