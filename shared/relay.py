@@ -114,24 +114,19 @@ class OutboxRelay:
             # pass (rows committed after our SELECT) wakes the next one at once.
             self._wake.clear()
             seqs, self._notified = self._notified, None
-            sweep = (
-                seqs is None
-                or self._sweep_wanted
-                or time.monotonic() - self._swept_at >= self._sweep_interval_s
-            )
+            if self._sweep_wanted or time.monotonic() - self._swept_at >= self._sweep_interval_s:
+                seqs = None  # a sweep, which covers any range notified too
+            if seqs is None:
+                self._sweep_wanted, self._swept_at = False, time.monotonic()
             try:
-                if sweep:
-                    self._sweep_wanted, self._swept_at = False, time.monotonic()
-                    published = await self.publish_pending()
-                else:
-                    published = await self.publish_pending(seqs)
+                published = await self.publish_pending(seqs)
                 backoff = 0.1
                 passes += 1
                 if passes % cleanup_every == 0:
                     await self._cleanup()
                 if published >= self._batch_size:
                     # A full batch: more are waiting, drain before sleeping.
-                    if sweep or seqs is None:
+                    if seqs is None:
                         self._sweep_wanted = True
                     else:
                         self._notify_range(seqs)
