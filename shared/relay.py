@@ -13,6 +13,10 @@ collects tens of thousands (4-6 ms a pass at 17,000). A sweep of all rows still 
 start, when idle, after a failure and every `sweep_interval_s`: for notifications lost
 while the listening connection was down, and rows another relay claimed but never
 published.
+
+Retained rows are forgotten once `retention` is over, every `cleanup_interval_s`, apart
+from the publishing: a failed clean-up is reported and tried again later, it never holds
+back a pass.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol
 
 import asyncpg
@@ -53,8 +58,9 @@ class OutboxRelay:
         *,
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
-        retention: str = "1 hour",
+        retention: timedelta = timedelta(hours=1),
         sweep_interval_s: float = 10.0,
+        cleanup_interval_s: float = 60.0,
     ) -> None:
         self._pool = pool
         self._sender = sender
@@ -62,6 +68,8 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._retention = retention
         self._sweep_interval_s = sweep_interval_s
+        self._cleanup_interval_s = cleanup_interval_s
+        self._cleaned_at = time.monotonic()
         self._wake = asyncio.Event()
         self._notified: tuple[int, int] | None = None  # seq range committed since a pass
         self._sweep_wanted = True
@@ -107,8 +115,6 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         await self._listen()
         backoff = 0.1
-        cleanup_every = 600
-        passes = 0
         while not stop.is_set():
             # Cleared before the pass, not after: a notification that arrives during the
             # pass (rows committed after our SELECT) wakes the next one at once.
@@ -121,9 +127,7 @@ class OutboxRelay:
             try:
                 published = await self.publish_pending(seqs)
                 backoff = 0.1
-                passes += 1
-                if passes % cleanup_every == 0:
-                    await self._cleanup()
+                await self._cleanup_when_due()
                 if published >= self._batch_size:
                     # A full batch: more are waiting, drain before sleeping.
                     if seqs is None:
@@ -151,11 +155,24 @@ class OutboxRelay:
                 )
         await self._unlisten()
 
-    async def _cleanup(self) -> None:
+    async def forget_published(self) -> int:
+        """Delete the retained rows published longer than `retention` ago; returns how many."""
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - $1::interval", self._retention
+            deleted = await conn.fetchval(
+                "WITH gone AS (DELETE FROM outbox WHERE published_at < now() - $1::interval"
+                " RETURNING 1) SELECT count(*) FROM gone",
+                self._retention,
             )
+        return int(deleted)
+
+    async def _cleanup_when_due(self) -> None:
+        if time.monotonic() - self._cleaned_at < self._cleanup_interval_s:
+            return
+        self._cleaned_at = time.monotonic()
+        try:
+            await self.forget_published()
+        except Exception as exc:  # the rows stay until the next time; publishing goes on
+            log.warning("outbox cleanup failed", error=type(exc).__name__, detail=str(exc)[:200])
 
     async def _listen(self) -> None:
         if self._listen_conn is not None and not self._listen_conn.is_closed():
