@@ -40,6 +40,13 @@ def test_bench_smoke_reports_every_figure(tmp_path: Path) -> None:
     )
     assert set(figures["scaling"]) == {"1", "2"}
     assert figures["p50_ms"] <= figures["p99_ms"]
+    # The latency's two parts, each no longer than the whole way.
+    for part in ("emission_to_decision", "decision_to_outcome"):
+        p50, p99 = (
+            figures["latency_parts_ms"][part]["p50"],
+            figures["latency_parts_ms"][part]["p99"],
+        )
+        assert 0 <= p50 <= p99 <= figures["p99_ms"] + 0.1, part
     # Where the CPU went, per process, in both windows; and how fast the machine was.
     for window in ("cpu_ms_per_checkin_until_decided", "cpu_ms_per_checkin"):
         assert {"claims", "notifications", "cards", "postgres", "broker"} <= set(figures[window])

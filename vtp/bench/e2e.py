@@ -118,11 +118,12 @@ async def outcome_watch(bootstrap: str, fetch_wait_ms: int) -> AsyncIterator[AIO
 async def watch_outcomes(
     observer: AIOKafkaConsumer,
     wanted: set[str],
-    on_outcome: Callable[[str, float], None],
+    on_outcome: Callable[[str, float, Any], None],
     timeout_s: float,
 ) -> None:
-    """Calls `on_outcome(checkin_id, perf_counter)` once per wanted check-in decided (a
-    relay may publish an outcome twice: the second is ignored)."""
+    """Calls `on_outcome(checkin_id, perf_counter, decided_at)` once per wanted check-in
+    decided (a relay may publish an outcome twice: the second is ignored); `decided_at` is
+    the outcome's own field, as sent (an ISO 8601 string)."""
     pending = set(wanted)
     deadline = time.perf_counter() + timeout_s
     while pending:
@@ -132,10 +133,11 @@ async def watch_outcomes(
         now = time.perf_counter()
         for records in batch.values():
             for record in records:
-                checkin_id = orjson.loads(record.value or b"{}").get("checkin_id")
+                outcome = orjson.loads(record.value or b"{}")
+                checkin_id = outcome.get("checkin_id")
                 if checkin_id in pending:
                     pending.discard(checkin_id)
-                    on_outcome(checkin_id, now)
+                    on_outcome(checkin_id, now, outcome.get("decided_at"))
 
 
 _SLICE = 1000
@@ -164,7 +166,7 @@ async def throughput(
     before = (await claims_stats(claims_url))["decided"]
     decided = 0
 
-    def count(_checkin_id: str, _at: float) -> None:
+    def count(_checkin_id: str, _at: float, _decided_at: Any) -> None:
         nonlocal decided
         decided += 1
         if progress is not None and decided % 500 == 0:
@@ -227,15 +229,50 @@ async def mail_settled_s(
     raise TimeoutError(f"notifications still busy after {timeout_s} s")
 
 
-async def latency_ms(
-    bootstrap: str, prepared: list[Prepared], rate_per_s: float
-) -> tuple[float, float]:
-    """(p50, p99) from a check-in's emission to its outcome event, at a steady rate."""
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds from a check-in's emission to its outcome event, and its two parts:
+    until claims decided it (the broker, the consumer's fetch, the transaction's reads and
+    the signature check), and from the decision until the outcome arrived (writing and
+    committing the batch, the outbox relay's pass, the broker again)."""
 
-    def record(checkin_id: str, at: float) -> None:
-        latencies.append((at - sent_at[checkin_id]) * 1000)
+    total: list[float]
+    to_decision: list[float]
+    decision_to_outcome: list[float]
+
+    @classmethod
+    def of(cls, timings: list[tuple[float, float, float]]) -> Latency:
+        """From (emitted, decided, outcome seen) wall-clock seconds per check-in. One
+        machine, one clock: the decision's time is claims' own."""
+        ms = [((d - e) * 1000, (o - d) * 1000, (o - e) * 1000) for e, d, o in timings]
+        return cls(
+            total=sorted(m[2] for m in ms),
+            to_decision=sorted(m[0] for m in ms),
+            decision_to_outcome=sorted(m[1] for m in ms),
+        )
+
+    def p(self, pct: float) -> float:
+        """A percentile of the whole way, emission to outcome."""
+        return _percentile(self.total, pct)
+
+    def percentiles(self) -> dict[str, dict[str, float]]:
+        return {
+            part: {"p50": _percentile(values, 50), "p99": _percentile(values, 99)}
+            for part, values in (
+                ("emission_to_decision", self.to_decision),
+                ("decision_to_outcome", self.decision_to_outcome),
+            )
+        }
+
+
+async def latency_ms(bootstrap: str, prepared: list[Prepared], rate_per_s: float) -> Latency:
+    """From a check-in's emission to its outcome event, at a steady rate."""
+    sent_at: dict[str, float] = {}
+    timings: list[tuple[float, float, float]] = []
+
+    def record(checkin_id: str, _at: float, decided_at: Any) -> None:
+        decided = datetime.fromisoformat(decided_at).timestamp()
+        timings.append((sent_at[checkin_id], decided, time.time()))
 
     # Latencies are tens of milliseconds: a 5 ms wait adds ~2.5 ms to each.
     async with outcome_watch(bootstrap, fetch_wait_ms=5) as observer:
@@ -251,7 +288,7 @@ async def latency_ms(
                 delay = start + index * interval - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                sent_at[checkin_id] = time.perf_counter()
+                sent_at[checkin_id] = time.time()
                 await producer.send(
                     topics.CHECKIN_RECORDED.name, value=body, key=key, headers=headers
                 )
@@ -259,8 +296,7 @@ async def latency_ms(
         finally:
             watching.cancel()
             await producer.stop()
-    latencies.sort()
-    return _percentile(latencies, 50), _percentile(latencies, 99)
+    return Latency.of(timings)
 
 
 def _percentile(sorted_values: list[float], pct: float) -> float:
