@@ -218,12 +218,14 @@ def _print(console: Console, result: dict[str, Any]) -> None:
     if not settled:
         return
     nice: dict[str, int] = result.get("nice_by_process", {})
-    breakdown = Table(title="CPU per check-in (ms), 1 claims process")
-    breakdown.add_column("process")
-    breakdown.add_column("nice", justify="right")
-    breakdown.add_column("until every outcome", justify="right")
-    breakdown.add_column("until every mail is sent", justify="right")
-    breakdown.add_column("share", justify="right")
+    breakdown = _table(
+        "CPU per check-in (ms), 1 claims process",
+        "process",
+        "nice>",
+        "until every outcome>",
+        "until every mail is sent>",
+        "share>",
+    )
     total = sum(settled.values()) or 1.0
     for name, ms in sorted(settled.items(), key=lambda item: -item[1]):
         breakdown.add_row(
@@ -242,10 +244,7 @@ def _print_latency_parts(console: Console, parts: dict[str, dict[str, float]]) -
     """Where a check-in's latency goes: which side of the decision a slow tail is on."""
     if not parts:
         return
-    table = Table(title="Latency at a steady rate, in two parts (ms)")
-    table.add_column("part")
-    table.add_column("p50", justify="right")
-    table.add_column("p99", justify="right")
+    table = _table("Latency at a steady rate, in two parts (ms)", "part", "p50>", "p99>")
     for part, values in parts.items():
         table.add_row(part.replace("_", " "), str(values["p50"]), str(values["p99"]))
     console.print(table)
@@ -254,12 +253,14 @@ def _print_latency_parts(console: Console, parts: dict[str, dict[str, float]]) -
 def _print_statements(console: Console, costs: list[dict[str, Any]]) -> None:
     if not costs:
         return
-    table = Table(title="PostgreSQL statements until every outcome, 1 claims process")
-    table.add_column("database")
-    table.add_column("calls", justify="right")
-    table.add_column("µs / check-in", justify="right")
-    table.add_column("WAL B / check-in", justify="right")
-    table.add_column("statement")
+    table = _table(
+        "PostgreSQL statements until every outcome, 1 claims process",
+        "database",
+        "calls>",
+        "µs / check-in>",
+        "WAL B / check-in>",
+        "statement",
+    )
     for cost in costs:
         table.add_row(
             cost["database"],
@@ -269,3 +270,12 @@ def _print_statements(console: Console, costs: list[dict[str, Any]]) -> None:
             cost["query"],
         )
     console.print(table)
+
+
+def _table(title: str, *columns: str) -> Table:
+    """A table with these columns; a name ending in ">" is a right-aligned figure."""
+    table = Table(title=title)
+    for column in columns:
+        figure = column.endswith(">")
+        table.add_column(column.removesuffix(">"), justify="right" if figure else "left")
+    return table
