@@ -170,9 +170,12 @@ class OutboxRelay:
             return
         self._cleaned_at = time.monotonic()
         try:
-            await self.forget_published()
+            forgotten = await self.forget_published()
         except Exception as exc:  # the rows stay until the next time; publishing goes on
             log.warning("outbox cleanup failed", error=type(exc).__name__, detail=str(exc)[:200])
+            return
+        if forgotten:
+            log.info("retained outbox rows forgotten", rows=forgotten)
 
     async def _listen(self) -> None:
         if self._listen_conn is not None and not self._listen_conn.is_closed():

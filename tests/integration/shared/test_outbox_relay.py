@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from shared.db import SHARED_MIGRATIONS, create_pool, migrate
 from shared.envelope import new_envelope
@@ -184,16 +185,47 @@ async def test_the_running_relay_forgets_on_its_interval_and_keeps_publishing(
     old = await _retained(pool, topic, "2 hours")
     relay = OutboxRelay(pool, sender, cleanup_interval_s=0.5, retention=timedelta(hours=1))
     stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await enqueue(conn, [_record(topic, n) for n in range(3)])
-        await _drained(pool, within_s=4)  # published, and the old row forgotten
-        assert old not in await _left(pool)
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
+    with capture_logs() as logs:
+        task = asyncio.create_task(relay.run(stop))
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, [_record(topic, n) for n in range(3)])
+            await _drained(pool, within_s=4)  # published, and the old row forgotten
+            assert old not in await _left(pool)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+    forgotten = [line for line in logs if line["event"] == "retained outbox rows forgotten"]
+    assert [line["rows"] for line in forgotten] == [1]  # told once, and only when it did
+    assert await _published(infra, topic) == [f'{{"n": {n}}}'.encode() for n in range(3)]
+
+
+async def test_a_failing_clean_up_is_reported_and_holds_back_no_pass(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender]
+) -> None:
+    pool, topic, sender = outbox
+
+    class FailingCleanUp(OutboxRelay):
+        async def forget_published(self) -> int:
+            raise RuntimeError("the clean-up is refused")
+
+    relay = FailingCleanUp(pool, sender, cleanup_interval_s=0.0)  # tried after every pass
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(relay.run(stop))
+        try:
+            for n in range(3):
+                async with pool.acquire() as conn, conn.transaction():
+                    await enqueue(conn, [_record(topic, n)])
+                await _drained(pool, within_s=1.5)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+    events = [line["event"] for line in logs]
+    assert "outbox cleanup failed" in events
+    assert "outbox relay retrying" not in events  # publishing never backed off
     assert await _published(infra, topic) == [f'{{"n": {n}}}'.encode() for n in range(3)]
 
 
