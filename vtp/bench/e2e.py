@@ -118,26 +118,25 @@ async def outcome_watch(bootstrap: str, fetch_wait_ms: int) -> AsyncIterator[AIO
 async def watch_outcomes(
     observer: AIOKafkaConsumer,
     wanted: set[str],
-    on_outcome: Callable[[str, float, Any], None],
+    on_outcome: Callable[[str, Any], None],
     timeout_s: float,
 ) -> None:
-    """Calls `on_outcome(checkin_id, perf_counter, decided_at)` once per wanted check-in
-    decided (a relay may publish an outcome twice: the second is ignored); `decided_at` is
-    the outcome's own field, as sent (an ISO 8601 string)."""
+    """Calls `on_outcome(checkin_id, decided_at)` once per wanted check-in decided (a relay
+    may publish an outcome twice: the second is ignored); `decided_at` is the outcome's own
+    field, as sent (an ISO 8601 string)."""
     pending = set(wanted)
     deadline = time.perf_counter() + timeout_s
     while pending:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{len(wanted) - len(pending)} of {len(wanted)} decided")
         batch = await observer.getmany(timeout_ms=200)
-        now = time.perf_counter()
         for records in batch.values():
             for record in records:
                 outcome = orjson.loads(record.value or b"{}")
                 checkin_id = outcome.get("checkin_id")
                 if checkin_id in pending:
                     pending.discard(checkin_id)
-                    on_outcome(checkin_id, now, outcome.get("decided_at"))
+                    on_outcome(checkin_id, outcome.get("decided_at"))
 
 
 _SLICE = 1000
@@ -166,7 +165,7 @@ async def throughput(
     before = (await claims_stats(claims_url))["decided"]
     decided = 0
 
-    def count(_checkin_id: str, _at: float, _decided_at: Any) -> None:
+    def count(_checkin_id: str, _decided_at: Any) -> None:
         nonlocal decided
         decided += 1
         if progress is not None and decided % 500 == 0:
@@ -270,7 +269,7 @@ async def latency_ms(bootstrap: str, prepared: list[Prepared], rate_per_s: float
     sent_at: dict[str, float] = {}
     timings: list[tuple[float, float, float]] = []
 
-    def record(checkin_id: str, _at: float, decided_at: Any) -> None:
+    def record(checkin_id: str, decided_at: Any) -> None:
         decided = datetime.fromisoformat(decided_at).timestamp()
         timings.append((sent_at[checkin_id], decided, time.time()))
 

@@ -18,7 +18,7 @@ from shared.db import SHARED_MIGRATIONS, create_pool, migrate
 from shared.envelope import new_envelope
 from shared.kafka import KafkaSender, ensure_topics, make_producer
 from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, committed_range, enqueue
-from shared.relay import OutboxRelay
+from shared.relay import FORGET_PUBLISHED, OutboxRelay
 from tests.support.components import Infra
 from tests.support.kafka import read_topic
 
@@ -169,11 +169,7 @@ async def test_forgetting_reads_only_the_published_rows(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                "EXPLAIN DELETE FROM outbox WHERE published_at < now() - $1::interval",
-                timedelta(hours=1),
-            )
+            r[0] for r in await conn.fetch(f"EXPLAIN {FORGET_PUBLISHED}", timedelta(hours=1))
         )
     assert "outbox_published" in plan, plan
 
