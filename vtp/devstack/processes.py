@@ -73,10 +73,22 @@ def spawn(
         )
 
 
+# Ports this process has handed out. A port is free when asked for and bound later by a
+# child; the kernel may offer a port it just released again, and two services of one
+# stack then got the same port (seen in CI: cards bound it, claims failed to, and the
+# health check reached cards on claims' address).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now and this process has not handed out before."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_open(host: str, port: int) -> bool:
