@@ -89,7 +89,11 @@ async def test_device_keys_register_rotate_revoke(desk: Desk) -> None:
     ]
     [revocation] = await desk.outbox("cards.device-revoked.v1")
     assert revocation["reason"] == "stolen" and revocation["device_id"] == device["device_id"]
-    assert b"private_key" not in await desk.all_outbox_bytes()
+    published = await desk.all_outbox_bytes()
+    for secret in (device["private_key"], rotated.json()["private_key"]):
+        assert secret.encode() not in published
+        assert base64.b64decode(secret) not in published
+    assert b"private_key" not in published
 
     other = (await desk.admin.post("/providers", json={**PROVIDER, "name": "Ander"})).json()["id"]
     assert (await admin.post(f"/providers/{other}/devices")).status_code == 403

@@ -222,7 +222,7 @@ async def _compare(
         )
         claim_ids = [c["claim_id"] for c in claims]
         transfers = await conn.fetch(
-            "SELECT debit_account, credit_account, amount_cents FROM transfers"
+            "SELECT debit_account, credit_account, amount_cents, code, claim_id FROM transfers"
             " WHERE claim_id = ANY($1::uuid[])",
             claim_ids,
         )
@@ -263,14 +263,26 @@ async def _compare(
     assert outcome_events == dict.fromkeys(want, 1)
     assert {c["checkin_id"] for c in claims if c["reversed_at"]} == reference.reversed_ids()
     assert reversed_events == reference.reversed_ids()
-    # The ledger balances and holds what the reference says, account by account.
+    # Each claim's money is in the ledger: its transfers add up to its amount, and a reversed
+    # claim's reversals take all of it back.
+    posted: dict[tuple[uuid.UUID, str], int] = {}
+    for t in transfers:
+        key = (t["claim_id"], t["code"])
+        posted[key] = posted.get(key, 0) + int(t["amount_cents"])
+    assert {code for _, code in posted} <= {"claim_approved", "claim_reversed"}
+    for c in claims:
+        approved = posted.get((c["claim_id"], "claim_approved"), 0)
+        assert approved == (int(c["amount_cents"]) if c["outcome"] != "rejected" else 0)
+        assert posted.get((c["claim_id"], "claim_reversed"), 0) == (
+            approved if c["reversed_at"] else 0
+        )
+    # The ledger holds what the reference says, account by account.
     balances: dict[str, int] = {}
     for t in transfers:
         balances[t["debit_account"]] = balances.get(t["debit_account"], 0) + int(t["amount_cents"])
         balances[t["credit_account"]] = balances.get(t["credit_account"], 0) - int(
             t["amount_cents"]
         )
-    assert sum(balances.values()) == 0
     assert {a: b for a, b in balances.items() if b} == reference.balances()
     # No person past the yearly budget of any version, and usage is what the reference used.
     limit = max(v["yearly_budget_cents"] for v in scenario.POLICY["versions"])

@@ -180,19 +180,19 @@ async def test_a_lease_reads_the_due_rows_in_order_not_the_whole_backlog(
     before = await _index_entries_read(pool)
     assert await worker.deliver_due(limit=100) == 100
     read = await _index_entries_read(pool, more_than=before)
-    assert read - before < 1000  # in index order: about the 100 taken, not all 5,000
+    assert 0 < read - before < 1000  # in index order: about the 100 taken, not all 5,000
     taken = await pool.fetch("SELECT delivery_id FROM deliveries WHERE status <> 'pending'")
     assert {r["delivery_id"] for r in taken} == {r["delivery_id"] for r in earliest}
 
 
 async def _index_entries_read(pool: asyncpg.Pool, more_than: int = -1) -> int:
-    """Entries read from the index of pending rows so far (the statistics reach the view
-    when the reading connection goes idle)."""
+    """Entries read from the index of pending rows so far, once more than `more_than`. The
+    statistics reach the view when the reading connection goes idle, at the latest 10 s
+    after its previous report; a count that never moves means the index was not read."""
     query = "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'deliveries_due'"
-    for _ in range(100):
-        read = int(await pool.fetchval(query))
-        if read > more_than:
-            return read
+    deadline = asyncio.get_running_loop().time() + 15
+    while (read := int(await pool.fetchval(query))) <= more_than:
+        assert asyncio.get_running_loop().time() < deadline, "deliveries_due was not read"
         await asyncio.sleep(0.05)
         await pool.execute("SELECT pg_stat_clear_snapshot()")
     return read

@@ -53,5 +53,6 @@ async def test_an_unreachable_server_leaves_every_message_for_a_retry() -> None:
         "127.0.0.1", free_port(), 2, "vtp@example.org", sessions=4, per_session=1
     )
     outcomes = await channel.send_all([_email(n, f"p{n}@example.org") for n in range(6)])
+    assert len(outcomes) == 6
     assert all(not o.sent and not o.permanent for o in outcomes)
     assert all("unreachable" in (o.error or "") for o in outcomes)

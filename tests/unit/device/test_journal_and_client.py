@@ -26,14 +26,17 @@ ACTIVITY = Activity(id="zwembad", category=ActivityCategory.SPORT, name="Zwembad
 
 
 class FlakyBroker:
-    """Takes records while `up`; when down, takes only the first `accept_when_down`."""
+    """Takes records while `up`; when down, takes only the first `accept_when_down`.
+    `offered` keeps every record it was offered, taken or not."""
 
     def __init__(self) -> None:
         self.up = True
         self.accept_when_down = 0
         self.topic: list[OutgoingRecord] = []
+        self.offered: list[OutgoingRecord] = []
 
     async def send_in_order(self, records: Sequence[OutgoingRecord]) -> int:
+        self.offered.extend(records)
         taken = len(records) if self.up else min(self.accept_when_down, len(records))
         self.topic.extend(records[:taken])
         return taken
@@ -80,12 +83,20 @@ async def test_a_partial_send_keeps_the_rest_and_resends_from_the_first_missing(
 
 
 async def test_a_resent_record_is_byte_for_byte_the_first_one(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite")
-    client = DeviceClient(_identity(), journal, FlakyBroker())
+    """Refused once, sent again after a restart: the same event id, signature and bytes, so
+    claims recognises the repeat."""
+    identity, broker = _identity(), FlakyBroker()
+    client = DeviceClient(identity, Journal(tmp_path / "j.sqlite"), broker)
     client.scan(card=CARDS[0], activity=ACTIVITY, price_cents=500)
-    first = journal.pending()[0].record
-    again = Journal(tmp_path / "j.sqlite").pending()[0].record
+    broker.up = False
+    assert (await client.flush()).remaining == 1
+    client.journal.close()
+    broker.up = True
+    restarted = DeviceClient(identity, Journal(tmp_path / "j.sqlite"), broker)
+    assert (await restarted.flush()).sent == 1
+    first, again = broker.offered
     assert again == first
+    assert broker.topic == [first]
     assert parse_headers(again.headers).id == uuid.UUID(first.event_id)
 
 
