@@ -36,7 +36,8 @@ def period_of(period: LimitPeriod, day: date) -> tuple[date, date]:
 
 def _same_scope(scope: LimitScope, a: Visit, b: Visit) -> bool:
     if scope is LimitScope.ACTIVITY:
-        return a.activity_id == b.activity_id
+        # A provider names its own activities: another provider's "zwemmen" is another one.
+        return a.activity_id == b.activity_id and a.provider_id == b.provider_id
     if scope is LimitScope.PROVIDER:
         return a.provider_id == b.provider_id
     if scope is LimitScope.CATEGORY:

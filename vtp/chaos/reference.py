@@ -59,7 +59,7 @@ class Expected:
 @dataclass
 class Model:
     used: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
-    taken: set[tuple[str, str, date]] = field(default_factory=set)
+    taken: set[tuple[str, str, str, date]] = field(default_factory=set)
     outcomes: dict[str, Expected] = field(default_factory=dict)  # by check-in id
     visits: dict[str, Visit] = field(default_factory=dict)
 
@@ -85,7 +85,7 @@ class Model:
         if unknown_card or visit is None:
             return Expected("rejected", "unknown_card", 0, None)
         day = visit.occurred_at.astimezone(BRUSSELS).date()
-        if (visit.holder, visit.activity, day) in self.taken:
+        if (visit.holder, visit.provider, visit.activity, day) in self.taken:
             return Expected("rejected", "already_today", 0, None)
         discount = (visit.price_cents * DISCOUNT_BP.get(visit.target_group, 0) + 5000) // 10000
         if discount <= 0:
@@ -95,7 +95,7 @@ class Model:
             return Expected("rejected", "budget_exhausted", 0, None)
         amount = min(discount, CAP_CENTS, remaining)
         self.used[(visit.holder, day.year)] += amount
-        self.taken.add((visit.holder, visit.activity, day))
+        self.taken.add((visit.holder, visit.provider, visit.activity, day))
         payee = f"provider:{visit.provider}" if visit.till_discount else f"holder:{visit.holder}"
         return Expected("capped" if amount < discount else "approved", None, amount, payee)
 
@@ -108,7 +108,7 @@ class Model:
         visit = self.visits[checkin_id]
         day = visit.occurred_at.astimezone(BRUSSELS).date()
         self.used[(visit.holder, day.year)] -= result.amount_cents
-        self.taken.discard((visit.holder, visit.activity, day))
+        self.taken.discard((visit.holder, visit.provider, visit.activity, day))
         return result.amount_cents
 
     def payable_by_payee(self) -> dict[str, int]:

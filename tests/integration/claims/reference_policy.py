@@ -121,7 +121,10 @@ class ReferencePolicy:
                 scope = limit["per"]
                 if (
                     scope == "any"
-                    or (scope == "activity" and other.activity.id == c.activity.id)
+                    or (
+                        scope == "activity"
+                        and (other.provider_id, other.activity.id) == (c.provider_id, c.activity.id)
+                    )
                     or (scope == "provider" and other.provider_id == c.provider_id)
                     or (scope == "category" and other.activity.category == c.activity.category)
                 ):

@@ -149,3 +149,30 @@ def test_weekly_limit_per_provider() -> None:
     assert limit_reached([limit], earlier, visit(5, provider)) == limit
     assert limit_reached([limit], earlier, visit(5, other)) is None
     assert limit_reached([limit], earlier, visit(9, provider)) is None  # a new week
+
+
+def test_once_per_activity_per_day_is_per_providers_activity() -> None:
+    """Activity ids are each provider's own (`activities` is keyed by provider and id): two
+    providers' "zwemmen" are two activities."""
+    provider, other = uuid.uuid4(), uuid.uuid4()
+    limit = FrequencyLimit(per=LimitScope.ACTIVITY, period=LimitPeriod.DAY, max_checkins=1)
+    today = date(2026, 3, 3)
+    earlier = [Visit(today, "zwemmen", provider, ActivityCategory.SPORT)]
+    assert limit_reached(
+        [limit], earlier, Visit(today, "zwemmen", provider, ActivityCategory.SPORT)
+    )
+    assert (
+        limit_reached([limit], earlier, Visit(today, "zwemmen", other, ActivityCategory.SPORT))
+        is None
+    )
+    assert (
+        limit_reached([limit], earlier, Visit(today, "fitness", provider, ActivityCategory.SPORT))
+        is None
+    )
+    tomorrow = date(2026, 3, 4)
+    assert (
+        limit_reached(
+            [limit], earlier, Visit(tomorrow, "zwemmen", provider, ActivityCategory.SPORT)
+        )
+        is None
+    )
