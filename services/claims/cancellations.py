@@ -5,6 +5,11 @@ frequency slot freed (counting skips reversed claims) and a ClaimReversed event.
 cancellation that overtakes its check-in is parked in `pending_cancellations`; the check-in
 handler then rejects the check-in as cancelled. Only the check-in's own provider can
 cancel it; a second cancellation changes nothing.
+
+Concurrency: the batch first locks its holders' rows, the lock the check-in handler takes
+before it reads pending cancellations. Without it a cancellation could park itself after a
+check-in batch had read "no pending cancellation" but before that batch committed its
+claim: the claim stayed approved (refunded) and the parked row was never consumed.
 """
 
 from __future__ import annotations
@@ -26,16 +31,36 @@ from shared.outbox import enqueue_events
 log = get_logger(__name__)
 SOURCE = "/vrijetijdspas/claims"
 
+# The holders of the batch's cards and of any claims already decided for its check-ins
+# (the card number a provider sends could differ from the check-in's), locked in one
+# statement in holder order, as the check-in handler does, so the two never deadlock.
+_LOCK_HOLDERS = """
+SELECT holder_id FROM holders
+WHERE holder_id IN (SELECT holder_id FROM cards WHERE card_number = ANY($1::text[])
+                    UNION SELECT holder_id FROM claims WHERE checkin_id = ANY($2::uuid[]))
+ORDER BY holder_id FOR UPDATE
+"""
+
 
 class CancellationHandler:
     def __init__(self, policy: RefundPolicy) -> None:
         self.policy = policy
 
     async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
-        for incoming in batch:
-            if isinstance(incoming.payload, CheckInCancelled):
-                with log_context(correlation_id=incoming.correlation_id):
-                    await self._cancel(conn, incoming)
+        cancellations = [i for i in batch if isinstance(i.payload, CheckInCancelled)]
+        if not cancellations:
+            return []
+        # Before anything reads claims: a check-in batch of these holders that is under
+        # way has then committed its claim (which we reverse), or has not started (and
+        # will see the cancellation we park).
+        await conn.execute(
+            _LOCK_HOLDERS,
+            list({i.payload.card_number for i in cancellations}),
+            list({i.payload.checkin_id for i in cancellations}),
+        )
+        for incoming in cancellations:
+            with log_context(correlation_id=incoming.correlation_id):
+                await self._cancel(conn, incoming)
         return []
 
     async def _cancel(self, conn: DbConnection, incoming: Incoming[CheckInCancelled]) -> None:
@@ -62,7 +87,8 @@ class CancellationHandler:
         if claim["outcome"] == "rejected" or claim["holder_id"] is None:
             log.info("cancellation of a rejected check-in: nothing to reverse")
             return
-        # Same lock as the check-in handler: budget and frequency change together.
+        # Budget and frequency change together under the holder lock: normally held since
+        # the batch began, taken here if the card number named another holder.
         await conn.execute(
             "SELECT 1 FROM holders WHERE holder_id = $1 FOR UPDATE", claim["holder_id"]
         )

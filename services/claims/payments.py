@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from stdnum.be import ogm_vcs
 
 from services.claims import ledger
@@ -39,13 +40,15 @@ from shared.outbox import enqueue_events
 log = get_logger(__name__)
 SOURCE = "/vrijetijdspas/claims"
 _RUN_LOCK = 7_227_101
+_ATTEMPTS = 3
 
 
-def structured_reference(payment_id: uuid.UUID) -> str:
-    """A Belgian OGM/VCS `+++ddd/dddd/ddddd+++` derived from the payment id."""
-    body = f"{payment_id.int % 10**10:010d}"
-    digits = body + ogm_vcs.calc_check_digits(body)
-    return f"+++{digits[:3]}/{digits[3:7]}/{digits[7:]}+++"
+def structured_reference(number: int) -> str:
+    """The Belgian OGM/VCS `+++ddd/dddd/ddddd+++` of a 10-digit reference number."""
+    if not 0 <= number < 10**10:
+        raise ValueError(f"a structured reference holds 10 digits, not {number}")
+    body = f"{number:010d}"
+    return f"+++{ogm_vcs.format(body + ogm_vcs.calc_check_digits(body))}+++"
 
 
 def remittance_text(payee_kind: PayeeKind, reference: str, claims: int) -> str:
@@ -55,8 +58,30 @@ def remittance_text(payee_kind: PayeeKind, reference: str, claims: int) -> str:
 
 async def run_payments(conn: DbConnection, correlation_id: str | None = None) -> dict[str, Any]:
     """One payment run, in one transaction; concurrent runs wait for each other."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _RUN_LOCK)
+    # A session lock, taken before the transaction: a snapshot taken while waiting for
+    # another run would not see that run's payments and would pay their amounts again.
+    await conn.execute("SELECT pg_advisory_lock($1)", _RUN_LOCK)
+    try:
+        attempt = 1
+        while True:
+            try:
+                return await _run(conn, correlation_id)
+            except asyncpg.SerializationError:
+                # A claim to link changed (was reversed) after the snapshot: nothing was
+                # written, and a fresh snapshot pays it consistently.
+                if attempt == _ATTEMPTS:
+                    raise
+                log.info("payment run met a concurrent change, running again", attempt=attempt)
+                attempt += 1
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _RUN_LOCK)
+
+
+async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]:
+    # Repeatable read: the balances and the claims linked to their payments come from one
+    # snapshot. At read committed a claim committed between the two was linked to a
+    # payment that did not include its amount.
+    async with conn.transaction(isolation="repeatable_read"):
         rows = await conn.fetch(
             """
             SELECT account, sum(amount) AS balance FROM (
@@ -67,19 +92,19 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
             ) e GROUP BY account HAVING sum(amount) > 0 ORDER BY account
             """
         )
+        references = await _new_references(conn, len(rows))
         run_id = uuid7()
         now = datetime.now(UTC)
         transfers: list[ledger.Transfer] = []
         events: list[tuple[Envelope, EventPayload]] = []
         payments: list[tuple[Any, ...]] = []
         links: list[tuple[uuid.UUID, uuid.UUID]] = []
-        for row in rows:
+        for row, reference in zip(rows, references, strict=True):
             _, kind, payee = row["account"].split(":")
             payee_id = uuid.UUID(payee)
             payee_kind = PayeeKind.CARD_HOLDER if kind == "holder" else PayeeKind.PROVIDER
             amount = int(row["balance"])
             payment_id = uuid7()
-            reference = structured_reference(payment_id)
             claim_ids = await _link_unpaid_claims(conn, payee_kind, payee_id, payment_id)
             links += [(payment_id, c) for c in claim_ids]
             await _trace_claims(conn, payment_id, "claim included in payment request")
@@ -156,6 +181,31 @@ async def run_payments(conn: DbConnection, correlation_id: str | None = None) ->
         await enqueue_events(conn, events)
     log.info("payment run completed", run_id=str(run_id), payments=len(payments), total_cents=total)
     return {"run_id": str(run_id), "payments": len(payments), "total_cents": total}
+
+
+async def _new_references(conn: DbConnection, count: int) -> list[str]:
+    """`count` references no payment holds: the next numbers of the sequence, skipping any
+    that a reference drawn at random before migration 0007 already took. Runs take turns
+    (the run lock), so no other run can take a number between this check and the insert."""
+    references: list[str] = []
+    while len(references) < count:
+        candidates = [
+            structured_reference(n)
+            for n in await conn.fetchval(
+                "SELECT array_agg(nextval('payment_reference_numbers'))"
+                " FROM generate_series(1, $1)",
+                count - len(references),
+            )
+        ]
+        taken = set(
+            await conn.fetchval(
+                "SELECT coalesce(array_agg(reference), '{}') FROM payments"
+                " WHERE reference = ANY($1::text[])",
+                candidates,
+            )
+        )
+        references += [c for c in candidates if c not in taken]
+    return references
 
 
 async def _link_unpaid_claims(

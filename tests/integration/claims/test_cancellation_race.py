@@ -1,0 +1,168 @@
+"""A cancellation racing its check-in: whichever transaction takes the holder lock first,
+the other sees its effect, so a cancelled activity is never refunded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.claims.cancellations import CancellationHandler
+from services.claims.checkins import CheckInHandler
+from shared import topics
+from shared.consumer import BatchProcessor, Incoming
+from shared.envelope import new_envelope
+from shared.events.checkins import CheckInCancelled, CheckInRecorded
+from tests.integration.claims import scenario
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Race:
+    pool: asyncpg.Pool
+    world: scenario.World
+    holder: Any
+    checkin: Incoming[CheckInRecorded]
+    cancel: Incoming[CheckInCancelled]
+
+
+@pytest.fixture
+async def race(database: str) -> AsyncIterator[Race]:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    try:
+        await scenario.prepare(pool)
+        world = await scenario.build_world(pool, holders=2)
+        card = world.card_numbers[1]  # a senior card, never blocked
+        envelope, checkin = world.devices[0].check_in(  # a refund partner
+            card_number=card,
+            activity=scenario.ACTIVITIES[0],
+            price_cents=4500,
+            occurred_at=scenario.NOW - timedelta(minutes=5),
+        )
+        cancel = CheckInCancelled(
+            checkin_id=checkin.checkin_id,
+            provider_id=checkin.provider_id,
+            card_number=card,
+            reason="voorstelling afgelast",
+            cancelled_at=scenario.NOW,
+        )
+        cancel_envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
+        yield Race(
+            pool,
+            world,
+            world.cards[card].holder_id,
+            Incoming(envelope, checkin, world.record(envelope, checkin)),
+            Incoming(cancel_envelope, cancel, world.record(cancel_envelope, cancel)),
+        )
+    finally:
+        await pool.close()
+
+
+async def _waits_for_lock(pool: asyncpg.Pool, task: asyncio.Task[Any]) -> bool:
+    """True once another backend waits for a lock while `task` runs; False if it ends."""
+    async with pool.acquire() as conn:
+        for _ in range(250):
+            if task.done():
+                return False
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                await asyncio.sleep(0.2)  # and it stays blocked
+                return not task.done()
+            await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_cancellation_waits_for_the_checkin_batch_and_reverses_its_claim(
+    race: Race,
+) -> None:
+    policy = scenario.policy()
+    checkins = CheckInHandler(policy, lambda: scenario.NOW)
+    cancellations = BatchProcessor(
+        "claims.cancellations", (topics.CHECKIN_CANCELLED,), CancellationHandler(policy), race.pool
+    )
+    async with race.pool.acquire() as batch_conn:
+        transaction = batch_conn.transaction()
+        await transaction.start()
+        # The check-in batch has locked the holder, read "no pending cancellation" and
+        # written an approved claim, but not committed yet.
+        await checkins(batch_conn, [race.checkin])
+        cancelling = asyncio.create_task(cancellations.process([race.cancel.source]))
+        try:
+            assert await _waits_for_lock(race.pool, cancelling)
+        finally:
+            await transaction.commit()
+        await asyncio.wait_for(cancelling, 10)
+
+    checkin_id = race.checkin.payload.checkin_id
+    async with race.pool.acquire() as conn:
+        claim = await conn.fetchrow(
+            "SELECT claim_id, outcome, amount_cents, reversed_at FROM claims WHERE checkin_id = $1",
+            checkin_id,
+        )
+        assert claim is not None
+        assert claim["outcome"] == "approved" and claim["amount_cents"] > 0
+        assert claim["reversed_at"] is not None
+        approved = await conn.fetch(
+            "SELECT transfer_id, debit_account, credit_account, amount_cents FROM transfers"
+            " WHERE claim_id = $1 AND code = 'claim_approved'",
+            claim["claim_id"],
+        )
+        reversals = await conn.fetch(
+            "SELECT reverses, debit_account, credit_account, amount_cents FROM transfers"
+            " WHERE claim_id = $1 AND code = 'claim_reversed'",
+            claim["claim_id"],
+        )
+        assert approved
+        assert {(r["reverses"], r["debit_account"], r["credit_account"]) for r in reversals} == {
+            (t["transfer_id"], t["credit_account"], t["debit_account"]) for t in approved
+        }
+        assert (
+            await conn.fetchval(
+                "SELECT sum(used_cents) FROM budget_usage WHERE holder_id = $1", race.holder
+            )
+            == 0
+        )
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM pending_cancellations WHERE checkin_id = $1", checkin_id
+        )
+
+
+async def test_a_checkin_batch_waits_for_the_cancellation_and_is_rejected(race: Race) -> None:
+    policy = scenario.policy()
+    checkins = BatchProcessor(
+        "claims.checkins",
+        (topics.CHECKIN_RECORDED,),
+        CheckInHandler(policy, lambda: scenario.NOW),
+        race.pool,
+    )
+    async with race.pool.acquire() as cancel_conn:
+        transaction = cancel_conn.transaction()
+        await transaction.start()
+        # The cancellation came first: it finds no claim and parks, not committed yet.
+        await CancellationHandler(policy)(cancel_conn, [race.cancel])
+        judging = asyncio.create_task(checkins.process([race.checkin.source]))
+        try:
+            assert await _waits_for_lock(race.pool, judging)
+        finally:
+            await transaction.commit()
+        await asyncio.wait_for(judging, 10)
+
+    checkin_id = race.checkin.payload.checkin_id
+    async with race.pool.acquire() as conn:
+        claim = await conn.fetchrow(
+            "SELECT outcome, reason, amount_cents FROM claims WHERE checkin_id = $1", checkin_id
+        )
+        assert claim is not None
+        assert (claim["outcome"], claim["reason"]) == ("rejected", "checkin_cancelled")
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM pending_cancellations WHERE checkin_id = $1", checkin_id
+        )

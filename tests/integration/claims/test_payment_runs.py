@@ -1,0 +1,232 @@
+"""Payment runs against concurrent claims, reversals and runs, and their references: a
+payment pays exactly the claims linked to it, and a reference never aborts a run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.claims import payments
+from services.claims.cancellations import CancellationHandler
+from services.claims.checkins import CheckInHandler
+from services.claims.payments import run_payments, structured_reference
+from shared import topics
+from shared.consumer import Incoming
+from shared.envelope import new_envelope
+from shared.events.checkins import CheckInCancelled, CheckInRecorded
+from tests.integration.claims import scenario
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Payee:
+    pool: asyncpg.Pool
+    world: scenario.World
+    card: str
+    holder: uuid.UUID
+
+    def checkin(self, activity: int) -> Incoming[CheckInRecorded]:
+        envelope, checkin = self.world.devices[0].check_in(  # a refund partner
+            card_number=self.card,
+            activity=scenario.ACTIVITIES[activity],
+            price_cents=4500,
+            occurred_at=scenario.NOW - timedelta(minutes=5 + activity),
+        )
+        return Incoming(envelope, checkin, self.world.record(envelope, checkin))
+
+    async def approved_claim(self, activity: int) -> uuid.UUID:
+        """A check-in decided and committed on a connection of its own."""
+        incoming = self.checkin(activity)
+        policy = scenario.policy()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await CheckInHandler(policy, lambda: scenario.NOW)(conn, [incoming])
+            claim = await conn.fetchrow(
+                "SELECT claim_id, outcome FROM claims WHERE checkin_id = $1",
+                incoming.payload.checkin_id,
+            )
+        assert claim is not None and claim["outcome"] == "approved"
+        return uuid.UUID(str(claim["claim_id"]))
+
+    async def cancel(self, claim_id: uuid.UUID) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT checkin_id, provider_id FROM claims WHERE claim_id = $1", claim_id
+            )
+            assert row is not None
+            cancel = CheckInCancelled(
+                checkin_id=row["checkin_id"],
+                provider_id=row["provider_id"],
+                card_number=self.card,
+                reason="voorstelling afgelast",
+                cancelled_at=scenario.NOW,
+            )
+            envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
+            incoming = Incoming(envelope, cancel, self.world.record(envelope, cancel))
+            await CancellationHandler(scenario.policy())(conn, [incoming])
+
+
+@pytest.fixture
+async def payee(database: str) -> AsyncIterator[Payee]:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    try:
+        await scenario.prepare(pool)
+        world = await scenario.build_world(pool, holders=2)
+        card = world.card_numbers[1]  # a senior card, never blocked
+        yield Payee(pool, world, card, world.cards[card].holder_id)
+    finally:
+        await pool.close()
+
+
+def _during_the_run(
+    monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], Awaitable[None]]
+) -> list[object]:
+    """Runs `meanwhile` once, after the run read the balances, before it links claims.
+    Returns the list of link calls (one per payee and attempt)."""
+    original = payments._link_unpaid_claims
+    calls: list[object] = []
+
+    async def link(*args: Any) -> list[uuid.UUID]:
+        if not calls:
+            await meanwhile()
+        calls.append(args)
+        return await original(*args)
+
+    monkeypatch.setattr(payments, "_link_unpaid_claims", link)
+    return calls
+
+
+async def _payments(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    """Each payment with the net amount its linked claims put on its payable account."""
+    async with pool.acquire() as conn:
+        return await conn.fetch(
+            """
+            SELECT p.payment_id, p.amount_cents, p.reference,
+                   array(SELECT claim_id FROM payment_claims pc
+                         WHERE pc.payment_id = p.payment_id ORDER BY claim_id) AS claim_ids,
+                   (SELECT coalesce(sum(CASE WHEN t.credit_account = p.account
+                                             THEN t.amount_cents ELSE -t.amount_cents END), 0)
+                    FROM transfers t JOIN payment_claims pc USING (claim_id)
+                    WHERE pc.payment_id = p.payment_id
+                      AND p.account IN (t.credit_account, t.debit_account)) AS linked_cents
+            FROM payments p ORDER BY p.created_at, p.payment_id
+            """
+        )
+
+
+async def _amount(pool: asyncpg.Pool, claim_id: uuid.UUID) -> int:
+    async with pool.acquire() as conn:
+        return int(
+            await conn.fetchval("SELECT amount_cents FROM claims WHERE claim_id = $1", claim_id)
+        )
+
+
+async def test_a_claim_committed_during_a_run_is_left_to_the_next_run(
+    payee: Payee, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await payee.approved_claim(0)
+    late: list[uuid.UUID] = []
+
+    async def a_claim_commits() -> None:
+        late.append(await payee.approved_claim(1))
+
+    _during_the_run(monkeypatch, a_claim_commits)
+    async with payee.pool.acquire() as conn:
+        assert (await run_payments(conn))["payments"] == 1
+    [paid] = await _payments(payee.pool)
+    assert paid["claim_ids"] == [first]
+    assert paid["amount_cents"] == paid["linked_cents"] == await _amount(payee.pool, first)
+
+    monkeypatch.undo()
+    async with payee.pool.acquire() as conn:
+        assert (await run_payments(conn))["payments"] == 1
+    _, then = await _payments(payee.pool)
+    assert then["claim_ids"] == late
+    assert then["amount_cents"] == then["linked_cents"] == await _amount(payee.pool, late[0])
+
+
+async def test_a_claim_reversed_during_a_run_is_paid_net_after_running_again(
+    payee: Payee, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = await payee.approved_claim(0)
+    cancelled = await payee.approved_claim(1)
+    calls = _during_the_run(monkeypatch, lambda: payee.cancel(cancelled))
+    async with payee.pool.acquire() as conn:
+        assert (await run_payments(conn))["payments"] == 1
+    [paid] = await _payments(payee.pool)
+    assert paid["claim_ids"] == sorted([kept, cancelled])
+    assert paid["amount_cents"] == paid["linked_cents"] == await _amount(payee.pool, kept)
+    assert len(calls) == 2  # the first attempt met the reversal and was rolled back
+
+
+async def test_a_run_waiting_for_another_pays_nothing_twice(
+    payee: Payee, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claim = await payee.approved_claim(0)
+    second: list[asyncio.Task[dict[str, Any]]] = []
+
+    async def another_run_starts_and_waits() -> None:
+        async def run() -> dict[str, Any]:
+            async with payee.pool.acquire() as conn:
+                return await run_payments(conn)
+
+        second.append(asyncio.create_task(run()))
+        async with payee.pool.acquire() as conn:
+            for _ in range(250):
+                if await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event = 'advisory'"
+                ):
+                    return
+                await asyncio.sleep(0.02)
+        raise AssertionError("the second run did not wait for the run lock")
+
+    calls = _during_the_run(monkeypatch, another_run_starts_and_waits)
+    async with payee.pool.acquire() as conn:
+        assert (await run_payments(conn))["payments"] == 1
+    assert (await asyncio.wait_for(second[0], 10))["payments"] == 0
+    # The second run's snapshot began after the first run's commit: it never set out to
+    # pay (link) that balance again, not even in an attempt a conflict rolled back.
+    assert len(calls) == 1
+    [paid] = await _payments(payee.pool)
+    assert paid["claim_ids"] == [claim]
+    assert paid["amount_cents"] == paid["linked_cents"] == await _amount(payee.pool, claim)
+
+
+async def test_a_reference_taken_by_an_older_payment_is_skipped(payee: Payee) -> None:
+    await payee.approved_claim(0)
+    older_account = f"payable:holder:{uuid.uuid4()}"
+    async with payee.pool.acquire() as conn:
+        await conn.execute("SELECT setval('payment_reference_numbers', 4242)")
+        # A payment from before references were numbered: its random reference is the
+        # very number the sequence gives next.
+        run_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO payment_runs (run_id, payments, total_cents) VALUES ($1, 1, 100)", run_id
+        )
+        await conn.execute(
+            "INSERT INTO accounts (account, kind) VALUES ($1, 'payable')", older_account
+        )
+        await conn.execute(
+            "INSERT INTO payments (payment_id, run_id, payee_kind, payee_id, account,"
+            " amount_cents, reference, claims, status)"
+            " VALUES ($1, $2, 'card_holder', $3, $4, 100, $5, 0, 'settled')",
+            uuid.uuid4(),
+            run_id,
+            uuid.uuid4(),
+            older_account,
+            structured_reference(4243),
+        )
+        result = await run_payments(conn)
+        assert result["payments"] == 1
+        reference = await conn.fetchval(
+            "SELECT reference FROM payments WHERE run_id = $1", uuid.UUID(result["run_id"])
+        )
+    assert reference == structured_reference(4244)
