@@ -28,6 +28,7 @@ from services.claims.decisions import (
     decide,
 )
 from services.claims.distribution import split_cost
+from services.claims.eligibility import Grant, grant_on
 from services.claims.frequency import Visit, limit_reached, reach_days, visit_windows
 from services.claims.policy import RefundPolicy, business_day
 from services.claims.signatures import SignatureChecks
@@ -92,12 +93,13 @@ locked AS (
 SELECT batch_cards.*, (SELECT count(*) FROM locked) AS locked_holders FROM batch_cards
 """
 # Everything else the batch needs, read after the lock, in one round trip: one array of
-# rows per question ($4: the batch's check-in ids, $7: its locked holders; $8-$10: per
-# holder, the disjoint time ranges in which earlier visits can count against a frequency
-# limit — not the holder's whole history). The visits are a LATERAL range scan of
-# claims_holder_live per range: as a join, with statistics that lagged a fast-growing
-# table, PostgreSQL hashed every live claim of every holder (28,000 rows for 900 ranges,
-# 13 ms a batch), a cost that grows with the years of history a join would read.
+# rows per question ($4: the batch's check-in ids, $7: its locked holders, whose budgets
+# and grants it reads; $8-$10: per holder, the disjoint time ranges in which earlier
+# visits can count against a frequency limit — not the holder's whole history). The
+# visits are a LATERAL range scan of claims_holder_live per range: as a join, with
+# statistics that lagged a fast-growing table, PostgreSQL hashed every live claim of every
+# holder (28,000 rows for 900 ranges, 13 ms a batch), a cost that grows with the years of
+# history a join would read.
 _FACTS = """
 SELECT
     ARRAY(SELECT ROW(device_id, provider_id, public_key, revoked_at) FROM devices
@@ -113,6 +115,8 @@ SELECT
           WHERE checkin_id = ANY($4::uuid[])) AS cancelled,
     ARRAY(SELECT ROW(holder_id, period, used_cents) FROM budget_usage
           WHERE holder_id = ANY($7::uuid[])) AS budgets,
+    ARRAY(SELECT ROW(holder_id, target_group, eligible_from, eligible_until, grace_days)
+          FROM holder_grants WHERE holder_id = ANY($7::uuid[])) AS grants,
     ARRAY(SELECT ROW(w.holder_id, c.occurred_at, c.activity_id, c.provider_id, c.category)
           FROM unnest($8::uuid[], $9::timestamptz[], $10::timestamptz[]) AS w(holder_id, f, t)
           CROSS JOIN LATERAL (
@@ -142,6 +146,7 @@ class _Context:
     seen_nonces: set[tuple[uuid.UUID, str]]
     cancelled: dict[uuid.UUID, _PendingCancellation]
     used: dict[tuple[uuid.UUID, int], int]
+    grants: dict[uuid.UUID, list[Grant]] = field(default_factory=dict)
     visits: dict[uuid.UUID, list[Visit]] = field(default_factory=dict)
 
 
@@ -245,6 +250,8 @@ class CheckInHandler:
             cancelled={c[0]: _PendingCancellation(c[1], c[2]) for c in facts["cancelled"]},
             used={(h, period): int(used) for h, period, used in facts["budgets"]},
         )
+        for holder_id, *grant in facts["grants"]:
+            ctx.grants.setdefault(holder_id, []).append(Grant(*grant))
         for holder_id, occurred_at, activity_id, provider_id, category in facts["visits"]:
             ctx.visits.setdefault(holder_id, []).append(
                 Visit(
@@ -286,7 +293,11 @@ class CheckInHandler:
         w.nonces.append((c.device_id, c.nonce, c.checkin_id))
         ctx.decided.add(c.checkin_id)
         card_row = ctx.cards.get(c.card_number)
-        card = _card_at(card_row, ctx.history, c.occurred_at) if card_row is not None else None
+        card = (
+            _card_at(card_row, ctx.history, ctx.grants, c.occurred_at)
+            if card_row is not None
+            else None
+        )
         decision = self._cancelled_before(c, ctx, w) or check_timing(
             self.policy, c.occurred_at, now
         )
@@ -402,13 +413,15 @@ class CheckInHandler:
         ctx.visits.setdefault(card.holder_id, []).append(_visit(c))
         payee_id = card.holder_id if payee is PayeeKind.CARD_HOLDER else c.provider_id
         payable = ledger.payable_account(payee.value, payee_id)
+        # The cost is booked on the target group of the grant in force that day.
+        assert card.grant is not None  # decide() approved, so a grant covers the day
         for share in split_cost(
             decision.amount_cents, version.distribution, resident=card.resident
         ):
             w.transfers.append(
                 ledger.Transfer(
                     uuid7(),
-                    ledger.cost_account(share.payer, card.target_group, c.provider_id),
+                    ledger.cost_account(share.payer, card.grant.target_group, c.provider_id),
                     payable,
                     share.amount_cents,
                     "claim_approved",
@@ -438,7 +451,7 @@ def _outcome_event(
     payee: PayeeKind | None,
     now: datetime,
 ) -> EventPayload:
-    if decision.approved and card is not None and payee is not None:
+    if decision.approved and card is not None and card.grant is not None and payee is not None:
         return ClaimApproved(
             claim_id=claim_id,
             checkin_id=c.checkin_id,
@@ -447,7 +460,7 @@ def _outcome_event(
             provider_id=c.provider_id,
             activity_id=c.activity.id,
             category=c.activity.category,
-            target_group=card.target_group,
+            target_group=card.grant.target_group,
             price_cents=c.price_cents,
             amount_cents=decision.amount_cents,
             capped=decision.capped,
@@ -498,20 +511,25 @@ async def _store(conn: DbConnection, w: _Writes) -> None:
 
 
 def _card_at(
-    row: asyncpg.Record, history: dict[uuid.UUID, list[tuple[datetime, str]]], at: datetime
+    row: asyncpg.Record,
+    history: dict[uuid.UUID, list[tuple[datetime, str]]],
+    grants: dict[uuid.UUID, list[Grant]],
+    at: datetime,
 ) -> CardAtCheckIn:
-    """The card's status at `at`: the last change at or before it (active before any)."""
+    """The card's status at `at`: the last change at or before it (active before any); and
+    its holder's grant that day. A holder without recorded grants (no EligibilityChanged
+    since holder_grants came) has the one grant its card row carries."""
     status = CardStatus.ACTIVE
     for effective_at, value in history.get(row["card_id"], []):
         if effective_at <= at:
             status = CardStatus(value)
+    held = grants.get(row["holder_id"]) or [
+        Grant(row["target_group"], row["eligible_from"], row["eligible_until"], row["grace_days"])
+    ]
     return CardAtCheckIn(
         card_id=row["card_id"],
         holder_id=row["holder_id"],
-        target_group=row["target_group"],
-        eligible_from=row["eligible_from"],
-        eligible_until=row["eligible_until"],
-        grace_days=row["grace_days"],
+        grant=grant_on(held, business_day(at)),
         status=status,
         resident=row["resident"],
     )

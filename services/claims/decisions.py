@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
+from services.claims.eligibility import Grant
 from services.claims.policy import (
     FrequencyLimit,
     LimitPeriod,
@@ -29,16 +30,18 @@ _STATUS_REASONS = {
 
 @dataclass(frozen=True)
 class CardAtCheckIn:
-    """The card as it was at the moment of the check-in."""
+    """The card as it was at the moment of the check-in; `grant` is its holder's grant in
+    force that day (None: not eligible that day)."""
 
     card_id: uuid.UUID
     holder_id: uuid.UUID
-    target_group: str
-    eligible_from: date
-    eligible_until: date
-    grace_days: int
+    grant: Grant | None
     status: CardStatus
     resident: bool = True
+
+    @property
+    def target_group(self) -> str | None:
+        return self.grant.target_group if self.grant else None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def decide(
         return Decision.reject(
             _STATUS_REASONS[card.status], f"card was {card.status.value} at the time"
         )
-    if not card.eligible_from <= day <= card.eligible_until + timedelta(days=card.grace_days):
+    if card.grant is None or not card.grant.covers(day):
         return Decision.reject(
             RejectionReason.NOT_ELIGIBLE, "no eligibility on the day of the check-in"
         )
@@ -120,7 +123,7 @@ def decide(
         )
     if limit_reached is not None:
         return _frequency_rejection(limit_reached)
-    basis_points = version.discount_basis_points.get(card.target_group, 0)
+    basis_points = version.discount_basis_points.get(card.grant.target_group, 0)
     discount = percent_of(facts.price_cents, basis_points)
     if discount <= 0:
         return Decision.reject(

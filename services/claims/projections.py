@@ -1,5 +1,6 @@
-"""What claims keeps of the cards service's events: cards, their status over time, holders,
-providers and devices. Each event is an upsert, so replaying them changes nothing."""
+"""What claims keeps of the cards service's events: cards, their status over time, holders
+and their grants, providers and devices. Each event is an upsert, so replaying them
+changes nothing."""
 
 from __future__ import annotations
 
@@ -65,15 +66,7 @@ async def _apply(conn: DbConnection, e: Any) -> None:
                 e.reason,
             )
         case ev.EligibilityChanged():
-            await conn.execute(
-                "UPDATE cards SET target_group = $2, eligible_from = $3, eligible_until = $4,"
-                " grace_days = $5 WHERE holder_id = $1",
-                e.holder_id,
-                e.target_group,
-                e.eligible_from,
-                e.eligible_until,
-                e.grace_days,
-            )
+            await _eligibility_changed(conn, e)
         case ev.HolderDetailsChanged():
             await conn.execute(
                 "INSERT INTO holders (holder_id, referrer_org_id, beneficiary_sealed) VALUES ($1, $2, $3)"
@@ -123,3 +116,61 @@ async def _apply(conn: DbConnection, e: Any) -> None:
                 e.device_id,
                 e.revoked_at,
             )
+
+
+# Only a change newer than the grants held replaces them. The holder row may not exist
+# yet (CardIssued travels on another topic and can come later): then it is made here.
+# The upsert locks the row as check-in batches do, so a change waits for a batch that
+# judges this holder, and the batch judges all its check-ins by one set of grants.
+_NEWER_GRANTS = """
+INSERT INTO holders (holder_id, referrer_org_id, grants_changed_at) VALUES ($1, $2, $3)
+ON CONFLICT (holder_id) DO UPDATE SET grants_changed_at = excluded.grants_changed_at
+WHERE holders.grants_changed_at IS NULL OR holders.grants_changed_at < excluded.grants_changed_at
+RETURNING holder_id
+"""
+# Before its first list, what we know of a holder's grants: those its cards carry.
+_GRANTS_OF_CARDS = """
+INSERT INTO holder_grants (holder_id, target_group, eligible_from, eligible_until, grace_days)
+SELECT holder_id, target_group, eligible_from, eligible_until, grace_days FROM cards
+WHERE holder_id = $1 AND NOT EXISTS (SELECT 1 FROM holder_grants WHERE holder_id = $1)
+ON CONFLICT DO NOTHING
+"""
+_ADD_GRANTS = """
+INSERT INTO holder_grants (holder_id, target_group, eligible_from, eligible_until, grace_days)
+SELECT $1, * FROM unnest($2::text[], $3::date[], $4::date[], $5::int[]) ON CONFLICT DO NOTHING
+"""
+
+
+async def _eligibility_changed(conn: DbConnection, e: ev.EligibilityChanged) -> None:
+    if await conn.fetchval(_NEWER_GRANTS, e.holder_id, e.referrer_org_id, e.changed_at) is None:
+        return
+    grants = e.grants
+    if grants:
+        await conn.execute("DELETE FROM holder_grants WHERE holder_id = $1", e.holder_id)
+    else:
+        # A producer from before `grants` names one grant, the one reaching furthest: it
+        # joins the grants known, in the place of the one it extends (same group and start).
+        grants = (
+            ev.EligibilityGrant(
+                target_group=e.target_group,
+                eligible_from=e.eligible_from,
+                eligible_until=e.eligible_until,
+                grace_days=e.grace_days,
+            ),
+        )
+        await conn.execute(_GRANTS_OF_CARDS, e.holder_id)
+        await conn.execute(
+            "DELETE FROM holder_grants"
+            " WHERE holder_id = $1 AND target_group = $2 AND eligible_from = $3",
+            e.holder_id,
+            e.target_group,
+            e.eligible_from,
+        )
+    await conn.execute(
+        _ADD_GRANTS,
+        e.holder_id,
+        [g.target_group for g in grants],
+        [g.eligible_from for g in grants],
+        [g.eligible_until for g in grants],
+        [g.grace_days for g in grants],
+    )

@@ -81,7 +81,21 @@ class CardStatusChanged(EventPayload):
     effective_at: AwareDatetime
 
 
+class EligibilityGrant(EventPayload):
+    """One grant of a target group for a period; the grace days follow its end date."""
+
+    target_group: str = Field(max_length=50)
+    eligible_from: date
+    eligible_until: date
+    grace_days: int = Field(ge=0, le=365)
+
+
 class EligibilityChanged(EventPayload):
+    """A holder's grants changed. The single grant in the top-level fields is the one that
+    reaches furthest (what producers before `grants` sent); `grants` holds all of them, so
+    a late check-in is judged by the grant in force on its own day. Empty from older
+    producers."""
+
     holder_id: uuid.UUID
     target_group: str = Field(max_length=50)
     eligible_from: date
@@ -89,6 +103,7 @@ class EligibilityChanged(EventPayload):
     grace_days: int = Field(ge=0, le=365)
     referrer_org_id: uuid.UUID
     changed_at: AwareDatetime
+    grants: tuple[EligibilityGrant, ...] = ()
 
 
 class HolderDetailsChanged(EventPayload):

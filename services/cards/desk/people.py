@@ -184,9 +184,11 @@ def _granting_org(principal: Principal, person_org: uuid.UUID) -> uuid.UUID:
 
 
 async def _announce_current(unit: Unit, person_id: uuid.UUID, org_id: uuid.UUID) -> None:
-    """Claims keeps one grant per holder: tell it the one that now reaches furthest."""
+    """All the person's grants, past ones too: a late check-in is judged by the grant of its
+    own day. The top-level fields keep the one that reaches furthest, for older readers."""
     current = await eligibilities.current(unit.conn, person_id)
     assert current is not None
+    grants = await eligibilities.of_person(unit.conn, person_id)
     await unit.publish(
         ev.EligibilityChanged(
             holder_id=person_id,
@@ -196,5 +198,14 @@ async def _announce_current(unit: Unit, person_id: uuid.UUID, org_id: uuid.UUID)
             grace_days=current["grace_days"],
             referrer_org_id=org_id,
             changed_at=datetime.now(UTC),
+            grants=tuple(
+                ev.EligibilityGrant(
+                    target_group=g["target_group"],
+                    eligible_from=g["eligible_from"],
+                    eligible_until=g["eligible_until"],
+                    grace_days=g["grace_days"],
+                )
+                for g in grants
+            ),
         )
     )

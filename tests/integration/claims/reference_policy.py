@@ -19,6 +19,14 @@ BRUSSELS = ZoneInfo("Europe/Brussels")
 
 
 @dataclass(frozen=True)
+class RefGrant:
+    target_group: str
+    eligible_from: date
+    eligible_until: date
+    grace_days: int
+
+
+@dataclass(frozen=True)
 class RefCard:
     card_id: uuid.UUID
     holder_id: uuid.UUID
@@ -28,6 +36,22 @@ class RefCard:
     grace_days: int
     resident: bool
     status_changes: tuple[tuple[datetime, str], ...] = ()
+    # Every grant of the holder, when an EligibilityChanged listed them; without it, the
+    # one the card was issued with is the holder's only grant.
+    grants: tuple[RefGrant, ...] = ()
+
+    def grant_on(self, day: date) -> RefGrant | None:
+        """The grant of that day, grace days included. A renewal that has started beats a
+        grant that is only in its grace days; otherwise the one that started last."""
+        held = self.grants or (
+            RefGrant(self.target_group, self.eligible_from, self.eligible_until, self.grace_days),
+        )
+        valid = [
+            g for g in held if g.eligible_from <= day <= g.eligible_until + timedelta(g.grace_days)
+        ]
+        in_period = [g for g in valid if day <= g.eligible_until]
+        candidates = sorted(in_period or valid, key=lambda g: g.eligible_from)
+        return candidates[-1] if candidates else None
 
 
 @dataclass(frozen=True)
@@ -199,7 +223,8 @@ class ReferencePolicy:
                 status = value
         if status != "active":
             return self._reject(f"card_{status}")
-        if not card.eligible_from <= day <= card.eligible_until + timedelta(days=card.grace_days):
+        grant = card.grant_on(day)
+        if grant is None:
             return self._reject("not_eligible")
         provider = self.providers.get(c.provider_id)
         if provider is None or not provider.partner:
@@ -213,7 +238,7 @@ class ReferencePolicy:
         if frequency is not None:
             return self._reject(frequency)
         discount = _round_half_up(
-            c.price_cents, version["discount_basis_points"].get(card.target_group, 0)
+            c.price_cents, version["discount_basis_points"].get(grant.target_group, 0)
         )
         if discount <= 0:
             return self._reject("nothing_to_refund")
@@ -231,7 +256,7 @@ class ReferencePolicy:
         postings = []
         for payer, cents in self._split(version, amount, card.resident):
             if payer == "municipality":
-                debit = f"expense:discount:{card.target_group}"
+                debit = f"expense:discount:{grant.target_group}"
             elif payer == "provider":
                 debit = f"receivable:provider:{c.provider_id}"
             else:

@@ -23,7 +23,7 @@ from shared.envelope import Envelope, new_envelope
 from shared.events import cards as ev
 from shared.events.base import EventPayload
 from shared.events.checkins import Activity, ActivityCategory
-from tests.integration.claims.reference_policy import RefCard, RefProvider
+from tests.integration.claims.reference_policy import RefCard, RefGrant, RefProvider
 from vtp.device.signer import DeviceIdentity
 
 MIGRATIONS = Path(__file__).parents[3] / "services" / "claims" / "migrations"
@@ -171,26 +171,48 @@ async def build_world(pool: asyncpg.Pool, *, holders: int = 3) -> World:
         )
     cards: dict[str, RefCard] = {}
     numbers = []
+    first_day = date(2025, 1, 1)
     shapes = [
-        # (target group, resident, eligible_until, blocked at)
-        ("poverty", True, date(2027, 1, 1), NOW - timedelta(days=18)),
-        ("senior", False, date(2027, 1, 1), None),
-        ("poverty", False, date(2026, 2, 25), None),
+        # (resident, blocked at, grants): the card is issued with the first grant; later
+        # ones come in an EligibilityChanged listing all, which claims hears of before the
+        # card (it travels on another topic).
+        (True, NOW - timedelta(days=18), (RefGrant("poverty", first_day, date(2027, 1, 1), 0),)),
+        (False, None, (RefGrant("senior", first_day, date(2027, 1, 1), 0),)),
+        # Poverty; in its grace days a short senior grant starts, which takes over; then a
+        # week without any grant; then poverty again.
+        (
+            False,
+            None,
+            (
+                RefGrant("poverty", first_day, date(2026, 2, 20), 10),
+                RefGrant("senior", date(2026, 2, 24), date(2026, 3, 2), 0),
+                RefGrant("poverty", date(2026, 3, 9), date(2027, 3, 1), 0),
+            ),
+        ),
     ]
     for index in range(holders):
-        group, resident, until, blocked = shapes[index % len(shapes)]
+        resident, blocked, grants = shapes[index % len(shapes)]
         number = _card_number(next(_card_serials) % 10**7)
         card_id, holder_id = uuid.uuid4(), uuid.uuid4()
         changes: tuple[tuple[datetime, str], ...] = ()
+        if len(grants) > 1:
+            furthest = max(grants, key=lambda g: g.eligible_until)
+            events.append(
+                ev.EligibilityChanged(
+                    holder_id=holder_id,
+                    **vars(furthest),
+                    referrer_org_id=uuid.uuid4(),
+                    changed_at=NOW - timedelta(days=20),
+                    grants=tuple(ev.EligibilityGrant(**vars(g)) for g in grants),
+                )
+            )
+        issued_with = grants[0]
         events.append(
             ev.CardIssued(
                 card_id=card_id,
                 card_number=number,
                 holder_id=holder_id,
-                target_group=group,
-                eligible_from=date(2025, 1, 1),
-                eligible_until=until,
-                grace_days=0,
+                **vars(issued_with),
                 referrer_org_id=uuid.uuid4(),
                 resident=resident,
                 issued_at=NOW - timedelta(days=400),
@@ -210,7 +232,15 @@ async def build_world(pool: asyncpg.Pool, *, holders: int = 3) -> World:
                     )
                 )
         cards[number] = RefCard(
-            card_id, holder_id, group, date(2025, 1, 1), until, 0, resident, changes
+            card_id,
+            holder_id,
+            issued_with.target_group,
+            issued_with.eligible_from,
+            issued_with.eligible_until,
+            issued_with.grace_days,
+            resident,
+            changes,
+            grants if len(grants) > 1 else (),
         )
         numbers.append(number)
     async with pool.acquire() as conn, conn.transaction():

@@ -1,0 +1,227 @@
+"""A holder's grants over time, through the real consumers on a real PostgreSQL: a check-in
+is judged and booked by the grant in force on its own day, whatever was granted since,
+and no eligibility change is lost to the order in which the cards topics arrive."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from services.claims import projections
+from services.claims.checkins import CheckInHandler
+from shared import topics
+from shared.consumer import BatchProcessor
+from shared.deadletter import SourceRecord
+from shared.envelope import new_envelope
+from shared.events import cards as ev
+from shared.events.base import EventPayload
+from tests.integration.claims import scenario
+
+pytestmark = pytest.mark.integration
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
+# Check-ins arrive on 5 January 2025, some late from a device that was offline.
+CLOCK = datetime(2025, 1, 5, 12, 0, tzinfo=UTC)
+POVERTY_2024 = ev.EligibilityGrant(
+    target_group="poverty",
+    eligible_from=date(2024, 1, 1),
+    eligible_until=date(2024, 12, 31),
+    grace_days=0,
+)
+SENIOR_2025 = ev.EligibilityGrant(
+    target_group="senior",
+    eligible_from=date(2025, 1, 1),
+    eligible_until=date(2025, 12, 31),
+    grace_days=0,
+)
+GRANTED = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
+RENEWED = datetime(2024, 12, 15, 10, 0, tzinfo=UTC)  # the early renewal
+DECEMBER = datetime(2024, 12, 20, 19, 0, tzinfo=BRUSSELS)
+JANUARY = datetime(2025, 1, 3, 19, 0, tzinfo=BRUSSELS)
+
+
+@dataclass
+class Claims:
+    """The claims service's consumers of card events and check-ins, on one database."""
+
+    pool: asyncpg.Pool
+    world: scenario.World
+    cards: BatchProcessor
+    checkins: BatchProcessor
+
+    async def deliver(self, *events: EventPayload | SourceRecord) -> None:
+        """Card events, each in its own batch, in the order given."""
+        for e in events:
+            record = e if isinstance(e, SourceRecord) else self._record(e)
+            await self.cards.process([record])
+        assert self.cards.dead_lettered == 0
+
+    async def check_in(self, card_number: str, at: datetime) -> dict[str, Any]:
+        """One check-in (a culture activity of 20 euro at a refund partner): its claim, the
+        cost accounts it was booked on and its outcome event."""
+        envelope, checkin = self.world.devices[0].check_in(
+            card_number=card_number,
+            activity=scenario.ACTIVITIES[0],
+            price_cents=2000,
+            occurred_at=at,
+        )
+        await self.checkins.process([self.world.record(envelope, checkin)])
+        assert self.checkins.dead_lettered == 0
+        async with self.pool.acquire() as conn:
+            claim = await conn.fetchrow(
+                "SELECT claim_id, outcome, reason, target_group, amount_cents FROM claims"
+                " WHERE checkin_id = $1",
+                checkin.checkin_id,
+            )
+            assert claim is not None
+            accounts = await conn.fetch(
+                "SELECT debit_account FROM transfers WHERE claim_id = $1", claim["claim_id"]
+            )
+            outcomes = await conn.fetch(
+                "SELECT payload FROM outbox WHERE topic = ANY($1::text[])",
+                [topics.CLAIM_APPROVED.name, topics.CLAIM_REJECTED.name],
+            )
+        [event] = [
+            body
+            for body in (json.loads(o["payload"]) for o in outcomes)
+            if body["checkin_id"] == str(checkin.checkin_id)
+        ]
+        return {
+            **dict(claim),
+            "expense_accounts": sorted(
+                a["debit_account"] for a in accounts if a["debit_account"].startswith("expense:")
+            ),
+            "event": event,
+        }
+
+    def _record(self, payload: EventPayload) -> SourceRecord:
+        topic = topics.topic_for(payload)
+        return self.world.record(new_envelope(type=topic.event_type, source="/cards"), payload)
+
+
+@pytest.fixture
+async def claims(database: str) -> AsyncIterator[Claims]:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        await scenario.prepare(pool)
+        world = await scenario.build_world(pool, holders=0)  # providers and devices
+        handler = CheckInHandler(scenario.policy(), lambda: CLOCK)
+        yield Claims(
+            pool,
+            world,
+            BatchProcessor("claims.cards", projections.TOPICS, projections.apply_card_events, pool),
+            BatchProcessor("claims.checkins", (topics.CHECKIN_RECORDED,), handler, pool),
+        )
+    finally:
+        await pool.close()
+
+
+@dataclass(frozen=True)
+class Holder:
+    card_id: uuid.UUID
+    holder_id: uuid.UUID
+    card_number: str
+    referrer_org_id: uuid.UUID
+
+    def issued(self, grant: ev.EligibilityGrant) -> ev.CardIssued:
+        return ev.CardIssued(
+            card_id=self.card_id,
+            card_number=self.card_number,
+            holder_id=self.holder_id,
+            referrer_org_id=self.referrer_org_id,
+            issued_at=GRANTED,
+            **grant.model_dump(),
+        )
+
+    def changed(self, at: datetime, *grants: ev.EligibilityGrant) -> ev.EligibilityChanged:
+        """As the cards service sends it: all grants, and the one reaching furthest."""
+        furthest = max(grants, key=lambda g: g.eligible_until)
+        return ev.EligibilityChanged(
+            holder_id=self.holder_id,
+            referrer_org_id=self.referrer_org_id,
+            changed_at=at,
+            grants=grants,
+            **furthest.model_dump(),
+        )
+
+
+def new_holder() -> Holder:
+    number = scenario._card_number(next(scenario._card_serials) % 10**7)
+    return Holder(uuid.uuid4(), uuid.uuid4(), number, uuid.uuid4())
+
+
+def _outcome(claim: dict[str, Any]) -> tuple[str, str | None, str | None, int]:
+    return claim["outcome"], claim["reason"], claim["target_group"], claim["amount_cents"]
+
+
+async def test_an_early_renewal_does_not_reach_back_over_december(claims: Claims) -> None:
+    h = new_holder()
+    await claims.deliver(
+        h.changed(GRANTED, POVERTY_2024),
+        h.issued(POVERTY_2024),
+        # On 15 December the referrer grants 2025 already, as a senior.
+        h.changed(RENEWED, POVERTY_2024, SENIOR_2025),
+    )
+    # 20 December, arriving late: the poverty tariff of the grant in force that day (75 %).
+    december = await claims.check_in(h.card_number, DECEMBER)
+    assert _outcome(december) == ("approved", None, "poverty", 1500)
+    assert december["expense_accounts"] == ["expense:discount:poverty"]
+    assert december["event"]["target_group"] == "poverty"
+    # 3 January: the renewal's senior tariff (25 %), on the senior budget line.
+    january = await claims.check_in(h.card_number, JANUARY)
+    assert _outcome(january) == ("approved", None, "senior", 500)
+    assert january["expense_accounts"] == ["expense:discount:senior"]
+    assert january["event"]["target_group"] == "senior"
+
+
+async def test_a_day_no_grant_covers_is_not_eligible(claims: Claims) -> None:
+    h = new_holder()
+    later = SENIOR_2025.model_copy(update={"eligible_from": date(2025, 1, 4)})
+    await claims.deliver(h.issued(POVERTY_2024), h.changed(RENEWED, POVERTY_2024, later))
+    gap = await claims.check_in(h.card_number, JANUARY)
+    assert _outcome(gap) == ("rejected", "not_eligible", None, 0)
+
+
+async def test_an_eligibility_change_before_its_card_is_kept(claims: Claims) -> None:
+    h = new_holder()
+    extended = POVERTY_2024.model_copy(update={"eligible_until": date(2025, 6, 30)})
+    # The extension travels on its own topic and overtakes the card issued before it.
+    await claims.deliver(h.changed(RENEWED, extended), h.issued(POVERTY_2024))
+    january = await claims.check_in(h.card_number, JANUARY)
+    assert _outcome(january) == ("approved", None, "poverty", 1500)
+
+
+async def test_an_older_change_arriving_late_changes_nothing(claims: Claims) -> None:
+    h = new_holder()
+    await claims.deliver(
+        h.issued(POVERTY_2024),
+        h.changed(RENEWED, POVERTY_2024, SENIOR_2025),
+        h.changed(GRANTED, POVERTY_2024),  # redelivered after the renewal
+    )
+    january = await claims.check_in(h.card_number, JANUARY)
+    assert _outcome(january) == ("approved", None, "senior", 500)
+
+
+async def test_changes_from_a_producer_without_grants_add_up(claims: Claims) -> None:
+    """An older cards service names one grant per change, the one reaching furthest:
+    claims adds it to what it knew (the card's grant), rather than replacing that."""
+    h = new_holder()
+    record = claims._record(h.changed(RENEWED, SENIOR_2025))
+    body = json.loads(record.value or b"")
+    del body["grants"]
+    legacy = dataclasses.replace(record, value=json.dumps(body).encode())
+    await claims.deliver(h.issued(POVERTY_2024), legacy)
+    december = await claims.check_in(h.card_number, DECEMBER)
+    assert _outcome(december) == ("approved", None, "poverty", 1500)
+    january = await claims.check_in(h.card_number, JANUARY)
+    assert _outcome(january) == ("approved", None, "senior", 500)
