@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from services.cards.domain.access import Role
 from shared.events.cards import OrganisationKind, ProviderMode
@@ -23,6 +32,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_HTTP_URL = TypeAdapter(HttpUrl)
+
+
+def check_webhook_url(value: str) -> str:
+    """An absolute https URL: notices about card holders travel to it, signed but readable
+    in transit over plain http. Returned as given (stripped)."""
+    value = value.strip()
+    try:
+        url = _HTTP_URL.validate_python(value)
+    except ValidationError as exc:
+        detail = str(exc.errors()[0].get("msg", "")).removeprefix("Input should be a valid URL, ")
+        raise ValueError(
+            f"must be an absolute https URL such as https://example.org/hook ({detail})"
+        ) from None
+    if url.scheme != "https":
+        raise ValueError("must use https: webhooks carry notices about card holders")
+    if url.username or url.password:
+        raise ValueError("must not contain a user name or password; the webhook is signed")
+    return value
+
+
 class NewToken(Strict):
     label: str = Field(min_length=1, max_length=100)
     role: Role
@@ -34,16 +64,30 @@ class NewOrganisation(Strict):
     name: str = Field(min_length=1, max_length=200)
     kind: OrganisationKind
     contact_email: EmailStr | None = None
-    webhook_url: str | None = Field(default=None, max_length=500)
+    webhook_url: str | None = Field(
+        default=None, max_length=500, description="An absolute https URL, e.g. https://ocmw.be/hook"
+    )
     sub_municipality: str | None = Field(default=None, max_length=100)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_webhook_url(value)
 
 
 class ProviderDetails(Strict):
+    """On a change (PUT), an omitted `mode`, `partner` or `organisation_id` keeps the current
+    value; on registration they default to refund, a partner, and no organisation."""
+
     name: str = Field(min_length=1, max_length=200)
     sub_municipality: str = Field(min_length=1, max_length=100)
     mode: ProviderMode = ProviderMode.REFUND
     partner: bool = True
-    organisation_id: uuid.UUID | None = None
+    organisation_id: uuid.UUID | None = Field(
+        default=None,
+        description="The partner organisation whose webhook receives the provider's notices."
+        " Omit it on a change to keep the current one; `null` unlinks it.",
+    )
     contact_email: EmailStr | None = None
     # Where till-discount reimbursements go; sealed for finance, never stored readable.
     iban: str | None = Field(
@@ -78,7 +122,12 @@ class NewPerson(Strict):
     address: str | None = Field(default=None, max_length=300)
     sub_municipality: str | None = Field(default=None, max_length=100)
     resident: bool = True
-    channel: Channel = "email"
+    channel: Channel | None = Field(
+        default=None,
+        description="How the holder is told things. `email` needs `email`, `letter` needs"
+        " `address`. Omitted: email when an e-mail address is given, else letter when an"
+        " address is given, else none.",
+    )
     language: Language = "nl"
     referrer_org_id: uuid.UUID | None = None
 

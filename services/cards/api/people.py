@@ -60,7 +60,7 @@ async def grant_eligibility(
     person_id: uuid.UUID, body: NewEligibility, principal: Caller, request: Request
 ) -> dict[str, str]:
     async with writing(request, principal, body.evidence_ref) as unit:
-        eligibility_id = await desk.grant_eligibility(unit, person_id, body)
+        eligibility_id = await desk.grant_eligibility(unit, person_id, body, date.today())
     return {"id": str(eligibility_id)}
 
 
@@ -74,7 +74,7 @@ async def extend_eligibility(
 ) -> dict[str, str]:
     async with writing(request, principal, body.reason) as unit:
         await desk.extend_eligibility(
-            unit, person_id, eligibility_id, body.eligible_until, body.reason
+            unit, person_id, eligibility_id, body.eligible_until, body.reason, date.today()
         )
     return {"id": str(eligibility_id), "eligible_until": body.eligible_until.isoformat()}
 

@@ -60,11 +60,16 @@ async def import_people(
 ) -> ImportReport:
     report = ImportReport()
     for row in read_rows(text):
+        if row.problem is not None:
+            report.rejected.append(
+                {"line": row.line, "errors": [{"field": "csv", "reason": row.problem}]}
+            )
+            continue
         try:
             person, grant = _parse(row)
             async with unit_of_work(pool, desk, principal, correlation_id, "csv import") as unit:
                 person_id = await register_person(unit, person, today)
-                await grant_eligibility(unit, person_id, grant)
+                await grant_eligibility(unit, person_id, grant, today)
                 card = (
                     await issue_card(unit, person_id, today)
                     if truthy(row.values.get("issue_card"), True)

@@ -14,7 +14,13 @@ from services.cards.desk.unit import Unit
 from services.cards.domain import eligibility as rules
 from services.cards.domain.access import Principal, check_person_access, referrer_org_for
 from services.cards.domain.errors import Conflict, InvalidField, NotFound
-from services.cards.domain.validation import check_birth_date, parse_iban, parse_national_number
+from services.cards.domain.validation import (
+    check_birth_date,
+    check_reachable,
+    default_channel,
+    parse_iban,
+    parse_national_number,
+)
 from services.cards.repository import eligibilities, organisations, people
 from services.cards.schemas import NewEligibility, NewPerson, PersonUpdate
 from shared.events import cards as ev
@@ -73,6 +79,8 @@ async def register_person(unit: Unit, body: NewPerson, today: date) -> uuid.UUID
     check_birth_date(body.date_of_birth, today)
     number = parse_national_number(body.national_number, body.date_of_birth)
     iban = parse_iban(body.iban) if body.iban else None
+    channel = body.channel or default_channel(body.email, body.address)
+    check_reachable(channel, body.email, body.address)
     if not await organisations.exists(unit.conn, org_id):
         raise InvalidField("referrer_org_id", "is not a known organisation")
     person_id = uuid7()
@@ -99,14 +107,12 @@ async def register_person(unit: Unit, body: NewPerson, today: date) -> uuid.UUID
                 national_number_hash=national_number_digest(unit.desk.settings.master_key, number),
                 sub_municipality=body.sub_municipality,
                 resident=body.resident,
-                channel=body.channel,
+                channel=channel,
                 language=body.language,
             )
     except asyncpg.UniqueViolationError:
         raise Conflict("national_number: a person with this number is already registered") from None
-    await unit.publish(
-        _details_event(unit, person_id, org_id, personal, body.channel, body.language)
-    )
+    await unit.publish(_details_event(unit, person_id, org_id, personal, channel, body.language))
     await unit.audit("person.registered", "person", person_id)
     return person_id
 
@@ -122,6 +128,10 @@ async def update_person(unit: Unit, person_id: uuid.UUID, body: PersonUpdate) ->
         if key in changes:
             personal[key] = changes[key]
     channel = changes.get("channel") or person["channel"]
+    if changes.keys() & {"channel", "email", "address"}:
+        # Against the stored details too: clearing the e-mail address of a holder on
+        # channel email would leave them unreachable.
+        check_reachable(channel, personal.get("email"), personal.get("address"))
     language = changes.get("language") or person["language"]
     sub = (
         changes["sub_municipality"] if "sub_municipality" in changes else person["sub_municipality"]
@@ -141,10 +151,12 @@ async def update_person(unit: Unit, person_id: uuid.UUID, body: PersonUpdate) ->
     await unit.audit(f"person.updated:{','.join(sorted(changes))}", "person", person_id)
 
 
-async def grant_eligibility(unit: Unit, person_id: uuid.UUID, body: NewEligibility) -> uuid.UUID:
+async def grant_eligibility(
+    unit: Unit, person_id: uuid.UUID, body: NewEligibility, today: date
+) -> uuid.UUID:
     person = await load_person(unit, person_id)
     rules.check_target_group(body.target_group, unit.desk.settings.target_groups)
-    rules.check_period(body.eligible_from, body.eligible_until)
+    rules.check_period(body.eligible_from, body.eligible_until, today, body.grace_days)
     eligibility_id = uuid7()
     granted_by = _granting_org(unit.principal, person["referrer_org_id"])
     await eligibilities.insert(
@@ -164,14 +176,21 @@ async def grant_eligibility(unit: Unit, person_id: uuid.UUID, body: NewEligibili
 
 
 async def extend_eligibility(
-    unit: Unit, person_id: uuid.UUID, eligibility_id: uuid.UUID, new_until: date, reason: str
+    unit: Unit,
+    person_id: uuid.UUID,
+    eligibility_id: uuid.UUID,
+    new_until: date,
+    reason: str,
+    today: date,
 ) -> None:
     person = await load_person(unit, person_id)
     row = await eligibilities.get(unit.conn, eligibility_id)
     if row is None or row["person_id"] != person_id:
         raise NotFound(f"eligibility: {eligibility_id} does not exist for this person")
     period = rules.extended(
-        rules.Period(row["eligible_from"], row["eligible_until"], row["grace_days"]), new_until
+        rules.Period(row["eligible_from"], row["eligible_until"], row["grace_days"]),
+        new_until,
+        today,
     )
     await eligibilities.extend(unit.conn, eligibility_id, period.eligible_until)
     await _announce_current(unit, person_id, person["referrer_org_id"])

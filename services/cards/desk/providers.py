@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from services.cards.desk.unit import Unit
 from services.cards.domain.access import Role, check_provider_access, require_role
-from services.cards.domain.errors import Conflict, InvalidField, NotFound
+from services.cards.domain.errors import Conflict, Forbidden, InvalidField, NotFound
 from services.cards.domain.validation import parse_iban
 from services.cards.repository import devices, organisations, providers
 from services.cards.schemas import NewActivity, ProviderDetails
@@ -41,6 +41,7 @@ def _sealed_account(unit: Unit, body: ProviderDetails) -> str | None:
 def _registered(
     provider_id: uuid.UUID, body: ProviderDetails, sealed: str | None
 ) -> ev.ProviderRegistered:
+    """The event carries the provider as stored: `body` has the stored values filled in."""
     return ev.ProviderRegistered(
         provider_id=provider_id,
         organisation_id=body.organisation_id,
@@ -53,12 +54,14 @@ def _registered(
     )
 
 
+async def _check_organisation(unit: Unit, organisation_id: uuid.UUID | None) -> None:
+    if organisation_id is not None and not await organisations.exists(unit.conn, organisation_id):
+        raise InvalidField("organisation_id", "is not a known organisation")
+
+
 async def register_provider(unit: Unit, body: ProviderDetails) -> uuid.UUID:
     require_role(unit.principal, Role.PROGRAM_ADMIN)
-    if body.organisation_id is not None and not await organisations.exists(
-        unit.conn, body.organisation_id
-    ):
-        raise InvalidField("organisation_id", "is not a known organisation")
+    await _check_organisation(unit, body.organisation_id)
     provider_id = uuid7()
     sealed = _sealed_account(unit, body)
     await providers.insert(
@@ -87,17 +90,49 @@ async def load_provider(
     return row
 
 
+def _with_stored(body: ProviderDetails, current: asyncpg.Record) -> ProviderDetails:
+    """The change as a whole provider: what the request omits keeps its stored value."""
+    given = body.model_fields_set
+    kept: dict[str, object] = {
+        "mode": body.mode if "mode" in given else ev.ProviderMode(current["mode"]),
+        "partner": body.partner if "partner" in given else current["partner"],
+        "organisation_id": (
+            body.organisation_id if "organisation_id" in given else current["organisation_id"]
+        ),
+    }
+    return body.model_copy(update=kept)
+
+
 async def change_provider(unit: Unit, provider_id: uuid.UUID, body: ProviderDetails) -> None:
     current = await load_provider(unit, provider_id)
+    body = _with_stored(body, current)
     new_account = body.iban is not None
-    if body.partner != current["partner"] or body.mode.value != current["mode"] or new_account:
-        # Partnership, refund mode and the bank account decide who gets paid and where:
-        # the program decides those (a provider token alone cannot redirect the money).
-        require_role(unit.principal, Role.PROGRAM_ADMIN)
+    # Partnership, refund mode and the bank account decide who gets paid and where, the
+    # organisation where the provider's notices go: the program decides those (a provider
+    # token alone cannot redirect the money or the notices).
+    reserved = [
+        name
+        for name, changed in (
+            ("mode", body.mode.value != current["mode"]),
+            ("partner", body.partner != current["partner"]),
+            ("organisation_id", body.organisation_id != current["organisation_id"]),
+            ("iban", new_account),
+        )
+        if changed
+    ]
+    if reserved and unit.principal.role is not Role.PROGRAM_ADMIN:
+        raise Forbidden(
+            f"{', '.join(reserved)}: role {unit.principal.role.value} may not change"
+            f" {'this' if len(reserved) == 1 else 'these'} (allowed: program_admin);"
+            " leave it out or send the current value"
+        )
+    if body.organisation_id != current["organisation_id"]:
+        await _check_organisation(unit, body.organisation_id)
     sealed = _sealed_account(unit, body) if new_account else current["beneficiary_sealed"]
     await providers.update(
         unit.conn,
         provider_id,
+        organisation_id=body.organisation_id,
         name=body.name,
         sub_municipality=body.sub_municipality,
         mode=body.mode.value,

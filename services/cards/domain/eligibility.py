@@ -9,6 +9,10 @@ from datetime import date, timedelta
 from services.cards.domain.errors import Conflict, InvalidField
 
 MAX_PERIOD_DAYS = 5 * 366
+# How far ahead a grant, grace included, may reach. Keeps every date derived from a grant
+# (end + grace, announcement windows) far from the calendar's end in year 9999.
+MAX_YEARS_AHEAD = 10
+MAX_DAYS_AHEAD = MAX_YEARS_AHEAD * 366
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,9 @@ class Period:
         return self.eligible_until + timedelta(days=self.grace_days)
 
 
-def check_period(eligible_from: date, eligible_until: date) -> None:
+def check_period(
+    eligible_from: date, eligible_until: date, today: date, grace_days: int = 0
+) -> None:
     if eligible_until < eligible_from:
         raise InvalidField(
             "eligible_until",
@@ -30,6 +36,14 @@ def check_period(eligible_from: date, eligible_until: date) -> None:
         )
     if (eligible_until - eligible_from).days > MAX_PERIOD_DAYS:
         raise InvalidField("eligible_until", "a grant may last at most five years; extend it later")
+    latest = today + timedelta(days=MAX_DAYS_AHEAD)
+    # Compared without adding the grace days to the end date: that sum overflows near 9999.
+    if eligible_until > latest - timedelta(days=grace_days):
+        raise InvalidField(
+            "eligible_until",
+            f"with {grace_days} grace days the grant would last beyond {latest.isoformat()};"
+            f" a grant may reach at most {MAX_YEARS_AHEAD} years ahead",
+        )
 
 
 def check_target_group(target_group: str, configured: tuple[str, ...]) -> None:
@@ -47,13 +61,13 @@ def check_can_issue_on(period: Period, today: date) -> None:
         )
 
 
-def extended(period: Period, new_until: date) -> Period:
+def extended(period: Period, new_until: date, today: date) -> Period:
     if new_until <= period.eligible_until:
         raise InvalidField(
             "eligible_until",
             f"an extension must end after the current end date {period.eligible_until.isoformat()}",
         )
-    check_period(period.eligible_from, new_until)
+    check_period(period.eligible_from, new_until, today, period.grace_days)
     return Period(period.eligible_from, new_until, period.grace_days)
 
 

@@ -1,5 +1,6 @@
-"""Parsing what referrers type: national register numbers, IBANs, birth dates. Every refusal
-names the field and the reason, and never repeats the value (it is personal data)."""
+"""Parsing what referrers type: national register numbers (or BIS numbers), IBANs, birth
+dates, contact channels. Every refusal names the field and the reason, and never repeats
+the value (it is personal data)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import date
 from schwifty import IBAN
 from schwifty import exceptions as iban_errors
 from stdnum import exceptions as stdnum_errors
-from stdnum.be import nn
+from stdnum.be import bis, nn
 
 from services.cards.domain.errors import InvalidField
 
@@ -20,6 +21,12 @@ _NN_REASONS: dict[type[Exception], str] = {
     stdnum_errors.InvalidChecksum: "the check digits do not match the number",
     stdnum_errors.InvalidComponent: "the first six digits are not a valid birth date",
 }
+# A BIS number (for people not in the national register) adds 20 or 40 to the birth month.
+_BIS_REASONS: dict[type[Exception], str] = {
+    **_NN_REASONS,
+    stdnum_errors.InvalidComponent: "the first six digits are not a valid birth date"
+    " (a BIS number's month is 20-32 or 40-52)",
+}
 _IBAN_REASONS: dict[type[Exception], str] = {
     iban_errors.InvalidChecksumDigits: "the check digits do not match the account number",
     iban_errors.InvalidLength: "has the wrong length for its country",
@@ -30,17 +37,25 @@ _IBAN_REASONS: dict[type[Exception], str] = {
 }
 
 
+def _looks_like_bis(value: str) -> bool:
+    compact = bis.compact(value)
+    return len(compact) == 11 and compact.isdigit() and int(compact[2:4]) >= 20
+
+
 def parse_national_number(value: str, date_of_birth: date | None = None) -> str:
-    """The compact 11-digit form; refuses a number that disagrees with the birth date."""
+    """The compact 11-digit form of a national register number or a BIS number (both are
+    INSZ numbers and are handled alike); refuses a number that disagrees with the birth
+    date."""
+    kind, reasons = (bis, _BIS_REASONS) if _looks_like_bis(value) else (nn, _NN_REASONS)
     try:
-        number = str(nn.validate(value))
+        number = str(kind.validate(value))
     except stdnum_errors.ValidationError as exc:
         reason = next(
-            (text for kind, text in _NN_REASONS.items() if isinstance(exc, kind)),
-            "is not a valid Belgian national register number",
+            (text for error, text in reasons.items() if isinstance(exc, error)),
+            "is not a valid Belgian national register or BIS number",
         )
         raise InvalidField("national_number", reason) from None
-    born = nn.get_birth_date(number)
+    born = kind.get_birth_date(number)
     if date_of_birth is not None and born is not None and born != date_of_birth:
         raise InvalidField("national_number", "does not match date_of_birth")
     return number
@@ -65,3 +80,20 @@ def check_birth_date(value: date, today: date) -> None:
         raise InvalidField("date_of_birth", "lies in the future")
     if value.year < OLDEST_BIRTH_YEAR:
         raise InvalidField("date_of_birth", f"lies before {OLDEST_BIRTH_YEAR}")
+
+
+def default_channel(email: str | None, address: str | None) -> str:
+    """The channel when none is chosen: the contact detail that was given."""
+    if email:
+        return "email"
+    if address and address.strip():
+        return "letter"
+    return "none"
+
+
+def check_reachable(channel: str, email: str | None, address: str | None) -> None:
+    """A holder on a channel must have its contact detail, or they are never told anything."""
+    if channel == "email" and not email:
+        raise InvalidField("email", "is required for channel email (or choose channel letter)")
+    if channel == "letter" and not (address and address.strip()):
+        raise InvalidField("address", "is required for channel letter (or choose channel email)")

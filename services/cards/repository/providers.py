@@ -52,6 +52,7 @@ async def update(
     conn: DbConnection,
     provider_id: uuid.UUID,
     *,
+    organisation_id: uuid.UUID | None,
     name: str,
     sub_municipality: str,
     mode: str,
@@ -61,7 +62,8 @@ async def update(
 ) -> None:
     await conn.execute(
         "UPDATE providers SET name = $2, sub_municipality = $3, mode = $4, partner = $5,"
-        " contact_email = $6, beneficiary_sealed = $7, updated_at = now() WHERE provider_id = $1",
+        " contact_email = $6, beneficiary_sealed = $7, organisation_id = $8, updated_at = now()"
+        " WHERE provider_id = $1",
         provider_id,
         name,
         sub_municipality,
@@ -69,6 +71,7 @@ async def update(
         partner,
         contact_email,
         beneficiary_sealed,
+        organisation_id,
     )
 
 

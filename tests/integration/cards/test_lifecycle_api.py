@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from services.cards.desk import unit
+from services.cards.desk.expiry import run_expiry
+from services.cards.personal_data import PersonalDataVault
 from tests.integration.cards.conftest import Desk, new_holder, person_body
 
 STATUS_TOPIC = "cards.card-status-changed.v1"
@@ -132,9 +135,25 @@ async def test_expiry_job_expires_and_announces(desk: Desk) -> None:
     announced = await desk.outbox("cards.eligibility-ending-soon.v1")
     assert [a["holder_id"] for a in announced] == [ending["person_id"]]
 
-    later = (today + timedelta(days=26)).isoformat()
-    run = await operator.post("/jobs/expiry", params={"today": later})
-    assert run.json()["expired"] == 1
+    # The API replays past days only (expiry is final); the job as it will run in 26 days:
+    later = today + timedelta(days=26)
+    future = await operator.post("/jobs/expiry", params={"today": later.isoformat()})
+    assert future.status_code == 422
+    assert future.json()["errors"] == [
+        {
+            "field": "today",
+            "reason": f"{later.isoformat()} lies in the future (today is {today.isoformat()});"
+            " only a past day can be replayed",
+        }
+    ]
+    assert (await desk.referrer.get(f"/cards/{ending['card_id']}")).json()["status"] == "active"
+    past = await operator.post(
+        "/jobs/expiry", params={"today": (today - timedelta(days=3)).isoformat()}
+    )
+    assert past.json() == {"expired": 0, "announced": 0}
+    job_desk = unit.Desk(desk.settings, PersonalDataVault(desk.settings.master_key))
+    run = await run_expiry(desk.pool, job_desk, later)
+    assert run.expired == 1
     card = (await desk.referrer.get(f"/cards/{ending['card_id']}")).json()
     assert card["status"] == "expired"
     assert "eligibility ended on" in card["status_reason"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import re
 
 import pytest
@@ -39,6 +40,44 @@ def test_missing_and_unknown_columns_are_named() -> None:
         read_rows("first_name,last_name,date_of_birth,target_group,eligible_from,eligible_until\n")
     with pytest.raises(InvalidField, match="unknown columns: shoe_size"):
         read_rows(HEADER.replace(";", ",") + ",shoe_size\n")
+
+
+ROW = "An;Peeters;1980-01-01;80010100123;poverty;2026-01-01;2026-12-31"
+
+
+def test_a_stray_quote_rejects_its_line_only() -> None:
+    text = "\n".join(
+        [HEADER, ROW, 'Jan;"De Smet;1980-01-01;x;poverty;2026-01-01;2026-12-31', ROW, ROW, ""]
+    )
+    rows = read_rows(text)
+    assert [(r.line, r.problem is None) for r in rows] == [
+        (2, True),
+        (3, False),
+        (4, True),
+        (5, True),
+    ]
+    assert rows[1].problem is not None and rows[1].problem.startswith("unbalanced quote")
+    assert rows[1].values == {}
+    assert rows[2].values["first_name"] == "An"
+
+
+def test_a_quoted_cell_on_one_line_is_fine() -> None:
+    text = f'{HEADER};address\n{ROW};"Kerkstraat 1; 2220 Heist"\r\n'
+    [row] = read_rows(text)
+    assert row.problem is None and row.values["address"] == "Kerkstraat 1; 2220 Heist"
+
+
+def test_an_oversized_cell_rejects_its_line_only() -> None:
+    huge = "x" * (csv.field_size_limit() + 1)
+    rows = read_rows(f"{HEADER}\n{ROW}\nAn;{huge};1980-01-01\n{ROW}\n")
+    assert [r.line for r in rows] == [2, 3, 4]
+    assert rows[1].problem == f"a cell is longer than {csv.field_size_limit()} characters"
+    assert rows[0].problem is None and rows[2].problem is None
+
+
+def test_an_unreadable_header_is_refused_naming_the_line() -> None:
+    with pytest.raises(InvalidField, match=r"csv: line 1 .*unbalanced quote"):
+        read_rows('"first_name;' + HEADER + "\n" + ROW + "\n")
 
 
 def test_truthy() -> None:

@@ -23,7 +23,7 @@ def test_ended_exactly_after_grace(start: date, length: int, grace: int, offset:
 @given(days, st.integers(min_value=1, max_value=365))
 def test_extension_moves_only_the_end(length: int, more: int) -> None:
     period = rules.Period(DAY, DAY + timedelta(days=length), 30)
-    longer = rules.extended(period, period.eligible_until + timedelta(days=more))
+    longer = rules.extended(period, period.eligible_until + timedelta(days=more), DAY)
     assert longer.eligible_from == period.eligible_from
     assert longer.grace_days == 30
     assert longer.eligible_until - period.eligible_until == timedelta(days=more)
@@ -33,17 +33,44 @@ def test_extension_moves_only_the_end(length: int, more: int) -> None:
 def test_extension_must_end_later(earlier: int) -> None:
     period = rules.Period(DAY, DAY + timedelta(days=200))
     with pytest.raises(InvalidField) as refused:
-        rules.extended(period, period.eligible_until - timedelta(days=earlier))
+        rules.extended(period, period.eligible_until - timedelta(days=earlier), DAY)
     assert refused.value.field == "eligible_until"
 
 
 def test_period_refusals_name_the_field() -> None:
     with pytest.raises(InvalidField, match="eligible_until: 2026-06-14 is before eligible_from"):
-        rules.check_period(DAY, DAY - timedelta(days=1))
+        rules.check_period(DAY, DAY - timedelta(days=1), DAY)
     with pytest.raises(InvalidField, match="at most five years"):
-        rules.check_period(DAY, DAY + timedelta(days=6 * 365))
+        rules.check_period(DAY, DAY + timedelta(days=6 * 365), DAY)
     with pytest.raises(InvalidField, match="target_group: 'students' is not one of"):
         rules.check_target_group("students", ("poverty", "senior"))
+
+
+@pytest.mark.parametrize(
+    ("eligible_from", "eligible_until", "grace"),
+    [
+        (date(9999, 12, 1), date(9999, 12, 31), 30),  # end + grace would overflow
+        (date(9999, 12, 1), date(9999, 12, 31), 0),
+        (DAY + timedelta(days=3650), DAY + timedelta(days=3700), 0),
+    ],
+)
+def test_a_grant_may_not_reach_beyond_ten_years(
+    eligible_from: date, eligible_until: date, grace: int
+) -> None:
+    with pytest.raises(InvalidField, match=r"eligible_until: .*at most 10 years ahead"):
+        rules.check_period(eligible_from, eligible_until, DAY, grace)
+
+
+def test_the_ten_year_bound_counts_the_grace_days() -> None:
+    latest = DAY + timedelta(days=rules.MAX_DAYS_AHEAD)
+    start = latest - timedelta(days=400)
+    rules.check_period(start, latest, DAY, 0)
+    rules.check_period(start, latest - timedelta(days=30), DAY, 30)
+    with pytest.raises(InvalidField, match="with 30 grace days"):
+        rules.check_period(start, latest - timedelta(days=29), DAY, 30)
+    period = rules.Period(start, latest - timedelta(days=100), 30)
+    with pytest.raises(InvalidField, match="at most 10 years ahead"):
+        rules.extended(period, latest - timedelta(days=29), DAY)
 
 
 def test_no_card_on_an_ended_grant() -> None:

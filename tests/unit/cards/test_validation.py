@@ -11,7 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.cards.domain.errors import InvalidField
-from services.cards.domain.validation import check_birth_date, parse_iban, parse_national_number
+from services.cards.domain.validation import (
+    check_birth_date,
+    check_reachable,
+    default_channel,
+    parse_iban,
+    parse_national_number,
+)
 from vtp.demo.municipality import iban, national_number
 
 births = st.dates(min_value=date(1920, 1, 1), max_value=date(2025, 12, 31))
@@ -84,3 +90,41 @@ def test_birth_dates() -> None:
         check_birth_date(date(2026, 1, 2), date(2026, 1, 1))
     with pytest.raises(InvalidField, match="date_of_birth: lies before 1900"):
         check_birth_date(date(1899, 12, 31), date(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("value", "born"),
+    [
+        ("01490700185", date(2001, 9, 7)),  # BIS number, gender known (month + 40)
+        ("01.49.07-001.85", date(2001, 9, 7)),
+        ("98472899765", date(1998, 7, 28)),  # month + 40
+        ("85231500140", date(1985, 3, 15)),  # month + 20: gender unknown
+        ("85200100151", None),  # month 20 + 0: birth date not known
+    ],
+)
+def test_bis_numbers_are_accepted(value: str, born: date | None) -> None:
+    compact = value.replace(".", "").replace("-", "")
+    assert parse_national_number(value, born) == compact
+
+
+def test_bis_number_refusals_name_the_reason() -> None:
+    with pytest.raises(InvalidField, match="national_number: does not match date_of_birth"):
+        parse_national_number("01490700185", date(2001, 9, 8))
+    with pytest.raises(InvalidField, match="national_number: the check digits do not match"):
+        parse_national_number("01490700186")
+    # Month 35 (neither a national number's 1-12 nor a BIS number's 20-32/40-52).
+    with pytest.raises(InvalidField, match=r"not a valid birth date .*BIS"):
+        parse_national_number("01350700155")
+
+
+def test_a_channel_needs_its_contact_detail() -> None:
+    check_reachable("email", "an@example.org", None)
+    check_reachable("letter", None, "Kerkstraat 1")
+    check_reachable("none", None, None)
+    with pytest.raises(InvalidField, match="email: is required for channel email"):
+        check_reachable("email", None, "Kerkstraat 1")
+    with pytest.raises(InvalidField, match="address: is required for channel letter"):
+        check_reachable("letter", "an@example.org", "  ")
+    assert default_channel("an@example.org", "Kerkstraat 1") == "email"
+    assert default_channel(None, "Kerkstraat 1") == "letter"
+    assert default_channel(None, None) == "none"
