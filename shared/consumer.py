@@ -111,6 +111,8 @@ def _refused_body(
         body = json.loads(record.value or b"")
     except (ValueError, UnicodeDecodeError) as exc:
         return dead(DeadLetterReason.MALFORMED_JSON, f"body is not JSON: {exc}"[:300])
+    except RecursionError:  # a few hundred `[` are enough, well under any size limit
+        return dead(DeadLetterReason.MALFORMED_JSON, "body is not JSON: nested too deeply")
     if not isinstance(body, dict):
         return dead(DeadLetterReason.MALFORMED_JSON, "body is not a JSON object")
     try:
@@ -160,7 +162,18 @@ class BatchProcessor:
         that can be done before the batch's transaction, and never raises."""
         batch = DecodedBatch(records)
         for record in records:
-            decoded = decode(record, self.topics, self._max_message_bytes)
+            try:
+                decoded: Incoming[Any] | DeadLetter = decode(
+                    record, self.topics, self._max_message_bytes
+                )
+            except Exception as exc:
+                # A record our decoding cannot take must not fail its whole batch (which
+                # would be consumed again, and fail again, for ever): it is poison too.
+                decoded = DeadLetter(
+                    record,
+                    DeadLetterReason.HANDLER_ERROR,
+                    f"decoding failed: {type(exc).__name__}: {exc}"[:300],
+                )
             if isinstance(decoded, DeadLetter):
                 batch.dead.append(decoded)
             else:

@@ -1,6 +1,7 @@
-"""Dead letters: a message we can never process is copied, untouched, to the dead-letter
-topic with the reason in its headers, through the outbox of the same transaction that
-records the rest of the batch — so it is neither lost nor blocking its partition."""
+"""Dead letters: a message we can never process is copied, untouched (an oversized one cut
+short), to the dead-letter topic with the reason in its headers, through the outbox of the
+same transaction that records the rest of the batch — so it is neither lost nor blocking
+its partition."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from shared.topics import DEAD_LETTER_TOPIC
 
 _DLQ_NAMESPACE = uuid.UUID("6f1c8a52-4d0e-4e57-9a7e-2f1c1b0f8d11")
 REASON_HEADER = "dlq_reason"
+# What an oversized message keeps of its payload: the consumers' default limit, far below
+# the broker's (~1 MiB). A whole copy of a message near the broker's limit, with the dlq_*
+# headers added, is refused by the broker, and the relay would offer it again for ever.
+OVERSIZED_KEPT_BYTES = 64 * 1024
 
 
 class DeadLetterReason(StrEnum):
@@ -65,12 +70,17 @@ def dead_letter_record(letter: DeadLetter, consumer: str) -> OutgoingRecord:
         "dlq_source_offset": str(src.offset),
         "dlq_at": datetime.now(UTC).isoformat(),
     }
+    payload = src.value or b""
+    if letter.reason is DeadLetterReason.OVERSIZED and len(payload) > OVERSIZED_KEPT_BYTES:
+        extra["dlq_truncated_from_bytes"] = str(len(payload))
+        payload = payload[:OVERSIZED_KEPT_BYTES]
     kept = [(k, v) for k, v in src.headers if not k.startswith("dlq_")]
     return OutgoingRecord(
         event_id=str(event_id),
         topic=DEAD_LETTER_TOPIC,
         key=src.key or b"",
-        headers=kept + [(k, v.encode()) for k, v in extra.items()],
-        payload=src.value or b"",
+        # backslashreplace: a detail quoting a lone surrogate from a body must not raise.
+        headers=kept + [(k, v.encode(errors="backslashreplace")) for k, v in extra.items()],
+        payload=payload,
         retain=True,
     )

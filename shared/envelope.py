@@ -7,6 +7,7 @@ check-in can be followed through all services.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ CONTENT_TYPE = "application/json"
 MAX_HEADER_BYTES = 1024
 
 Headers = list[tuple[str, bytes]]
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_TRACING_HEADERS = frozenset({"correlation_id", "causation_id"})
 
 
 class EnvelopeError(ValueError):
@@ -89,9 +92,18 @@ def parse_headers(
         if len(value) > MAX_HEADER_BYTES:
             raise EnvelopeError(f"header {key!r} is longer than {MAX_HEADER_BYTES} bytes")
         try:
-            values[key] = value.decode()
+            text = values[key] = value.decode()
         except UnicodeDecodeError as exc:
             raise EnvelopeError(f"header {key!r} is not UTF-8") from exc
+        # Envelope values are copied into the headers of the events this one causes and
+        # into logs and text columns: PostgreSQL refuses NUL, a line break forges log lines.
+        # (isprintable first: one cheap test for the values that are fine.)
+        if (
+            not text.isprintable()
+            and _CONTROL.search(text)
+            and (key.startswith("ce_") or key in _TRACING_HEADERS)
+        ):
+            raise EnvelopeError(f"header {key!r} contains a control character")
     if values.get("ce_specversion") != SPEC_VERSION:
         raise EnvelopeError(
             f"unsupported or missing ce_specversion {values.get('ce_specversion')!r}"

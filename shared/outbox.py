@@ -3,6 +3,7 @@ them, and a relay publishes them afterwards. A crash in between publishes late, 
 
 from __future__ import annotations
 
+from base64 import b64decode, b64encode
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -94,9 +95,31 @@ def _headers_json(headers: Headers) -> str:
     # Headers are stored as latin-1 text so arbitrary bytes survive the JSON round trip.
     # orjson: every event passes here once and through `headers_from_json` once (~4 µs
     # less per event than the stdlib's encoder and decoder together).
-    return orjson.dumps([[k, v.decode("latin-1")] for k, v in headers]).decode()
+    text = orjson.dumps([[k, v.decode("latin-1")] for k, v in headers])
+    if _NUL not in text:
+        return text.decode()
+    # jsonb refuses NUL (a poison record's header can hold any byte): such a pair is
+    # stored as base64 of the key's UTF-8 and of the value, tagged.
+    return orjson.dumps([_stored_pair(k, v) for k, v in headers]).decode()
+
+
+# How orjson writes a NUL character (also found in an escaped backslash followed by
+# "u0000": that only costs the slower encoding, which is right for every pair).
+_NUL = b"\\u0000"
+_BASE64 = "b64"
+
+
+def _stored_pair(key: str, value: bytes) -> list[str]:
+    if "\0" not in key and b"\0" not in value:
+        return [key, value.decode("latin-1")]
+    return [b64encode(key.encode()).decode(), b64encode(value).decode(), _BASE64]
 
 
 def headers_from_json(raw: str | list[list[str]]) -> Headers:
     pairs = orjson.loads(raw) if isinstance(raw, str) else raw
-    return [(k, v.encode("latin-1")) for k, v in pairs]
+    return [
+        (p[0], p[1].encode("latin-1"))
+        if len(p) == 2
+        else (b64decode(p[0]).decode(), b64decode(p[1]))
+        for p in pairs
+    ]

@@ -71,17 +71,25 @@ async def consume_ahead(
 ) -> None:
     """Apply `records`, then whatever the consumer had fetched meanwhile, batch after
     batch; `applied` is called after each batch's commit, in order."""
-    current = processor.decode_batch(records)
+    try:
+        current = processor.decode_batch(records)
+    except BaseException:
+        _rewind(consumer, records)
+        raise
     for turn in range(max_batches):
         applying = asyncio.ensure_future(processor.apply_batch(current))
+        # Rewound with this batch if anything fails: fetched, so past the consumer's
+        # position, even if decoding them is what failed.
+        ahead: list[SourceRecord] = []
         following: DecodedBatch | None = None
         try:
             if turn + 1 < max_batches:
-                following = await _read_ahead(processor, consumer, max_records)
+                ahead = await _read_ahead(consumer, max_records)
+                following = processor.decode_batch(ahead) if ahead else None
             await applying
         except BaseException:
             applying.cancel()
-            _rewind(consumer, [*current.records, *(following.records if following else ())])
+            _rewind(consumer, [*current.records, *ahead])
             raise
         applied(current.records)
         if following is None:
@@ -89,17 +97,14 @@ async def consume_ahead(
         current = following
 
 
-async def _read_ahead(
-    processor: Processor, consumer: ReadAheadConsumer, max_records: int
-) -> DecodedBatch | None:
-    """What the consumer has fetched already, decoded; None if nothing is waiting."""
+async def _read_ahead(consumer: ReadAheadConsumer, max_records: int) -> list[SourceRecord]:
+    """What the consumer has fetched already; empty if nothing is waiting."""
     try:
         fetched = await consumer.getmany(timeout_ms=0, max_records=max_records)
     except Exception as exc:  # the subscriber's own loop fetches again, and reports it
         log.warning("reading ahead failed", error=type(exc).__name__, detail=str(exc)[:200])
-        return None
-    records = [source_record(r) for part in fetched.values() for r in part]
-    return processor.decode_batch(records) if records else None
+        return []
+    return [source_record(r) for part in fetched.values() for r in part]
 
 
 def _rewind(consumer: ReadAheadConsumer, records: Sequence[SourceRecord]) -> None:

@@ -154,13 +154,18 @@ class ServiceRuntime:
         async def on_batch(_body: Any, message: KafkaMessage) -> None:
             # Rewinds the consumer itself if a batch fails, so that it is consumed again.
             consumer = cast(ReadAheadConsumer, message.consumer)  # aiokafka's own
-            await consume_ahead(
-                processor,
-                consumer,
-                source_records(message),
-                max_records=max_records,
-                applied=lambda records: applied(consumer, records),
-            )
+            try:
+                await consume_ahead(
+                    processor,
+                    consumer,
+                    source_records(message),
+                    max_records=max_records,
+                    applied=lambda records: applied(consumer, records),
+                )
+            except Exception:
+                # FastStream swallows it (and has no logger of ours): said here, or never.
+                log.exception("batch failed, it is consumed again", consumer=processor.name)
+                raise
 
         subscriber(on_batch)
 

@@ -243,3 +243,58 @@ async def test_a_derived_event_id_is_remembered_after_publishing(
     values = [r.value for r in await read_topic(infra.bootstrap_servers, out_topic)]
     assert values.count(b'{"letter": 1}') == 1
     assert values.count(b'{"ordinary": 1}') == 1
+
+
+async def test_poison_the_database_or_the_json_parser_cannot_take_is_dead_lettered(
+    infra: Infra, running_consumer: Any
+) -> None:
+    """A body nested too deeply for the JSON parser once failed its whole batch, silently
+    skipped; a NUL byte in a copied header (jsonb refuses it) failed the batch for ever."""
+    _, topic, _, pool, _ = running_consumer
+    bootstrap = infra.bootstrap_servers
+    widgets = [WidgetMade(widget_id=uuid.uuid4(), size=n) for n in range(6)]
+
+    def headers() -> list[tuple[str, bytes]]:
+        return new_envelope(type=topic.event_type, source="/test").headers()
+
+    async def produce_widget(widget: WidgetMade) -> None:
+        body = widget.model_dump_json().encode()
+        await produce_raw(bootstrap, topic.name, body, key=topic.key_of(widget), headers=headers())
+
+    for widget in widgets[:3]:
+        await produce_widget(widget)
+    await produce_raw(bootstrap, topic.name, b"[" * 1000, key=b"k", headers=headers())
+    nul_header = ("x-trace", b"a\x00b")
+    await produce_raw(
+        bootstrap, topic.name, b"{not json", key=b"k", headers=[*headers(), nul_header]
+    )
+    nul_correlation = new_envelope(type=topic.event_type, source="/test", correlation_id="c\0d")
+    await produce_raw(
+        bootstrap,
+        topic.name,
+        widgets[0].model_dump_json().encode(),
+        key=b"k",
+        headers=nul_correlation.headers(),
+    )
+    for widget in widgets[3:]:
+        await produce_widget(widget)
+
+    assert await _wait_for(pool, "SELECT count(*) FROM effects", len(widgets)) == len(widgets)
+    applied = {r["widget_id"] for r in await pool.fetch("SELECT widget_id FROM effects")}
+    assert applied == {w.widget_id for w in widgets}
+    letters = "SELECT (count(*) = 0)::int FROM outbox WHERE published_at IS NULL"
+    assert await _wait_for(pool, letters, 1) == 1
+    dead = [
+        r
+        for r in await read_topic(bootstrap, DEAD_LETTER_TOPIC)
+        if header(r, "dlq_source_topic") == topic.name
+    ]
+    by_value = {bytes(r.value): r for r in dead}
+    assert sorted(header(r, "dlq_reason") or "" for r in dead) == [
+        "invalid_envelope",
+        "malformed_json",
+        "malformed_json",
+    ]
+    assert "nested too deeply" in (header(by_value[b"[" * 1000], "dlq_detail") or "")
+    assert nul_header in [(k, bytes(v)) for k, v in by_value[b"{not json"].headers]
+    assert header(by_value[widgets[0].model_dump_json().encode()], "correlation_id") == "c\0d"

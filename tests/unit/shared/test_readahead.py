@@ -48,13 +48,16 @@ class FakeConsumer:
 class FakeProcessor:
     """Names each batch by its first offset; applying one takes two turns of the loop."""
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, decode_fails_at: int | None = None) -> None:
         self.steps: list[str] = []
         self.fail_at = fail_at
+        self.decode_fails_at = decode_fails_at
         self.applied: list[int] = []
 
     def decode_batch(self, records: Sequence[SourceRecord]) -> DecodedBatch:
         self.steps.append(f"decode {records[0].offset}")
+        if records[0].offset == self.decode_fails_at:
+            raise RecursionError("maximum recursion depth exceeded")
         return DecodedBatch(records)
 
     async def apply_batch(self, batch: DecodedBatch) -> None:
@@ -114,3 +117,22 @@ async def test_one_call_applies_a_bounded_number_of_batches() -> None:
     consumer = FakeConsumer([{TP0: _records(TP0, 10 + n, 1)} for n in range(10)])
     assert await _consume(FakeProcessor(), consumer, max_batches=3) == [0, 10, 11]
     assert len(consumer.fetched) == 8  # the rest is left for the subscriber's next call
+
+
+async def test_a_batch_that_fails_to_decode_is_rewound_not_skipped() -> None:
+    consumer = FakeConsumer([{TP0: _records(TP0, 10, 5)}])
+    processor = FakeProcessor(decode_fails_at=0)
+    with pytest.raises(RecursionError):
+        await _consume(processor, consumer)
+    assert processor.applied == []
+    assert consumer.seeks == {TP0: 0}
+
+
+async def test_a_read_ahead_batch_that_fails_to_decode_is_rewound_with_every_partition() -> None:
+    consumer = FakeConsumer([{TP0: _records(TP0, 10, 5), TP1: _records(TP1, 7, 3)}])
+    processor = FakeProcessor(decode_fails_at=10)
+    with pytest.raises(RecursionError):
+        await _consume(processor, consumer)
+    # Batch 0 was being applied, and is given up too: nothing was committed after it.
+    assert processor.applied == []
+    assert consumer.seeks == {TP0: 0, TP1: 7}
