@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -23,7 +22,7 @@ import asyncpg
 import httpx
 
 from services.notifications.email_channel import Attachment, Email, EmailChannel
-from services.notifications.outcomes import Outcome, permanent
+from services.notifications.outcomes import Outcome, permanent, unexpected, without_addresses
 from services.notifications.printing import PrintableCard, cards_pdf
 from services.notifications.settings import NotificationsSettings
 from services.notifications.signals import retry_delay_s
@@ -37,15 +36,7 @@ from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
 SOURCE = "/vrijetijdspas/notifications"
-_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-# A partner's webhook URL can carry a token in its path or query.
-_URL = re.compile(r"\bhttps?://\S+")
-
-
-def without_addresses(text: str) -> str:
-    """Error texts from mail servers quote the address, HTTP errors the URL; logs and
-    operators' events must not."""
-    return _ADDRESS.sub("<address>", _URL.sub("<url>", text))
+__all__ = ["DeliveryWorker", "attachments_of", "dead_lettered", "without_addresses"]
 
 
 def dead_lettered(
@@ -111,6 +102,13 @@ class DeliveryWorker:
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("delivery pass failed", error=type(exc).__name__)
                     sent = 0
+                except Exception as exc:
+                    # A bug must not end the worker: then nobody hears from us any more.
+                    log.error(
+                        "delivery pass failed unexpectedly",
+                        error=f"{type(exc).__name__}: {without_addresses(str(exc))}"[:300],
+                    )
+                    sent = 0
                 if sent:
                     continue
                 self._wake.clear()
@@ -145,8 +143,9 @@ class DeliveryWorker:
             return 0
         outcomes = await self._send(rows)
         sent = [r for r, o in zip(rows, outcomes, strict=True) if o.sent]
-        async with self._pool.acquire() as conn, conn.transaction():
-            # The sent ones (nearly all) in one statement; failures one by one.
+        # The sent ones (nearly all) in one statement, committed on their own: whatever
+        # happens to the failures' bookkeeping, what went out is not sent again.
+        async with self._pool.acquire() as conn:
             await conn.execute(
                 "UPDATE deliveries d SET status = 'sent', attempts = s.attempts, sent_at = now(),"
                 " last_error = NULL FROM unnest($1::uuid[], $2::int[]) AS s(delivery_id, attempts)"
@@ -154,21 +153,39 @@ class DeliveryWorker:
                 [r["delivery_id"] for r in sent],
                 [r["attempts"] + 1 for r in sent],
             )
-            for row, outcome in zip(rows, outcomes, strict=True):
+        failed = []
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if outcome.sent:
                 with log_context(correlation_id=row["correlation_id"]):
-                    await self._record(conn, row, outcome)
+                    log.info("notification sent", **_fields(row))
+            else:
+                failed.append((row, outcome))
+        if failed:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for row, outcome in failed:
+                    with log_context(correlation_id=row["correlation_id"]):
+                        await self._record(conn, row, outcome)
         return len(rows)
 
     async def _send(self, rows: list[asyncpg.Record]) -> list[Outcome]:
+        """One outcome per row, whatever happens: a failure is its delivery's alone."""
         outcomes: dict[Any, Outcome] = {}
-        emails = [r for r in rows if r["channel"] == "email"]
+        emails: list[tuple[asyncpg.Record, Email]] = []
         hooks = [r for r in rows if r["channel"] == "webhook"]
         for row in rows:
-            if row["channel"] not in ("email", "webhook"):
+            if row["channel"] == "email":
+                try:
+                    emails.append((row, self._email(row)))
+                except Exception as exc:  # e.g. a payload whose cards cannot be printed
+                    outcomes[row["delivery_id"]] = _unexpected(row, exc)
+            elif row["channel"] != "webhook":
                 outcomes[row["delivery_id"]] = permanent(f"channel {row['channel']} is batched")
         if emails:
-            results = await self.email.send_all([self._email(r) for r in emails])
-            outcomes |= {r["delivery_id"]: o for r, o in zip(emails, results, strict=True)}
+            try:
+                results = await self.email.send_all([e for _, e in emails])
+            except Exception as exc:
+                results = [_unexpected(r, exc) for r, _ in emails]
+            outcomes |= {r["delivery_id"]: o for (r, _), o in zip(emails, results, strict=True)}
         if hooks:
             async with httpx.AsyncClient() as client:
                 results = await asyncio.gather(*(self._webhook(client, r) for r in hooks))
@@ -187,28 +204,27 @@ class DeliveryWorker:
         )
 
     async def _webhook(self, client: httpx.AsyncClient, row: asyncpg.Record) -> Outcome:
-        payload = {k: v for k, v in _payload(row).items() if k != "cards"}
-        return await self.webhooks.send(
-            client,
-            url=row["address"],
-            recipient=row["recipient"],
-            message_id=str(row["delivery_id"]),
-            kind=row["kind"],
-            payload=payload,
-        )
+        try:
+            payload = {k: v for k, v in _payload(row).items() if k != "cards"}
+            return await self.webhooks.send(
+                client,
+                url=row["address"],
+                recipient=row["recipient"],
+                message_id=str(row["delivery_id"]),
+                kind=row["kind"],
+                payload=payload,
+            )
+        except Exception as exc:
+            return _unexpected(row, exc)
 
     async def _record(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
+        """A failed attempt: retried later, or given up. The error is stored masked, as
+        everywhere else: GET /deliveries lists it (no address, no URL with a token)."""
         attempts = row["attempts"] + 1
-        fields = {"kind": row["kind"], "channel": row["channel"], "attempt": attempts}
-        if outcome.sent:  # stored with the pass's other sent rows
-            log.info("notification sent", **fields)
-            return
+        fields = _fields(row)
+        error = without_addresses(outcome.error)
         if outcome.permanent or attempts >= self._settings.max_attempts:
-            reason = (
-                outcome.error
-                if outcome.permanent
-                else (f"gave up after {attempts} attempts: {outcome.error}")
-            )
+            reason = error if outcome.permanent else f"gave up after {attempts} attempts: {error}"
             # Only a pending row dies (not one skipped meanwhile because its holder was
             # erased), and only once: the announcement follows the one real transition.
             died = await conn.fetchval(
@@ -221,7 +237,7 @@ class DeliveryWorker:
             if not died:
                 return
             await enqueue_events(conn, [dead_lettered(row, attempts, reason, datetime.now(UTC))])
-            log.error("notification dead-lettered", reason=without_addresses(reason), **fields)
+            log.error("notification dead-lettered", reason=reason, **fields)
             return
         delay_s = retry_delay_s(attempts, self._settings.retry_base_s, self._settings.retry_max_s)
         await conn.execute(
@@ -229,15 +245,26 @@ class DeliveryWorker:
             " next_attempt_at = now() + make_interval(secs => $4) WHERE delivery_id = $1",
             row["delivery_id"],
             attempts,
-            outcome.error,
+            error[:300],
             delay_s,
         )
-        log.warning(
-            "delivery failed, will retry",
-            error=without_addresses(outcome.error),
-            retry_in_s=delay_s,
-            **fields,
-        )
+        log.warning("delivery failed, will retry", error=error, retry_in_s=delay_s, **fields)
+
+
+def _fields(row: asyncpg.Record) -> dict[str, Any]:
+    return {"kind": row["kind"], "channel": row["channel"], "attempt": row["attempts"] + 1}
+
+
+def _unexpected(row: asyncpg.Record, exc: Exception) -> Outcome:
+    """Counted as the delivery's failed attempt; logged with its id for the operators."""
+    outcome = unexpected(exc)
+    log.error(
+        "delivery failed unexpectedly",
+        delivery_id=str(row["delivery_id"]),
+        error=outcome.error,
+        **_fields(row),
+    )
+    return outcome
 
 
 def _payload(row: asyncpg.Record) -> dict[str, Any]:

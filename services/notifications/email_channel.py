@@ -17,7 +17,17 @@ from functools import lru_cache
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 
-from services.notifications.outcomes import SENT, Outcome, permanent, smtp_outcome, transient
+from services.notifications.outcomes import (
+    SENT,
+    Outcome,
+    permanent,
+    smtp_outcome,
+    transient,
+    unexpected,
+)
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,8 @@ class EmailChannel:
         self, emails: list[Email], pending: list[int], outcomes: list[Outcome]
     ) -> None:
         """One SMTP connection sending `emails[i]` for each i in `pending`, in order."""
+        if not pending:
+            return
         smtp = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -172,11 +184,20 @@ class EmailChannel:
             for i in pending:
                 outcomes[i] = transient(f"SMTP server unreachable: {exc}")
             return
+        except Exception as exc:
+            for i in pending:
+                outcomes[i] = _unexpected(emails[i], exc)
+            return
         try:
             for n, i in enumerate(pending):
+                email = emails[i]
                 try:
-                    email = emails[i]
-                    await smtp.sendmail(self.sender, [email.to], build(email, self.sender))
+                    message = build(email, self.sender)
+                except Exception as exc:  # this message's own fault: the session goes on
+                    outcomes[i] = _unexpected(email, exc)
+                    continue
+                try:
+                    await smtp.sendmail(self.sender, [email.to], message)
                 except aiosmtplib.SMTPRecipientsRefused as exc:
                     refusals = list(exc.recipients)
                     code = refusals[0].code if refusals else 550
@@ -188,9 +209,22 @@ class EmailChannel:
                     for j in pending[n:]:
                         outcomes[j] = transient(f"SMTP connection lost: {exc}")
                     break
+                except Exception as exc:
+                    outcomes[i] = _unexpected(email, exc)
+                    # The session may be stuck mid-transaction, where the next MAIL FROM
+                    # would be refused (a permanent 503): the rest go on a fresh one.
+                    smtp.close()
+                    await self._session(emails, pending[n + 1 :], outcomes)
+                    return
         finally:
             if smtp.is_connected:
                 try:
                     await smtp.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
+
+
+def _unexpected(email: Email, exc: Exception) -> Outcome:
+    outcome = unexpected(exc)
+    log.error("e-mail failed unexpectedly", delivery_id=email.message_id, error=outcome.error)
+    return outcome

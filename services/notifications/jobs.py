@@ -33,6 +33,7 @@ from services.notifications.signals import is_silent, notification_key, previous
 from shared.db import DbConnection
 from shared.ids import uuid7
 from shared.logging import get_logger
+from shared.private_files import write_private
 
 log = get_logger(__name__)
 
@@ -354,7 +355,7 @@ def _write_file(folder: Path, name: str, content: bytes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(content)
+    write_private(tmp, content)  # names and postal addresses
     os.replace(tmp, path)
     return path
 

@@ -143,6 +143,41 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " year has been reached.",
         ),
     },
+    # Till-discount mode: the provider gave the discount at the till and the municipality
+    # reimburses the provider, so nothing reaches the card holder's account.
+    "till_discount": {
+        "nl": (
+            "Vrijetijdspas: {amount} korting aan de kassa",
+            "U nam op {day:" + _D + "} deel aan een activiteit ({category}) bij {provider}"
+            " en kreeg daar aan de kassa {amount} korting op de prijs van {price}. Die korting"
+            " betalen wij aan {provider}. U krijgt dus niets op uw rekening en hoeft niets"
+            " te doen.",
+        ),
+        "en": (
+            "Leisure card: {amount} discount at the till",
+            "On {day:" + _D + "} you took part in an activity ({category}) at {provider}"
+            " and got {amount} off the price of {price} at the till. We pay that discount to"
+            " {provider}. So nothing is paid into your account and you need not do anything.",
+        ),
+    },
+    "till_discount_capped": {
+        "nl": (
+            "Vrijetijdspas: {amount} korting aan de kassa",
+            "U nam op {day:" + _D + "} deel aan een activiteit ({category}) bij {provider}"
+            " en kreeg daar aan de kassa {amount} korting op de prijs van {price}. Dat is"
+            " minder dan de gewone korting, omdat het maximumbedrag per activiteit of uw"
+            " budget voor dit jaar bereikt is. Die korting betalen wij aan {provider}. U krijgt"
+            " dus niets op uw rekening en hoeft niets te doen.",
+        ),
+        "en": (
+            "Leisure card: {amount} discount at the till",
+            "On {day:" + _D + "} you took part in an activity ({category}) at {provider}"
+            " and got {amount} off the price of {price} at the till. That is less than the"
+            " usual discount, because the maximum per activity or your budget for this year"
+            " has been reached. We pay that discount to {provider}. So nothing is paid into"
+            " your account and you need not do anything.",
+        ),
+    },
     "refund_rejected": {
         "nl": (
             "Vrijetijdspas: geen terugbetaling voor uw activiteit van {day:" + _D + "}",
@@ -238,7 +273,23 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
 }
 
 _GREETING: dict[Language, str] = {"nl": "Beste {name},", "en": "Dear {name},"}
-_FALLBACK_NAME: dict[Language, str] = {"nl": "kaarthouder", "en": "card holder"}
+# Whom a message without a name addresses follows from its kind: a card holder, or the
+# staff of a partner or the finance department (e.g. the fallback finance address).
+HOLDER_KINDS = frozenset(
+    {
+        "refund_approved",
+        "refund_capped",
+        "till_discount",
+        "till_discount_capped",
+        "refund_rejected",
+        "refund_reversed",
+        "refund_paid",
+    }
+)
+_FALLBACK_NAME: dict[bool, dict[Language, str]] = {
+    True: {"nl": "kaarthouder", "en": "card holder"},
+    False: {"nl": "collega's", "en": "colleagues"},
+}
 _SIGNATURE: dict[Language, str] = {"nl": "Vrijetijdspas", "en": "Leisure card"}
 
 REJECTION_REASONS: dict[Language, dict[str, str]] = {
@@ -409,7 +460,7 @@ def category(value: str, language: Language) -> str:
 def render(kind: str, language: Language, greet: str | None = None, **facts: Any) -> Message:
     """The message of one kind; `greet` is whom we address (an organisation or a person)."""
     subject, body = TEMPLATES[kind][language]
-    name = greet or _FALLBACK_NAME[language]
+    name = greet or _FALLBACK_NAME[kind in HOLDER_KINDS][language]
     return Message(
         subject=subject.format(**facts),
         body=(

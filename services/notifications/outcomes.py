@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# A partner's webhook URL can carry a token in its path or query.
+_URL = re.compile(r"\bhttps?://\S+", re.IGNORECASE)
+
+
+def without_addresses(text: str) -> str:
+    """Error texts from mail servers quote the address, HTTP errors the URL; logs, stored
+    errors and operators' events must not."""
+    return _ADDRESS.sub("<address>", _URL.sub("<url>", text))
 
 
 @dataclass(frozen=True)
@@ -15,12 +26,14 @@ class Outcome:
 SENT = Outcome(sent=True)
 
 
+# An outcome's error is stored, listed by the operators' API and logged: it is masked
+# before it is cut, so that half an address cannot slip past the pattern.
 def transient(error: str) -> Outcome:
-    return Outcome(sent=False, permanent=False, error=error[:300])
+    return Outcome(sent=False, permanent=False, error=without_addresses(error)[:300])
 
 
 def permanent(error: str) -> Outcome:
-    return Outcome(sent=False, permanent=True, error=error[:300])
+    return Outcome(sent=False, permanent=True, error=without_addresses(error)[:300])
 
 
 def http_outcome(status: int) -> Outcome:
@@ -37,3 +50,9 @@ def smtp_outcome(code: int, message: str) -> Outcome:
     """SMTP 5xx is a final refusal (unknown mailbox, rejected address); 4xx means later."""
     text = f"SMTP {code}: {message}"
     return permanent(text) if 500 <= code < 600 else transient(text)
+
+
+def unexpected(exc: BaseException) -> Outcome:
+    """A failure nobody foresaw (a bug, a malformed row): worth another try after a fix,
+    and dead after the usual number of attempts if none comes."""
+    return transient(f"unexpected {type(exc).__name__}: {exc}")

@@ -25,7 +25,13 @@ from shared.db import DbConnection
 from shared.deadletter import DeadLetter
 from shared.events import cards as ev
 from shared.events.checkins import DeviceHeartbeat
-from shared.events.claims import ClaimApproved, ClaimRejected, ClaimReversed, RejectionReason
+from shared.events.claims import (
+    ClaimApproved,
+    ClaimRejected,
+    ClaimReversed,
+    PayeeKind,
+    RejectionReason,
+)
 from shared.events.payments import (
     PaymentFailed,
     PaymentRequested,
@@ -60,6 +66,16 @@ TOPICS = (
 # A replayed check-in is a duplicate of one that was decided already: telling the card
 # holder "rejected" would contradict the refund they did get.
 _NOT_TOLD = {RejectionReason.REPLAYED}
+
+
+# Whom the municipality pays decides what the holder hears: a refund on their account, or
+# (till-discount mode, the provider is reimbursed) the discount they had at the till.
+_APPROVED: dict[tuple[PayeeKind, bool], str] = {
+    (PayeeKind.CARD_HOLDER, False): "refund_approved",
+    (PayeeKind.CARD_HOLDER, True): "refund_capped",
+    (PayeeKind.PROVIDER, False): "till_discount",
+    (PayeeKind.PROVIDER, True): "till_discount_capped",
+}
 
 
 class Router:
@@ -403,7 +419,7 @@ def _refund_decided(
         return _notice(
             incoming,
             holder,
-            "refund_capped" if e.capped else "refund_approved",
+            _APPROVED[e.payee_kind, e.capped],
             payload,
             day=day,
             provider=provider,

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
-from services.notifications.outcomes import Outcome, http_outcome, transient
+from services.notifications.outcomes import Outcome, http_outcome, permanent, transient
 
 
 def partner_secret(master_secret: str, recipient: str) -> str:
@@ -45,6 +45,23 @@ def signed_headers(secret: str, message_id: str, body: str, at: datetime) -> dic
     }
 
 
+_FIX = "; correct the organisation's webhook_url"
+
+
+def url_problem(url: str) -> str | None:
+    """Why a partner's webhook URL can never be called, or None. The reason never quotes
+    the URL: it may carry the partner's token, and the reason reaches the operators."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"malformed webhook URL ({type(exc).__name__}){_FIX}"
+    if parsed.scheme not in ("http", "https"):
+        return f"webhook URL needs an http:// or https:// scheme{_FIX}"
+    if not parsed.host:
+        return f"webhook URL has no host{_FIX}"
+    return None
+
+
 class WebhookChannel:
     def __init__(self, master_secret: str, timeout_s: float) -> None:
         self.master_secret = master_secret
@@ -60,6 +77,9 @@ class WebhookChannel:
         kind: str,
         payload: dict[str, Any],
     ) -> Outcome:
+        problem = url_problem(url)
+        if problem is not None:
+            return permanent(problem)
         # The id stays the delivery id on every retry: the receiver deduplicates on it.
         now = datetime.now(UTC)
         body = webhook_body(kind, payload, now)
@@ -68,6 +88,9 @@ class WebhookChannel:
         )
         try:
             response = await client.post(url, content=body, headers=headers, timeout=self.timeout_s)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            # Whatever url_problem let through: asking again will not mend the URL.
+            return permanent(f"webhook URL rejected: {type(exc).__name__}")
         except httpx.HTTPError as exc:
             return transient(f"webhook unreachable: {type(exc).__name__}: {exc}")
         return http_outcome(response.status_code)

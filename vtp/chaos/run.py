@@ -206,6 +206,16 @@ def _write_policy(state_dir: Path) -> Path:
     return path
 
 
+# The notification kinds that tell a card holder a check-in's outcome (a refund, a discount
+# at the till, a refusal): each authenticated check-in of a holder with a channel gets one.
+_OUTCOME_KINDS = [
+    "refund_approved",
+    "refund_capped",
+    "refund_rejected",
+    "till_discount",
+    "till_discount_capped",
+]
+
 _DECIDED_SQL = (
     "SELECT (SELECT count(*) FROM claims) + (SELECT count(DISTINCT checkin_id) FROM"
     " unauthenticated_checkins WHERE checkin_id NOT IN (SELECT checkin_id FROM claims))"
@@ -389,8 +399,7 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
         }
         payments = await claims.fetch("SELECT payee_kind, payee_id, amount_cents FROM payments")
         deliveries = await notes.fetchval(
-            "SELECT count(*) FROM deliveries WHERE kind IN"
-            " ('refund_approved', 'refund_capped', 'refund_rejected')"
+            "SELECT count(*) FROM deliveries WHERE kind = ANY($1::text[])", _OUTCOME_KINDS
         )
         stuck = await notes.fetchval(
             "SELECT count(*) FROM deliveries WHERE channel = 'email' AND status IN ('pending', 'dead')"
@@ -405,9 +414,9 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
             (r["recipient"], r["what"]): int(r["n"])
             for r in await notes.fetch(
                 "SELECT recipient, CASE WHEN kind = 'refund_reversed' THEN 'reversal'"
-                " ELSE 'outcome' END AS what, count(*) AS n FROM deliveries WHERE kind IN"
-                " ('refund_approved', 'refund_capped', 'refund_rejected', 'refund_reversed')"
-                " GROUP BY 1, 2"
+                " ELSE 'outcome' END AS what, count(*) AS n FROM deliveries"
+                " WHERE kind = ANY($1::text[]) OR kind = 'refund_reversed' GROUP BY 1, 2",
+                _OUTCOME_KINDS,
             )
         }
         breakdown = [

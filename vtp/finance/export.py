@@ -15,6 +15,7 @@ from pathlib import Path
 
 from schwifty import IBAN
 
+from shared.private_files import write_private
 from shared.sealing import SealError, unseal
 from vtp.finance.book import BookedPayment, PaymentBook
 from vtp.finance.sepa import CreditTransfer, Debtor, build_pain001
@@ -51,8 +52,7 @@ class CreditorRegister:
         data = self._load()
         data[str(payee_id)] = {"name": name, "iban": str(IBAN(iban).compact)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(data, indent=2))
-        self.path.chmod(0o600)
+        write_private(self.path, json.dumps(data, indent=2).encode())  # names and IBANs
 
 
 def beneficiary(
@@ -99,8 +99,7 @@ def export_pending(
     out_dir.mkdir(parents=True, exist_ok=True)
     xml = build_pain001(debtor, transfers, execution_date or datetime.now(UTC).date())
     result.file = out_dir / f"pain001-{stamp}.xml"
-    result.file.write_bytes(xml)
-    result.file.chmod(0o600)  # it holds names and IBANs
+    write_private(result.file, xml)  # it holds names and IBANs
     result.status_file = out_dir / f"pain001-{stamp}.status.csv"
     with result.status_file.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -227,3 +227,46 @@ def test_digest_line_and_local_day() -> None:
     assert digest_line(m) == "- nieuwe kaart 1\n  Er is een kaart."
     # 23:30 UTC on 26 November is already the 27th in Brussels.
     assert local_day(datetime(2026, 11, 26, 23, 30, tzinfo=UTC)) == DAY
+
+
+@pytest.mark.parametrize("kind", ["till_discount", "till_discount_capped"])
+def test_a_till_discount_is_confirmed_and_no_refund_promised(kind: str) -> None:
+    facts = {
+        "day": DAY,
+        "provider": "Sportdienst",
+        "category": category("sport", "nl"),
+        "price": Eur(1000),
+        "amount": Eur(400),
+    }
+    nl = render(kind, "nl", "An Peeters", **facts)
+    assert nl.subject == "Vrijetijdspas: € 4,00 korting aan de kassa"
+    assert (
+        "U nam op 27/11/2026 deel aan een activiteit (sport) bij Sportdienst en kreeg daar"
+        " aan de kassa € 4,00 korting op de prijs van € 10,00." in nl.body
+    )
+    assert "U krijgt dus niets op uw rekening en hoeft niets te doen." in nl.body
+    assert "terug" not in nl.body and "betaalde" not in nl.body
+    en = render(kind, "en", "An Peeters", **{**facts, "category": category("sport", "en")})
+    assert en.subject == "Leisure card: € 4,00 discount at the till"
+    assert "nothing is paid into your account" in en.body and "back" not in en.body
+    capped = kind.endswith("_capped")
+    assert ("minder dan de gewone korting" in nl.body) is capped
+    assert ("less than the usual discount" in en.body) is capped
+
+
+@pytest.mark.parametrize(
+    ("kind", "facts"),
+    [
+        ("payment_run_ready", {"run": "0192ab34", "payments": 3, "total": Eur(1)}),
+        (
+            "budget_threshold",
+            {"line": "poverty", "year": 2026, "percent": 80, "spent": Eur(8), "budget": Eur(10)},
+        ),
+        ("referrer_digest", {"day": DAY, "items": "- iets"}),
+    ],
+)
+def test_staff_without_a_name_are_not_greeted_as_card_holders(
+    kind: str, facts: dict[str, object]
+) -> None:
+    assert render(kind, "nl", None, **facts).body.startswith("Beste collega's,\n\n")
+    assert render(kind, "en", None, **facts).body.startswith("Dear colleagues,\n\n")
