@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+    # A start-up error names the bad setting but never echoes values: they hold database
+    # passwords and secrets, and the error ends up in the logs.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"

@@ -17,7 +17,7 @@ from rich.console import Console
 from shared import eventloop
 from shared.logging import configure_logging
 from vtp.device.cli import device_app
-from vtp.devstack.stack import Stack, read_running_stack
+from vtp.devstack.stack import OPERATIONS_TOKEN, Stack, operations_token, read_running_stack
 from vtp.finance.cli import finance_app
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
@@ -66,6 +66,10 @@ def up(
                 f"  {service.name:<18}{service.url}  (API docs {service.url}/docs,"
                 f" logs {service.log_path})"
             )
+        console.print(
+            "  claims and notifications want 'Authorization: Bearer <token>': the token is"
+            f" {OPERATIONS_TOKEN!r} in {stack.state_dir / 'keys.json'}"
+        )
         console.print("Try: [bold].venv/bin/vtp demo --checkins 500[/]   Stop: Ctrl-C")
         while not stopping:
             time.sleep(0.5)
@@ -93,7 +97,11 @@ def demo(
         with console.status("no running stack: starting one for this demo") as status:
             own.start(progress=lambda text: status.update(text))
         endpoints = Endpoints(
-            own.bootstrap_servers, own.url("cards"), own.url("claims"), own.url("notifications")
+            own.bootstrap_servers,
+            own.url("cards"),
+            own.url("claims"),
+            own.url("notifications"),
+            own.keys[OPERATIONS_TOKEN],
         )
     else:
         services = running["services"]
@@ -102,6 +110,7 @@ def demo(
             services["cards"]["url"],
             services["claims"]["url"],
             services["notifications"]["url"],
+            operations_token(state_dir()),
         )
     try:
         summary = eventloop.run(run_demo(endpoints, checkins, holders, seed, console))

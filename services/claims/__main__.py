@@ -76,7 +76,10 @@ async def main() -> None:
             except Exception as exc:  # the next run tries again; nothing is half-done
                 log.warning("scheduled payment run failed", error=type(exc).__name__)
 
-    await runtime.run(build_app(lambda: runtime.pool, policy), background=[scheduled_runs])
+    await runtime.run(
+        build_app(lambda: runtime.pool, policy, settings.api_token_secret),
+        background=[scheduled_runs],
+    )
 
 
 if __name__ == "__main__":

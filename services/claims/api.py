@@ -10,20 +10,27 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, HTTPException, Query, Request
+from pydantic import SecretStr
 
 from services.claims import ledger
 from services.claims.payments import run_payments
 from services.claims.policy import RefundPolicy
 from services.claims.reports import monthly_report
+from shared.api_auth import protected_router
 from shared.http import add_correlation_middleware, health_router
 
 
-def build_app(pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy) -> FastAPI:
+def build_app(
+    pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy, token_secret: SecretStr
+) -> FastAPI:
+    """Every route but the health probes needs the operations token: an outcome by check-in
+    id would tell a provider which of its visitors has the reduced tariff."""
     app = FastAPI(title="Vrijetijdspas — claims", version="1")
     add_correlation_middleware(app)
     app.include_router(health_router(pool_ref))
+    api = protected_router(token_secret)
 
-    @app.get("/stats")
+    @api.get("/stats")
     async def stats() -> dict[str, Any]:
         """Outcome counts and ledger totals: what the demo and operators look at."""
         async with pool_ref().acquire() as conn:
@@ -68,13 +75,13 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy) -> Fas
             "known_devices": known_devices,
         }
 
-    @app.get("/ledger/trial-balance")
+    @api.get("/ledger/trial-balance")
     async def trial_balance() -> dict[str, Any]:
         async with pool_ref().acquire() as conn:
             balances = await ledger.trial_balance(conn)
         return {"accounts": balances, "difference_cents": sum(balances.values())}
 
-    @app.get("/ledger/accounts/{account}/statement")
+    @api.get("/ledger/accounts/{account}/statement")
     async def account_statement(
         account: str, since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, Any]:
@@ -82,7 +89,7 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy) -> Fas
         async with pool_ref().acquire() as conn:
             return await ledger.statement(conn, account, since, until)
 
-    @app.get("/payments")
+    @api.get("/payments")
     async def payments(status: str | None = None) -> list[dict[str, Any]]:
         async with pool_ref().acquire() as conn:
             rows = await conn.fetch(
@@ -93,18 +100,21 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy) -> Fas
             )
         return [dict(r) for r in rows]
 
-    @app.get("/reports/monthly")
-    async def report(month: str = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")) -> dict[str, Any]:
+    @api.get("/reports/monthly")
+    async def report(
+        # Years 2000-2999: year 0 and 9999-12 (whose next month overflows) were 500s.
+        month: str = Query(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM"),
+    ) -> dict[str, Any]:
         """Net discount cost per payer and per provider, budget consumption per budget line."""
         async with pool_ref().acquire() as conn:
             return await monthly_report(conn, policy, month)
 
-    @app.post("/payment-runs", status_code=201)
+    @api.post("/payment-runs", status_code=201)
     async def payment_run(request: Request) -> dict[str, Any]:
         async with pool_ref().acquire() as conn:
             return await run_payments(conn, request.state.correlation_id)
 
-    @app.get("/claims/by-checkin/{checkin_id}")
+    @api.get("/claims/by-checkin/{checkin_id}")
     async def claim_for_checkin(checkin_id: uuid.UUID) -> dict[str, Any]:
         async with pool_ref().acquire() as conn:
             row = await conn.fetchrow(
@@ -116,4 +126,5 @@ def build_app(pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy) -> Fas
             raise HTTPException(404, f"no outcome for check-in {checkin_id} yet")
         return dict(row)
 
+    app.include_router(api)
     return app

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
 
+from shared.api_auth import OperationsSecret
 from shared.settings import ServiceSettings
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
@@ -17,3 +18,6 @@ class ClaimsSettings(ServiceSettings):
     # Seconds between automatic payment runs; 0 = only on command.
     payment_run_interval_s: float = 0
     group_id: str = "claims"
+    # The deployment's operations token (CLAIMS_API_TOKEN_SECRET); the API's every route but
+    # the health probes needs it. Required: unset, the service refuses to start.
+    api_token_secret: OperationsSecret

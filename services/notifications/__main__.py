@@ -37,7 +37,9 @@ async def main() -> None:
     add_correlation_middleware(app)
     app.include_router(health_router(lambda: runtime.pool))
     app.include_router(
-        notifications_router(lambda: runtime.pool, lambda: jobs, settings.private_key)
+        notifications_router(
+            lambda: runtime.pool, lambda: jobs, settings.api_token_secret, settings.private_key
+        )
     )
 
     await runtime.run(app, background=[worker.run, scheduler.run])

@@ -10,11 +10,12 @@ from typing import Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from services.notifications import recipients
 from services.notifications.jobs import JOB_NAMES, Jobs
 from services.notifications.recipients import Recipient
+from shared.api_auth import protected_router
 
 _LOG_COLUMNS = (
     "delivery_id, event_id, kind, recipient, channel, status, attempts, last_error, batch,"
@@ -46,9 +47,13 @@ async def _resolve(conn: Any, key: str, private_key: str | None) -> Recipient | 
 
 
 def notifications_router(
-    pool: Callable[[], asyncpg.Pool], jobs: Callable[[], Jobs], private_key: str | None = None
+    pool: Callable[[], asyncpg.Pool],
+    jobs: Callable[[], Jobs],
+    token_secret: SecretStr,
+    private_key: str | None = None,
 ) -> APIRouter:
-    router = APIRouter()
+    """Every route needs the operations token: preferences can silence a card holder."""
+    router = protected_router(token_secret)
 
     @router.get("/recipients/{key}")
     async def recipient(key: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.api_auth import OperationsSecret
 from shared.settings import ServiceSettings
 
 
@@ -18,6 +19,9 @@ class NotificationsSettings(ServiceSettings):
     # SMTP connections a delivery pass uses at once (mail providers allow a few per client).
     smtp_sessions: int = Field(default=4, ge=1, le=32)
     mail_from: str = "vrijetijdspas@heist-op-den-berg.be"
+    # The deployment's operations token (NOTIFICATIONS_API_TOKEN_SECRET); the API's every
+    # route but the health probes needs it. Required: unset, the service refuses to start.
+    api_token_secret: OperationsSecret
     # Opens the contact details the cards service seals for us (base64url X25519 key).
     private_key: str | None = None
 

@@ -79,7 +79,9 @@ def _activity(name: str) -> Activity:
 
 async def _outcome(world: World, checkin_id: object, timeout_s: float = 90) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout_s
-    async with httpx.AsyncClient(base_url=world.stack.url("claims"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=world.stack.url("claims"), timeout=10, headers=world.stack.operations_headers()
+    ) as http:
         while True:
             response = await http.get(f"/claims/by-checkin/{checkin_id}")
             if response.status_code == 200:

@@ -18,6 +18,7 @@ import time
 import uuid
 import warnings
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ KCAT = ("kcat", "-C", "-o", "beginning", "-e", "-J", "-q", "-m", "15")
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
 
 
-def _get(url: str, **params: Any) -> Any:
-    response = httpx.get(url, params=params, timeout=30)
+def _get(auth: dict[str, str], url: str, **params: Any) -> Any:
+    response = httpx.get(url, params=params, headers=auth, timeout=30)
     response.raise_for_status()
     return response.json()
 
@@ -103,18 +104,19 @@ def _export(stack: Stack) -> tuple[Path, Path, set[str]]:
 
 def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack) -> None:
     claims = stack.url("claims")
+    auth = stack.operations_headers()
     rng = random.Random(4)
     seeded = asyncio.run(seed(stack.url("cards"), 20, rng, token=stack.keys["api_token_secret"]))
     _wait(
         "cards and devices at claims",
         lambda: (
-            (s := _get(f"{claims}/stats"))["known_cards"] >= 20
+            (s := _get(auth, f"{claims}/stats"))["known_cards"] >= 20
             and s["known_devices"] >= len(seeded.devices)
         ),
     )
     traffic = asyncio.run(emit_checkins(stack.bootstrap_servers, seeded, 120, rng))
-    _wait("every outcome", lambda: _get(f"{claims}/stats")["decided"] >= traffic.distinct)
-    run = httpx.post(f"{claims}/payment-runs", timeout=60).json()
+    _wait("every outcome", lambda: _get(auth, f"{claims}/stats")["decided"] >= traffic.distinct)
+    run = httpx.post(f"{claims}/payment-runs", headers=auth, timeout=60).json()
     assert run["payments"] > 0
 
     # Finance keeps its own register for payees whose account did not come sealed with
@@ -126,7 +128,7 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
         register.put(uuid.UUID(provider), "Aanbieder vzw", "BE71096123456769")
 
     # 3: every payment event, read from outside, with amount, reference and payee.
-    requested = _get(f"{claims}/payments", status="requested")
+    requested = _get(auth, f"{claims}/payments", status="requested")
     seen = _wait(
         "payment events on Kafka",
         lambda: (
@@ -160,18 +162,21 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
         writer.writeheader()
         writer.writerows(rows)
     _vtp(stack, "settle", str(status_file), "--bootstrap-servers", stack.bootstrap_servers)
-    _wait("settlements applied", lambda: not _get(f"{claims}/payments", status="requested"))
-    failed = _get(f"{claims}/payments", status="failed")
+    _wait("settlements applied", lambda: not _get(auth, f"{claims}/payments", status="requested"))
+    failed = _get(auth, f"{claims}/payments", status="failed")
     assert [str(p["payment_id"]) for p in failed] == [rejected]
 
-    rerun = httpx.post(f"{claims}/payment-runs", timeout=60).json()
+    rerun = httpx.post(f"{claims}/payment-runs", headers=auth, timeout=60).json()
     assert rerun["payments"] == 1 and rerun["total_cents"] == failed[0]["amount_cents"]
     _, status_file, ids = _export(stack)
     assert len(ids) == 1
     _vtp(stack, "settle", str(status_file), "--bootstrap-servers", stack.bootstrap_servers)
-    _wait("second settlement applied", lambda: not _get(f"{claims}/payments", status="requested"))
+    _wait(
+        "second settlement applied",
+        lambda: not _get(auth, f"{claims}/payments", status="requested"),
+    )
 
-    balance = _get(f"{claims}/ledger/trial-balance")
+    balance = _get(auth, f"{claims}/ledger/trial-balance")
     assert balance["difference_cents"] == 0
     open_accounts = {
         a: b
@@ -186,3 +191,7 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
         if a.startswith("expense:") or a.startswith("receivable:")
     )
     assert json.loads(_vtp(stack, "status").strip()) == {"failed": 1, "settled": run["payments"]}
+    # The monthly report, through the claims API with the stack's operations token.
+    month = datetime.now(UTC).strftime("%Y-%m")
+    written = _vtp(stack, "report", "--month", month, "--out", str(stack.state_dir / "reports"))
+    assert written.split() and all(Path(p).is_file() for p in written.split())

@@ -74,7 +74,9 @@ async def test_refund_mail_once_and_delivery_log(stack: Stack) -> None:
         ),
     )
     url = stack.url("notifications")
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=10, headers=stack.operations_headers()
+    ) as http:
 
         async def known(key: str) -> bool:
             answer = await http.get(f"/recipients/{key}")

@@ -90,7 +90,9 @@ async def canary(stack: Stack) -> CanaryRun:
         headers={"Authorization": f"Bearer {stack.keys['api_token_secret']}"},
         timeout=30,
     )
-    claims = httpx.AsyncClient(base_url=stack.url("claims"), timeout=30)
+    claims = httpx.AsyncClient(
+        base_url=stack.url("claims"), timeout=30, headers=stack.operations_headers()
+    )
     async with admin, claims:
         org = await _call(admin, "POST", "/organisations", json={"name": "OCMW", "kind": "ocmw"})
         token = await _call(
@@ -272,3 +274,27 @@ async def test_erasure_keeps_events_and_ledger_under_the_opaque_id(
     assert approved >= 1 and lines >= approved
     assert canary.balance_after_erasure == canary.balance_before_erasure
     assert canary.balance_after_erasure["difference_cents"] == 0
+
+
+async def test_a_provider_cannot_ask_claims_whether_its_visitor_had_the_reduced_tariff(
+    stack: Stack, canary: CanaryRun
+) -> None:
+    """A provider knows its own check-in ids: without the operations token the claims
+    service tells nothing about them (nor anything else but its health)."""
+    checkin_id = canary.checkin_ids[0]
+    async with httpx.AsyncClient(base_url=stack.url("claims"), timeout=10) as anonymous:
+        refused = await anonymous.get(f"/claims/by-checkin/{checkin_id}")
+        guessed = await anonymous.get(
+            f"/claims/by-checkin/{checkin_id}", headers={"Authorization": "Bearer guess"}
+        )
+        health = await anonymous.get("/health/ready")
+    assert refused.status_code == 401 and guessed.status_code == 401
+    assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert refused.json() == {"detail": "authorization: send 'Authorization: Bearer <token>'"}
+    assert guessed.json() == {"detail": "authorization: unknown token"}
+    assert checkin_id not in refused.text + guessed.text
+    assert health.status_code == 200
+    async with httpx.AsyncClient(
+        base_url=stack.url("claims"), timeout=10, headers=stack.operations_headers()
+    ) as operator:
+        assert (await operator.get(f"/claims/by-checkin/{checkin_id}")).status_code == 200

@@ -59,7 +59,7 @@ async def test_one_check_in_is_traceable_from_device_to_payment_in_all_services(
     finally:
         await producer.stop()
     await wait_stats(stack, lambda s: s["approved"] >= 1, "the claim")
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=stack.operations_headers()) as client:
         (await client.post(f"{stack.url('claims')}/payment-runs")).raise_for_status()
 
     await _wait_for_line(stack.log_dir, "claims", correlation_id, "claim decided")

@@ -66,7 +66,7 @@ async def started_producer(stack: Stack) -> AIOKafkaProducer:
 
 
 async def stats(stack: Stack) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, headers=stack.operations_headers()) as client:
         response = await client.get(f"{stack.url('claims')}/stats")
         response.raise_for_status()
         result: dict[str, Any] = response.json()

@@ -58,8 +58,8 @@ def prepare_checkins(seeded: Seeded, count: int, rng: random.Random) -> list[Pre
     return out
 
 
-async def claims_stats(claims_url: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as client:
+async def claims_stats(claims_url: str, headers: dict[str, str]) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         response = await client.get(f"{claims_url}/stats")
         response.raise_for_status()
         result: dict[str, Any] = response.json()
@@ -67,12 +67,17 @@ async def claims_stats(claims_url: str) -> dict[str, Any]:
 
 
 async def seeding_settled(
-    claims_url: str, notifications_url: str, seeded: Seeded, timeout_s: float = 300
+    claims_url: str,
+    notifications_url: str,
+    headers: dict[str, str],
+    seeded: Seeded,
+    timeout_s: float = 300,
 ) -> None:
     """Until the claims service knows every seeded card and device and nothing is waiting to
-    be sent: the seeding's own events are not the traffic the latency is measured on."""
+    be sent: the seeding's own events are not the traffic the latency is measured on.
+    `headers` carry the operations token."""
     deadline = time.perf_counter() + timeout_s
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         while time.perf_counter() < deadline:
             claims = (await client.get(f"{claims_url}/stats")).raise_for_status().json()
             notes = (await client.get(f"{notifications_url}/stats/queue")).raise_for_status().json()
@@ -156,13 +161,14 @@ class Throughput:
 async def throughput(
     bootstrap: str,
     claims_url: str,
+    headers: dict[str, str],
     prepared: list[Prepared],
     progress: Any = None,
     timeout_s: float = 900,
 ) -> Throughput:
     """From the first send until every check-in has its outcome (its ledger transfer and
     payable are written in the same transaction)."""
-    before = (await claims_stats(claims_url))["decided"]
+    before = (await claims_stats(claims_url, headers))["decided"]
     decided = 0
 
     def count(_checkin_id: str, _decided_at: Any) -> None:
@@ -199,21 +205,25 @@ async def throughput(
     if progress is not None:
         progress(decided)
     # The database agrees: every check-in of the run has its claim.
-    recorded = (await claims_stats(claims_url))["decided"] - before
+    recorded = (await claims_stats(claims_url, headers))["decided"] - before
     if recorded < len(prepared):
         raise RuntimeError(f"{len(prepared)} outcomes seen but only {recorded} claims recorded")
     return Throughput(len(prepared), started, elapsed)
 
 
 async def mail_settled_s(
-    notifications_url: str, run: Throughput, timeout_s: float = 900, quiet_s: float = 1.5
+    notifications_url: str,
+    headers: dict[str, str],
+    run: Throughput,
+    timeout_s: float = 900,
+    quiet_s: float = 1.5,
 ) -> float:
     """Seconds from the run's first send until the notifications service has caught up:
     nothing pending and no new delivery for `quiet_s` (every card holder told). Mail is
     sent after the outcome, so it can lag behind the decisions without slowing them.
     Polled twice a second on /stats/queue (indexes only: /stats counts the whole delivery
     log, ~25 µs of PostgreSQL per check-in of the run at this rate)."""
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         last_created, quiet_since = None, time.perf_counter()
         while time.perf_counter() - run.started < timeout_s:
             response = await client.get(f"{notifications_url}/stats/queue")

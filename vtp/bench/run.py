@@ -100,9 +100,12 @@ async def run_bench(
                 lambda: progress.advance(task),
                 token=stack.keys["api_token_secret"],
             )
+            operations = stack.operations_headers()
             rng = random.Random(5)
             task = progress.add_task("Cards and devices known to claims", total=None)
-            await seeding_settled(stack.url("claims"), stack.url("notifications"), seeded)
+            await seeding_settled(
+                stack.url("claims"), stack.url("notifications"), operations, seeded
+            )
             progress.update(task, total=1, completed=1)
             gauges.append(machine_gauge_ms())
             # Latency at a steady rate first, while nothing else is going on.
@@ -123,6 +126,7 @@ async def run_bench(
             e2e_1 = await throughput(
                 stack.bootstrap_servers,
                 stack.url("claims"),
+                operations,
                 prepared,
                 lambda n: progress.update(task, completed=n),
             )
@@ -131,7 +135,7 @@ async def run_bench(
                 costs = await top_statements(stats_dsn, total)
                 result["statements_until_decided"] = [c.as_dict() for c in costs]
             task = progress.add_task("Every card holder's mail sent", total=None)
-            settled_s = await mail_settled_s(stack.url("notifications"), e2e_1)
+            settled_s = await mail_settled_s(stack.url("notifications"), operations, e2e_1)
             progress.update(task, total=1, completed=1)
             result["cpu_ms_per_checkin"] = ms_per(cpu.lap(), total)
             result["cpu_ms_per_checkin_until_decided"] = ms_per(decided_cpu, total)
@@ -146,6 +150,7 @@ async def run_bench(
             e2e_2 = await throughput(
                 stack.bootstrap_servers,
                 stack.url("claims"),
+                operations,
                 prepared,
                 lambda n: progress.update(task, completed=n),
             )

@@ -226,7 +226,7 @@ async def _wait_claims_know(stack: Stack, holders: int, devices: int) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
-            async with httpx.AsyncClient(timeout=10) as client:
+            async with httpx.AsyncClient(timeout=10, headers=stack.operations_headers()) as client:
                 stats = (await client.get(f"{stack.url('claims')}/stats")).json()
             if stats["known_cards"] >= holders and stats["known_devices"] >= devices:
                 return
@@ -336,10 +336,12 @@ async def _payment_run(stack: Stack, injector: Injector) -> None:
     for _ in range(60):
         await injector.revive()
         with contextlib.suppress(httpx.HTTPError):
-            async with httpx.AsyncClient(timeout=60) as client:
+            async with httpx.AsyncClient(timeout=60, headers=stack.operations_headers()) as client:
                 response = await client.post(f"{stack.url('claims')}/payment-runs")
                 if response.status_code < 300:
                     return
+                if response.status_code == 401:  # no fault heals a wrong token
+                    raise RuntimeError(f"payment run refused: {response.text}")
         await asyncio.sleep(1)
     raise TimeoutError("no payment run could be made")
 

@@ -17,6 +17,7 @@ from rich.table import Table
 from shared.money import format_eur
 from vtp.demo.seed import seed
 from vtp.demo.traffic import emit_checkins
+from vtp.devstack.stack import bearer
 
 
 @dataclass(frozen=True)
@@ -25,17 +26,21 @@ class Endpoints:
     cards_url: str
     claims_url: str
     notifications_url: str
+    operations_token: str  # claims and notifications want it
+
+    def client(self, timeout_s: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout_s, headers=bearer(self.operations_token))
 
 
-async def _get(url: str) -> Any:
-    async with httpx.AsyncClient(timeout=30) as client:
+async def _get(endpoints: Endpoints, url: str) -> Any:
+    async with endpoints.client(30) as client:
         response = await client.get(url)
         response.raise_for_status()
         return response.json()
 
 
-async def _post(url: str) -> Any:
-    async with httpx.AsyncClient(timeout=60) as client:
+async def _post(endpoints: Endpoints, url: str) -> Any:
+    async with endpoints.client(60) as client:
         response = await client.post(url)
         response.raise_for_status()
         return response.json()
@@ -50,8 +55,8 @@ async def run_demo(
     timeout_s: float = 600,
 ) -> dict[str, Any]:
     rng = random.Random(seed_value)
-    before = await _get(f"{endpoints.claims_url}/stats")
-    notes_before = await _get(f"{endpoints.notifications_url}/stats")
+    before = await _get(endpoints, f"{endpoints.claims_url}/stats")
+    notes_before = await _get(endpoints, f"{endpoints.notifications_url}/stats")
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -72,6 +77,7 @@ async def run_demo(
                 else 0
             ),
             holders,
+            endpoints,
             f"{endpoints.claims_url}/stats",
             progress,
             task,
@@ -86,28 +92,35 @@ async def run_demo(
         stats = await _wait(
             lambda s: s["decided"] - before["decided"],
             traffic.distinct,
+            endpoints,
             f"{endpoints.claims_url}/stats",
             progress,
             task,
             timeout_s,
         )
         elapsed = time.monotonic() - started
-        run = await _post(f"{endpoints.claims_url}/payment-runs")
+        run = await _post(endpoints, f"{endpoints.claims_url}/payment-runs")
         task = progress.add_task("Meldingen versturen", total=None)
-        notes = await _wait_notifications(endpoints.notifications_url, notes_before, run, timeout_s)
+        notes = await _wait_notifications(endpoints, notes_before, run, timeout_s)
         progress.update(task, total=1, completed=1)
-        stats = await _get(f"{endpoints.claims_url}/stats")
+        stats = await _get(endpoints, f"{endpoints.claims_url}/stats")
     summary = _summary(traffic, stats, before, run, notes, notes_before, elapsed)
     _print_tables(console, stats, summary)
     return summary
 
 
 async def _wait(
-    measure: Any, target: int, url: str, progress: Progress, task: Any, timeout_s: float
+    measure: Any,
+    target: int,
+    endpoints: Endpoints,
+    url: str,
+    progress: Progress,
+    task: Any,
+    timeout_s: float,
 ) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
-        stats = await _get(url)
+        stats = await _get(endpoints, url)
         done = measure(stats)
         progress.update(task, completed=min(done, target))
         if done >= target:
@@ -118,13 +131,14 @@ async def _wait(
 
 
 async def _wait_notifications(
-    url: str, before: dict[str, Any], run: dict[str, Any], timeout_s: float
+    endpoints: Endpoints, before: dict[str, Any], run: dict[str, Any], timeout_s: float
 ) -> Any:
     """Wait until the notifications caused by this run are sent (or settle)."""
     deadline = time.monotonic() + min(timeout_s, 120)
-    notes = await _get(f"{url}/stats")
+    url = f"{endpoints.notifications_url}/stats"
+    notes = await _get(endpoints, url)
     while time.monotonic() < deadline:
-        notes = await _get(f"{url}/stats")
+        notes = await _get(endpoints, url)
         if notes["sent"] - before["sent"] >= 1 and notes["pending"] == 0:
             break
         if run["payments"] == 0:

@@ -31,6 +31,9 @@ SERVICES = ("cards", "claims", "notifications")
 # check-ins were being decided and capped them at ~2,300/s.
 SERVICE_NICE = {"cards": 5, "claims": 0, "notifications": 10}
 STACK_FILE = "stack.json"
+KEYS_FILE = "keys.json"
+# The key in keys.json of the bearer token the claims and notifications APIs require.
+OPERATIONS_TOKEN = "operations_token"  # noqa: S105 - the name, not the token
 
 
 @dataclass
@@ -157,6 +160,8 @@ class Stack:
             "CARDS_NOTIFICATIONS_PUBLIC_KEY": self.keys["notifications_public"],
             "CARDS_MASTER_KEY": self.keys["cards_master"],
             "CARDS_API_TOKEN_SECRET": self.keys["api_token_secret"],
+            "CLAIMS_API_TOKEN_SECRET": self.keys[OPERATIONS_TOKEN],
+            "NOTIFICATIONS_API_TOKEN_SECRET": self.keys[OPERATIONS_TOKEN],
             "NOTIFICATIONS_PRIVATE_KEY": self.keys["notifications_private"],
             "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
             "NOTIFICATIONS_LETTERS_DIR": str(self.state_dir / "letters"),
@@ -196,6 +201,10 @@ class Stack:
 
     def url(self, name: str) -> str:
         return self.service(name).url
+
+    def operations_headers(self) -> dict[str, str]:
+        """What a client of the claims and notifications APIs sends to be let in."""
+        return bearer(self.keys[OPERATIONS_TOKEN])
 
     def write_state(self) -> None:
         state = {
@@ -238,24 +247,53 @@ def _indexed(services: list[ServiceProcess]) -> list[tuple[int, ServiceProcess]]
 
 
 def load_or_create_keys(state_dir: Path) -> dict[str, str]:
-    """Development keys, made once per state folder (never used in production)."""
-    path = state_dir / "keys.json"
+    """Development keys, made once per state folder (never used in production). A folder
+    made before the operations token existed gets one added; its other keys are kept."""
+    path = state_dir / KEYS_FILE
     if path.exists():
         keys: dict[str, str] = json.loads(path.read_text())
-        return keys
-    finance_private, finance_public = generate_keypair()
-    notif_private, notif_public = generate_keypair()
-    keys = {
-        "finance_private": finance_private,
-        "finance_public": finance_public,
-        "notifications_private": notif_private,
-        "notifications_public": notif_public,
-        "cards_master": os.urandom(32).hex(),
-        "api_token_secret": os.urandom(32).hex(),
-    }
+        if OPERATIONS_TOKEN in keys:
+            return keys
+        keys[OPERATIONS_TOKEN] = os.urandom(32).hex()
+    else:
+        finance_private, finance_public = generate_keypair()
+        notif_private, notif_public = generate_keypair()
+        keys = {
+            "finance_private": finance_private,
+            "finance_public": finance_public,
+            "notifications_private": notif_private,
+            "notifications_public": notif_public,
+            "cards_master": os.urandom(32).hex(),
+            "api_token_secret": os.urandom(32).hex(),
+            OPERATIONS_TOKEN: os.urandom(32).hex(),
+        }
     path.write_text(json.dumps(keys, indent=2))
     path.chmod(0o600)
     return keys
+
+
+def read_keys(state_dir: Path) -> dict[str, str]:
+    """The keys of the stack whose state folder this is, for clients; a clear error if none."""
+    path = state_dir / KEYS_FILE
+    try:
+        keys: dict[str, str] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"no stack keys in {path}: start a stack with `vtp up`") from exc
+    return keys
+
+
+def operations_token(state_dir: Path) -> str:
+    """The claims and notifications APIs' bearer token of the stack in `state_dir`."""
+    token = read_keys(state_dir).get(OPERATIONS_TOKEN)
+    if not token:
+        raise RuntimeError(
+            f"no {OPERATIONS_TOKEN} in {state_dir / KEYS_FILE}: restart the stack to add one"
+        )
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def read_running_stack(state_dir: Path) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from shared.money import format_eur
-from vtp.devstack.stack import read_running_stack
+from vtp.devstack.stack import bearer, operations_token, read_running_stack
 from vtp.finance.asyncapi import asyncapi_document
 from vtp.finance.book import PaymentBook
 from vtp.finance.export import CreditorRegister, export_pending
@@ -35,6 +35,12 @@ STATUS_FILE_ARGUMENT = typer.Argument(
     ..., exists=True, dir_okay=False, help="CSV: payment_id,status,reason_code,bank_reference"
 )
 REPORT_OUT_OPTION = typer.Option(Path("reports"), help="Folder for the XLSX and CSV files.")
+TOKEN_OPTION = typer.Option(
+    None,
+    envvar="VTP_OPERATIONS_TOKEN",
+    show_default=False,
+    help="The claims API's operations token (default: the running stack's keys).",
+)
 ASYNCAPI_OUT_OPTION = typer.Option(None, help="Write here instead of standard output.")
 
 
@@ -65,6 +71,14 @@ def _private_key(state: Path) -> str:
         console.print(f"[red]no finance key[/]: set VTP_FINANCE_PRIVATE_KEY or create {keys_file}")
         raise typer.Exit(2)
     return str(json.loads(keys_file.read_text())["finance_private"])
+
+
+def _operations_token(state: Path) -> str:
+    try:
+        return operations_token(state)
+    except RuntimeError as exc:
+        console.print(f"[red]no operations token[/]: set VTP_OPERATIONS_TOKEN or --token ({exc})")
+        raise typer.Exit(2) from exc
 
 
 def _book(state: Path) -> PaymentBook:
@@ -161,11 +175,21 @@ def report(
     month: str = typer.Option(..., help="YYYY-MM"),
     out: Path = REPORT_OUT_OPTION,
     claims_url: str | None = typer.Option(None, help="Claims API (default: the running stack)."),
+    token: str | None = TOKEN_OPTION,
     state_dir: Path | None = STATE_OPTION,
 ) -> None:
     """Monthly report per payer and per provider, and budget consumption per budget line."""
-    url = claims_url or _running(_state(state_dir))["services"]["claims"]["url"]
-    response = httpx.get(f"{url}/reports/monthly", params={"month": month}, timeout=60)
+    state = _state(state_dir)
+    url = claims_url or _running(state)["services"]["claims"]["url"]
+    response = httpx.get(
+        f"{url}/reports/monthly",
+        params={"month": month},
+        headers=bearer(token or _operations_token(state)),
+        timeout=60,
+    )
+    if response.status_code == 401:
+        console.print(f"[red]the claims API refused the operations token[/]: {response.text}")
+        raise typer.Exit(2)
     response.raise_for_status()
     for path in write_report(response.json(), out):
         typer.echo(str(path))

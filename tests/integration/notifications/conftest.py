@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.notifications.delivery import DeliveryWorker
@@ -43,6 +44,7 @@ from vtp.devstack.smtp import SmtpSink
 
 MIGRATIONS = Path(__file__).parents[3] / "services" / "notifications" / "migrations"
 MASTER_SECRET = "test-master-secret"
+OPERATIONS_TOKEN = "test-operations-token-of-40-characters!!"
 NOW = datetime.now(UTC)
 
 
@@ -81,6 +83,7 @@ def settings(
         max_attempts=6,
         webhook_timeout_s=2,
         webhook_master_secret=MASTER_SECRET,
+        api_token_secret=SecretStr(OPERATIONS_TOKEN),
         letters_dir=tmp_path / "letters",
         budgets_cents={"poverty": 10_000},
         finance_email="financien@example.org",

@@ -28,6 +28,7 @@ from shared.relay import OutboxRelay
 from shared.topics import NOTIFICATION_DEAD
 from tests.integration.notifications.conftest import (
     NOW,
+    OPERATIONS_TOKEN,
     Feed,
     WebhookReceiver,
     approved,
@@ -298,9 +299,15 @@ async def test_exhausted_retries_and_an_operator_retry_are_each_announced(
 
     # An operator retries one after "fixing" nothing: it dies again and is announced again.
     app = FastAPI()
-    app.include_router(notifications_router(lambda: pool, lambda: Jobs(pool, settings), keys[0]))
+    app.include_router(
+        notifications_router(
+            lambda: pool, lambda: Jobs(pool, settings), settings.api_token_secret, keys[0]
+        )
+    )
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://n"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://n",
+        headers={"Authorization": f"Bearer {OPERATIONS_TOKEN}"},
     ) as api:
         retried = await api.post(f"/deliveries/{rows[0]['delivery_id']}/retry")
         assert retried.status_code == 200, retried.text

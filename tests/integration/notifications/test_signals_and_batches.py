@@ -20,6 +20,7 @@ from services.notifications.api import notifications_router
 from services.notifications.delivery import DeliveryWorker
 from services.notifications.jobs import Jobs
 from services.notifications.messages import local_day
+from services.notifications.settings import NotificationsSettings
 from shared.events import cards as ev
 from shared.events.checkins import ActivityCategory, DeviceHeartbeat
 from shared.events.claims import ClaimApproved, ClaimRejected, PayeeKind, RejectionReason
@@ -31,6 +32,7 @@ from shared.events.payments import (
 )
 from tests.integration.notifications.conftest import (
     NOW,
+    OPERATIONS_TOKEN,
     Feed,
     card,
     drain,
@@ -309,13 +311,24 @@ async def test_statement_finance_and_payment_outcomes(
 
 
 async def test_preferences_opt_out_and_the_delivery_log_api(
-    feed: Feed, jobs: Jobs, pool: asyncpg.Pool, keys: tuple[str, str]
+    feed: Feed,
+    jobs: Jobs,
+    pool: asyncpg.Pool,
+    keys: tuple[str, str],
+    settings: NotificationsSettings,
 ) -> None:
     app = FastAPI()
-    app.include_router(notifications_router(lambda: pool, lambda: jobs))
+    app.include_router(notifications_router(lambda: pool, lambda: jobs, settings.api_token_secret))
     org, person = uuid.uuid4(), uuid.uuid4()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as anonymous:
+        refused = await anonymous.put(f"/preferences/holder:{person}", json={"digest": False})
+        assert refused.status_code == 401  # nobody silences a card holder without the token
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {OPERATIONS_TOKEN}"},
     ) as http:
         put = await http.put(
             f"/preferences/holder:{person}",
