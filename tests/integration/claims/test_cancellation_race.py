@@ -4,7 +4,7 @@ the other sees its effect, so a cancelled activity is never refunded."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from shared import topics
 from shared.consumer import BatchProcessor, Incoming
+from shared.db import DbConnection
 from shared.envelope import new_envelope
 from shared.events.checkins import CheckInCancelled, CheckInRecorded
 from tests.integration.claims import scenario
@@ -81,6 +82,25 @@ async def _waits_for_lock(pool: asyncpg.Pool, task: asyncio.Task[Any]) -> bool:
     return False
 
 
+async def _second_waits_for_first(
+    pool: asyncpg.Pool,
+    first: Callable[[DbConnection], Awaitable[Any]],
+    second: Callable[[], Awaitable[Any]],
+) -> None:
+    """`first` runs in a transaction left open; `second`, started then, must wait for a lock
+    until that transaction commits, and then finish."""
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        await first(conn)
+        waiting = asyncio.ensure_future(second())
+        try:
+            assert await _waits_for_lock(pool, waiting)
+        finally:
+            await transaction.commit()
+        await asyncio.wait_for(waiting, 10)
+
+
 async def test_a_cancellation_waits_for_the_checkin_batch_and_reverses_its_claim(
     race: Race,
 ) -> None:
@@ -89,18 +109,13 @@ async def test_a_cancellation_waits_for_the_checkin_batch_and_reverses_its_claim
     cancellations = BatchProcessor(
         "claims.cancellations", (topics.CHECKIN_CANCELLED,), CancellationHandler(policy), race.pool
     )
-    async with race.pool.acquire() as batch_conn:
-        transaction = batch_conn.transaction()
-        await transaction.start()
-        # The check-in batch has locked the holder, read "no pending cancellation" and
-        # written an approved claim, but not committed yet.
-        await checkins(batch_conn, [race.checkin])
-        cancelling = asyncio.create_task(cancellations.process([race.cancel.source]))
-        try:
-            assert await _waits_for_lock(race.pool, cancelling)
-        finally:
-            await transaction.commit()
-        await asyncio.wait_for(cancelling, 10)
+    # The check-in batch has locked the holder, read "no pending cancellation" and written
+    # an approved claim, but not committed yet.
+    await _second_waits_for_first(
+        race.pool,
+        lambda conn: checkins(conn, [race.checkin]),
+        lambda: cancellations.process([race.cancel.source]),
+    )
 
     checkin_id = race.checkin.payload.checkin_id
     async with race.pool.acquire() as conn:
@@ -144,17 +159,12 @@ async def test_a_checkin_batch_waits_for_the_cancellation_and_is_rejected(race: 
         CheckInHandler(policy, lambda: scenario.NOW),
         race.pool,
     )
-    async with race.pool.acquire() as cancel_conn:
-        transaction = cancel_conn.transaction()
-        await transaction.start()
-        # The cancellation came first: it finds no claim and parks, not committed yet.
-        await CancellationHandler(policy)(cancel_conn, [race.cancel])
-        judging = asyncio.create_task(checkins.process([race.checkin.source]))
-        try:
-            assert await _waits_for_lock(race.pool, judging)
-        finally:
-            await transaction.commit()
-        await asyncio.wait_for(judging, 10)
+    # The cancellation came first: it finds no claim and parks, not committed yet.
+    await _second_waits_for_first(
+        race.pool,
+        lambda conn: CancellationHandler(policy)(conn, [race.cancel]),
+        lambda: checkins.process([race.checkin.source]),
+    )
 
     checkin_id = race.checkin.payload.checkin_id
     async with race.pool.acquire() as conn:
