@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import typer
 from rich.console import Console
+from schwifty.exceptions import SchwiftyException
 
 from shared.money import format_eur
 from vtp.devstack.stack import bearer, operations_token, read_running_stack
@@ -156,7 +158,13 @@ def creditor(
     state_dir: Path | None = STATE_OPTION,
 ) -> None:
     """Record a payee's name and IBAN in finance's own register."""
-    CreditorRegister(_state(state_dir) / "finance" / "creditors.json").put(payee_id, name, iban)
+    try:
+        CreditorRegister(_state(state_dir) / "finance" / "creditors.json").put(payee_id, name, iban)
+    except SchwiftyException as exc:
+        # The reason only: an IBAN is personal data, and schwifty quotes some of them.
+        reason = re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()
+        console.print(f"[red]not a valid IBAN[/]: {reason}; nothing recorded")
+        raise typer.Exit(2) from exc
     console.print("creditor recorded")
 
 
