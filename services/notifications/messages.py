@@ -206,6 +206,23 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " questions? The person who supports you is glad to help.",
         ),
     },
+    # A cancelled till discount: the holder was never paid anything, so owes nothing back.
+    "till_discount_reversed": {
+        "nl": (
+            "Vrijetijdspas: korting van {amount} aan de kassa geannuleerd",
+            "Op {day:" + _D + "} heeft {provider} uw deelname aan een activiteit geannuleerd."
+            " De korting van {amount} die u daarvoor aan de kassa kreeg, vervalt daarom. U"
+            " hoeft niets te doen en niets terug te betalen. Hebt u vragen? Uw begeleider"
+            " helpt u graag.",
+        ),
+        "en": (
+            "Leisure card: discount of {amount} at the till cancelled",
+            "On {day:" + _D + "} {provider} cancelled your participation in an activity. The"
+            " discount of {amount} you got at the till for it therefore lapses. You need not"
+            " do anything or pay anything back. Any questions? The person who supports you is"
+            " glad to help.",
+        ),
+    },
     "refund_paid": {
         "nl": (
             "Vrijetijdspas: {amount} gestort op uw rekening",
@@ -283,6 +300,7 @@ HOLDER_KINDS = frozenset(
         "till_discount_capped",
         "refund_rejected",
         "refund_reversed",
+        "till_discount_reversed",
         "refund_paid",
     }
 )

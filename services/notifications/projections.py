@@ -13,7 +13,7 @@ from services.notifications.messages import local_day
 from shared.db import DbConnection
 from shared.events import cards as ev
 from shared.events.checkins import DeviceHeartbeat
-from shared.events.claims import ClaimApproved, ClaimRejected, ClaimReversed
+from shared.events.claims import ClaimApproved, ClaimRejected, ClaimReversed, PayeeKind
 from shared.events.payments import PaymentRequested
 
 
@@ -205,12 +205,12 @@ WITH used AS (
     WHERE cards.card_id = u.card_id AND (cards.last_used_at IS NULL OR cards.last_used_at < u.at)
 )
 INSERT INTO checkins (claim_id, provider_id, holder_id, target_group, approved, price_cents,
-                      amount_cents, occurred_at, reversed)
+                      amount_cents, occurred_at, till_discount, reversed)
 SELECT c.*, c.approved AND EXISTS (SELECT 1 FROM reversed_claims r WHERE r.claim_id = c.claim_id)
 FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::boolean[], $8::bigint[],
-            $9::bigint[], $10::timestamptz[])
+            $9::bigint[], $10::timestamptz[], $11::boolean[])
      AS c(claim_id, provider_id, holder_id, target_group, approved, price_cents, amount_cents,
-          occurred_at)
+          occurred_at, till_discount)
 ON CONFLICT (claim_id) DO NOTHING
 RETURNING claim_id, approved, reversed
 """
@@ -251,6 +251,7 @@ def _decided_row(e: ClaimApproved | ClaimRejected) -> tuple[object, ...]:
         e.price_cents if isinstance(e, ClaimApproved) else 0,
         e.amount_cents if isinstance(e, ClaimApproved) else 0,
         e.occurred_at,
+        isinstance(e, ClaimApproved) and e.payee_kind is PayeeKind.PROVIDER,
     )
 
 
@@ -268,6 +269,14 @@ async def checkin_reversed(conn: DbConnection, e: ClaimReversed) -> None:
     )
     if row is not None and row["target_group"]:
         await spend(conn, row["target_group"], local_day(row["occurred_at"]).year, -e.amount_cents)
+
+
+async def was_till_discount(conn: DbConnection, claim_id: uuid.UUID) -> bool:
+    """Whether the check-in's discount was given at the till. False when its approval has
+    not reached us (yet): ClaimReversed does not say, so that reversal reads as a refund's."""
+    return bool(
+        await conn.fetchval("SELECT till_discount FROM checkins WHERE claim_id = $1", claim_id)
+    )
 
 
 async def spend(conn: DbConnection, line: str, year: int, amount_cents: int) -> tuple[int, int]:

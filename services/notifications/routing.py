@@ -197,14 +197,16 @@ class Router:
     async def _refund_reversed(
         self, conn: DbConnection, incoming: Incoming[Any], e: ClaimReversed
     ) -> None:
-        """The holder was told a refund was coming; now they hear it is not. The day named
-        is the cancellation's, which is known even if the approval has not reached us yet."""
+        """The holder was told a refund was coming, or of a discount at the till; now they
+        hear it is not, or that it lapses (they owe nothing). The day named is the
+        cancellation's, which is known even if the approval has not reached us yet."""
         holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
+        till = await projections.was_till_discount(conn, e.claim_id)
         await self._tell(
             conn,
             incoming,
             holder,
-            "refund_reversed",
+            "till_discount_reversed" if till else "refund_reversed",
             {"claim_id": str(e.claim_id), "amount_cents": e.amount_cents},
             day=local_day(e.reversed_at),
             provider=await projections.provider_name(conn, e.provider_id),

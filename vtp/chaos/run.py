@@ -215,6 +215,8 @@ _OUTCOME_KINDS = [
     "till_discount",
     "till_discount_capped",
 ]
+# The kinds that tell a card holder their check-in was cancelled (a refund, a till discount).
+_REVERSAL_KINDS = ["refund_reversed", "till_discount_reversed"]
 
 _DECIDED_SQL = (
     "SELECT (SELECT count(*) FROM claims) + (SELECT count(DISTINCT checkin_id) FROM"
@@ -415,10 +417,11 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
         notified = {
             (r["recipient"], r["what"]): int(r["n"])
             for r in await notes.fetch(
-                "SELECT recipient, CASE WHEN kind = 'refund_reversed' THEN 'reversal'"
+                "SELECT recipient, CASE WHEN kind = ANY($2::text[]) THEN 'reversal'"
                 " ELSE 'outcome' END AS what, count(*) AS n FROM deliveries"
-                " WHERE kind = ANY($1::text[]) OR kind = 'refund_reversed' GROUP BY 1, 2",
+                " WHERE kind = ANY($1::text[]) OR kind = ANY($2::text[]) GROUP BY 1, 2",
                 _OUTCOME_KINDS,
+                _REVERSAL_KINDS,
             )
         }
         breakdown = [

@@ -21,7 +21,13 @@ from services.notifications.jobs import Jobs
 from services.notifications.messages import local_day
 from services.notifications.settings import NotificationsSettings
 from shared.events import cards as ev
-from shared.events.claims import ClaimRejected, ClaimReversed, RejectionReason
+from shared.events.claims import (
+    ClaimApproved,
+    ClaimRejected,
+    ClaimReversed,
+    PayeeKind,
+    RejectionReason,
+)
 from shared.events.notifications import NotificationDeadLettered
 from shared.kafka import KafkaSender, make_producer
 from shared.relay import OutboxRelay
@@ -194,6 +200,48 @@ async def test_a_reversal_that_overtakes_its_approval_leaves_no_refund_announced
     assert row is not None
     assert (row["approved"], row["reversed"]) == (True, True)
     assert await pool.fetchval("SELECT count(*) FROM budget_spend WHERE spent_cents <> 0") == 0
+
+
+def _reversal_of(claim: ClaimApproved) -> ClaimReversed:
+    return ClaimReversed(
+        claim_id=claim.claim_id,
+        checkin_id=claim.checkin_id,
+        holder_id=claim.holder_id,
+        provider_id=claim.provider_id,
+        amount_cents=claim.amount_cents,
+        reason="afgelast",
+        reversed_at=NOW,
+    )
+
+
+async def test_a_cancelled_till_discount_is_not_told_as_a_cancelled_refund(
+    feed: Feed, worker: DeliveryWorker, pool: asyncpg.Pool, smtp: SmtpSink, keys: tuple[str, str]
+) -> None:
+    # The holder who had the discount at the till was paid nothing and owes nothing: no
+    # "deducted from your next refund". A refund's cancellation keeps its own text.
+    org, person = uuid.uuid4(), uuid.uuid4()
+    await feed(organisation(org, email="ocmw@example.org"), holder(person, org, keys[1]))
+    at_till = approved(person, 400).model_copy(update={"payee_kind": PayeeKind.PROVIDER})
+    refund = approved(person, 700)
+    await feed(at_till, refund)
+    await feed(_reversal_of(at_till), _reversal_of(refund))
+    await drain(worker, pool)
+    kinds = await pool.fetch(
+        "SELECT kind, payload->>'claim_id' AS claim FROM deliveries WHERE kind LIKE '%reversed'"
+    )
+    assert {(r["kind"], r["claim"]) for r in kinds} == {
+        ("till_discount_reversed", str(at_till.claim_id)),
+        ("refund_reversed", str(refund.claim_id)),
+    }
+    told = {m["Subject"]: text_of(m) for m in mails(smtp)}
+    till = told["Vrijetijdspas: korting van € 4,00 aan de kassa geannuleerd"]
+    assert till.startswith("Beste An Peeters,")
+    assert (
+        "De korting van € 4,00 die u daarvoor aan de kassa kreeg, vervalt daarom. U hoeft"
+        " niets te doen en niets terug te betalen." in till
+    )
+    assert "terugbetaling" not in till and "rekening" not in till
+    assert "trekken we het af" in told["Vrijetijdspas: terugbetaling van € 7,00 geannuleerd"]
 
 
 def rejected(holder_id: uuid.UUID, reason: RejectionReason, detail: str) -> ClaimRejected:
