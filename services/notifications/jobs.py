@@ -135,7 +135,11 @@ class Jobs:
             "SELECT e.holder_id, e.target_group, e.eligible_until, e.referrer_org_id,"
             " (SELECT card_number FROM cards c WHERE c.holder_id = e.holder_id"
             "  ORDER BY issued_at DESC LIMIT 1) AS card_number"
-            " FROM eligibilities e WHERE e.eligible_until BETWEEN $1 AND $2",
+            " FROM eligibilities e WHERE e.eligible_until BETWEEN $1 AND $2"
+            # A grant the holder already has a later one after (a renewal, perhaps in
+            # another target group) is not ending for the referrer: nothing to do.
+            " AND NOT EXISTS (SELECT 1 FROM eligibilities later"
+            "  WHERE later.holder_id = e.holder_id AND later.eligible_until > e.eligible_until)",
             today,
             today + timedelta(days=self.settings.eligibility_warning_days),
         )

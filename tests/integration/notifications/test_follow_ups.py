@@ -108,6 +108,26 @@ async def test_cards_notice_first_then_the_scan_tells_the_referrer_once(
     assert text_of(digest).count("recht op kansentarief eindigt op") == 1
 
 
+async def test_a_grant_renewed_before_its_end_is_not_announced_as_ending(
+    feed: Feed, jobs: Jobs, pool: asyncpg.Pool, keys: tuple[str, str]
+) -> None:
+    """Renewed early, in another target group: the old grant's end is no news."""
+    org, person = await _referrer_with_card(feed, keys)
+    await feed(
+        ev.EligibilityChanged(
+            holder_id=person,
+            target_group="senior",
+            eligible_from=UNTIL + timedelta(days=1),
+            eligible_until=UNTIL + timedelta(days=365),
+            grace_days=0,
+            referrer_org_id=org,
+            changed_at=NOW,
+        )
+    )
+    assert (await jobs.run("eligibility-ending", NOW))["notifications"] == 0
+    assert await ending_rows(pool) == []
+
+
 async def test_scan_first_then_the_cards_notice_tells_nobody_again(
     feed: Feed, jobs: Jobs, pool: asyncpg.Pool, keys: tuple[str, str]
 ) -> None:
