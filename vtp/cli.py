@@ -17,7 +17,13 @@ from rich.console import Console
 from shared import eventloop
 from shared.logging import configure_logging
 from vtp.device.cli import device_app
-from vtp.devstack.stack import OPERATIONS_TOKEN, Stack, operations_token, read_running_stack
+from vtp.devstack.stack import (
+    KEYS_FILE,
+    OPERATIONS_TOKEN,
+    Stack,
+    operations_token,
+    read_running_stack,
+)
 from vtp.finance.cli import finance_app
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
@@ -68,7 +74,7 @@ def up(
             )
         console.print(
             "  claims and notifications want 'Authorization: Bearer <token>': the token is"
-            f" {OPERATIONS_TOKEN!r} in {stack.state_dir / 'keys.json'}"
+            f" {OPERATIONS_TOKEN!r} in {stack.state_dir / KEYS_FILE}"
         )
         console.print("Try: [bold].venv/bin/vtp demo --checkins 500[/]   Stop: Ctrl-C")
         while not stopping:

@@ -36,7 +36,6 @@ from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
 SOURCE = "/vrijetijdspas/notifications"
-__all__ = ["DeliveryWorker", "attachments_of", "dead_lettered", "without_addresses"]
 
 
 def dead_lettered(
@@ -218,11 +217,11 @@ class DeliveryWorker:
             return _unexpected(row, exc)
 
     async def _record(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
-        """A failed attempt: retried later, or given up. The error is stored masked, as
-        everywhere else: GET /deliveries lists it (no address, no URL with a token)."""
+        """A failed attempt: retried later, or given up. The error is stored as the outcome
+        carries it, masked and cut (outcomes.py): GET /deliveries lists it."""
         attempts = row["attempts"] + 1
         fields = _fields(row)
-        error = without_addresses(outcome.error)
+        error = outcome.error
         if outcome.permanent or attempts >= self._settings.max_attempts:
             reason = error if outcome.permanent else f"gave up after {attempts} attempts: {error}"
             # Only a pending row dies (not one skipped meanwhile because its holder was
@@ -245,7 +244,7 @@ class DeliveryWorker:
             " next_attempt_at = now() + make_interval(secs => $4) WHERE delivery_id = $1",
             row["delivery_id"],
             attempts,
-            error[:300],
+            error,
             delay_s,
         )
         log.warning("delivery failed, will retry", error=error, retry_in_s=delay_s, **fields)

@@ -17,6 +17,7 @@ import httpx
 from shared.events.checkins import Activity, ActivityCategory
 from vtp.demo.municipality import PROVIDERS, REFERRERS, iban, identity_of, person
 from vtp.device.signer import DeviceIdentity
+from vtp.devstack.stack import read_keys
 
 
 @dataclass
@@ -72,8 +73,8 @@ def admin_token(cards_url: str) -> str:
     for folder in (root, root / "demo"):
         try:
             state = json.loads((folder / "stack.json").read_text())
-            keys = json.loads((folder / "keys.json").read_text())
-        except (OSError, ValueError):
+            keys = read_keys(folder)
+        except (OSError, ValueError, RuntimeError):
             continue
         if state.get("services", {}).get("cards", {}).get("url") == cards_url:
             return str(keys["api_token_secret"])

@@ -16,7 +16,7 @@ from rich.console import Console
 from schwifty.exceptions import SchwiftyException
 
 from shared.money import format_eur
-from vtp.devstack.stack import bearer, operations_token, read_running_stack
+from vtp.devstack.stack import bearer, operations_token, read_keys, read_running_stack
 from vtp.finance.asyncapi import asyncapi_document
 from vtp.finance.book import PaymentBook
 from vtp.finance.export import CreditorRegister, export_pending
@@ -68,11 +68,11 @@ def _private_key(state: Path) -> str:
     key = os.environ.get("VTP_FINANCE_PRIVATE_KEY")
     if key:
         return key
-    keys_file = state / "keys.json"
-    if not keys_file.exists():
-        console.print(f"[red]no finance key[/]: set VTP_FINANCE_PRIVATE_KEY or create {keys_file}")
-        raise typer.Exit(2)
-    return str(json.loads(keys_file.read_text())["finance_private"])
+    try:
+        return read_keys(state)["finance_private"]
+    except (RuntimeError, KeyError) as exc:
+        console.print(f"[red]no finance key[/]: set VTP_FINANCE_PRIVATE_KEY ({exc})")
+        raise typer.Exit(2) from exc
 
 
 def _operations_token(state: Path) -> str:

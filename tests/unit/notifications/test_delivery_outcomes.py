@@ -8,8 +8,7 @@ import aiosmtplib
 import httpx
 import pytest
 
-from services.notifications.delivery import without_addresses
-from services.notifications.outcomes import permanent, smtp_outcome, transient
+from services.notifications.outcomes import permanent, smtp_outcome, transient, without_addresses
 from services.notifications.webhooks import WebhookChannel
 
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.notifications.delivery import dead_lettered, without_addresses
+from services.notifications.delivery import dead_lettered
 from services.notifications.messages import (
     Eur,
     Language,
@@ -20,6 +20,7 @@ from services.notifications.messages import (
     rejection_reason,
     render,
 )
+from services.notifications.outcomes import without_addresses
 from shared.events.claims import RejectionReason
 from shared.events.notifications import NotificationDeadLettered
 

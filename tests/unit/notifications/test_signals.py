@@ -7,8 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from services.notifications.delivery import without_addresses
-from services.notifications.outcomes import http_outcome, smtp_outcome
+from services.notifications.outcomes import http_outcome, smtp_outcome, without_addresses
 from services.notifications.schedule import due_jobs
 from services.notifications.signals import (
     is_silent,
