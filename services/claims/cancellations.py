@@ -24,7 +24,7 @@ from shared.consumer import Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter
 from shared.events.checkins import CheckInCancelled
-from shared.events.claims import ClaimReversed
+from shared.events.claims import ClaimReversed, PayeeKind
 from shared.logging import get_logger, log_context
 from shared.outbox import enqueue_events
 
@@ -67,7 +67,7 @@ class CancellationHandler:
         e = incoming.payload
         claim = await conn.fetchrow(
             "SELECT claim_id, holder_id, provider_id, outcome, amount_cents, occurred_at,"
-            " reversed_at FROM claims WHERE checkin_id = $1",
+            " reversed_at, payee_kind FROM claims WHERE checkin_id = $1",
             e.checkin_id,
         )
         if claim is None:
@@ -123,6 +123,7 @@ class CancellationHandler:
             amount_cents=amount,
             reason=e.reason,
             reversed_at=datetime.now(UTC),
+            payee_kind=PayeeKind(claim["payee_kind"]),
         )
         envelope = incoming.envelope.caused(
             type=topics.CLAIM_REVERSED.event_type, source=SOURCE, subject=str(claim["claim_id"])

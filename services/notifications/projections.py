@@ -272,8 +272,9 @@ async def checkin_reversed(conn: DbConnection, e: ClaimReversed) -> None:
 
 
 async def was_till_discount(conn: DbConnection, claim_id: uuid.UUID) -> bool:
-    """Whether the check-in's discount was given at the till. False when its approval has
-    not reached us (yet): ClaimReversed does not say, so that reversal reads as a refund's."""
+    """Whether the check-in's discount was given at the till, for a reversal published
+    before ClaimReversed named its payee. False when its approval has not reached us (yet):
+    that reversal reads as a refund's."""
     return bool(
         await conn.fetchval("SELECT till_discount FROM checkins WHERE claim_id = $1", claim_id)
     )

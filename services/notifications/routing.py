@@ -199,9 +199,13 @@ class Router:
     ) -> None:
         """The holder was told a refund was coming, or of a discount at the till; now they
         hear it is not, or that it lapses (they owe nothing). The day named is the
-        cancellation's, which is known even if the approval has not reached us yet."""
+        cancellation's, which is known even if the approval has not reached us yet; so is whom
+        the approval paid (the event says)."""
         holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
-        till = await projections.was_till_discount(conn, e.claim_id)
+        if e.payee_kind is None:  # a reversal from before the event said whom it paid
+            till = await projections.was_till_discount(conn, e.claim_id)
+        else:
+            till = e.payee_kind is PayeeKind.PROVIDER
         await self._tell(
             conn,
             incoming,

@@ -76,3 +76,7 @@ class ClaimReversed(EventPayload):
     amount_cents: int = Field(gt=0)
     reason: str = Field(max_length=200)
     reversed_at: AwareDatetime
+    # Added later, so optional: who the approval paid. A discount given at the till
+    # (provider) lapses, a refund (card holder) is withdrawn; the holder is told which even
+    # when this reversal reaches them before its approval did.
+    payee_kind: PayeeKind | None = None

@@ -215,7 +215,8 @@ _OUTCOME_KINDS = [
     "till_discount",
     "till_discount_capped",
 ]
-# The kinds that tell a card holder their check-in was cancelled (a refund, a till discount).
+# The kinds that tell a card holder their check-in was cancelled: a refund's (index 0), a
+# discount at the till's (index 1, `True`).
 _REVERSAL_KINDS = ["refund_reversed", "till_discount_reversed"]
 
 _DECIDED_SQL = (
@@ -382,7 +383,8 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
         rows = {
             str(r["checkin_id"]): r
             for r in await claims.fetch(
-                "SELECT checkin_id, outcome, reason, amount_cents, reversed_at, holder_id FROM claims"
+                "SELECT checkin_id, outcome, reason, amount_cents, reversed_at, holder_id,"
+                " payee_kind FROM claims"
             )
         }
         unauth = {
@@ -417,7 +419,7 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
         notified = {
             (r["recipient"], r["what"]): int(r["n"])
             for r in await notes.fetch(
-                "SELECT recipient, CASE WHEN kind = ANY($2::text[]) THEN 'reversal'"
+                "SELECT recipient, CASE WHEN kind = ANY($2::text[]) THEN kind"
                 " ELSE 'outcome' END AS what, count(*) AS n FROM deliveries"
                 " WHERE kind = ANY($1::text[]) OR kind = ANY($2::text[]) GROUP BY 1, 2",
                 _OUTCOME_KINDS,
@@ -484,25 +486,28 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
 
 
 def _notification_problems(rows: dict[str, Any], notified: dict[tuple[str, str], int]) -> list[str]:
-    """Per card holder: one refund message per outcome, and one per reversal. The one
+    """Per card holder: one refund message per outcome, and one per reversal, worded for
+    what the approval paid (a refund withdrawn, a discount at the till lapsed). The one
     allowed gap: an approval whose reversal reached notifications first is not announced
     (the holder is told about the reversal instead, not "you get money" after "cancelled")."""
     outcomes: dict[str, int] = {}
-    reversed_claims: dict[str, int] = {}
+    reversals: dict[tuple[str, str], int] = {}
     for row in rows.values():
         if row["holder_id"] is not None:
             key = f"holder:{row['holder_id']}"
             outcomes[key] = outcomes.get(key, 0) + 1
             if row["reversed_at"] is not None:
-                reversed_claims[key] = reversed_claims.get(key, 0) + 1
+                kind = _REVERSAL_KINDS[row["payee_kind"] == "provider"]
+                reversals[key, kind] = reversals.get((key, kind), 0) + 1
     problems = []
     for key in sorted(outcomes.keys() | {k for k, _ in notified}):
         told = notified.get((key, "outcome"), 0)
-        expected, may_skip = outcomes.get(key, 0), reversed_claims.get(key, 0)
+        expected = outcomes.get(key, 0)
+        may_skip = sum(reversals.get((key, kind), 0) for kind in _REVERSAL_KINDS)
         if not expected - may_skip <= told <= expected:
             problems.append(f"{key}: {expected} outcomes, {told} outcome messages")
-        if notified.get((key, "reversal"), 0) != may_skip:
-            problems.append(
-                f"{key}: {may_skip} reversals, {notified.get((key, 'reversal'), 0)} messages"
-            )
+        for kind in _REVERSAL_KINDS:
+            want, got = reversals.get((key, kind), 0), notified.get((key, kind), 0)
+            if got != want:
+                problems.append(f"{key}: {want} reversals told as {kind}, {got} messages")
     return problems

@@ -258,6 +258,10 @@ async def _compare(
         if e["topic"] == topics.CLAIM_REVERSED.name:
             assert checkin not in reversed_events, "a claim is reversed once"
             reversed_events.add(checkin)
+            # Whom the approval paid: the holder is told a refund is withdrawn or a
+            # discount at the till lapses by this, even before the approval reaches them.
+            till = world.providers[uuid.UUID(body["provider_id"])].till_discount
+            assert body["payee_kind"] == ("provider" if till else "card_holder")
         else:
             outcome_events[checkin] = outcome_events.get(checkin, 0) + 1
     assert outcome_events == dict.fromkeys(want, 1)

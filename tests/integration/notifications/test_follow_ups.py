@@ -222,7 +222,9 @@ async def test_a_reversal_that_overtakes_its_approval_leaves_no_refund_announced
     assert await pool.fetchval("SELECT count(*) FROM budget_spend WHERE spent_cents <> 0") == 0
 
 
-def _reversal_of(claim: ClaimApproved) -> ClaimReversed:
+def _reversal_of(claim: ClaimApproved, *, names_payee: bool = False) -> ClaimReversed:
+    """The reversal claims publishes; without `names_payee`, as published before the event
+    named whom the approval paid."""
     return ClaimReversed(
         claim_id=claim.claim_id,
         checkin_id=claim.checkin_id,
@@ -231,6 +233,7 @@ def _reversal_of(claim: ClaimApproved) -> ClaimReversed:
         amount_cents=claim.amount_cents,
         reason="afgelast",
         reversed_at=NOW,
+        payee_kind=claim.payee_kind if names_payee else None,
     )
 
 
@@ -443,3 +446,29 @@ async def test_the_relay_puts_the_dead_letter_on_its_topic(
     assert header(record, "ce_subject") == delivery_id
     assert record.key == f"org:{org}".encode()
     assert json.loads(record.value)["reason"].startswith("invalid address")
+
+
+async def test_a_till_discount_reversal_that_overtakes_its_approval_is_told_as_lapsed(
+    feed: Feed, worker: DeliveryWorker, pool: asyncpg.Pool, smtp: SmtpSink, keys: tuple[str, str]
+) -> None:
+    # Nothing is known of the approvals yet (reversals are keyed by holder, approvals by
+    # card): the reversals themselves say whom each approval paid.
+    org, person = uuid.uuid4(), uuid.uuid4()
+    await feed(organisation(org, email="ocmw@example.org"), holder(person, org, keys[1]))
+    at_till = approved(person, 400).model_copy(update={"payee_kind": PayeeKind.PROVIDER})
+    refund = approved(person, 700)
+    await feed(_reversal_of(at_till, names_payee=True), _reversal_of(refund, names_payee=True))
+    await feed(at_till, refund)
+    await drain(worker, pool)
+    kinds = await pool.fetch(
+        "SELECT kind, payload->>'claim_id' AS claim FROM deliveries WHERE kind LIKE '%reversed'"
+    )
+    assert {(r["kind"], r["claim"]) for r in kinds} == {
+        ("till_discount_reversed", str(at_till.claim_id)),
+        ("refund_reversed", str(refund.claim_id)),
+    }
+    # And neither approval is announced after its cancellation.
+    assert sorted(m["Subject"] for m in mails(smtp)) == [
+        "Vrijetijdspas: korting van € 4,00 aan de kassa geannuleerd",
+        "Vrijetijdspas: terugbetaling van € 7,00 geannuleerd",
+    ]
