@@ -13,6 +13,7 @@ from shared.logging import get_logger, log_context
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "X-Correlation-ID"
+_PARKED = "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"  # index outbox_parked
 
 
 def health_router(pool: Callable[[], asyncpg.Pool]) -> APIRouter:
@@ -26,10 +27,12 @@ def health_router(pool: Callable[[], asyncpg.Pool]) -> APIRouter:
     async def ready() -> Response:
         try:
             async with pool().acquire() as conn:
-                await conn.fetchval("SELECT 1")
+                parked = await conn.fetchval(_PARKED)
         except Exception as exc:
             return JSONResponse({"status": "not ready", "reason": type(exc).__name__}, 503)
-        return JSONResponse({"status": "ready"})
+        # Parked outbox rows (records the broker refused for good) do not stop the service;
+        # they are counted here for whoever watches it (the rows: README, operators).
+        return JSONResponse({"status": "ready", "outbox_parked": parked})
 
     return router
 

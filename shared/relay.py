@@ -31,6 +31,7 @@ from typing import Protocol
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared.kafka import RecordsRefused
 from shared.logging import get_logger
 from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, committed_range, headers_from_json
 
@@ -38,7 +39,7 @@ log = get_logger(__name__)
 
 _PENDING = """
     SELECT seq, event_id, topic, key, headers, payload FROM outbox
-    WHERE published_at IS NULL {within} ORDER BY seq LIMIT $1
+    WHERE published_at IS NULL AND parked_at IS NULL {within} ORDER BY seq LIMIT $1
     FOR UPDATE SKIP LOCKED
 """
 _SWEEP = _PENDING.format(within="")
@@ -46,6 +47,15 @@ _SWEEP = _PENDING.format(within="")
 # holds just those (migration 0002), so this reads them and not the whole table.
 FORGET_PUBLISHED = "DELETE FROM outbox WHERE published_at < now() - $1::interval"
 _IN_RANGE = _PENDING.format(within="AND seq BETWEEN $2 AND $3")
+# Deleting costs a fraction of rewriting the row as published; only the rows that dedupe a
+# derived event id (dead letters) stay, marked, for `retention`.
+_SENT = """
+    WITH published AS (
+        DELETE FROM outbox WHERE seq = ANY($1::bigint[]) AND NOT retain
+    )
+    UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[]) AND retain
+"""
+_PARK = "UPDATE outbox SET parked_at = now(), parked_reason = $2 WHERE seq = $1"
 
 
 class RecordSender(Protocol):
@@ -100,20 +110,51 @@ class OutboxRelay:
                 )
                 for r in rows
             ]
-            await self._sender.send_all(records)
-            # Deleting costs a fraction of rewriting the row as published; only the rows
-            # that dedupe a derived event id (dead letters) stay, marked, for `retention`.
-            await conn.execute(
-                """
-                WITH published AS (
-                    DELETE FROM outbox WHERE seq = ANY($1::bigint[]) AND NOT retain
-                )
-                UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[]) AND retain
-                """,
-                [r["seq"] for r in rows],
-            )
+            try:
+                await self._sender.send_all(records)
+            except RecordsRefused as refused:
+                seqs_of = {str(r["event_id"]): int(r["seq"]) for r in rows}
+                return await self._set_aside(conn, refused, seqs_of)
+            await conn.execute(_SENT, [r["seq"] for r in rows])
         self.published += len(rows)
         return len(rows)
+
+    async def _set_aside(
+        self,
+        conn: PoolConnectionProxy[asyncpg.Record],
+        refused: RecordsRefused,
+        seqs_of: dict[str, int],
+    ) -> int:
+        """Park the records the broker will never take, so that the rows after them go out.
+        When it refused a batch of several, each is offered alone: those it takes are
+        published, those it refuses parked — so every such pass moves on. The pass's other
+        rows go in the next one, at once (sent again if they went out: consumers dedupe)."""
+        parked: list[tuple[OutgoingRecord, str]] = []
+        sent: list[OutgoingRecord] = []
+        if len(refused.records) == 1:
+            parked.append((refused.records[0], refused.reason))
+        else:
+            for record in refused.records:
+                try:
+                    await self._sender.send_all([record])
+                    sent.append(record)
+                except RecordsRefused as alone:
+                    parked.append((record, alone.reason))
+        await conn.execute(_SENT, [seqs_of[r.event_id] for r in sent])
+        await conn.executemany(_PARK, [(seqs_of[r.event_id], why) for r, why in parked])
+        for record, why in parked:
+            log.error(
+                "outbox record parked",
+                seq=seqs_of[record.event_id],
+                event_id=record.event_id,
+                topic=record.topic,
+                payload_bytes=len(record.payload),
+                reason=why,
+            )
+        self.published += len(sent)
+        self._sweep_wanted = True
+        self._wake.set()
+        return len(sent)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._listen()

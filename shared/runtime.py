@@ -22,7 +22,7 @@ from shared.db import create_pool, migrate_service
 from shared.deadletter import SourceRecord
 from shared.eventloop import loop_name
 from shared.faults import CrashAfterCommit
-from shared.kafka import KafkaSender, ensure_topics, make_broker, make_producer
+from shared.kafka import MAX_RECORD_BYTES, KafkaSender, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.offsets import CommittingConsumer, OffsetCommitter
 from shared.readahead import ReadAheadConsumer, consume_ahead, source_record
@@ -73,8 +73,10 @@ class ServiceRuntime:
         http_host: str = "127.0.0.1",
         http_port: int = 0,
         pool_size: int = 5,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self.name = name
+        self.max_record_bytes = max_record_bytes
         self.bootstrap_servers = bootstrap_servers
         self.database_url = database_url
         self.migrations = migrations
@@ -100,6 +102,7 @@ class ServiceRuntime:
             migrations=migrations,
             http_host=settings.http_host,
             http_port=settings.http_port,
+            max_record_bytes=settings.kafka_max_record_bytes,
         )
 
     @property
@@ -202,7 +205,7 @@ class ServiceRuntime:
         await ensure_topics(self.bootstrap_servers)
         producer = make_producer(self.bootstrap_servers, client_id=f"{self.name}-relay")
         await producer.start()
-        self.relay = OutboxRelay(self.pool, KafkaSender(producer))
+        self.relay = OutboxRelay(self.pool, KafkaSender(producer, self.max_record_bytes))
         for processor, group_id, max_records, fetch_wait_ms in self._processors:
             self._register(processor, group_id, max_records, fetch_wait_ms)
         await self.broker.start()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.kafka import MAX_RECORD_BYTES
+
 
 class ServiceSettings(BaseSettings):
     # A start-up error names the bad setting but never echoes values: they hold database
@@ -17,6 +19,11 @@ class ServiceSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    # The largest event the outbox relay offers the broker; larger ones are parked (README,
+    # operators). Keep it under the broker's `message.max.bytes`.
+    kafka_max_record_bytes: int = Field(
+        default=MAX_RECORD_BYTES, gt=0, validation_alias="KAFKA_MAX_RECORD_BYTES"
     )
     database_url: str  # each service reads it under its own prefix, e.g. CLAIMS_DATABASE_URL
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")

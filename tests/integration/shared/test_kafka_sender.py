@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.kafka import KafkaSender, ensure_topics
+from shared.kafka import KafkaSender, RecordsRefused, ensure_topics
 from shared.outbox import OutgoingRecord
 from tests.support.components import Infra
 from tests.support.kafka import read_topic
@@ -59,3 +59,30 @@ async def test_records_arrive_once_in_order_on_the_partition_of_their_key(infra:
         assert sorted(sequences) == by_topic_order
         batched_only = [n for n in sequences if n % 5]
         assert batched_only == sorted(batched_only)
+
+
+async def test_a_record_over_the_limit_is_refused_by_name_and_nothing_of_it_goes_out(
+    infra: Infra,
+) -> None:
+    topic = f"test.sender-limit-{uuid.uuid4().hex[:8]}.v1"
+    await ensure_topics(infra.bootstrap_servers, [topic], partitions=1)
+
+    def record(n: int, size: int) -> OutgoingRecord:
+        return OutgoingRecord(str(uuid.uuid4()), topic, b"k", [("n", b"%d" % n)], b"x" * size)
+
+    small, large = record(0, 900), record(1, 1200)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+    await producer.start()
+    try:
+        sender = KafkaSender(producer, max_record_bytes=1000)
+        with pytest.raises(RecordsRefused) as refused:
+            await sender.send_all([small, large])
+        await sender.send_all([small])  # at the limit's side of it: taken
+    finally:
+        await producer.stop()
+    assert refused.value.records == [large]
+    assert refused.value.reason.endswith("bytes, more than the 1000 a record may have")
+    assert int(refused.value.reason.split()[0]) > 1200  # key, header and framing counted
+    assert [r.value for r in await read_topic(infra.bootstrap_servers, topic, idle_s=1)] == [
+        small.payload
+    ]

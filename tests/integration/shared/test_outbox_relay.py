@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import asyncpg
+import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
 from structlog.testing import capture_logs
 
 from shared.db import SHARED_MIGRATIONS, create_pool, migrate
 from shared.envelope import new_envelope
-from shared.kafka import KafkaSender, ensure_topics, make_producer
+from shared.http import health_router
+from shared.kafka import KafkaSender, RecordsRefused, ensure_topics, make_producer
 from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, committed_range, enqueue
 from shared.relay import FORGET_PUBLISHED, OutboxRelay
 from tests.support.components import Infra
@@ -25,13 +30,13 @@ from tests.support.kafka import read_topic
 pytestmark = pytest.mark.integration
 
 
-def _record(topic: str, n: int) -> OutgoingRecord:
+def _record(topic: str, n: int, padding: int = 0) -> OutgoingRecord:
     return OutgoingRecord(
         str(uuid.uuid4()),
         topic,
         b"k",
         new_envelope(type="be.test.X", source="/t").headers(),
-        f'{{"n": {n}}}'.encode(),
+        f'{{"n": {n}, "pad": "{"x" * padding}"}}'.encode() if padding else f'{{"n": {n}}}'.encode(),
     )
 
 
@@ -46,21 +51,32 @@ async def _stray(pool: asyncpg.Pool, record: OutgoingRecord) -> None:
     )
 
 
+# The relay's records in these tests are far smaller; a record this large is refused.
+RECORD_LIMIT = 10_000
+
+
+@pytest.fixture
+async def producer(infra: Infra) -> AsyncIterator[AIOKafkaProducer]:
+    producer = make_producer(infra.bootstrap_servers, client_id="test-relay")
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
 @pytest.fixture
 async def outbox(
-    infra: Infra, database: str
+    infra: Infra, database: str, producer: AIOKafkaProducer
 ) -> AsyncIterator[tuple[asyncpg.Pool, str, KafkaSender]]:
     topic = f"test.relay-{uuid.uuid4().hex[:8]}.v1"
     await ensure_topics(infra.bootstrap_servers, [topic], partitions=2)
     pool = await create_pool(database)
     async with pool.acquire() as conn:
         await migrate(conn, SHARED_MIGRATIONS)
-    producer = make_producer(infra.bootstrap_servers, client_id="test-relay")
-    await producer.start()
     try:
-        yield pool, topic, KafkaSender(producer)
+        yield pool, topic, KafkaSender(producer, max_record_bytes=RECORD_LIMIT)
     finally:
-        await producer.stop()
         await pool.close()
 
 
@@ -230,3 +246,91 @@ async def _drained(pool: asyncpg.Pool, within_s: float) -> None:
     while await pool.fetchval("SELECT count(*) FROM outbox"):
         assert asyncio.get_running_loop().time() < deadline, "the outbox was not emptied"
         await asyncio.sleep(0.05)
+
+
+def _values(n: range) -> list[bytes]:
+    return [f'{{"n": {i}}}'.encode() for i in n]
+
+
+async def _parked(pool: asyncpg.Pool) -> list[tuple[int, str]]:
+    rows = await pool.fetch(
+        "SELECT payload, parked_reason FROM outbox WHERE parked_at IS NOT NULL ORDER BY seq"
+    )
+    return [(json.loads(r["payload"])["n"], r["parked_reason"]) for r in rows]
+
+
+async def test_a_record_the_broker_will_never_take_is_parked_and_the_rest_go_out(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender], producer: AIOKafkaProducer
+) -> None:
+    pool, topic, sender = outbox
+    relay = OutboxRelay(pool, sender)  # stops at its next wake-up: a second at most
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(relay.run(stop))
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                records = [
+                    _record(topic, n, padding=RECORD_LIMIT if n == 2 else 0) for n in range(5)
+                ]
+                await enqueue(conn, records)
+            deadline = asyncio.get_running_loop().time() + 5
+            while await pool.fetchval("SELECT count(*) FROM outbox WHERE parked_at IS NULL"):
+                assert asyncio.get_running_loop().time() < deadline, "the relay stopped"
+                await asyncio.sleep(0.05)
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, [_record(topic, 5)])  # and it goes on publishing
+            await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+    # Published once each (nothing of the refused pass had gone out), in their order.
+    got = [r.value for r in await read_topic(infra.bootstrap_servers, topic, idle_s=1)]
+    assert got == _values(range(6))[:2] + _values(range(6))[3:]
+    [(n, reason)] = await _parked(pool)
+    assert n == 2 and reason.endswith(f"more than the {RECORD_LIMIT} a record may have")
+    [told] = [line for line in logs if line["event"] == "outbox record parked"]
+    assert told["log_level"] == "error"
+    assert (told["event_id"], told["topic"]) == (records[2].event_id, topic)
+    assert "outbox relay retrying" not in [line["event"] for line in logs]
+
+    # The operator sees it in the readiness probe, which still says ready...
+    app = FastAPI()
+    app.include_router(health_router(lambda: pool))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://service"
+    ) as client:
+        ready = await client.get("/health/ready")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "outbox_parked": 1})
+    # ...and, the cause removed (here: a sender that takes larger records), releases it.
+    await pool.execute("UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL")
+    assert await OutboxRelay(pool, KafkaSender(producer)).publish_pending() == 1
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+class RefusesBatchesHolding:
+    """The real broker, behind what a stricter broker answers for a record batch holding
+    a record it will never take: the whole batch is refused, not just that record."""
+
+    def __init__(self, sender: KafkaSender, poison: str) -> None:
+        self._sender, self._poison = sender, poison
+
+    async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
+        if any(r.event_id == self._poison for r in records):
+            raise RecordsRefused(records, "the broker refused it: MessageSizeTooLargeError")
+        await self._sender.send_all(records)
+
+
+async def test_a_batch_refused_whole_is_offered_record_by_record_and_only_the_culprit_parked(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender]
+) -> None:
+    pool, topic, sender = outbox
+    records = [_record(topic, n) for n in range(4)]
+    relay = OutboxRelay(pool, RefusesBatchesHolding(sender, poison=records[1].event_id))
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, records)
+    assert await relay.publish_pending() == 3  # each alone: three taken, one refused
+    assert await relay.publish_pending() == 0  # and the parked one is not offered again
+    assert await _parked(pool) == [(1, "the broker refused it: MessageSizeTooLargeError")]
+    got = [r.value for r in await read_topic(infra.bootstrap_servers, topic, idle_s=1)]
+    assert got == [_values(range(4))[n] for n in (0, 2, 3)]
