@@ -158,45 +158,55 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._listen()
-        backoff = 0.1
-        while not stop.is_set():
-            # Cleared before the pass, not after: a notification that arrives during the
-            # pass (rows committed after our SELECT) wakes the next one at once.
-            self._wake.clear()
-            seqs, self._notified = self._notified, None
-            if self._sweep_wanted or time.monotonic() - self._swept_at >= self._sweep_interval_s:
-                seqs = None  # a sweep, which covers any range notified too
-            if seqs is None:
-                self._sweep_wanted, self._swept_at = False, time.monotonic()
-            try:
-                published = await self.publish_pending(seqs)
-                backoff = 0.1
-                await self._cleanup_when_due()
-                if published >= self._batch_size:
-                    # A full batch: more are waiting, drain before sleeping.
-                    if seqs is None:
-                        self._sweep_wanted = True
-                    else:
-                        self._notify_range(seqs)
+        # Stopping wakes the relay, so that it lets go of its connections at once rather
+        # than at its next poll (a pool closing waits for them).
+        stopped = asyncio.ensure_future(stop.wait())
+        stopped.add_done_callback(lambda _: self._wake.set())
+        try:
+            backoff = 0.1
+            while not stop.is_set():
+                # Cleared before the pass, not after: a notification that arrives during the
+                # pass (rows committed after our SELECT) wakes the next one at once.
+                self._wake.clear()
+                seqs, self._notified = self._notified, None
+                if (
+                    self._sweep_wanted
+                    or time.monotonic() - self._swept_at >= self._sweep_interval_s
+                ):
+                    seqs = None  # a sweep, which covers any range notified too
+                if seqs is None:
+                    self._sweep_wanted, self._swept_at = False, time.monotonic()
+                try:
+                    published = await self.publish_pending(seqs)
+                    backoff = 0.1
+                    await self._cleanup_when_due()
+                    if published >= self._batch_size:
+                        # A full batch: more are waiting, drain before sleeping.
+                        if seqs is None:
+                            self._sweep_wanted = True
+                        else:
+                            self._notify_range(seqs)
+                        continue
+                except Exception as exc:
+                    # Database or broker down: wait and try again; nothing is lost, rows stay.
+                    log.warning(
+                        "outbox relay retrying",
+                        error=type(exc).__name__,
+                        detail=str(exc)[:200],
+                        backoff_s=backoff,
+                    )
+                    self._sweep_wanted = True
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    await self._listen()
                     continue
-            except Exception as exc:
-                # Database or broker down: wait and try again; nothing is lost, rows stay.
-                log.warning(
-                    "outbox relay retrying",
-                    error=type(exc).__name__,
-                    detail=str(exc)[:200],
-                    backoff_s=backoff,
-                )
-                self._sweep_wanted = True
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                await self._listen()
-                continue
-            sweep_due_in = self._swept_at + self._sweep_interval_s - time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), max(0.0, min(self._poll_interval_s, sweep_due_in))
-                )
+                sweep_due_in = self._swept_at + self._sweep_interval_s - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wake.wait(), max(0.0, min(self._poll_interval_s, sweep_due_in))
+                    )
+        finally:
+            stopped.cancel()
         await self._unlisten()
 
     async def forget_published(self) -> int:

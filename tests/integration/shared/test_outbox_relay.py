@@ -139,7 +139,7 @@ async def test_the_running_relay_publishes_what_it_is_told_of_and_sweeps_up_the_
         assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
         await _drained(pool, within_s=4)  # the sweep
     finally:
-        stop.set()  # seen at the relay's next wake-up, a sweep interval at most
+        stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
     assert await _published(infra, topic) == [f'{{"n": {n}}}'.encode() for n in range(7)]
@@ -263,7 +263,8 @@ async def test_a_record_the_broker_will_never_take_is_parked_and_the_rest_go_out
     infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender], producer: AIOKafkaProducer
 ) -> None:
     pool, topic, sender = outbox
-    relay = OutboxRelay(pool, sender)  # stops at its next wake-up: a second at most
+    # Polls so rarely that only notifications and its own wake-up publish the rest.
+    relay = OutboxRelay(pool, sender, poll_interval_s=600, sweep_interval_s=600)
     stop = asyncio.Event()
     with capture_logs() as logs:
         task = asyncio.create_task(relay.run(stop))
@@ -334,3 +335,17 @@ async def test_a_batch_refused_whole_is_offered_record_by_record_and_only_the_cu
     assert await _parked(pool) == [(1, "the broker refused it: MessageSizeTooLargeError")]
     got = [r.value for r in await read_topic(infra.bootstrap_servers, topic, idle_s=1)]
     assert got == [_values(range(4))[n] for n in (0, 2, 3)]
+
+
+async def test_stopping_wakes_the_relay_and_it_lets_go_of_its_connections(
+    outbox: tuple[asyncpg.Pool, str, KafkaSender],
+) -> None:
+    pool, _, sender = outbox
+    relay = OutboxRelay(pool, sender, poll_interval_s=600, sweep_interval_s=600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(0.5)  # its first pass is done; it waits for news or the next poll
+    assert not task.done()
+    stop.set()
+    await asyncio.wait_for(task, 2)  # not 600 s
+    await asyncio.wait_for(pool.close(), 2)  # the listening connection is back in the pool
