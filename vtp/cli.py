@@ -25,11 +25,13 @@ from vtp.devstack.stack import (
     read_running_stack,
 )
 from vtp.finance.cli import finance_app
+from vtp.operations.cli import deadletters_app
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
 console = Console(stderr=True)
 app.add_typer(device_app, name="device")
 app.add_typer(finance_app, name="finance")
+app.add_typer(deadletters_app, name="deadletters")
 
 
 @app.callback()

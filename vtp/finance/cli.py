@@ -8,15 +8,13 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
 from schwifty.exceptions import SchwiftyException
 
 from shared.money import format_eur
-from vtp.devstack.stack import bearer, operations_token, read_keys, read_running_stack
+from vtp.devstack.stack import bearer, operations_token, read_keys
 from vtp.finance.asyncapi import asyncapi_document
 from vtp.finance.book import PaymentBook
 from vtp.finance.export import CreditorRegister, export_pending
@@ -24,14 +22,17 @@ from vtp.finance.intake import take_in
 from vtp.finance.reports import write_report
 from vtp.finance.sepa import Debtor
 from vtp.finance.settlement import SettleFileError, parse_status_file, settle
+from vtp.locate import (
+    BOOTSTRAP_OPTION,
+    STATE_OPTION,
+    broker_address,
+    console,
+    running_stack,
+    state_folder,
+)
 
 finance_app = typer.Typer(help="Finance: pay the payment requests (SEPA) and report back.")
-console = Console(stderr=True)
 
-STATE_OPTION = typer.Option(None, help="State folder (default: $VTP_STATE_DIR or .vtp).")
-BOOTSTRAP_OPTION = typer.Option(
-    None, help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or the running stack)."
-)
 
 STATUS_FILE_ARGUMENT = typer.Argument(
     ..., exists=True, dir_okay=False, help="CSV: payment_id,status,reason_code,bank_reference"
@@ -44,24 +45,6 @@ TOKEN_OPTION = typer.Option(
     help="The claims API's operations token (default: the running stack's keys).",
 )
 ASYNCAPI_OUT_OPTION = typer.Option(None, help="Write here instead of standard output.")
-
-
-def _state(state_dir: Path | None) -> Path:
-    return (state_dir or Path(os.environ.get("VTP_STATE_DIR", ".vtp"))).resolve()
-
-
-def _running(state: Path) -> dict[str, Any]:
-    running = read_running_stack(state)
-    if running is None:
-        console.print(f"[red]no running stack in {state}[/]: start one with `vtp up`")
-        raise typer.Exit(2)
-    return running
-
-
-def _bootstrap(state: Path, given: str | None) -> str:
-    return (
-        given or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _running(state)["bootstrap_servers"]
-    )
 
 
 def _private_key(state: Path) -> str:
@@ -97,10 +80,10 @@ def export(
     idle_s: float = typer.Option(3.0, help="Stop reading Kafka after this many quiet seconds."),
 ) -> None:
     """Read new payment requests from Kafka and write a pain.001.001.09 file for them."""
-    state = _state(state_dir)
+    state = state_folder(state_dir)
     book = _book(state)
     try:
-        intake = asyncio.run(take_in(_bootstrap(state, bootstrap_servers), book, idle_s=idle_s))
+        intake = asyncio.run(take_in(broker_address(state, bootstrap_servers), book, idle_s=idle_s))
         result = export_pending(
             book,
             state / "finance" / "exports",
@@ -133,11 +116,11 @@ def settle_command(
     bootstrap_servers: str | None = BOOTSTRAP_OPTION,
 ) -> None:
     """Report the bank's answer back: PaymentSettled / PaymentFailed events."""
-    state = _state(state_dir)
+    state = state_folder(state_dir)
     book = _book(state)
     try:
         answers = parse_status_file(status_file.read_text())
-        result = asyncio.run(settle(_bootstrap(state, bootstrap_servers), book, answers))
+        result = asyncio.run(settle(broker_address(state, bootstrap_servers), book, answers))
     except SettleFileError as exc:
         console.print(f"[red]{status_file}: {exc}[/]")
         raise typer.Exit(1) from exc
@@ -159,7 +142,9 @@ def creditor(
 ) -> None:
     """Record a payee's name and IBAN in finance's own register."""
     try:
-        CreditorRegister(_state(state_dir) / "finance" / "creditors.json").put(payee_id, name, iban)
+        CreditorRegister(state_folder(state_dir) / "finance" / "creditors.json").put(
+            payee_id, name, iban
+        )
     except SchwiftyException as exc:
         # The reason only: an IBAN is personal data, and schwifty quotes some of them.
         reason = re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()
@@ -171,7 +156,7 @@ def creditor(
 @finance_app.command()
 def status(state_dir: Path | None = STATE_OPTION) -> None:
     """How many payments finance holds, per status."""
-    book = _book(_state(state_dir))
+    book = _book(state_folder(state_dir))
     try:
         typer.echo(json.dumps(book.counts(), sort_keys=True))
     finally:
@@ -187,8 +172,8 @@ def report(
     state_dir: Path | None = STATE_OPTION,
 ) -> None:
     """Monthly report per payer and per provider, and budget consumption per budget line."""
-    state = _state(state_dir)
-    url = claims_url or _running(state)["services"]["claims"]["url"]
+    state = state_folder(state_dir)
+    url = claims_url or running_stack(state)["services"]["claims"]["url"]
     response = httpx.get(
         f"{url}/reports/monthly",
         params={"month": month},

@@ -1,0 +1,138 @@
+"""Reading dead letters back, summing them up for an operator, and choosing what to send
+back: pure functions over what shared/deadletter.py writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.deadletter import (
+    DeadLetter,
+    DeadLetterReason,
+    SourceRecord,
+    dead_letter_record,
+)
+from shared.outbox import OutgoingRecord
+from vtp.operations.deadletters import Letter, letter_of, plan_redrive, summarise
+
+ORIGINAL_HEADERS = [("ce_id", b"4f1c"), ("ce_type", b"be.vtp.claims.claim-reversed.v1")]
+
+
+def _dead(
+    reason: DeadLetterReason,
+    *,
+    consumer: str = "notifications",
+    offset: int = 7,
+    topic: str = "claims.claim-reversed.v1",
+    value: bytes = b'{"claim_id": "x"}',
+    detail: str = "payee_kind: Extra inputs are not permitted",
+) -> OutgoingRecord:
+    source = SourceRecord(topic, 2, offset, b"holder-1", value, ORIGINAL_HEADERS)
+    return dead_letter_record(DeadLetter(source, reason, detail), consumer)
+
+
+def _letter(record: OutgoingRecord) -> Letter:
+    letter = letter_of(record.key, record.payload, record.headers)
+    assert letter is not None
+    return letter
+
+
+safe_text = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=40)
+
+
+@given(
+    reason=st.sampled_from(list(DeadLetterReason)),
+    consumer=safe_text.filter(bool),
+    topic=safe_text.filter(bool),
+    partition=st.integers(0, 1000),
+    offset=st.integers(0, 2**62),
+    value=st.binary(max_size=300),
+    headers=st.lists(
+        st.tuples(safe_text.filter(lambda k: not k.startswith("dlq_")), st.binary(max_size=20)),
+        max_size=5,
+    ),
+    detail=safe_text,
+)
+def test_a_dead_letter_reads_back_as_it_was_written(
+    reason: DeadLetterReason,
+    consumer: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    detail: str,
+) -> None:
+    source = SourceRecord(topic, partition, offset, b"k", value, headers)
+    record = dead_letter_record(DeadLetter(source, reason, detail), consumer)
+    letter = _letter(record)
+    assert (letter.consumer, letter.reason, letter.detail) == (consumer, reason.value, detail)
+    assert letter.source == (topic, partition, offset)
+    assert (letter.key, letter.headers) == (b"k", headers)  # the original's, dlq_* left out
+    assert letter.value == value or (letter.truncated and value.startswith(letter.value))
+    assert letter.at is not None and letter.at.tzinfo is not None
+
+
+def test_a_record_without_a_reason_or_source_is_not_a_dead_letter() -> None:
+    assert letter_of(b"k", b"{}", ORIGINAL_HEADERS) is None
+    assert letter_of(b"k", b"{}", [("dlq_reason", b"schema_violation")]) is None
+    broken = [("dlq_reason", b"x"), ("dlq_source_topic", b"t")]
+    broken += [("dlq_source_partition", b"one"), ("dlq_source_offset", b"1")]
+    assert letter_of(b"k", b"{}", broken) is None
+
+
+def test_the_summary_groups_by_consumer_reason_and_topic_largest_first() -> None:
+    letters = [
+        _letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, offset=n, detail=f"detail {n}"))
+        for n in range(3)
+    ]
+    letters.append(_letter(_dead(DeadLetterReason.BAD_SIGNATURE, consumer="claims-checkins")))
+    letters.append(_letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, consumer="cards-usage")))
+    groups = summarise(letters)
+    assert [(g.consumer, g.reason, g.count, g.redrivable) for g in groups] == [
+        ("notifications", "schema_violation", 3, True),
+        ("cards-usage", "schema_violation", 1, True),
+        ("claims-checkins", "bad_signature", 1, False),
+    ]
+    first = groups[0]
+    assert first.first_at is not None and first.last_at is not None
+    assert first.first_at <= first.last_at <= datetime.now(UTC)
+    assert first.detail == "detail 2"  # the latest
+
+
+def test_a_redrive_sends_each_original_once_and_says_what_it_leaves_and_why() -> None:
+    letters = [
+        _letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, offset=1)),
+        # The same message, refused by a second consumer: one copy reaches both.
+        _letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, offset=1, consumer="cards-usage")),
+        _letter(_dead(DeadLetterReason.HANDLER_ERROR, offset=2)),
+        _letter(_dead(DeadLetterReason.BAD_SIGNATURE, offset=3)),
+        _letter(_dead(DeadLetterReason.OVERSIZED, offset=4, value=b"x" * 70_000)),
+    ]
+    plan = plan_redrive(letters, reasons=[r.value for r in DeadLetterReason])
+    assert [(r.topic, r.key, r.payload, r.headers) for r in plan.records] == [
+        ("claims.claim-reversed.v1", b"holder-1", b'{"claim_id": "x"}', ORIGINAL_HEADERS)
+    ] * 2
+    assert len({r.event_id for r in plan.records}) == 2
+    assert plan.left == {
+        "the same message as another dead letter": 1,
+        "bad_signature: about the message itself, it would be refused again": 1,
+        "oversized: about the message itself, it would be refused again": 1,
+    }
+
+
+def test_by_default_only_what_a_consumer_may_now_accept_and_filters_narrow_it() -> None:
+    letters = [
+        _letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, offset=1)),
+        _letter(_dead(DeadLetterReason.UNKNOWN_VERSION, offset=2, consumer="cards-usage")),
+        _letter(_dead(DeadLetterReason.REPLAYED, offset=3)),
+        _letter(_dead(DeadLetterReason.HANDLER_ERROR, offset=4, topic="cards.card-issued.v1")),
+    ]
+    assert len(plan_redrive(letters).records) == 3
+    assert plan_redrive(letters).left == {"not chosen": 1}
+    only_cards = plan_redrive(letters, consumers=["cards-usage"])
+    assert [r.payload for r in only_cards.records] == [b'{"claim_id": "x"}']
+    assert plan_redrive(letters, source_topic="cards.card-issued.v1").left == {"not chosen": 3}
+    assert plan_redrive(letters, reasons=["unknown_version"]).left == {"not chosen": 3}

@@ -1,0 +1,1 @@
+"""Operators' commands: looking into the running system and mending it."""

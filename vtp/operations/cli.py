@@ -1,0 +1,200 @@
+"""`vtp deadletters …`: what is in the dead-letter topic, and sending back what a consumer
+can process now (after a deploy in the wrong order, or a fixed fault)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.progress import Progress
+from rich.table import Table
+
+from shared.deadletter import DeadLetterReason
+from shared.kafka import KafkaSender, make_producer
+from shared.outbox import OutgoingRecord
+from shared.topics import DEAD_LETTER_TOPIC
+from vtp.locate import BOOTSTRAP_OPTION, STATE_OPTION, broker_address, console, state_folder
+from vtp.operations.deadletters import Group, Letter, letter_of, plan_redrive, summarise
+
+deadletters_app = typer.Typer(
+    help="The dead-letter topic: what is in it, and sending back what can be processed now.",
+    no_args_is_help=True,
+)
+
+REASON_OPTION = typer.Option(
+    None,
+    "--reason",
+    help="Only these reasons (repeatable; default: every reason a consumer may now accept).",
+)
+CONSUMER_OPTION = typer.Option(
+    None, "--consumer", help="Only the dead letters of this consumer group (repeatable)."
+)
+
+
+@deadletters_app.command("list")
+def list_command(
+    state_dir: Path | None = STATE_OPTION,
+    bootstrap_servers: str | None = BOOTSTRAP_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="One JSON array on standard output."),
+) -> None:
+    """Dead letters per consumer, reason and source topic: how many, since when, the latest
+    detail, and whether they can be sent back. Never the messages themselves."""
+    letters = _read(broker_address(state_folder(state_dir), bootstrap_servers))
+    groups = summarise(letters)
+    if as_json:
+        typer.echo(json.dumps([_as_dict(g) for g in groups]))
+        return
+    if not groups:
+        console.print("no dead letters")
+        return
+    table = Table(title=f"{len(letters)} dead letter(s) in {DEAD_LETTER_TOPIC}")
+    for column in ("consumer", "reason", "source topic", "count", "first", "last", "re-drive"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    table.add_column("latest detail", overflow="fold", max_width=60)
+    for g in groups:
+        table.add_row(
+            g.consumer,
+            g.reason,
+            g.source_topic,
+            str(g.count),
+            _short(g.first_at),
+            _short(g.last_at),
+            "yes" if g.redrivable else "no",
+            g.detail,
+        )
+    console.print(table)
+
+
+@deadletters_app.command("redrive")
+def redrive_command(
+    reasons: list[DeadLetterReason] | None = REASON_OPTION,
+    consumers: list[str] | None = CONSUMER_OPTION,
+    source_topic: str | None = typer.Option(None, help="Only messages from this topic."),
+    yes: bool = typer.Option(False, "--yes", help="Send without asking."),
+    state_dir: Path | None = STATE_OPTION,
+    bootstrap_servers: str | None = BOOTSTRAP_OPTION,
+) -> None:
+    """Send the chosen dead letters' original messages back to their topics, once each.
+
+    Every consumer of a topic receives them again; those that processed them before find
+    them in their inbox and change nothing. Dead letters stay in the dead-letter topic (it
+    is a log); a message refused again is dead-lettered again, with its reason."""
+    bootstrap = broker_address(state_folder(state_dir), bootstrap_servers)
+    plan = plan_redrive(
+        _read(bootstrap),
+        reasons=[r.value for r in reasons] if reasons else None,
+        consumers=consumers or None,
+        source_topic=source_topic,
+    )
+    per_topic: dict[str, int] = {}
+    for record in plan.records:
+        per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
+    for why, count in sorted(plan.left.items()):
+        console.print(f"left alone: {count} ({why})")
+    if not plan.records:
+        console.print("nothing to send back")
+        typer.echo(json.dumps({"sent": 0}))
+        return
+    for topic, count in sorted(per_topic.items()):
+        console.print(f"to send back: {count} message(s) to {topic}")
+    if not yes and not typer.confirm("Send them?", err=True):
+        raise typer.Exit(1)
+    asyncio.run(_send(bootstrap, plan.records))
+    console.print(f"[green]sent back {len(plan.records)} message(s)[/]")
+    typer.echo(json.dumps({"sent": len(plan.records), "per_topic": per_topic}))
+
+
+def _read(bootstrap: str) -> list[Letter]:
+    try:
+        return asyncio.run(read_dead_letters(bootstrap))
+    except TimeoutError as exc:
+        console.print(f"[red]the dead-letter topic could not be read to its end[/]: {exc}")
+        raise typer.Exit(1) from exc
+
+
+async def read_dead_letters(
+    bootstrap: str, *, quiet_s: float = 1.0, timeout_s: float = 120.0
+) -> list[Letter]:
+    """Every dead letter, from the topic's start until it has nothing more to give; no
+    consumer group, so reading changes nothing."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="vtp-deadletters",
+        request_timeout_ms=30_000,
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata, with the topic's partitions
+        partitions = sorted(consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or ())
+        if not partitions:
+            return []
+        tps = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in partitions]
+        consumer.assign(tps)
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        letters: list[Letter] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        quiet_since: float | None = None
+        with Progress(console=console, transient=True) as progress:
+            total = sum(ends[tp] - starts[tp] for tp in tps)
+            task = progress.add_task("reading", total=total)
+            while True:
+                if loop.time() > deadline:
+                    raise TimeoutError(f"not at its end after {timeout_s:.0f} s")
+                batch = await consumer.getmany(*tps, timeout_ms=300, max_records=2000)
+                records = [r for rs in batch.values() for r in rs]
+                for r in records:
+                    letter = letter_of(r.key, r.value, list(r.headers or ()))
+                    if letter is not None:
+                        letters.append(letter)
+                if records:
+                    quiet_since = None
+                    total = max(total, len(letters))
+                    progress.update(task, completed=len(letters), total=total)
+                    continue
+                if any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                    continue
+                # At the end the broker named, and quiet for a moment more: the embedded
+                # broker names the end of a record batch's first record, not its last.
+                quiet_since = quiet_since or loop.time()
+                if loop.time() - quiet_since >= quiet_s:
+                    break
+        return letters
+    finally:
+        await consumer.stop()
+
+
+async def _send(bootstrap: str, records: list[OutgoingRecord]) -> None:
+    producer = make_producer(bootstrap, client_id="vtp-deadletters")
+    await producer.start()
+    try:
+        sender = KafkaSender(producer)
+        for start in range(0, len(records), 1000):
+            await sender.send_all(records[start : start + 1000])
+    finally:
+        await producer.stop()
+
+
+def _as_dict(g: Group) -> dict[str, object]:
+    return {
+        "consumer": g.consumer,
+        "reason": g.reason,
+        "source_topic": g.source_topic,
+        "count": g.count,
+        "first_at": g.first_at.isoformat() if g.first_at else None,
+        "last_at": g.last_at.isoformat() if g.last_at else None,
+        "latest_detail": g.detail,
+        "redrivable": g.redrivable,
+    }
+
+
+def _short(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "?"

@@ -1,0 +1,180 @@
+"""What is in the dead-letter topic, and which of it can be sent back once the cause is gone.
+
+Pure: records in, summaries and records to send out. Reading and sending are the command's
+(`vtp/operations/cli.py`).
+
+A dead letter keeps its message's original key, value and headers and adds `dlq_*` headers
+(shared/deadletter.py). Sending it back means publishing that original to its source topic
+again: every consumer of the topic receives it, and those that had processed it already
+find its event id in their inbox and change nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.deadletter import REASON_HEADER, DeadLetterReason
+from shared.envelope import Headers
+from shared.outbox import OutgoingRecord
+
+_REDRIVE_NAMESPACE = uuid.UUID("0b7e5f8e-3c55-4a8e-9d55-6f1f2a6f4c21")
+
+# The reasons a message may be processed after all once its cause is removed: a consumer
+# older than the event (deployed after its producer, or before a new version's support),
+# or a fault in the consumer since fixed. Every other reason is about the message itself,
+# and it would be refused again, for the same reason.
+REDRIVABLE = frozenset(
+    {
+        DeadLetterReason.SCHEMA_VIOLATION,
+        DeadLetterReason.UNKNOWN_VERSION,
+        DeadLetterReason.HANDLER_ERROR,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Letter:
+    consumer: str
+    reason: str
+    detail: str
+    at: datetime | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    truncated: bool
+    key: bytes
+    value: bytes
+    headers: Headers  # the original message's, without the dlq_* ones
+
+    @property
+    def source(self) -> tuple[str, int, int]:
+        return (self.source_topic, self.source_partition, self.source_offset)
+
+
+def letter_of(key: bytes | None, value: bytes | None, headers: Headers) -> Letter | None:
+    """The dead letter in a record of the dead-letter topic; None for a record that is not
+    one (no reason or source in its headers)."""
+    dlq = {k: v.decode(errors="replace") for k, v in headers if k.startswith("dlq_")}
+    try:
+        source = (
+            dlq["dlq_source_topic"],
+            int(dlq["dlq_source_partition"]),
+            int(dlq["dlq_source_offset"]),
+        )
+        reason = dlq[REASON_HEADER]
+    except (KeyError, ValueError):
+        return None
+    return Letter(
+        consumer=dlq.get("dlq_consumer", "?"),
+        reason=reason,
+        detail=dlq.get("dlq_detail", ""),
+        at=_when(dlq.get("dlq_at")),
+        source_topic=source[0],
+        source_partition=source[1],
+        source_offset=source[2],
+        truncated="dlq_truncated_from_bytes" in dlq,
+        key=key or b"",
+        value=value or b"",
+        headers=[(k, v) for k, v in headers if not k.startswith("dlq_")],
+    )
+
+
+def _when(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Dead letters of one consumer, reason and source topic."""
+
+    consumer: str
+    reason: str
+    source_topic: str
+    count: int
+    first_at: datetime | None
+    last_at: datetime | None
+    detail: str  # the latest one's: what an operator reads first
+    redrivable: bool
+
+
+def summarise(letters: Iterable[Letter]) -> list[Group]:
+    """One line per consumer, reason and source topic; the largest groups first."""
+    groups: dict[tuple[str, str, str], list[Letter]] = {}
+    for letter in letters:
+        groups.setdefault((letter.consumer, letter.reason, letter.source_topic), []).append(letter)
+    summary = []
+    for (consumer, reason, topic), members in groups.items():
+        times = sorted(m.at for m in members if m.at is not None)
+        latest = max(members, key=lambda m: (m.at is not None, m.at or datetime.min))
+        summary.append(
+            Group(
+                consumer=consumer,
+                reason=reason,
+                source_topic=topic,
+                count=len(members),
+                first_at=times[0] if times else None,
+                last_at=times[-1] if times else None,
+                detail=latest.detail,
+                redrivable=reason in REDRIVABLE,
+            )
+        )
+    return sorted(summary, key=lambda g: (-g.count, g.consumer, g.reason, g.source_topic))
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """What a re-drive would send, and what it leaves, with why."""
+
+    records: list[OutgoingRecord]
+    left: dict[str, int]  # why -> how many dead letters
+
+
+def plan_redrive(
+    letters: Sequence[Letter],
+    *,
+    reasons: Iterable[str] | None = None,
+    consumers: Iterable[str] | None = None,
+    source_topic: str | None = None,
+) -> Redrive:
+    """The originals of the chosen dead letters, once each: two consumers may have
+    dead-lettered the same message, and one copy reaches both."""
+    wanted_reasons = set(reasons) if reasons is not None else set(REDRIVABLE)
+    wanted_consumers = set(consumers) if consumers is not None else None
+    records: list[OutgoingRecord] = []
+    sent: set[tuple[str, int, int]] = set()
+    left: dict[str, int] = {}
+
+    def leave(why: str) -> None:
+        left[why] = left.get(why, 0) + 1
+
+    for letter in letters:
+        if (
+            letter.reason not in wanted_reasons
+            or (wanted_consumers is not None and letter.consumer not in wanted_consumers)
+            or (source_topic is not None and letter.source_topic != source_topic)
+        ):
+            leave("not chosen")
+        elif letter.reason not in REDRIVABLE:
+            leave(f"{letter.reason}: about the message itself, it would be refused again")
+        elif letter.truncated:
+            leave("kept only in part (oversized)")
+        elif letter.source in sent:
+            leave("the same message as another dead letter")
+        else:
+            sent.add(letter.source)
+            records.append(
+                OutgoingRecord(
+                    event_id=str(uuid.uuid5(_REDRIVE_NAMESPACE, "/".join(map(str, letter.source)))),
+                    topic=letter.source_topic,
+                    key=letter.key,
+                    headers=letter.headers,
+                    payload=letter.value,
+                )
+            )
+    return Redrive(records, left)
