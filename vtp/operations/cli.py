@@ -103,7 +103,7 @@ def redrive_command(
         console.print(f"to send back: {count} message(s) to {topic}")
     if not yes and not typer.confirm("Send them?", err=True):
         raise typer.Exit(1)
-    asyncio.run(_send(bootstrap, plan.records))
+    asyncio.run(send_back(bootstrap, plan.records))
     console.print(f"[green]sent back {len(plan.records)} message(s)[/]")
     typer.echo(json.dumps({"sent": len(plan.records), "per_topic": per_topic}))
 
@@ -172,7 +172,8 @@ async def read_dead_letters(
         await consumer.stop()
 
 
-async def _send(bootstrap: str, records: list[OutgoingRecord]) -> None:
+async def send_back(bootstrap: str, records: list[OutgoingRecord]) -> None:
+    """Publish re-driven records to their topics, a thousand at a time."""
     producer = make_producer(bootstrap, client_id="vtp-deadletters")
     await producer.start()
     try:

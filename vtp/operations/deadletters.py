@@ -24,8 +24,10 @@ _REDRIVE_NAMESPACE = uuid.UUID("0b7e5f8e-3c55-4a8e-9d55-6f1f2a6f4c21")
 
 # The reasons a message may be processed after all once its cause is removed: a consumer
 # older than the event (deployed after its producer, or before a new version's support),
-# or a fault in the consumer since fixed. Every other reason is about the message itself,
-# and it would be refused again, for the same reason.
+# or a fault in the consumer since fixed. These are given while decoding or when the
+# handler failed, so the consumer's inbox never took the event's id: the message sent back
+# is processed (shared/consumer.py). Every other reason is about the message itself, and
+# it would be refused again, for the same reason.
 REDRIVABLE = frozenset(
     {
         DeadLetterReason.SCHEMA_VIOLATION,

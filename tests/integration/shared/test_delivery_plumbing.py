@@ -25,6 +25,8 @@ from shared.runtime import ServiceRuntime
 from shared.topics import DEAD_LETTER_TOPIC, Topic
 from tests.support.components import Infra
 from tests.support.kafka import header, produce_raw, read_topic
+from vtp.operations.cli import read_dead_letters, send_back
+from vtp.operations.deadletters import Letter, plan_redrive
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +88,11 @@ async def running_consumer(infra: Infra, database: str, tmp_path: Path) -> Any:
     )
     pool = await runtime.open_database()
 
+    faulty: set[uuid.UUID] = set()  # widgets the handler fails on, as a bug would
+
     async def handler(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+        if any(i.payload.widget_id in faulty for i in batch):
+            raise RuntimeError("a fault in the handler")
         return await _made(conn, batch, out_topic)
 
     prepared: list[uuid.UUID] = []  # the envelope ids prepare() was given, decoded
@@ -102,7 +108,7 @@ async def running_consumer(infra: Infra, database: str, tmp_path: Path) -> Any:
     )
     task = asyncio.create_task(runtime.run())
     try:
-        yield runtime, topic, out_topic, pool, prepared
+        yield runtime, topic, out_topic, pool, prepared, faulty
     finally:
         runtime.stop.set()
         with contextlib.suppress(Exception):
@@ -135,7 +141,7 @@ async def _wait_for(pool: asyncpg.Pool, query: str, expected: int, timeout_s: fl
 async def test_duplicates_are_applied_once_and_poison_is_dead_lettered(
     infra: Infra, running_consumer: Any
 ) -> None:
-    _, topic, out_topic, pool, prepared = running_consumer
+    _, topic, out_topic, pool, prepared, _ = running_consumer
     widgets = [WidgetMade(widget_id=uuid.uuid4(), size=n) for n in range(20)]
     envelopes = [new_envelope(type=topic.event_type, source="/test") for _ in widgets]
     bootstrap = infra.bootstrap_servers
@@ -204,7 +210,7 @@ async def test_duplicates_are_applied_once_and_poison_is_dead_lettered(
 async def test_the_relay_publishes_rows_committed_while_the_broker_is_paused(
     infra: Infra, running_consumer: Any
 ) -> None:
-    _, _, out_topic, pool, _ = running_consumer
+    _, _, out_topic, pool, _, _ = running_consumer
     if infra.broker is None:
         pytest.skip("pausing needs the embedded broker process")
     infra.broker.pause()
@@ -229,7 +235,7 @@ async def test_a_derived_event_id_is_remembered_after_publishing(
     """A dead letter's id comes from the poison message's position: replayed after a crash,
     the same letter is enqueued again and must not be published twice. Its row stays
     (marked published); an ordinary event's row is deleted once published."""
-    _, _, out_topic, pool, _ = running_consumer
+    _, _, out_topic, pool, _, _ = running_consumer
     derived = _record(out_topic, b'{"letter": 1}', retain=True)
     ordinary = _record(out_topic, b'{"ordinary": 1}')
     async with pool.acquire() as conn, conn.transaction():
@@ -250,7 +256,7 @@ async def test_poison_the_database_or_the_json_parser_cannot_take_is_dead_letter
 ) -> None:
     """A body nested too deeply for the JSON parser once failed its whole batch, silently
     skipped; a NUL byte in a copied header (jsonb refuses it) failed the batch for ever."""
-    _, topic, _, pool, _ = running_consumer
+    _, topic, _, pool, _, _ = running_consumer
     bootstrap = infra.bootstrap_servers
     widgets = [WidgetMade(widget_id=uuid.uuid4(), size=n) for n in range(6)]
 
@@ -298,3 +304,39 @@ async def test_poison_the_database_or_the_json_parser_cannot_take_is_dead_letter
     assert "nested too deeply" in (header(by_value[b"[" * 1000], "dlq_detail") or "")
     assert nul_header in [(k, bytes(v)) for k, v in by_value[b"{not json"].headers]
     assert header(by_value[widgets[0].model_dump_json().encode()], "correlation_id") == "c\0d"
+
+
+async def test_a_message_dead_lettered_by_a_fault_since_fixed_is_applied_once_sent_back(
+    infra: Infra, running_consumer: Any
+) -> None:
+    _, topic, _, pool, _, faulty = running_consumer
+    widget = WidgetMade(widget_id=uuid.uuid4(), size=3)
+    envelope = new_envelope(type=topic.event_type, source="/test")
+    faulty.add(widget.widget_id)
+    await produce_raw(
+        infra.bootstrap_servers,
+        topic.name,
+        widget.model_dump_json().encode(),
+        key=topic.key_of(widget),
+        headers=envelope.headers(),
+    )
+    deadline = asyncio.get_running_loop().time() + 60
+    letters: list[Letter] = []
+    while not letters:
+        assert asyncio.get_running_loop().time() < deadline, "never dead-lettered"
+        letters = [
+            letter
+            for letter in await read_dead_letters(infra.bootstrap_servers, quiet_s=0.3)
+            if letter.source_topic == topic.name
+        ]
+    assert [letter.reason for letter in letters] == ["handler_error"]
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 0
+
+    faulty.clear()  # the fault is fixed and deployed; the operator sends the message back
+    plan = plan_redrive(letters)
+    await send_back(infra.bootstrap_servers, plan.records)
+    await send_back(infra.bootstrap_servers, plan.records)  # twice, by mistake
+    assert await _wait_for(pool, "SELECT count(*) FROM effects", 1) == 1
+    await asyncio.sleep(1.0)  # give a second application the time to show up
+    rows = await pool.fetch("SELECT event_id, widget_id FROM effects")
+    assert [(r["event_id"], r["widget_id"]) for r in rows] == [(envelope.id, widget.widget_id)]
