@@ -16,7 +16,7 @@ from shared.outbox import OutgoingRecord
 from shared.topics import DEAD_LETTER_TOPIC
 from tests.support.components import Infra
 from tests.support.kafka import read_topic
-from vtp.cli import app
+from vtp.operations.cli import deadletters_app
 
 pytestmark = pytest.mark.integration
 
@@ -39,28 +39,35 @@ def _dead(topic: str, offset: int, reason: DeadLetterReason, consumer: str) -> O
     )
 
 
-def _vtp(infra: Infra, *args: str) -> str:
-    result = CliRunner().invoke(app, [*args, "--bootstrap-servers", infra.bootstrap_servers])
+def _dead_letters_from_a_topic_of_its_own(
+    infra: Infra, *letters: tuple[int, DeadLetterReason, str]
+) -> str:
+    """Dead letters of messages from a new topic, whose name is returned: other tests
+    dead-letter into the same dead-letter topic, a test looks at its own source topic."""
+    topic = f"test.redrive-{uuid.uuid4().hex[:8]}.v1"
+    asyncio.run(ensure_topics(infra.bootstrap_servers, [topic, DEAD_LETTER_TOPIC], partitions=1))
+    records = [_dead(topic, offset, reason, consumer) for offset, reason, consumer in letters]
+    asyncio.run(_publish(infra.bootstrap_servers, records))
+    return topic
+
+
+def _deadletters(infra: Infra, *args: str) -> str:
+    result = CliRunner().invoke(
+        deadletters_app, [*args, "--bootstrap-servers", infra.bootstrap_servers]
+    )
     assert result.exit_code == 0, result.output
     return result.stdout
 
 
 def test_an_operator_sees_the_dead_letters_and_sends_back_what_can_go(infra: Infra) -> None:
-    # Other tests dead-letter into the same topic: this one looks at its own source topic.
-    topic = f"test.redrive-{uuid.uuid4().hex[:8]}.v1"
-    asyncio.run(ensure_topics(infra.bootstrap_servers, [topic, DEAD_LETTER_TOPIC], partitions=1))
-    asyncio.run(
-        _publish(
-            infra.bootstrap_servers,
-            [
-                _dead(topic, 1, DeadLetterReason.SCHEMA_VIOLATION, "claims-cards"),
-                _dead(topic, 1, DeadLetterReason.SCHEMA_VIOLATION, "notifications"),
-                _dead(topic, 2, DeadLetterReason.SCHEMA_VIOLATION, "claims-cards"),
-                _dead(topic, 3, DeadLetterReason.BAD_SIGNATURE, "claims-checkins"),
-            ],
-        )
+    topic = _dead_letters_from_a_topic_of_its_own(
+        infra,
+        (1, DeadLetterReason.SCHEMA_VIOLATION, "claims-cards"),
+        (1, DeadLetterReason.SCHEMA_VIOLATION, "notifications"),
+        (2, DeadLetterReason.SCHEMA_VIOLATION, "claims-cards"),
+        (3, DeadLetterReason.BAD_SIGNATURE, "claims-checkins"),
     )
-    listed = [g for g in json.loads(_vtp(infra, "deadletters", "list", "--json"))]
+    listed = [g for g in json.loads(_deadletters(infra, "list", "--json"))]
     mine = {
         (g["consumer"], g["reason"]): (g["count"], g["redrivable"], g["latest_detail"])
         for g in listed
@@ -74,8 +81,8 @@ def test_an_operator_sees_the_dead_letters_and_sends_back_what_can_go(infra: Inf
     }
 
     table = CliRunner().invoke(
-        app,
-        ["deadletters", "list", "--bootstrap-servers", infra.bootstrap_servers],
+        deadletters_app,
+        ["list", "--bootstrap-servers", infra.bootstrap_servers],
         env={"COLUMNS": "250"},
     )
     rows = [line for line in table.stderr.splitlines() if topic in line]
@@ -83,7 +90,7 @@ def test_an_operator_sees_the_dead_letters_and_sends_back_what_can_go(infra: Inf
     assert any("claims-cards" in r and "schema_violation" in r and " 2 " in r for r in rows)
     assert any("bad_signature" in r and " no " in r for r in rows)
 
-    sent = json.loads(_vtp(infra, "deadletters", "redrive", "--source-topic", topic, "--yes"))
+    sent = json.loads(_deadletters(infra, "redrive", "--source-topic", topic, "--yes"))
     assert sent == {"sent": 2, "per_topic": {topic: 2}}
     back = asyncio.run(read_topic(infra.bootstrap_servers, topic, idle_s=1))
     assert sorted((r.key, r.value, list(r.headers)) for r in back) == [
@@ -93,17 +100,12 @@ def test_an_operator_sees_the_dead_letters_and_sends_back_what_can_go(infra: Inf
 
 
 def test_a_redrive_asks_before_it_sends(infra: Infra) -> None:
-    topic = f"test.redrive-{uuid.uuid4().hex[:8]}.v1"
-    asyncio.run(ensure_topics(infra.bootstrap_servers, [topic, DEAD_LETTER_TOPIC], partitions=1))
-    asyncio.run(
-        _publish(
-            infra.bootstrap_servers,
-            [_dead(topic, 5, DeadLetterReason.HANDLER_ERROR, "notifications")],
-        )
+    topic = _dead_letters_from_a_topic_of_its_own(
+        infra, (5, DeadLetterReason.HANDLER_ERROR, "notifications")
     )
     result = CliRunner().invoke(
-        app,
-        ["deadletters", "redrive", "--source-topic", topic],
+        deadletters_app,
+        ["redrive", "--source-topic", topic],
         input="n\n",
         env={"KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers},
     )
