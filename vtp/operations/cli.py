@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from rich.progress import Progress
 from rich.table import Table
 
@@ -114,6 +115,9 @@ def _read(bootstrap: str) -> list[Letter]:
     except TimeoutError as exc:
         console.print(f"[red]the dead-letter topic could not be read to its end[/]: {exc}")
         raise typer.Exit(1) from exc
+    except KafkaError as exc:
+        console.print(f"[red]the broker at {bootstrap} did not answer[/]: {type(exc).__name__}")
+        raise typer.Exit(1) from exc
 
 
 async def read_dead_letters(
@@ -128,8 +132,8 @@ async def read_dead_letters(
         client_id="vtp-deadletters",
         request_timeout_ms=30_000,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer.topics()  # the cluster's metadata, with the topic's partitions
         partitions = sorted(consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or ())
         if not partitions:

@@ -1,0 +1,19 @@
+"""`vtp deadletters` without a broker to ask: a clear error, not a traceback."""
+
+from __future__ import annotations
+
+import socket
+
+from typer.testing import CliRunner
+
+from vtp.operations.cli import deadletters_app
+
+
+def test_a_broker_that_does_not_answer_is_named_and_the_command_fails() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    result = CliRunner().invoke(deadletters_app, ["list", "--bootstrap-servers", address])
+    assert result.exit_code == 1
+    assert f"the broker at {address} did not answer: KafkaConnectionError" in result.stderr
+    assert "Traceback" not in result.output
