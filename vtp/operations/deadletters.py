@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.deadletter import REASON_HEADER, DeadLetterReason
 from shared.envelope import Headers
@@ -85,10 +85,13 @@ def letter_of(key: bytes | None, value: bytes | None, headers: Headers) -> Lette
 
 
 def _when(text: str | None) -> datetime | None:
+    """When it was dead-lettered; a time without a zone (not written by us) is taken as
+    UTC, so that every time can be compared with every other."""
     try:
-        return datetime.fromisoformat(text) if text else None
+        at = datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 @dataclass(frozen=True)

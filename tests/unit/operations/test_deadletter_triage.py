@@ -136,3 +136,13 @@ def test_by_default_only_what_a_consumer_may_now_accept_and_filters_narrow_it() 
     assert [r.payload for r in only_cards.records] == [b'{"claim_id": "x"}']
     assert plan_redrive(letters, source_topic="cards.card-issued.v1").left == {"not chosen": 3}
     assert plan_redrive(letters, reasons=["unknown_version"]).left == {"not chosen": 3}
+
+
+def test_times_without_a_zone_are_taken_as_utc_and_sum_up_with_the_others() -> None:
+    ours = _dead(DeadLetterReason.SCHEMA_VIOLATION, offset=1)
+    foreign = [(k, b"2020-01-01T09:00:00" if k == "dlq_at" else v) for k, v in ours.headers]
+    letters = [_letter(ours), _letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, offset=2))]
+    odd = letter_of(ours.key, ours.payload, foreign)
+    assert odd is not None and odd.at == datetime(2020, 1, 1, 9, tzinfo=UTC)
+    [group] = summarise([*letters, odd])
+    assert group.count == 3 and group.first_at == odd.at
