@@ -117,8 +117,9 @@ def test_anything_above_the_size_limit_is_oversized_before_it_is_parsed(
 
 @FAST
 @given(
-    # Without control characters: an envelope holding one is invalid whatever its type.
-    ce_type=st.text(st.characters(exclude_categories=["Cc"]), min_size=1, max_size=60).filter(
+    # Without control characters (an envelope holding one is invalid whatever its type) nor
+    # lone surrogates (excluded by default until a category is named; no header holds one).
+    ce_type=st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=60).filter(
         lambda t: t != CHECKIN.event_type
     )
 )
