@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -25,6 +23,7 @@ from vtp.devstack.stack import (
     read_running_stack,
 )
 from vtp.finance.cli import finance_app
+from vtp.locate import state_folder
 from vtp.operations.cli import deadletters_app
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
@@ -41,16 +40,12 @@ def _tool_logging() -> None:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
-def state_dir() -> Path:
-    return Path(os.environ.get("VTP_STATE_DIR", ".vtp")).resolve()
-
-
 @app.command()
 def up(
     claims_processes: int = typer.Option(1, help="How many claims consumer processes to run."),
 ) -> None:
     """Start the whole system on the embedded defaults and keep it running until Ctrl-C."""
-    stack = Stack(state_dir(), claims_processes=claims_processes)
+    stack = Stack(state_folder(None), claims_processes=claims_processes)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -98,10 +93,10 @@ def demo(
     """Seed a demo municipality, emit check-ins and show what became of them."""
     from vtp.demo.run import Endpoints, print_json_line, run_demo
 
-    running = read_running_stack(state_dir())
+    running = read_running_stack(state_folder(None))
     own: Stack | None = None
     if running is None:
-        own = Stack(state_dir() / "demo")
+        own = Stack(state_folder(None) / "demo")
         with console.status("no running stack: starting one for this demo") as status:
             own.start(progress=lambda text: status.update(text))
         endpoints = Endpoints(
@@ -118,7 +113,7 @@ def demo(
             services["cards"]["url"],
             services["claims"]["url"],
             services["notifications"]["url"],
-            operations_token(state_dir()),
+            operations_token(state_folder(None)),
         )
     try:
         summary = eventloop.run(run_demo(endpoints, checkins, holders, seed, console))
@@ -153,7 +148,7 @@ def bench(
     size = SMOKE if smoke else FULL
     if checkins:
         size = dataclasses.replace(size, e2e_checkins=checkins)
-    folder = state_dir() / "bench"
+    folder = state_folder(None) / "bench"
     shutil.rmtree(folder, ignore_errors=True)  # seeding twice into one database would clash
     result = eventloop.run(run_bench(folder, size, console, statements=statements))
     if json_output:
@@ -173,7 +168,7 @@ def chaos(
 
     from vtp.chaos.run import run_chaos
 
-    folder = state_dir() / f"chaos-{seed}"
+    folder = state_folder(None) / f"chaos-{seed}"
     shutil.rmtree(folder, ignore_errors=True)  # a run starts from nothing: no earlier data
     try:
         report = eventloop.run(run_chaos(folder, seed, checkins, console, faults or None))

@@ -25,6 +25,7 @@ from vtp.device.devicefile import DeviceFile, DeviceFileError, find_device_file
 from vtp.device.journal import Journal
 from vtp.device.simulate import random_card_numbers, register_devices, simulate
 from vtp.device.transport import KafkaTransport
+from vtp.locate import state_folder
 
 device_app = typer.Typer(help="A provider's check-in device.", no_args_is_help=True)
 
@@ -37,20 +38,14 @@ DEVICE_OPTION = typer.Option(
 BOOTSTRAP_OPTION = typer.Option(None, "--bootstrap", help="Kafka bootstrap servers.")
 
 
-def _state_dir() -> Path:
-    from vtp.cli import state_dir  # late: vtp.cli imports this module
-
-    return state_dir()
-
-
 def devices_dir() -> Path:
-    return _state_dir() / "devices"
+    return state_folder(None) / "devices"
 
 
 def _running() -> dict[str, Any]:
     from vtp.devstack.stack import read_running_stack
 
-    return read_running_stack(_state_dir()) or {}
+    return read_running_stack(state_folder(None)) or {}
 
 
 def _bootstrap(option: str | None) -> str:
