@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     MessageSizeTooLargeError,
@@ -164,3 +164,18 @@ async def ensure_topics(
             log.info("topics created", topics=len(missing), partitions=partitions)
     finally:
         await admin.close()
+
+
+async def caught_up(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer has read each partition it holds up to the end its latest fetch
+    answer named (the high watermark). Not the ends ListOffsets answers: the embedded broker
+    names there the end of the last record batch's *first* record. Nor a quiet moment: a
+    busy broker can be quiet for seconds before its next answer."""
+    partitions = consumer.assignment()
+    if not partitions:
+        return False
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True

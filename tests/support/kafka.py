@@ -8,11 +8,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared.kafka import caught_up
+
 
 async def read_topic(
     bootstrap: str, topic: str, *, idle_s: float = 2.0, timeout_s: float = 30
 ) -> list[Any]:
-    """Every record on a topic, from the start, until it stays quiet for `idle_s`."""
+    """Every record on a topic, from the start, until it stays quiet for `idle_s` once read
+    to its end (a busy broker's slow answer is not the end)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -29,7 +32,7 @@ async def read_topic(
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             got = [r for rs in batch.values() for r in rs]
-            if got:
+            if got or not await caught_up(consumer):
                 records.extend(got)
                 quiet_since = loop.time()
             elif loop.time() - quiet_since > idle_s:

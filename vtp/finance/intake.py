@@ -16,6 +16,7 @@ from shared import topics
 from shared.consumer import decode
 from shared.deadletter import DeadLetter, SourceRecord
 from shared.events.payments import PaymentRequested
+from shared.kafka import caught_up
 from vtp.finance.book import PaymentBook
 
 GROUP_ID = "finance"
@@ -52,9 +53,9 @@ async def take_in(
             batch = await consumer.getmany(timeout_ms=300, max_records=500)
             records = [r for rs in batch.values() for r in rs]
             if not records:
-                # Joining a fresh group can take a while: count quiet time from the moment
-                # partitions are assigned, not from the start.
-                if not consumer.assignment():
+                # Quiet counts only once every partition is read to its end: joining a fresh
+                # group, or a busy broker's next answer, can take longer than `idle_s`.
+                if not await caught_up(consumer):
                     quiet_since = loop.time()
                 elif loop.time() - quiet_since > idle_s:
                     break

@@ -15,7 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from shared.deadletter import DeadLetterReason
-from shared.kafka import KafkaSender, make_producer
+from shared.kafka import KafkaSender, caught_up, make_producer
 from shared.outbox import OutgoingRecord
 from shared.topics import DEAD_LETTER_TOPIC
 from vtp.locate import BOOTSTRAP_OPTION, STATE_OPTION, broker_address, console, state_folder
@@ -120,11 +120,9 @@ def _read(bootstrap: str) -> list[Letter]:
         raise typer.Exit(1) from exc
 
 
-async def read_dead_letters(
-    bootstrap: str, *, quiet_s: float = 1.0, timeout_s: float = 120.0
-) -> list[Letter]:
-    """Every dead letter, from the topic's start until it has nothing more to give; no
-    consumer group, so reading changes nothing."""
+async def read_dead_letters(bootstrap: str, *, timeout_s: float = 120.0) -> list[Letter]:
+    """Every dead letter, from the topic's start to the end the broker names while it is
+    read; no consumer group, so reading changes nothing."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -141,36 +139,26 @@ async def read_dead_letters(
         tps = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in partitions]
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         letters: list[Letter] = []
+        read = 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        quiet_since: float | None = None
         with Progress(console=console, transient=True) as progress:
-            total = sum(ends[tp] - starts[tp] for tp in tps)
-            task = progress.add_task("reading", total=total)
-            while True:
+            task = progress.add_task("reading", total=None)
+            while not await caught_up(consumer):
                 if loop.time() > deadline:
                     raise TimeoutError(f"not at its end after {timeout_s:.0f} s")
                 batch = await consumer.getmany(*tps, timeout_ms=300, max_records=2000)
-                records = [r for rs in batch.values() for r in rs]
-                for r in records:
+                for r in (r for rs in batch.values() for r in rs):
+                    read += 1
                     letter = letter_of(r.key, r.value, list(r.headers or ()))
                     if letter is not None:
                         letters.append(letter)
-                if records:
-                    quiet_since = None
-                    total = max(total, len(letters))
-                    progress.update(task, completed=len(letters), total=total)
-                    continue
-                if any([await consumer.position(tp) < ends[tp] for tp in tps]):
-                    continue
-                # At the end the broker named, and quiet for a moment more: the embedded
-                # broker names the end of a record batch's first record, not its last.
-                quiet_since = quiet_since or loop.time()
-                if loop.time() - quiet_since >= quiet_s:
-                    break
+                highwaters = [consumer.highwater(tp) for tp in tps]
+                if None not in highwaters:
+                    total = sum(h - starts[tp] for tp, h in zip(tps, highwaters, strict=True))
+                    progress.update(task, completed=read, total=total)
         return letters
     finally:
         await consumer.stop()

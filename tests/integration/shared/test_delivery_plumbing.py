@@ -326,7 +326,7 @@ async def test_a_message_dead_lettered_by_a_fault_since_fixed_is_applied_once_se
         assert asyncio.get_running_loop().time() < deadline, "never dead-lettered"
         letters = [
             letter
-            for letter in await read_dead_letters(infra.bootstrap_servers, quiet_s=0.3)
+            for letter in await read_dead_letters(infra.bootstrap_servers)
             if letter.source_topic == topic.name
         ]
     assert [letter.reason for letter in letters] == ["handler_error"]

@@ -7,9 +7,9 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.kafka import KafkaSender, RecordsRefused, ensure_topics
+from shared.kafka import KafkaSender, RecordsRefused, caught_up, ensure_topics
 from shared.outbox import OutgoingRecord
 from tests.support.components import Infra
 from tests.support.kafka import read_topic
@@ -86,3 +86,36 @@ async def test_a_record_over_the_limit_is_refused_by_name_and_nothing_of_it_goes
     assert [r.value for r in await read_topic(infra.bootstrap_servers, topic, idle_s=1)] == [
         small.payload
     ]
+
+
+async def test_a_reader_is_caught_up_only_at_the_end_of_the_last_record_batch(
+    infra: Infra,
+) -> None:
+    topic = f"test.caught-up-{uuid.uuid4().hex[:8]}.v1"
+    await ensure_topics(infra.bootstrap_servers, [topic], partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+    await producer.start()
+    try:
+        for batch in (4, 3):  # two record batches; the embedded broker's ListOffsets names 5
+            sender = KafkaSender(producer)
+            await sender.send_all(
+                [OutgoingRecord(str(uuid.uuid4()), topic, b"k", [], b"v") for _ in range(batch)]
+            )
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        assert not await caught_up(consumer)  # no fetch answered yet: no end known
+        read = 0
+        while read < 7:
+            records = await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
+            assert records, "the broker did not answer in 10 s"
+            read += 1
+            assert await caught_up(consumer) == (read == 7), f"after {read} of 7"
+    finally:
+        await consumer.stop()
