@@ -64,9 +64,14 @@ async def register_provider(unit: Unit, body: ProviderDetails) -> uuid.UUID:
     await _check_organisation(unit, body.organisation_id)
     provider_id = uuid7()
     sealed = _sealed_account(unit, body)
-    await providers.insert(
-        unit.conn,
-        provider_id=provider_id,
+    await providers.insert(unit.conn, provider_id, _stored(body, sealed))
+    await unit.publish(_registered(provider_id, body, sealed))
+    await unit.audit("provider.registered", "provider", provider_id)
+    return provider_id
+
+
+def _stored(body: ProviderDetails, sealed: str | None) -> providers.ProviderFields:
+    return providers.ProviderFields(
         organisation_id=body.organisation_id,
         name=body.name,
         sub_municipality=body.sub_municipality,
@@ -75,9 +80,6 @@ async def register_provider(unit: Unit, body: ProviderDetails) -> uuid.UUID:
         contact_email=body.contact_email,
         beneficiary_sealed=sealed,
     )
-    await unit.publish(_registered(provider_id, body, sealed))
-    await unit.audit("provider.registered", "provider", provider_id)
-    return provider_id
 
 
 async def load_provider(
@@ -129,17 +131,7 @@ async def change_provider(unit: Unit, provider_id: uuid.UUID, body: ProviderDeta
     if body.organisation_id != current["organisation_id"]:
         await _check_organisation(unit, body.organisation_id)
     sealed = _sealed_account(unit, body) if new_account else current["beneficiary_sealed"]
-    await providers.update(
-        unit.conn,
-        provider_id,
-        organisation_id=body.organisation_id,
-        name=body.name,
-        sub_municipality=body.sub_municipality,
-        mode=body.mode.value,
-        partner=body.partner,
-        contact_email=body.contact_email,
-        beneficiary_sealed=sealed,
-    )
+    await providers.update(unit.conn, provider_id, _stored(body, sealed))
     await unit.publish(_registered(provider_id, body, sealed))
     await unit.audit("provider.changed", "provider", provider_id)
     if new_account:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import astuple, dataclass
 
 import asyncpg
 
@@ -12,29 +13,34 @@ _COLUMNS = (
 )
 
 
-async def insert(
-    conn: DbConnection,
-    *,
-    provider_id: uuid.UUID,
-    organisation_id: uuid.UUID | None,
-    name: str,
-    sub_municipality: str,
-    mode: str,
-    partner: bool,
-    contact_email: str | None,
-    beneficiary_sealed: str | None,
-) -> None:
+@dataclass(frozen=True)
+class ProviderFields:
+    """What registering or changing a provider stores (its id and timestamps aside)."""
+
+    organisation_id: uuid.UUID | None
+    name: str
+    sub_municipality: str
+    mode: str
+    partner: bool
+    contact_email: str | None
+    beneficiary_sealed: str | None
+
+    def values(self) -> tuple[object, ...]:
+        return astuple(self)
+
+
+# The columns in ProviderFields' order, for both statements.
+_FIELDS = (
+    "organisation_id, name, sub_municipality, mode, partner, contact_email, beneficiary_sealed"
+)
+
+
+async def insert(conn: DbConnection, provider_id: uuid.UUID, fields: ProviderFields) -> None:
     await conn.execute(
-        "INSERT INTO providers (provider_id, organisation_id, name, sub_municipality, mode,"
-        " partner, contact_email, beneficiary_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        f"INSERT INTO providers (provider_id, {_FIELDS})"  # noqa: S608
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         provider_id,
-        organisation_id,
-        name,
-        sub_municipality,
-        mode,
-        partner,
-        contact_email,
-        beneficiary_sealed,
+        *fields.values(),
     )
 
 
@@ -48,30 +54,12 @@ async def get(
     )
 
 
-async def update(
-    conn: DbConnection,
-    provider_id: uuid.UUID,
-    *,
-    organisation_id: uuid.UUID | None,
-    name: str,
-    sub_municipality: str,
-    mode: str,
-    partner: bool,
-    contact_email: str | None,
-    beneficiary_sealed: str | None,
-) -> None:
+async def update(conn: DbConnection, provider_id: uuid.UUID, fields: ProviderFields) -> None:
     await conn.execute(
-        "UPDATE providers SET name = $2, sub_municipality = $3, mode = $4, partner = $5,"
-        " contact_email = $6, beneficiary_sealed = $7, organisation_id = $8, updated_at = now()"
-        " WHERE provider_id = $1",
+        f"UPDATE providers SET ({_FIELDS}, updated_at)"  # noqa: S608
+        " = ($2, $3, $4, $5, $6, $7, $8, now()) WHERE provider_id = $1",
         provider_id,
-        name,
-        sub_municipality,
-        mode,
-        partner,
-        contact_email,
-        beneficiary_sealed,
-        organisation_id,
+        *fields.values(),
     )
 
 
