@@ -13,7 +13,14 @@ from shared.logging import get_logger, log_context
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "X-Correlation-ID"
-_PARKED = "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"  # index outbox_parked
+# What waits in the outbox (index outbox_unpublished): parked rows, and the rest with the
+# age of the oldest — after a broker outage, how much is still to go out and since when.
+_OUTBOX = """
+SELECT count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+       count(*) FILTER (WHERE parked_at IS NULL) AS pending,
+       extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)) AS oldest_s
+FROM outbox WHERE published_at IS NULL
+"""
 
 
 def health_router(pool: Callable[[], asyncpg.Pool]) -> APIRouter:
@@ -27,12 +34,21 @@ def health_router(pool: Callable[[], asyncpg.Pool]) -> APIRouter:
     async def ready() -> Response:
         try:
             async with pool().acquire() as conn:
-                parked = await conn.fetchval(_PARKED)
+                outbox = await conn.fetchrow(_OUTBOX)
         except Exception as exc:
             return JSONResponse({"status": "not ready", "reason": type(exc).__name__}, 503)
-        # Parked outbox rows (records the broker refused for good) do not stop the service;
-        # they are counted here for whoever watches it (the rows: README, operators).
-        return JSONResponse({"status": "ready", "outbox_parked": parked})
+        assert outbox is not None  # an aggregate always returns its one row
+        # Neither parked rows (records the broker refused for good) nor a backlog stop the
+        # service; they are shown here for whoever watches it (README, operators).
+        oldest = outbox["oldest_s"]
+        return JSONResponse(
+            {
+                "status": "ready",
+                "outbox_pending": outbox["pending"],
+                "outbox_oldest_pending_s": None if oldest is None else round(float(oldest), 1),
+                "outbox_parked": outbox["parked"],
+            }
+        )
 
     return router
 

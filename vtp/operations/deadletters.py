@@ -1,7 +1,7 @@
 """What is in the dead-letter topic, and which of it can be sent back once the cause is gone.
 
 Pure: records in, summaries and records to send out. Reading and sending are the command's
-(`vtp/operations/cli.py`).
+(`vtp/operations/deadletters_cli.py`).
 
 A dead letter keeps its message's original key, value and headers and adds `dlq_*` headers
 (shared/deadletter.py). Sending it back means publishing that original to its source topic

@@ -17,7 +17,7 @@ from shared.topics import DEAD_LETTER_TOPIC
 from tests.support.components import Infra
 from tests.support.kafka import read_topic
 from vtp.locate import console
-from vtp.operations.cli import deadletters_app
+from vtp.operations.deadletters_cli import deadletters_app
 
 pytestmark = pytest.mark.integration
 

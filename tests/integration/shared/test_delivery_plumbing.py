@@ -25,8 +25,8 @@ from shared.runtime import ServiceRuntime
 from shared.topics import DEAD_LETTER_TOPIC, Topic
 from tests.support.components import Infra
 from tests.support.kafka import header, produce_raw, read_topic
-from vtp.operations.cli import read_dead_letters, send_back
 from vtp.operations.deadletters import Letter, plan_redrive
+from vtp.operations.deadletters_cli import read_dead_letters, send_back
 
 pytestmark = pytest.mark.integration
 

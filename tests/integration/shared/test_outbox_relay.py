@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -296,17 +297,46 @@ async def test_a_record_the_broker_will_never_take_is_parked_and_the_rest_go_out
     assert "outbox relay retrying" not in [line["event"] for line in logs]
 
     # The operator sees it in the readiness probe, which still says ready...
+    assert await _ready(pool) == {
+        "status": "ready",
+        "outbox_pending": 0,
+        "outbox_oldest_pending_s": None,
+        "outbox_parked": 1,
+    }
+    # ...and, the cause removed (here: a sender that takes larger records), releases it.
+    await pool.execute("UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL")
+    assert await OutboxRelay(pool, KafkaSender(producer)).publish_pending() == 1
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def _ready(pool: asyncpg.Pool) -> Any:
     app = FastAPI()
     app.include_router(health_router(lambda: pool))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://service"
     ) as client:
         ready = await client.get("/health/ready")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "outbox_parked": 1})
-    # ...and, the cause removed (here: a sender that takes larger records), releases it.
-    await pool.execute("UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL")
-    assert await OutboxRelay(pool, KafkaSender(producer)).publish_pending() == 1
-    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    assert ready.status_code == 200, ready.text
+    return ready.json()
+
+
+async def test_the_readiness_probe_shows_what_waits_to_go_out_and_since_when(
+    outbox: tuple[asyncpg.Pool, str, KafkaSender],
+) -> None:
+    pool, topic, sender = outbox
+    async with pool.acquire() as conn, conn.transaction():  # a broker away: nothing relayed
+        await enqueue(conn, [_record(topic, n) for n in range(3)])
+    await pool.execute("UPDATE outbox SET created_at = now() - interval '90 seconds'")
+    waiting = await _ready(pool)
+    assert (waiting["outbox_pending"], waiting["outbox_parked"]) == (3, 0)
+    assert 90 <= waiting["outbox_oldest_pending_s"] < 150
+    assert await OutboxRelay(pool, sender).publish_pending() == 3  # the broker is back
+    assert await _ready(pool) == {
+        "status": "ready",
+        "outbox_pending": 0,
+        "outbox_oldest_pending_s": None,
+        "outbox_parked": 0,
+    }
 
 
 class RefusesBatchesHolding:

@@ -6,7 +6,7 @@ import socket
 
 from typer.testing import CliRunner
 
-from vtp.operations.cli import deadletters_app
+from vtp.operations.deadletters_cli import deadletters_app
 
 
 def test_a_broker_that_does_not_answer_is_named_and_the_command_fails() -> None:
