@@ -50,6 +50,18 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
     )
 
 
+def make_reader(bootstrap_servers: str, client_id: str) -> AIOKafkaConsumer:
+    """A consumer outside any consumer group, for tools that look: reading through it
+    commits nothing and moves no group's offsets. Partitions are assigned by the caller."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id=client_id,
+        request_timeout_ms=30_000,
+    )
+
+
 # Under Kafka's default `message.max.bytes` (1,048,588 for a whole record batch), with room
 # for the batch's own bytes. Events are a few hundred bytes; a dead letter keeps at most
 # 64 KiB of its poison record.

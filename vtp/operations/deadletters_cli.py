@@ -9,13 +9,13 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from rich.progress import Progress
 from rich.table import Table
 
 from shared.deadletter import DeadLetterReason
-from shared.kafka import KafkaSender, caught_up, make_producer
+from shared.kafka import KafkaSender, caught_up, make_producer, make_reader
 from shared.outbox import OutgoingRecord
 from shared.topics import DEAD_LETTER_TOPIC
 from vtp.locate import BOOTSTRAP_OPTION, STATE_OPTION, broker_address, console, state_folder
@@ -123,13 +123,7 @@ def _read(bootstrap: str) -> list[Letter]:
 async def read_dead_letters(bootstrap: str, *, timeout_s: float = 120.0) -> list[Letter]:
     """Every dead letter, from the topic's start to the end the broker names while it is
     read; no consumer group, so reading changes nothing."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        client_id="vtp-deadletters",
-        request_timeout_ms=30_000,
-    )
+    consumer = make_reader(bootstrap, client_id="vtp-deadletters")
     try:
         await consumer.start()
         await consumer.topics()  # the cluster's metadata, with the topic's partitions

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from rich.table import Table
 
+from shared.kafka import make_reader
 from shared.topics import ALL_TOPICS, DEAD_LETTER_TOPIC
 from vtp.locate import BOOTSTRAP_OPTION, STATE_OPTION, broker_address, console, state_folder
 from vtp.operations.lag import Partition, TopicLag, lag_per_topic, over
@@ -93,13 +94,7 @@ async def read_lags(
     bootstrap: str, groups: list[str] | None, topic_names: list[str], *, timeout_s: float = 60.0
 ) -> list[TopicLag]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        client_id="vtp-lag",
-        request_timeout_ms=30_000,
-    )
+    reader = make_reader(bootstrap, client_id="vtp-lag")
     try:
         await admin.start()
         await reader.start()
