@@ -26,6 +26,7 @@ from vtp.finance.cli import finance_app
 from vtp.locate import state_folder
 from vtp.operations.deadletters_cli import deadletters_app
 from vtp.operations.lag_cli import lag_command
+from vtp.operations.status_cli import status_command
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -33,6 +34,7 @@ app.add_typer(device_app, name="device")
 app.add_typer(finance_app, name="finance")
 app.add_typer(deadletters_app, name="deadletters")
 app.command("lag")(lag_command)
+app.command("status")(status_command)
 
 
 @app.callback()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import uuid
+from typing import Any
 
 import pytest
 
@@ -133,3 +138,38 @@ async def test_malformed_check_ins_are_dead_lettered_and_the_stream_goes_on(stac
     ]
     assert all(header(r, "dlq_source_topic") == topics.CHECKIN_RECORDED.name for r in dead)
     assert all(header(r, "dlq_detail") for r in dead)
+
+
+def _status(stack: Stack) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "vtp.cli", "status", "--json", "--state-dir", str(stack.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return done.returncode, report
+
+
+async def test_status_says_all_is_well_and_names_a_service_that_stops_answering(
+    stack: Stack,
+) -> None:
+    await seed_stack(stack, holders=3, seed_value=5)  # so that claims' card consumer commits
+    code, report = _status(stack)
+    assert (code, report["problems"]) == (0, [])
+    assert [s["name"] for s in report["services"]] == sorted(stack.named_services())
+    assert all(s["ready"] and s["outbox_parked"] == 0 for s in report["services"])
+    assert {"claims.cards", "notifications"} <= {g["group"] for g in report["consumer_groups"]}
+
+    notifications = stack.service("notifications").proc
+    assert notifications is not None
+    os.kill(notifications.pid, signal.SIGSTOP)  # hung: its port still takes connections
+    try:
+        code, report = _status(stack)
+    finally:
+        os.kill(notifications.pid, signal.SIGCONT)
+    assert code == 1
+    assert report["problems"][0] == "notifications is not ready (no answer: ReadTimeout)"
+    assert [s["name"] for s in report["services"] if not s["ready"]] == ["notifications"]

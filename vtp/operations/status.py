@@ -1,0 +1,97 @@
+"""`vtp status`'s verdict: from each service's readiness answer and the consumer groups'
+lag, what is wrong, in words an operator can act on. Pure: the answers come in as data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vtp.operations.lag import TopicLag
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    name: str
+    ready: bool
+    detail: str  # why it is not ready; empty when it is
+    outbox_pending: int = 0
+    outbox_oldest_pending_s: float | None = None
+    outbox_parked: int = 0
+
+
+def health_of(name: str, status: int | None, body: Any, error: str | None = None) -> ServiceHealth:
+    """A service's `GET /health/ready` answer (status and JSON body), or the error that
+    stood in for one (`status` None)."""
+    if status is None:
+        return ServiceHealth(name, False, f"no answer: {error or 'unknown error'}")
+    answer: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
+    if status != 200:
+        return ServiceHealth(name, False, f"HTTP {status}: {answer.get('reason', 'not ready')}")
+    oldest = answer.get("outbox_oldest_pending_s")
+    return ServiceHealth(
+        name,
+        True,
+        "",
+        outbox_pending=int(answer.get("outbox_pending") or 0),
+        outbox_oldest_pending_s=None if oldest is None else float(oldest),
+        outbox_parked=int(answer.get("outbox_parked") or 0),
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    lag_records: int = 10_000  # behind on one topic by more is a problem
+    outbox_wait_s: float = 60.0  # an event unpublished for longer is a problem
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    behind: int
+    worst_topic: str | None  # the topic it is furthest behind on, if behind at all
+    worst_behind: int
+
+
+def per_group(lags: list[TopicLag]) -> list[GroupLag]:
+    groups: dict[str, list[TopicLag]] = {}
+    for lag in lags:
+        groups.setdefault(lag.group, []).append(lag)
+    summary = []
+    for group, mine in sorted(groups.items()):
+        worst = max(mine, key=lambda lag: lag.behind)
+        summary.append(
+            GroupLag(
+                group,
+                sum(lag.behind for lag in mine),
+                worst.topic if worst.behind else None,
+                worst.behind,
+            )
+        )
+    return summary
+
+
+def problems(services: list[ServiceHealth], lags: list[TopicLag], limits: Limits) -> list[str]:
+    """Each problem once, services first (a service that is down explains its lag)."""
+    found: list[str] = []
+    for s in services:
+        if not s.ready:
+            found.append(f"{s.name} is not ready ({s.detail})")
+            continue
+        if s.outbox_parked:
+            found.append(
+                f"{s.name} has {s.outbox_parked} outbox record(s) parked: the broker will not"
+                " take them as they are (README: parked outbox rows)"
+            )
+        if (
+            s.outbox_oldest_pending_s is not None
+            and s.outbox_oldest_pending_s > limits.outbox_wait_s
+        ):
+            found.append(
+                f"{s.name} has {s.outbox_pending} event(s) waiting to be published, the oldest"
+                f" for {s.outbox_oldest_pending_s:.0f} s: is the broker reachable?"
+            )
+    for lag in lags:
+        if lag.behind > limits.lag_records:
+            found.append(f"{lag.group} is {lag.behind:,} record(s) behind on {lag.topic}")
+    return found
