@@ -77,7 +77,10 @@ def up(
             "  claims and notifications want 'Authorization: Bearer <token>': the token is"
             f" {OPERATIONS_TOKEN!r} in {stack.state_dir / KEYS_FILE}"
         )
-        console.print("Try: [bold].venv/bin/vtp demo --checkins 500[/]   Stop: Ctrl-C")
+        console.print(
+            "Try: [bold].venv/bin/vtp demo --checkins 500[/]   "
+            "Look: [bold].venv/bin/vtp status[/]   Stop: Ctrl-C"
+        )
         while not stopping:
             time.sleep(0.5)
     except KeyboardInterrupt:
