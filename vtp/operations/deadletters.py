@@ -11,14 +11,21 @@ find its event id in their inbox and change nothing.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from shared.deadletter import REASON_HEADER, DeadLetterReason
 from shared.envelope import Headers
 from shared.outbox import OutgoingRecord
+
+# A time an operator types without a zone is the municipality's local time.
+LOCAL_TIME = ZoneInfo("Europe/Brussels")
+_AGO = re.compile(r"(\d{1,6})\s*([smhd])")
+_UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 _REDRIVE_NAMESPACE = uuid.UUID("0b7e5f8e-3c55-4a8e-9d55-6f1f2a6f4c21")
 
@@ -92,6 +99,34 @@ def _when(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`--since`: a time ago (`45s`, `90m`, `6h`, `2d`) or a moment (`2026-11-28`,
+    `2026-11-28T02:00`, local time unless it names its zone). Raises ValueError, saying
+    what it expects."""
+    given = text.strip()
+    if (ago := _AGO.fullmatch(given)) is not None:
+        try:
+            return now - timedelta(**{_UNIT[ago[2]]: int(ago[1])})
+        except OverflowError:
+            raise ValueError(f"{text!r}: further back than the calendar goes") from None
+    try:
+        at = datetime.fromisoformat(given)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: expected a time ago (45s, 90m, 6h, 2d) or a moment"
+            " (2026-11-28 or 2026-11-28T02:00, local time unless a zone is given)"
+        ) from None
+    return at.replace(tzinfo=LOCAL_TIME) if at.tzinfo is None else at
+
+
+def dead_lettered_since(letters: Iterable[Letter], since: datetime | None) -> list[Letter]:
+    """The dead letters from `since` on (all of them without it). A letter without a time
+    (not written by us) cannot be placed, so a `since` leaves it out."""
+    if since is None:
+        return list(letters)
+    return [letter for letter in letters if letter.at is not None and letter.at >= since]
 
 
 @dataclass(frozen=True)

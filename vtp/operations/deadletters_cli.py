@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -19,7 +19,15 @@ from shared.kafka import KafkaSender, caught_up, make_producer, make_reader
 from shared.outbox import OutgoingRecord
 from shared.topics import DEAD_LETTER_TOPIC
 from vtp.locate import BOOTSTRAP_OPTION, STATE_OPTION, broker_address, console, state_folder
-from vtp.operations.deadletters import Group, Letter, letter_of, plan_redrive, summarise
+from vtp.operations.deadletters import (
+    Group,
+    Letter,
+    dead_lettered_since,
+    letter_of,
+    parse_since,
+    plan_redrive,
+    summarise,
+)
 
 deadletters_app = typer.Typer(
     help="The dead-letter topic: what is in it, and sending back what can be processed now.",
@@ -34,26 +42,38 @@ REASON_OPTION = typer.Option(
 CONSUMER_OPTION = typer.Option(
     None, "--consumer", help="Only the dead letters of this consumer group (repeatable)."
 )
+SINCE_OPTION = typer.Option(
+    None,
+    "--since",
+    help="Only what was dead-lettered since then: a time ago (90m, 6h, 2d) or a moment"
+    " (2026-11-28T02:00, local time).",
+)
 
 
 @deadletters_app.command("list")
 def list_command(
+    since: str | None = SINCE_OPTION,
     state_dir: Path | None = STATE_OPTION,
     bootstrap_servers: str | None = BOOTSTRAP_OPTION,
     as_json: bool = typer.Option(False, "--json", help="One JSON array on standard output."),
 ) -> None:
     """Dead letters per consumer, reason and source topic: how many, since when, the latest
     detail, and whether they can be sent back. Never the messages themselves."""
-    letters = _read(broker_address(state_folder(state_dir), bootstrap_servers))
+    since_at = _since(since)
+    letters = dead_lettered_since(
+        _read(broker_address(state_folder(state_dir), bootstrap_servers)), since_at
+    )
     groups = summarise(letters)
     if as_json:
         typer.echo(json.dumps([_as_dict(g) for g in groups]))
         return
+    when = f" since {_short(since_at.astimezone(UTC))} UTC" if since_at else ""
     if not groups:
-        console.print("no dead letters")
+        console.print(f"no dead letters{when}")
         return
-    table = Table(title=f"{len(letters)} dead letter(s) in {DEAD_LETTER_TOPIC}")
-    for column in ("consumer", "reason", "source topic", "count", "first", "last", "re-drive"):
+    table = Table(title=f"{len(letters)} dead letter(s) in {DEAD_LETTER_TOPIC}{when}")
+    columns = ("consumer", "reason", "source topic", "count", "first (UTC)", "last (UTC)")
+    for column in (*columns, "re-drive"):
         table.add_column(column, justify="right" if column == "count" else "left")
     table.add_column("latest detail", overflow="fold", max_width=60)
     for g in groups:
@@ -75,6 +95,7 @@ def redrive_command(
     reasons: list[DeadLetterReason] | None = REASON_OPTION,
     consumers: list[str] | None = CONSUMER_OPTION,
     source_topic: str | None = typer.Option(None, help="Only messages from this topic."),
+    since: str | None = SINCE_OPTION,
     yes: bool = typer.Option(False, "--yes", help="Send without asking."),
     state_dir: Path | None = STATE_OPTION,
     bootstrap_servers: str | None = BOOTSTRAP_OPTION,
@@ -84,13 +105,18 @@ def redrive_command(
     Every consumer of a topic receives them again; those that processed them before find
     them in their inbox and change nothing. Dead letters stay in the dead-letter topic (it
     is a log); a message refused again is dead-lettered again, with its reason."""
+    since_at = _since(since)
     bootstrap = broker_address(state_folder(state_dir), bootstrap_servers)
+    letters = _read(bootstrap)
+    recent = dead_lettered_since(letters, since_at)
     plan = plan_redrive(
-        _read(bootstrap),
+        recent,
         reasons=[r.value for r in reasons] if reasons else None,
         consumers=consumers or None,
         source_topic=source_topic,
     )
+    if len(recent) < len(letters):
+        plan.left["dead-lettered before --since"] = len(letters) - len(recent)
     per_topic: dict[str, int] = {}
     for record in plan.records:
         per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
@@ -107,6 +133,13 @@ def redrive_command(
     asyncio.run(send_back(bootstrap, plan.records))
     console.print(f"[green]sent back {len(plan.records)} message(s)[/]")
     typer.echo(json.dumps({"sent": len(plan.records), "per_topic": per_topic}))
+
+
+def _since(text: str | None) -> datetime | None:
+    try:
+        return parse_since(text, datetime.now(UTC)) if text is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
 
 
 def _read(bootstrap: str) -> list[Letter]:
@@ -184,4 +217,4 @@ def _as_dict(g: Group) -> dict[str, object]:
 
 
 def _short(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "?"
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if at else "?"

@@ -91,6 +91,16 @@ def test_an_operator_sees_the_dead_letters_and_sends_back_what_can_go(
     assert any("claims-cards" in r and "schema_violation" in r and " 2 " in r for r in rows)
     assert any("bad_signature" in r and " no " in r for r in rows)
 
+    # What came in since a moment: this test's letters are from the last hour, not later.
+    recent = json.loads(_deadletters(infra, "list", "--since", "1h", "--json"))
+    assert {(g["consumer"], g["reason"]) for g in recent if g["source_topic"] == topic} == set(mine)
+    assert json.loads(_deadletters(infra, "list", "--since", "2099-01-01", "--json")) == []
+    nothing = _deadletters(
+        infra, "redrive", "--source-topic", topic, "--since", "2099-01-01", "--yes", output="stderr"
+    )
+    assert "nothing to send back" in nothing
+    assert "(dead-lettered before --since)" in nothing
+
     sent = json.loads(_deadletters(infra, "redrive", "--source-topic", topic, "--yes"))
     assert sent == {"sent": 2, "per_topic": {topic: 2}}
     back = asyncio.run(read_topic(infra.bootstrap_servers, topic, idle_s=1))

@@ -3,8 +3,10 @@ back: pure functions over what shared/deadletter.py writes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,7 +17,14 @@ from shared.deadletter import (
     dead_letter_record,
 )
 from shared.outbox import OutgoingRecord
-from vtp.operations.deadletters import Letter, letter_of, plan_redrive, summarise
+from vtp.operations.deadletters import (
+    Letter,
+    dead_lettered_since,
+    letter_of,
+    parse_since,
+    plan_redrive,
+    summarise,
+)
 
 ORIGINAL_HEADERS = [("ce_id", b"4f1c"), ("ce_type", b"be.vtp.claims.claim-reversed.v1")]
 
@@ -146,3 +155,46 @@ def test_times_without_a_zone_are_taken_as_utc_and_sum_up_with_the_others() -> N
     assert odd is not None and odd.at == datetime(2020, 1, 1, 9, tzinfo=UTC)
     [group] = summarise([*letters, odd])
     assert group.count == 3 and group.first_at == odd.at
+
+
+NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+@given(st.integers(0, 999_999), st.sampled_from(sorted(UNITS)), st.sampled_from(["", " "]))
+def test_since_a_time_ago(amount: int, unit: str, space: str) -> None:
+    given = f"{amount}{space}{unit}"
+    try:
+        expected = NOW - timedelta(**{UNITS[unit]: amount})
+    except OverflowError:  # before the year 1
+        with pytest.raises(ValueError, match="further back than the calendar goes"):
+            parse_since(given, NOW)
+        return
+    assert parse_since(given, NOW) == expected
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_since_a_moment_with_its_zone(moment: datetime) -> None:
+    # As instants: a moment in a zone's clock change compares unequal to itself across zones.
+    assert parse_since(moment.isoformat(), NOW).astimezone(UTC) == moment.astimezone(UTC)
+
+
+def test_since_a_moment_without_a_zone_is_local_time() -> None:
+    assert parse_since("2026-07-01T02:00", NOW) == datetime(2026, 7, 1, 0, 0, tzinfo=UTC)  # CEST
+    assert parse_since("2026-11-28", NOW) == datetime(2026, 11, 27, 23, 0, tzinfo=UTC)  # CET
+
+
+@given(st.text(max_size=20).filter(lambda t: not t.strip()[:1].isdigit()))
+def test_since_anything_else_is_refused_saying_what_is_expected(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a time ago"):
+        parse_since(text, NOW)
+
+
+def test_since_keeps_the_letters_from_that_moment_on() -> None:
+    letters = [
+        replace(_letter(_dead(DeadLetterReason.HANDLER_ERROR, offset=n)), at=at)
+        for n, at in enumerate([NOW - timedelta(hours=3), NOW - timedelta(hours=1), NOW, None])
+    ]
+    since = NOW - timedelta(hours=1)
+    assert [x.source_offset for x in dead_lettered_since(letters, since)] == [1, 2]
+    assert dead_lettered_since(letters, None) == letters  # a letter without a time, too

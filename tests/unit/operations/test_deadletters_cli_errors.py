@@ -17,3 +17,13 @@ def test_a_broker_that_does_not_answer_is_named_and_the_command_fails() -> None:
     assert result.exit_code == 1
     assert f"the broker at {address} did not answer: KafkaConnectionError" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_since_it_cannot_read_is_refused_before_the_broker_is_asked() -> None:
+    result = CliRunner().invoke(
+        deadletters_app,
+        ["list", "--since", "yesterday", "--bootstrap-servers", "127.0.0.1:1"],
+        env={"COLUMNS": "250"},  # the error box on one line
+    )
+    assert result.exit_code == 2
+    assert "expected a time ago (45s, 90m, 6h, 2d)" in result.stderr
