@@ -52,10 +52,15 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
 
 def make_reader(bootstrap_servers: str, client_id: str) -> AIOKafkaConsumer:
     """A consumer outside any consumer group, for tools that look: reading through it
-    commits nothing and moves no group's offsets. Partitions are assigned by the caller."""
+    commits nothing and moves no group's offsets. Partitions are assigned by the caller,
+    and read from their beginning: starting there is the reset the consumer does itself on
+    assignment. (A `seek_to_beginning` after the default reset to the end raced with it: a
+    fetch from the end the embedded broker names — past the last batch's first record —
+    could land first, and the reader then skipped the records before it.)"""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
         client_id=client_id,
         request_timeout_ms=30_000,

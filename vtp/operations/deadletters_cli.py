@@ -166,7 +166,6 @@ async def read_dead_letters(bootstrap: str, *, timeout_s: float = 120.0) -> list
         tps = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in partitions]
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
         letters: list[Letter] = []
         read = 0
         loop = asyncio.get_running_loop()

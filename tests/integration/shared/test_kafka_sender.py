@@ -7,9 +7,9 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
-from shared.kafka import KafkaSender, RecordsRefused, caught_up, ensure_topics
+from shared.kafka import KafkaSender, RecordsRefused, caught_up, ensure_topics, make_reader
 from shared.outbox import OutgoingRecord
 from tests.support.components import Infra
 from tests.support.kafka import read_topic
@@ -104,13 +104,12 @@ async def test_a_reader_is_caught_up_only_at_the_end_of_the_last_record_batch(
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap_servers, group_id=None)
+    consumer = make_reader(infra.bootstrap_servers, client_id="test-caught-up")
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        assert not await caught_up(consumer)  # no fetch answered yet: no end known
+        consumer.assign([tp])  # from the beginning
+        assert not await caught_up(consumer)  # nothing read yet, whatever the broker said
         read = 0
         while read < 7:
             records = await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
