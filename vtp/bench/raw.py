@@ -111,3 +111,27 @@ def machine_gauge_ms(repeats: int = 3) -> float:
             total += i
         timings.append((time.thread_time() - started) * 1000)
     return round(sorted(timings)[len(timings) // 2], 1)
+
+
+# The development machine's gauge in a normal spell reads 18-22 ms; its slow spells 36-65.
+NORMAL_GAUGE_MS = 25.0
+# Within one run the phases compare only if the machine's speed held: min and max apart by
+# more than this share, and the phases ran on different machines, in effect.
+STEADY_SPREAD = 0.3
+
+
+def gauge_warnings(gauge_min_ms: float, gauge_max_ms: float) -> list[str]:
+    """What the machine gauge says about how far a run's figures can be trusted."""
+    warnings = []
+    if gauge_max_ms > NORMAL_GAUGE_MS:
+        warnings.append(
+            f"machine_gauge_ms reached {gauge_max_ms:.1f} (the development machine in a normal"
+            f" spell: under {NORMAL_GAUGE_MS:.0f}): a slow machine; these figures measure it,"
+            " not the code"
+        )
+    if gauge_min_ms > 0 and gauge_max_ms / gauge_min_ms - 1 > STEADY_SPREAD:
+        warnings.append(
+            f"machine_gauge_ms ranged {gauge_min_ms:.1f}-{gauge_max_ms:.1f}: the machine's speed"
+            " changed during the run, so its phases do not compare with each other"
+        )
+    return warnings

@@ -24,7 +24,12 @@ from vtp.bench.e2e import (
     seeding_settled,
     throughput,
 )
-from vtp.bench.raw import machine_gauge_ms, raw_broker_msgs_per_s, raw_db_rows_per_s
+from vtp.bench.raw import (
+    gauge_warnings,
+    machine_gauge_ms,
+    raw_broker_msgs_per_s,
+    raw_db_rows_per_s,
+)
 from vtp.bench.statements import reset as reset_statements
 from vtp.bench.statements import top as top_statements
 from vtp.demo.seed import seed
@@ -217,6 +222,10 @@ def _print(console: Console, result: dict[str, Any]) -> None:
         target = TARGETS.get(key)
         table.add_row(key, str(value), f"{target[0]} {target[1]}" if target else "")
     console.print(table)
+    gauge: dict[str, float] = result.get("machine_gauge_ms", {})
+    if gauge:
+        for warning in gauge_warnings(gauge["min"], gauge["max"]):
+            console.print(f"[yellow]careful[/]: {warning}")
     _print_latency_parts(console, result.get("latency_parts_ms", {}))
     decided: dict[str, float] = result.get("cpu_ms_per_checkin_until_decided", {})
     settled: dict[str, float] = result.get("cpu_ms_per_checkin", {})
