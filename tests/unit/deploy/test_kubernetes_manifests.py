@@ -1,0 +1,80 @@
+"""The Kubernetes manifests agree with each other and with the code: the status CronJob
+asks each service where its Service and Deployment really listen, on the broker the
+services use, with options `vtp status` accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import typer
+import yaml
+
+from vtp.operations.status_cli import status_command
+
+MANIFESTS = Path(__file__).parents[3] / "deploy" / "kubernetes"
+
+
+def _objects() -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted(MANIFESTS.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def _named(kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in _objects() if o["kind"] == kind}
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    found: dict[str, Any] = container
+    return found
+
+
+def _options(command: list[str], name: str) -> list[str]:
+    return [command[i + 1] for i, arg in enumerate(command) if arg == name]
+
+
+def test_every_deployment_is_probed_on_the_port_it_listens_on() -> None:
+    for name, deployment in _named("Deployment").items():
+        container = _container(deployment)
+        [port] = [p["containerPort"] for p in container["ports"]]
+        assert container["readinessProbe"]["httpGet"]["port"] == port, name
+
+
+def test_the_status_check_asks_every_service_where_it_listens() -> None:
+    deployments, services = _named("Deployment"), _named("Service")
+    [job] = _named("CronJob").values()
+    [container] = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    command: list[str] = container["command"]
+    assert command[:2] == ["vtp", "status"]
+
+    asked = dict(pair.split("=", 1) for pair in _options(command, "--service"))
+    assert set(asked) == set(deployments)  # every service, and nothing else
+    for name, url in asked.items():
+        address = urlsplit(url)
+        service = services[str(address.hostname)]
+        [port] = service["spec"]["ports"]
+        assert port["port"] == address.port, name
+        deployment = deployments[service["spec"]["selector"]["app"]]
+        assert deployment["metadata"]["name"] == name
+        assert [p["containerPort"] for p in _container(deployment)["ports"]] == [port["targetPort"]]
+
+    brokers = {
+        env["value"]
+        for d in deployments.values()
+        for env in _container(d).get("env", [])
+        if env["name"] == "KAFKA_BOOTSTRAP_SERVERS"
+    }
+    assert _options(command, "--bootstrap-servers") == sorted(brokers)
+
+    # The options parse as `vtp status` reads them (an unknown one would fail here).
+    app = typer.Typer()
+    app.command()(status_command)
+    context = typer.main.get_command(app).make_context("status", command[2:])
+    assert context.params["bootstrap_servers"] == "vtp-kafka-bootstrap:9092"
+    assert len(context.params["services"]) == len(asked)
