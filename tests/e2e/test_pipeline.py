@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -140,9 +141,18 @@ async def test_malformed_check_ins_are_dead_lettered_and_the_stream_goes_on(stac
     assert all(header(r, "dlq_detail") for r in dead)
 
 
-def _status(stack: Stack) -> tuple[int, dict[str, Any]]:
+def _status(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-m", "vtp.cli", "status", "--json", "--state-dir", str(stack.state_dir)],
+        [
+            sys.executable,
+            "-m",
+            "vtp.cli",
+            "status",
+            "--json",
+            "--state-dir",
+            str(stack.state_dir),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -173,3 +183,25 @@ async def test_status_says_all_is_well_and_names_a_service_that_stops_answering(
     assert code == 1
     assert report["problems"][0] == "notifications is not ready (no answer: ReadTimeout)"
     assert [s["name"] for s in report["services"] if not s["ready"]] == ["notifications"]
+
+    # A message no one can read: dead-lettered by claims, and named by the next look at
+    # what was dead-lettered since the moment before it.
+    since = datetime.now(UTC).isoformat()
+    await produce_raw(stack.bootstrap_servers, CHECKINS, b'{"broken', key=b"4f1c")
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        code, report = _status(stack, "--dead-letters-since", since)
+        if report["dead_letters"] or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert code == 1
+    [letter] = report["dead_letters"]
+    assert (letter["consumer"], letter["reason"], letter["count"]) == (
+        "claims.checkins",
+        "invalid_envelope",  # no event headers: it is refused before its body is read
+        1,
+    )
+    assert report["problems"] == [
+        f"1 message(s) from {CHECKINS} dead-lettered by claims.checkins since {since}"
+        f" (invalid_envelope): `vtp deadletters list --since {since}`"
+    ]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vtp.operations.deadletters import Group
 from vtp.operations.lag import TopicLag
 
 
@@ -95,3 +96,13 @@ def problems(services: list[ServiceHealth], lags: list[TopicLag], limits: Limits
         if lag.behind > limits.lag_records:
             found.append(f"{lag.group} is {lag.behind:,} record(s) behind on {lag.topic}")
     return found
+
+
+def dead_letter_problems(groups: list[Group], since: str) -> list[str]:
+    """Messages a consumer refused within the window checked: each kind is a problem, as
+    it asks someone to find out why (a device, a release, a fault)."""
+    return [
+        f"{g.count} message(s) from {g.source_topic} dead-lettered by {g.consumer} since"
+        f" {since} ({g.reason}): `vtp deadletters list --since {since}`"
+        for g in groups
+    ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -21,9 +22,18 @@ from vtp.locate import (
     running_stack,
     state_folder,
 )
+from vtp.operations.deadletters import Letter, summarise
+from vtp.operations.deadletters_cli import group_as_dict, read_dead_letters, since_option
 from vtp.operations.lag import TopicLag
 from vtp.operations.lag_cli import SYSTEM_TOPICS, read_lags
-from vtp.operations.status import Limits, ServiceHealth, health_of, per_group, problems
+from vtp.operations.status import (
+    Limits,
+    ServiceHealth,
+    dead_letter_problems,
+    health_of,
+    per_group,
+    problems,
+)
 
 SERVICE_OPTION = typer.Option(
     None,
@@ -46,29 +56,40 @@ def status_command(
         min=0,
         help="Seconds an event may wait in an outbox before that counts as a problem.",
     ),
+    dead_letters_since: str | None = typer.Option(
+        None,
+        "--dead-letters-since",
+        help="Also count what was dead-lettered since then (90m, 6h, or a moment): any is a"
+        " problem. Read from that moment on, not the whole topic.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object on standard output."),
     state_dir: Path | None = STATE_OPTION,
     bootstrap_servers: str | None = BOOTSTRAP_OPTION,
 ) -> None:
     """Every service's readiness and outbox, every consumer group's lag, and a verdict:
     exit 0 when all is well, 1 when something needs a person (for cron or monitoring)."""
+    since = since_option(dead_letters_since, "--dead-letters-since")
     state = state_folder(state_dir)
     urls = _service_urls(services, state)
     bootstrap = broker_address(state, bootstrap_servers)
-    health, lags, broker_problem = asyncio.run(_collect(urls, bootstrap))
-    found = problems(health, lags, Limits(lag_above, outbox_wait_s))
-    if broker_problem:
-        found.insert(0, broker_problem)
+    seen = asyncio.run(_collect(urls, bootstrap, since))
+    found = problems(seen.health, seen.lags, Limits(lag_above, outbox_wait_s))
+    if seen.broker_problem:
+        found.insert(0, seen.broker_problem)
+    dead = summarise(seen.letters)
+    if dead_letters_since is not None:
+        found += dead_letter_problems(dead, dead_letters_since)
     if as_json:
         report = {
             "ok": not found,
             "problems": found,
-            "services": [asdict(h) for h in health],
-            "consumer_groups": [asdict(g) for g in per_group(lags)],
+            "services": [asdict(h) for h in seen.health],
+            "consumer_groups": [asdict(g) for g in per_group(seen.lags)],
+            "dead_letters": [group_as_dict(g) for g in dead],
         }
         typer.echo(json.dumps(report))
     else:
-        _print(health, lags, found)
+        _print(seen.health, seen.lags, found)
     if found:
         raise typer.Exit(1)
 
@@ -87,16 +108,25 @@ def _service_urls(given: list[str] | None, state: Path) -> dict[str, str]:
     return urls
 
 
-async def _collect(
-    urls: dict[str, str], bootstrap: str
-) -> tuple[list[ServiceHealth], list[TopicLag], str | None]:
+@dataclass
+class _Seen:
+    health: list[ServiceHealth]
+    lags: list[TopicLag] = field(default_factory=list)
+    letters: list[Letter] = field(default_factory=list)
+    broker_problem: str | None = None
+
+
+async def _collect(urls: dict[str, str], bootstrap: str, since: datetime | None) -> _Seen:
     async with httpx.AsyncClient(timeout=5.0) as client:
         health = await asyncio.gather(*(_ask(client, n, u) for n, u in sorted(urls.items())))
+    seen = _Seen(list(health))
     try:
-        lags = await read_lags(bootstrap, None, SYSTEM_TOPICS, timeout_s=20)
+        seen.lags = await read_lags(bootstrap, None, SYSTEM_TOPICS, timeout_s=20)
+        if since is not None:
+            seen.letters = await read_dead_letters(bootstrap, since=since, timeout_s=60)
     except (KafkaError, TimeoutError) as exc:
-        return list(health), [], f"the broker at {bootstrap} did not answer ({type(exc).__name__})"
-    return list(health), lags, None
+        seen.broker_problem = f"the broker at {bootstrap} did not answer ({type(exc).__name__})"
+    return seen
 
 
 async def _ask(client: httpx.AsyncClient, name: str, url: str) -> ServiceHealth:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from vtp.operations.deadletters import Group
 from vtp.operations.lag import TopicLag
-from vtp.operations.status import GroupLag, Limits, ServiceHealth, health_of, per_group, problems
+from vtp.operations.status import (
+    GroupLag,
+    Limits,
+    ServiceHealth,
+    dead_letter_problems,
+    health_of,
+    per_group,
+    problems,
+)
 
 READY = {
     "status": "ready",
@@ -67,3 +76,14 @@ def test_a_group_is_summed_over_its_topics_with_the_one_it_is_furthest_behind_on
         GroupLag("cards.usage", 0, None, 0),
         GroupLag("notifications", 14, "b", 9),
     ]
+
+
+def test_each_kind_of_recent_dead_letter_is_a_problem_with_where_to_look() -> None:
+    group = Group(
+        "claims.checkins", "bad_signature", "checkins.checkin-recorded.v1", 3, None, None, "", False
+    )
+    assert dead_letter_problems([group], "10m") == [
+        "3 message(s) from checkins.checkin-recorded.v1 dead-lettered by claims.checkins since"
+        " 10m (bad_signature): `vtp deadletters list --since 10m`"
+    ]
+    assert dead_letter_problems([], "10m") == []

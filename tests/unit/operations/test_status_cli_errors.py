@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -37,11 +38,19 @@ def test_a_service_and_a_broker_that_do_not_answer_are_both_named() -> None:
     assert report["consumer_groups"] == []
 
 
-def test_a_service_given_without_a_url_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--service", "cards"], ["--service", "'cards': expected name=http(s)://host:port"]),
+        (
+            ["--dead-letters-since", "soon", "--service", "cards=http://127.0.0.1:1"],
+            ["--dead-letters-since", "expected a time ago"],
+        ),
+    ],
+)
+def test_an_option_it_cannot_read_is_refused_naming_it(args: list[str], said: list[str]) -> None:
     result = CliRunner().invoke(
-        status_app,
-        ["--service", "cards", "--bootstrap-servers", "127.0.0.1:1"],
-        env={"COLUMNS": "250"},
+        status_app, [*args, "--bootstrap-servers", "127.0.0.1:1"], env={"COLUMNS": "250"}
     )
     assert result.exit_code == 2
-    assert "'cards': expected name=http(s)://host:port" in result.stderr
+    assert all(part in result.stderr for part in said), result.stderr
