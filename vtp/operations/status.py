@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vtp.operations.deadletters import Group
-from vtp.operations.lag import TopicLag
+from vtp.operations.lag import TopicLag, over
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,10 @@ def problems(services: list[ServiceHealth], lags: list[TopicLag], limits: Limits
                 f"{s.name} has {s.outbox_pending} event(s) waiting to be published, the oldest"
                 f" for {s.outbox_oldest_pending_s:.0f} s: is the broker reachable?"
             )
-    for lag in lags:
-        if lag.behind > limits.lag_records:
-            found.append(f"{lag.group} is {lag.behind:,} record(s) behind on {lag.topic}")
+    found += [
+        f"{lag.group} is {lag.behind:,} record(s) behind on {lag.topic}"
+        for lag in over(lags, limits.lag_records)
+    ]
     return found
 
 
