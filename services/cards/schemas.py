@@ -22,6 +22,7 @@ from pydantic import (
 from services.cards.domain.access import Role
 from shared.events.cards import OrganisationKind, ProviderMode
 from shared.events.checkins import ActivityCategory
+from shared.text import MultilineText, PlainText
 
 Channel = Literal["email", "letter", "none"]
 Language = Literal["nl", "en"]
@@ -54,20 +55,20 @@ def check_webhook_url(value: str) -> str:
 
 
 class NewToken(Strict):
-    label: str = Field(min_length=1, max_length=100)
+    label: PlainText = Field(min_length=1, max_length=100)
     role: Role
     organisation_id: uuid.UUID | None = None
     provider_id: uuid.UUID | None = None
 
 
 class NewOrganisation(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     kind: OrganisationKind
     contact_email: EmailStr | None = None
     webhook_url: str | None = Field(
         default=None, max_length=500, description="An absolute https URL, e.g. https://ocmw.be/hook"
     )
-    sub_municipality: str | None = Field(default=None, max_length=100)
+    sub_municipality: PlainText | None = Field(default=None, max_length=100)
 
     @field_validator("webhook_url")
     @classmethod
@@ -79,8 +80,8 @@ class ProviderDetails(Strict):
     """On a change (PUT), an omitted `mode`, `partner` or `organisation_id` keeps the current
     value; on registration they default to refund, a partner, and no organisation."""
 
-    name: str = Field(min_length=1, max_length=200)
-    sub_municipality: str = Field(min_length=1, max_length=100)
+    name: PlainText = Field(min_length=1, max_length=200)
+    sub_municipality: PlainText = Field(min_length=1, max_length=100)
     mode: ProviderMode = ProviderMode.REFUND
     partner: bool = True
     organisation_id: uuid.UUID | None = Field(
@@ -97,7 +98,7 @@ class ProviderDetails(Strict):
         " {name, iban}; never stored or shown readable. Omit it on a change to keep the"
         " current account; setting it needs the program administrator.",
     )
-    account_holder: str | None = Field(
+    account_holder: PlainText | None = Field(
         default=None,
         max_length=200,
         description="The account holder's name when it is not the provider's name.",
@@ -106,21 +107,21 @@ class ProviderDetails(Strict):
 
 class NewActivity(Strict):
     activity_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    name: str = Field(min_length=1, max_length=120)
+    name: PlainText = Field(min_length=1, max_length=120)
     category: ActivityCategory
     price_cents: int | None = Field(default=None, ge=0, le=10_000_000)
     active: bool = True
 
 
 class NewPerson(Strict):
-    first_name: str = Field(min_length=1, max_length=100)
-    last_name: str = Field(min_length=1, max_length=100)
+    first_name: PlainText = Field(min_length=1, max_length=100)
+    last_name: PlainText = Field(min_length=1, max_length=100)
     date_of_birth: date
     national_number: str = Field(max_length=20, description="Belgian national register number")
     iban: str | None = Field(default=None, max_length=42)
     email: EmailStr | None = None
-    address: str | None = Field(default=None, max_length=300)
-    sub_municipality: str | None = Field(default=None, max_length=100)
+    address: MultilineText | None = Field(default=None, max_length=300)
+    sub_municipality: PlainText | None = Field(default=None, max_length=100)
     resident: bool = True
     channel: Channel | None = Field(
         default=None,
@@ -137,27 +138,27 @@ class PersonUpdate(Strict):
 
     iban: str | None = Field(default=None, max_length=42)
     email: EmailStr | None = None
-    address: str | None = Field(default=None, max_length=300)
-    sub_municipality: str | None = Field(default=None, max_length=100)
+    address: MultilineText | None = Field(default=None, max_length=300)
+    sub_municipality: PlainText | None = Field(default=None, max_length=100)
     channel: Channel | None = None
     language: Language | None = None
 
 
 class NewEligibility(Strict):
-    target_group: str = Field(min_length=2, max_length=50)
+    target_group: PlainText = Field(min_length=2, max_length=50)
     eligible_from: date
     eligible_until: date
     grace_days: int = Field(default=30, ge=0, le=365)
-    evidence_ref: str | None = Field(default=None, max_length=100)
+    evidence_ref: PlainText | None = Field(default=None, max_length=100)
 
 
 class Extension(Strict):
     eligible_until: date
-    reason: str = Reason
+    reason: PlainText = Reason
 
 
 class WithReason(Strict):
-    reason: str = Reason
+    reason: PlainText = Reason
 
 
 def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:

@@ -8,12 +8,13 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from shared import localtime
 from shared.events.checkins import Activity, ActivityCategory
 from vtp.demo.municipality import PROVIDERS, REFERRERS, iban, identity_of, person
 from vtp.device.signer import DeviceIdentity
@@ -123,7 +124,7 @@ async def seed(
                 )
 
         semaphore = asyncio.Semaphore(8)
-        today = date.today()
+        today = localtime.today()
 
         # Profiles are drawn in order before the concurrent registrations, so the same seed
         # gives the same holders (target group, channel) whatever order the requests finish in.

@@ -16,14 +16,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from shared.deadletter import REASON_HEADER, DeadLetterReason
 from shared.envelope import Headers
+from shared.localtime import LOCAL_TIME
 from shared.outbox import OutgoingRecord
 
 # A time an operator types without a zone is the municipality's local time.
-LOCAL_TIME = ZoneInfo("Europe/Brussels")
 _AGO = re.compile(r"(\d{1,6})\s*([smhd])")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

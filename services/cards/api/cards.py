@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -16,6 +15,7 @@ from services.cards.domain.errors import NotFound
 from services.cards.domain.lifecycle import CardAction
 from services.cards.repository import cards, eligibilities
 from services.cards.schemas import WithReason
+from shared import localtime
 
 router = APIRouter(tags=["cards"])
 
@@ -23,7 +23,7 @@ router = APIRouter(tags=["cards"])
 @router.post("/people/{person_id}/cards", status_code=201)
 async def issue_card(person_id: uuid.UUID, principal: Caller, request: Request) -> dict[str, str]:
     async with writing(request, principal) as unit:
-        card = await desk.issue_card(unit, person_id, date.today())
+        card = await desk.issue_card(unit, person_id, localtime.today())
     return {"card_id": str(card.card_id), "card_number": card.card_number}
 
 
@@ -84,7 +84,7 @@ async def replace(
 ) -> dict[str, str]:
     """A new card for the same holder: budget and history stay with the holder."""
     async with writing(request, principal, body.reason) as unit:
-        card = await desk.replace_card(unit, card_id, body.reason, date.today())
+        card = await desk.replace_card(unit, card_id, body.reason, localtime.today())
     return {
         "card_id": str(card.card_id),
         "card_number": card.card_number,

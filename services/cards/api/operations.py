@@ -10,6 +10,7 @@ from services.cards.desk.expiry import run_expiry
 from services.cards.domain.access import Role, require_role
 from services.cards.domain.errors import InvalidField
 from services.cards.repository import audit
+from shared import localtime
 
 router = APIRouter(tags=["operations"])
 MAX_AUDIT_ENTRIES = 1000
@@ -26,7 +27,7 @@ async def expiry_job(
 ) -> dict[str, Any]:
     """Runs the daily job now (it also runs by itself once a day). `today` replays a day."""
     require_role(principal, Role.OPERATOR, Role.PROGRAM_ADMIN)
-    real_today = date.today()
+    real_today = localtime.today()
     if today is not None and today > real_today:
         # Expiry is final: a future day would expire live cards and announce wrongly.
         raise InvalidField(

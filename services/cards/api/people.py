@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
@@ -14,6 +13,7 @@ from services.cards.domain.access import Role, require_role
 from services.cards.domain.errors import InvalidField
 from services.cards.repository import cards, eligibilities
 from services.cards.schemas import Extension, NewEligibility, NewPerson, PersonUpdate, WithReason
+from shared import localtime
 
 router = APIRouter(tags=["people"])
 MAX_CSV_BYTES = 2_000_000
@@ -22,7 +22,7 @@ MAX_CSV_BYTES = 2_000_000
 @router.post("/people", status_code=201)
 async def register_person(body: NewPerson, principal: Caller, request: Request) -> dict[str, str]:
     async with writing(request, principal) as unit:
-        person_id = await desk.register_person(unit, body, date.today())
+        person_id = await desk.register_person(unit, body, localtime.today())
     return {"id": str(person_id)}
 
 
@@ -60,7 +60,7 @@ async def grant_eligibility(
     person_id: uuid.UUID, body: NewEligibility, principal: Caller, request: Request
 ) -> dict[str, str]:
     async with writing(request, principal, body.evidence_ref) as unit:
-        eligibility_id = await desk.grant_eligibility(unit, person_id, body, date.today())
+        eligibility_id = await desk.grant_eligibility(unit, person_id, body, localtime.today())
     return {"id": str(eligibility_id)}
 
 
@@ -74,7 +74,7 @@ async def extend_eligibility(
 ) -> dict[str, str]:
     async with writing(request, principal, body.reason) as unit:
         await desk.extend_eligibility(
-            unit, person_id, eligibility_id, body.eligible_until, body.reason, date.today()
+            unit, person_id, eligibility_id, body.eligible_until, body.reason, localtime.today()
         )
     return {"id": str(eligibility_id), "eligible_until": body.eligible_until.isoformat()}
 
@@ -95,7 +95,7 @@ async def import_csv(
         desk_of(request),
         principal,
         csv_text,
-        date.today(),
+        localtime.today(),
         request.state.correlation_id,
     )
     return report.as_json()

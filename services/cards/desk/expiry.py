@@ -17,6 +17,7 @@ from services.cards.desk.unit import Desk, unit_of_work
 from services.cards.domain.access import Principal, Role
 from services.cards.domain.lifecycle import CardAction
 from services.cards.repository import eligibilities
+from shared import localtime
 from shared.events import cards as ev
 from shared.ids import uuid7
 from shared.logging import get_logger
@@ -66,12 +67,21 @@ async def run_expiry(pool: asyncpg.Pool, desk: Desk, today: date) -> ExpiryRepor
     return ExpiryReport(expired, len(ending))
 
 
+# After local midnight, not on it: a referrer's grant ends at the end of its last day, and
+# a minute of margin keeps a clock a little behind from still seeing yesterday.
+AFTER_MIDNIGHT = timedelta(minutes=1)
+
+
 async def expiry_loop(pool: asyncpg.Pool, desk: Desk, stop: asyncio.Event) -> None:
-    """Runs at start-up and then every interval; a failure is logged and retried next time."""
+    """Runs at start-up, then just after each local midnight (and at least every interval);
+    a failure of any kind is logged and retried at the next run, never ends the loop."""
     while not stop.is_set():
         try:
-            await run_expiry(pool, desk, date.today())
+            await run_expiry(pool, desk, localtime.today())
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("expiry job failed; will retry", error=type(exc).__name__)
+        except Exception:
+            log.exception("expiry job failed; will retry")
+        wait = localtime.until_next_day(datetime.now(UTC), AFTER_MIDNIGHT).total_seconds()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), desk.settings.expiry_job_interval_s)
+            await asyncio.wait_for(stop.wait(), min(wait, desk.settings.expiry_job_interval_s))

@@ -17,6 +17,9 @@ from services.cards.domain.access import Principal
 from services.cards.domain.csv_rows import CsvRow, read_rows, truthy
 from services.cards.domain.errors import Refused
 from services.cards.schemas import NewEligibility, NewPerson, field_errors
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 _ELIGIBILITY_FIELDS = (
     "target_group",
@@ -80,6 +83,23 @@ async def import_people(
             continue
         except Refused as exc:
             report.rejected.append({"line": row.line, "errors": [exc.as_error()]})
+            continue
+        except Exception:
+            # The rows before this one are imported and the rows after it are still tried: a
+            # report that names this line is worth more than a 500 that names none.
+            log.exception("csv import line failed", line=row.line)
+            report.rejected.append(
+                {
+                    "line": row.line,
+                    "errors": [
+                        {
+                            "field": "line",
+                            "reason": "could not be stored (an internal error, logged);"
+                            " import this line again later",
+                        }
+                    ],
+                }
+            )
             continue
         report.imported.append(
             {

@@ -36,6 +36,9 @@ KNOWN_COLUMNS = REQUIRED_COLUMNS | {
     "grace_days",
     "evidence_ref",
     "issue_card",
+    # The organisation that follows the person: the program administrator's lists must name
+    # it; a referrer's own is taken when it is left out.
+    "referrer_org_id",
 }
 
 

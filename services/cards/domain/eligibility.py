@@ -67,6 +67,15 @@ def extended(period: Period, new_until: date, today: date) -> Period:
             "eligible_until",
             f"an extension must end after the current end date {period.eligible_until.isoformat()}",
         )
+    if (new_until - period.eligible_from).days > MAX_PERIOD_DAYS:
+        # The five years hold for the whole grant (its evidence is looked at again), so a
+        # long-running grant is continued by a new one, not stretched.
+        next_day = period.eligible_until + timedelta(days=1)
+        raise InvalidField(
+            "eligible_until",
+            f"the grant runs since {period.eligible_from.isoformat()} and may last at most five"
+            f" years; grant a new period from {next_day.isoformat()} instead of extending it",
+        )
     check_period(period.eligible_from, new_until, today, period.grace_days)
     return Period(period.eligible_from, new_until, period.grace_days)
 

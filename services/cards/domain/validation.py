@@ -39,7 +39,10 @@ _IBAN_REASONS: dict[type[Exception], str] = {
 
 def _looks_like_bis(value: str) -> bool:
     compact = bis.compact(value)
-    return len(compact) == 11 and compact.isdigit() and int(compact[2:4]) >= 20
+    # isascii too: str.isdigit() also accepts "²" and other digits int() cannot read.
+    return (
+        len(compact) == 11 and compact.isascii() and compact.isdigit() and int(compact[2:4]) >= 20
+    )
 
 
 def parse_national_number(value: str, date_of_birth: date | None = None) -> str:
@@ -66,13 +69,18 @@ def parse_iban(value: str) -> str:
         # Schwifty would call an empty string malformed; the caller meant "no account".
         raise InvalidField("iban", "is empty: leave it out when there is no bank account")
     try:
-        return str(IBAN(value).compact)
+        iban = IBAN(value)
     except iban_errors.SchwiftyException as exc:
         reason = next(
             (text for kind, text in _IBAN_REASONS.items() if isinstance(exc, kind)),
             "is not a valid IBAN",
         )
         raise InvalidField("iban", reason) from None
+    if not iban.in_sepa_zone:
+        # Refunds leave as a SEPA credit transfer (pain.001): an account outside the zone
+        # would only fail at the bank, weeks later, with the holder still waiting.
+        raise InvalidField("iban", "is outside the SEPA zone; refunds are paid by SEPA transfer")
+    return str(iban.compact)
 
 
 def check_birth_date(value: date, today: date) -> None:

@@ -7,6 +7,16 @@ import asyncpg
 
 from shared.db import DbConnection
 
+
+# The last day a card is valid under a grant, then the later end date (whose announcement
+# is due first), then the newer decision.
+def _reach(alias: str) -> str:
+    return (
+        f"{alias}eligible_until + {alias}grace_days DESC, {alias}eligible_until DESC,"
+        f" {alias}created_at DESC"
+    )
+
+
 _COLUMNS = (
     "eligibility_id, person_id, target_group, eligible_from, eligible_until, grace_days,"
     " evidence_ref, granted_by, created_at, extended_at"
@@ -41,10 +51,11 @@ async def insert(
 
 
 async def current(conn: DbConnection, person_id: uuid.UUID) -> asyncpg.Record | None:
-    """The grant that reaches furthest: the one a card is valid under."""
+    """The grant that reaches furthest, grace included: the one a card is valid under (a
+    grant ending later with fewer grace days may leave the card valid for less time)."""
     return await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM eligibilities WHERE person_id = $1"  # noqa: S608
-        " ORDER BY eligible_until DESC, created_at DESC LIMIT 1",
+        f" ORDER BY {_reach('')} LIMIT 1",
         person_id,
     )
 
@@ -75,13 +86,13 @@ async def extend(conn: DbConnection, eligibility_id: uuid.UUID, eligible_until: 
     )
 
 
-_LATEST = """
-    SELECT DISTINCT ON (e.person_id) e.eligibility_id, e.person_id, e.target_group,
-           e.eligible_from, e.eligible_until, e.grace_days, p.referrer_org_id
-    FROM eligibilities e JOIN people p USING (person_id)
-    WHERE p.erased_at IS NULL
-    ORDER BY e.person_id, e.eligible_until DESC, e.created_at DESC
-"""
+_LATEST = (
+    "SELECT DISTINCT ON (e.person_id) e.eligibility_id, e.person_id, e.target_group,"  # noqa: S608
+    " e.eligible_from, e.eligible_until, e.grace_days, p.referrer_org_id"
+    " FROM eligibilities e JOIN people p USING (person_id)"
+    " WHERE p.erased_at IS NULL"
+    f" ORDER BY e.person_id, {_reach('e.')}"
+)
 
 
 async def ending_unannounced(

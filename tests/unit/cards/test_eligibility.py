@@ -86,3 +86,11 @@ def test_no_card_on_an_ended_grant() -> None:
 def test_ends_soon_window(until_offset: int, expected: bool) -> None:
     period = rules.Period(DAY - timedelta(days=300), DAY + timedelta(days=until_offset))
     assert rules.ends_soon(period, DAY, 30) is expected
+
+
+def test_an_extension_past_five_years_says_to_grant_a_new_period() -> None:
+    period = rules.Period(date(2022, 1, 1), date(2026, 12, 31), 30)
+    with pytest.raises(InvalidField) as refused:
+        rules.extended(period, date(2027, 12, 31), date(2026, 11, 28))
+    assert "grant a new period from 2027-01-01" in refused.value.message
+    assert "extend it later" not in refused.value.message

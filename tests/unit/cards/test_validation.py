@@ -128,3 +128,28 @@ def test_a_channel_needs_its_contact_detail() -> None:
     assert default_channel("an@example.org", "Kerkstraat 1") == "email"
     assert default_channel(None, "Kerkstraat 1") == "letter"
     assert default_channel(None, None) == "none"
+
+
+@pytest.mark.parametrize("value", ["85²73003328", "٨٥٠٧٣٠٠٣٣٢٨", "85\x0073003328"])
+def test_digits_other_than_ascii_are_refused_not_a_crash(value: str) -> None:
+    # str.isdigit() accepts "²" and Arabic-Indic digits, which int() cannot always read.
+    with pytest.raises(InvalidField, match="national_number: must contain only digits"):
+        parse_national_number(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "BR1800360305000010009795493C1",
+        "EG380019000500000000263180002",
+        "KW81CBKU0000000000001234560101",
+    ],
+)
+def test_an_account_outside_the_sepa_zone_is_refused(value: str) -> None:
+    with pytest.raises(InvalidField, match="iban: is outside the SEPA zone"):
+        parse_iban(value)
+
+
+@pytest.mark.parametrize("value", ["CH9300762011623852957", "GB33BUKB20201555555555"])
+def test_sepa_accounts_outside_the_eu_are_accepted(value: str) -> None:
+    assert parse_iban(value) == value

@@ -1,0 +1,48 @@
+"""Free text typed at the desk is printable: a NUL (PostgreSQL refuses it in text columns)
+or another control character is refused with the field's name, not a 500."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from services.cards.schemas import NewEligibility, NewPerson, WithReason, field_errors
+
+PERSON = {
+    "first_name": "An",
+    "last_name": "Peeters",
+    "date_of_birth": date(1985, 7, 30),
+    "national_number": "85073003328",
+}
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1b[31m", "\x7f"])
+@pytest.mark.parametrize("field", ["first_name", "last_name", "sub_municipality"])
+def test_a_control_character_in_a_name_is_refused_by_field(field: str, control: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        NewPerson.model_validate({**PERSON, field: f"Jan{control}"})
+    [error] = field_errors(refused.value.errors())
+    assert error["field"] == field
+    assert "control character" in error["reason"]
+
+
+def test_an_address_may_have_lines_but_no_nul() -> None:
+    assert NewPerson.model_validate({**PERSON, "address": "Kerkstraat 1\n2220 Heist"}).address
+    with pytest.raises(ValidationError, match="control character"):
+        NewPerson.model_validate({**PERSON, "address": "Kerkstraat 1\x00"})
+
+
+def test_reasons_and_evidence_are_plain_text() -> None:
+    with pytest.raises(ValidationError, match="control character"):
+        WithReason.model_validate({"reason": "lost\x00"})
+    with pytest.raises(ValidationError, match="control character"):
+        NewEligibility.model_validate(
+            {
+                "target_group": "poverty",
+                "eligible_from": "2026-01-01",
+                "eligible_until": "2026-12-31",
+                "evidence_ref": "OCMW\x00-1",
+            }
+        )
