@@ -39,10 +39,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.OperatorInterventionError,  # admin shutdown, crash shutdown
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full, out of memory
+    asyncpg.OperatorInterventionError,  # admin shutdown, crash shutdown, statement timeout
+    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.LockNotAvailableError,  # lock_timeout
+    asyncpg.ReadOnlySQLTransactionError,  # a replica during a failover
 )
 
 

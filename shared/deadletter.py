@@ -74,7 +74,9 @@ def dead_letter_record(letter: DeadLetter, consumer: str) -> OutgoingRecord:
     if letter.reason is DeadLetterReason.OVERSIZED and len(payload) > OVERSIZED_KEPT_BYTES:
         extra["dlq_truncated_from_bytes"] = str(len(payload))
         payload = payload[:OVERSIZED_KEPT_BYTES]
-    kept = [(k, v) for k, v in src.headers if not k.startswith("dlq_")]
+    # Kafka allows a header without a value (aiokafka gives None): kept as empty bytes, or
+    # storing the letter would fail, and its whole batch with it, on every redelivery.
+    kept = [(k, v or b"") for k, v in src.headers if not k.startswith("dlq_")]
     return OutgoingRecord(
         event_id=str(event_id),
         topic=DEAD_LETTER_TOPIC,

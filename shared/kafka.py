@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -149,14 +150,31 @@ class KafkaSender:
         return True
 
 
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def topic_creation_errors(topic_errors: Iterable[Sequence[Any]]) -> str:
+    """The topics a CreateTopics answer refused, with why ("" when none): each entry is
+    (topic, error code[, message]); an existing topic is no refusal."""
+    refused = [
+        f"{entry[0]}: {entry[2] if len(entry) > 2 and entry[2] else f'error {entry[1]}'}"
+        for entry in topic_errors
+        if entry[1] not in (0, _TOPIC_ALREADY_EXISTS)
+    ]
+    return "; ".join(refused)
+
+
 async def ensure_topics(
     bootstrap_servers: str,
     names: Iterable[str] | None = None,
     *,
     partitions: int = DEFAULT_PARTITIONS,
+    replication_factor: int = 1,
     timeout_s: float = 60.0,
 ) -> None:
-    """Create the topics up front: a first consumer-group join on a missing topic is slow."""
+    """Create the topics up front: a first consumer-group join on a missing topic is slow.
+    `replication_factor` must reach the cluster's `min.insync.replicas`, or no producer
+    (sending with acks=all) can write to the topic."""
     wanted = (
         list(names) if names is not None else [t.name for t in ALL_TOPICS] + [DEAD_LETTER_TOPIC]
     )
@@ -175,10 +193,26 @@ async def ensure_topics(
         missing = [n for n in wanted if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent starter won
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
+                response = await admin.create_topics(
+                    [
+                        NewTopic(
+                            n, num_partitions=partitions, replication_factor=replication_factor
+                        )
+                        for n in missing
+                    ]
                 )
-            log.info("topics created", topics=len(missing), partitions=partitions)
+                # The broker answers per topic instead of failing the call: a refusal (too
+                # few brokers for the replication factor, creation not allowed) is only seen
+                # here, and a service that went on would fail at its first publish instead.
+                refused = topic_creation_errors(response.topic_errors)
+                if refused:
+                    raise RuntimeError(f"the broker refused to create topics: {refused}")
+            log.info(
+                "topics created",
+                topics=len(missing),
+                partitions=partitions,
+                replication_factor=replication_factor,
+            )
     finally:
         await admin.close()
 

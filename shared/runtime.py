@@ -49,6 +49,14 @@ YOUNG_GENERATION_OBJECTS = 100_000
 # (card projections, settlements, usage, notifications) can wait a quarter second.
 HOT_FETCH_WAIT_MS = 10
 BACKGROUND_FETCH_WAIT_MS = 250
+# The longest pause before a failed batch is consumed again.
+BATCH_FAILURE_BACKOFF_MAX_S = 5.0
+
+
+def batch_failure_backoff_s(failures_in_a_row: int) -> float:
+    """0.2 s after a first failure, doubling, at most BATCH_FAILURE_BACKOFF_MAX_S."""
+    return min(0.1 * 2.0 ** min(failures_in_a_row, 10), BATCH_FAILURE_BACKOFF_MAX_S)
+
 
 BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -74,8 +82,10 @@ class ServiceRuntime:
         http_port: int = 0,
         pool_size: int = 5,
         max_record_bytes: int = MAX_RECORD_BYTES,
+        topic_replication_factor: int = 1,
     ) -> None:
         self.name = name
+        self.topic_replication_factor = topic_replication_factor
         self.max_record_bytes = max_record_bytes
         self.bootstrap_servers = bootstrap_servers
         self.database_url = database_url
@@ -103,6 +113,7 @@ class ServiceRuntime:
             http_host=settings.http_host,
             http_port=settings.http_port,
             max_record_bytes=settings.kafka_max_record_bytes,
+            topic_replication_factor=settings.kafka_topic_replication_factor,
         )
 
     @property
@@ -154,8 +165,11 @@ class ServiceRuntime:
             # The offsets, after the database commit, in the background (shared/offsets.py).
             self.offsets.processed(consumer, records)
 
+        failures_in_a_row = 0
+
         async def on_batch(_body: Any, message: KafkaMessage) -> None:
             # Rewinds the consumer itself if a batch fails, so that it is consumed again.
+            nonlocal failures_in_a_row
             consumer = cast(ReadAheadConsumer, message.consumer)  # aiokafka's own
             try:
                 await consume_ahead(
@@ -167,8 +181,19 @@ class ServiceRuntime:
                 )
             except Exception:
                 # FastStream swallows it (and has no logger of ours): said here, or never.
-                log.exception("batch failed, it is consumed again", consumer=processor.name)
+                failures_in_a_row += 1
+                backoff = batch_failure_backoff_s(failures_in_a_row)
+                log.exception(
+                    "batch failed, it is consumed again",
+                    consumer=processor.name,
+                    failures_in_a_row=failures_in_a_row,
+                    backoff_s=backoff,
+                )
+                # FastStream fetches again at once: without a pause, a failure that is not
+                # the messages' fault (a missing table, a permission) would spin a core.
+                await asyncio.sleep(backoff)
                 raise
+            failures_in_a_row = 0
 
         subscriber(on_batch)
 
@@ -202,7 +227,9 @@ class ServiceRuntime:
             loop.add_signal_handler(sig, self.stop.set)
         if self._pool is None:
             await self.open_database()
-        await ensure_topics(self.bootstrap_servers)
+        await ensure_topics(
+            self.bootstrap_servers, replication_factor=self.topic_replication_factor
+        )
         producer = make_producer(self.bootstrap_servers, client_id=f"{self.name}-relay")
         await producer.start()
         self.relay = OutboxRelay(self.pool, KafkaSender(producer, self.max_record_bytes))

@@ -25,6 +25,11 @@ class ServiceSettings(BaseSettings):
     kafka_max_record_bytes: int = Field(
         default=MAX_RECORD_BYTES, gt=0, validation_alias="KAFKA_MAX_RECORD_BYTES"
     )
+    # The replicas of each topic a service creates at start. One for the embedded broker; on a
+    # cluster at least its min.insync.replicas (deploy/kubernetes sets 3).
+    kafka_topic_replication_factor: int = Field(
+        default=1, ge=1, validation_alias="KAFKA_TOPIC_REPLICATION_FACTOR"
+    )
     database_url: str  # each service reads it under its own prefix, e.g. CLAIMS_DATABASE_URL
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     http_host: str = "127.0.0.1"

@@ -78,3 +78,15 @@ def test_the_status_check_asks_every_service_where_it_listens() -> None:
     context = typer.main.get_command(app).make_context("status", command[2:])
     assert context.params["bootstrap_servers"] == "vtp-kafka-bootstrap:9092"
     assert len(context.params["services"]) == len(asked)
+
+
+def test_services_create_topics_every_broker_can_write_to() -> None:
+    # With acks=all, a topic of fewer replicas than min.insync.replicas takes no writes:
+    # every topic a service creates at start must have at least that many.
+    [kafka] = _named("Kafka").values()
+    min_insync = int(kafka["spec"]["kafka"]["config"]["min.insync.replicas"])
+    for name, deployment in _named("Deployment").items():
+        env = {e["name"]: e.get("value") for e in _container(deployment)["env"]}
+        assert int(env.get("KAFKA_TOPIC_REPLICATION_FACTOR", 1)) >= min_insync, name
+    for name, topic in _named("KafkaTopic").items():
+        assert int(topic["spec"]["replicas"]) >= min_insync, name

@@ -134,3 +134,14 @@ def test_a_dead_letter_whose_detail_quotes_a_lone_surrogate_can_be_written() -> 
     letter = DeadLetter(_record(b"{}"), DeadLetterReason.SCHEMA_VIOLATION, "bad name '\ud800'")
     headers = dict(dead_letter_record(letter, "test").headers)
     assert headers["dlq_detail"] == b"bad name '\\ud800'"
+
+
+def test_a_header_without_a_value_does_not_stop_the_dead_letter_being_stored() -> None:
+    # Kafka allows a header with a null value and aiokafka hands it over as None; storing
+    # the letter's headers raised, and the batch was consumed again for ever.
+    headers = [*new_envelope(type=GADGETS.event_type, source="/t").headers(), ("x-null", None)]
+    record = _record(b"not json", headers=cast(list[tuple[str, bytes]], headers))
+    letter = decode(record, TOPICS)
+    assert isinstance(letter, DeadLetter)
+    stored = headers_from_json(_headers_json(dead_letter_record(letter, "test").headers))
+    assert ("x-null", b"") in stored
