@@ -8,6 +8,7 @@ numbers out of log files even when a developer logs a whole object by mistake.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -16,16 +17,24 @@ import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
 from types import MappingProxyType
 from typing import Any, TextIO
 
 import orjson
 import structlog
+from pydantic import BaseModel
 
-# An IBAN: two letters, two check digits, 11 to 30 alphanumerics, optionally grouped by 4.
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
-# A Belgian national register number: YY.MM.DD-XXX.CC or 11 digits in a row.
-_NATIONAL_NUMBER = re.compile(r"\b\d{2}\.?\d{2}\.?\d{2}[- ]?\d{3}\.?\d{2}\b")
+# An IBAN: two letters, two check digits, 11 to 30 alphanumerics, optionally grouped by 4
+# (spaces or dashes). Upper case only: a lower-case branch doubled the cost of every line
+# (the scan runs on each value of each line) and would have to tell a UUID's text apart;
+# IBANs are entered and stored in upper case, and an `iban` key is redacted whatever it holds.
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b")
+# A Belgian national register number: YY.MM.DD-XXX.CC, grouped by dots, dashes or spaces,
+# or 11 digits in a row.
+_NATIONAL_NUMBER = re.compile(r"\b\d{2}[-. ]?\d{2}[-. ]?\d{2}[-. ]?\d{3}[-. ]?\d{2}\b")
 # Keys whose values are personal by definition, whatever they look like.
 _SENSITIVE_KEYS = frozenset(
     {
@@ -51,6 +60,8 @@ REDACTED = "[redacted]"
 _PERSONAL = re.compile(f"{_IBAN.pattern}|{_NATIONAL_NUMBER.pattern}")
 # Values that cannot hold personal data in any form, passed through without a look.
 _PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+# Objects whose text is a time or a number, never personal data.
+_SAFE_OBJECTS = frozenset({datetime, date, time, timedelta, Decimal})
 
 
 def redact_text(text: str) -> str:
@@ -73,9 +84,19 @@ def _redact_value(key: str, value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, Mapping):
         return {k: _redact_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [_redact_value(key, v) for v in value]
-    return value
+    if kind in _SAFE_OBJECTS or isinstance(value, Enum):
+        return value
+    # A whole object logged by mistake: its fields are looked at like a mapping's (a
+    # dataclass's `name` is as personal as a dict's); anything else by the text the
+    # renderer would write for it.
+    if isinstance(value, BaseModel):
+        return _redact_value(key, value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _redact_value(key, dataclasses.asdict(value))
+    text = value.decode(errors="replace") if isinstance(value, bytes) else repr(value)
+    return redact_text(text) if _PERSONAL.search(text) else value
 
 
 def redact_personal_data(

@@ -5,10 +5,14 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import structlog
+from pydantic import BaseModel
 
 from shared.logging import REDACTED, configure_logging, get_logger, log_context, redact_text
 
@@ -20,13 +24,54 @@ from shared.logging import REDACTED, configure_logging, get_logger, log_context,
         "iban BE68 5390 0754 7034",
         "nn 85.07.30-033.61 seen",
         "nn 85073003361",
+        "iban BE68-5390-0754-7034",
+        "nn 85 07 30 033 61",
+        "nn 850730-033-61",
     ],
 )
 def test_ibans_and_national_numbers_are_masked(text: str) -> None:
     masked = redact_text(text)
     assert REDACTED in masked
-    for secret in ("BE68539007547034", "5390 0754 7034", "85.07.30-033.61", "85073003361"):
+    for secret in ("5390", "0754", "7034", "033.61", "033 61", "033-61", "85073003361"):
         assert secret not in masked
+
+
+@dataclass
+class _Holder:
+    name: str
+    note: str
+
+
+class _Payee(BaseModel):
+    iban: str
+    amount_cents: int
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        (_Holder(name="Jan Peeters", note="ok"), "Jan Peeters"),
+        (_Payee(iban="NL91ABNA0417164300", amount_cents=1250), "NL91ABNA0417164300"),
+        (b"nn 85073003361", "85073003361"),
+        (ValueError("no account BE68539007547034"), "BE68539007547034"),
+        ({"85073003361"}, "85073003361"),
+    ],
+)
+def test_whole_objects_logged_by_mistake_are_masked(
+    json_lines: Lines, value: object, secret: str
+) -> None:
+    get_logger("t").info("object", value=value)
+    line = json.dumps(json_lines()[-1])
+    assert secret not in line
+    assert REDACTED in line
+
+
+def test_times_and_numbers_objects_are_logged_as_they_are(json_lines: Lines) -> None:
+    at = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    get_logger("t").info("times", at=at, amount=Decimal("12.50"))
+    line = json_lines()[-1]
+    assert line["at"] == at.isoformat()
+    assert REDACTED not in json.dumps(line)
 
 
 def test_card_numbers_and_uuids_stay_readable() -> None:
