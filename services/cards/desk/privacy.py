@@ -62,10 +62,16 @@ async def export_person(unit: Unit, person_id: uuid.UUID) -> dict[str, Any]:
 async def erase_person(unit: Unit, person_id: uuid.UUID, reason: str) -> None:
     require_role(unit.principal, Role.PROGRAM_ADMIN)
     await load_person(unit, person_id)
-    for card in await cards.of_person(unit.conn, person_id):
+    # The cards locked too: the daily job expires cards without locking their holder, and
+    # a card it expired meanwhile must not be revoked from a status it no longer has.
+    for card in await cards.of_person(unit.conn, person_id, for_update=True):
         if card["status"] in _LIVE:
-            # The person row is locked: no one else can change this card meanwhile.
             await apply_action(unit, card, CardAction.REVOKE, "holder erased")
     await people.shred(unit.conn, person_id)
+    # Free text typed about the person may name them or their situation; the key that
+    # sealed their details is gone, and so must be what was written beside them.
+    await eligibilities.forget_evidence(unit.conn, person_id)
+    card_ids = await cards.forget_reasons(unit.conn, person_id)
+    await audit.forget_reasons(unit.conn, [str(person_id), *card_ids])
     await unit.publish(ev.HolderErased(holder_id=person_id, erased_at=datetime.now(UTC)))
     await unit.audit("person.erased", "person", person_id, reason)

@@ -13,6 +13,10 @@ MAX_PERIOD_DAYS = 5 * 366
 # (end + grace, announcement windows) far from the calendar's end in year 9999.
 MAX_YEARS_AHEAD = 10
 MAX_DAYS_AHEAD = MAX_YEARS_AHEAD * 366
+# How far back a grant may start: a running grant of the longest length, from a list that
+# is imported a year late. A start in year 1 is a typing error, not a decision.
+MAX_YEARS_BACK = 6
+MAX_DAYS_BACK = MAX_YEARS_BACK * 366
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,16 @@ def check_period(
             "eligible_until",
             f"{eligible_until.isoformat()} is before eligible_from {eligible_from.isoformat()}",
         )
+    if eligible_from < today - timedelta(days=MAX_DAYS_BACK):
+        raise InvalidField(
+            "eligible_from",
+            f"{eligible_from.isoformat()} lies more than {MAX_YEARS_BACK} years back;"
+            " is the year right?",
+        )
     if (eligible_until - eligible_from).days > MAX_PERIOD_DAYS:
-        raise InvalidField("eligible_until", "a grant may last at most five years; extend it later")
+        raise InvalidField(
+            "eligible_until", "a grant may last at most five years; grant a new period when it ends"
+        )
     latest = today + timedelta(days=MAX_DAYS_AHEAD)
     # Compared without adding the grace days to the end date: that sum overflows near 9999.
     if eligible_until > latest - timedelta(days=grace_days):

@@ -44,3 +44,11 @@ async def entries(
             limit,
         )
     )
+
+
+async def forget_reasons(conn: DbConnection, subject_ids: list[str]) -> None:
+    """Blanks the typed reasons of the entries about these subjects: who did what and when
+    stays, for accountability; what a referrer wrote about the person goes."""
+    await conn.execute(
+        "UPDATE audit_log SET reason = NULL WHERE subject_id = ANY($1::text[])", subject_ids
+    )

@@ -40,13 +40,25 @@ async def get(
     )
 
 
-async def of_person(conn: DbConnection, person_id: uuid.UUID) -> list[asyncpg.Record]:
+async def of_person(
+    conn: DbConnection, person_id: uuid.UUID, *, for_update: bool = False
+) -> list[asyncpg.Record]:
+    lock = " FOR UPDATE" if for_update else ""
     return list(
         await conn.fetch(
-            f"SELECT {_COLUMNS} FROM cards WHERE person_id = $1 ORDER BY issued_at",  # noqa: S608
+            f"SELECT {_COLUMNS} FROM cards WHERE person_id = $1 ORDER BY issued_at{lock}",  # noqa: S608
             person_id,
         )
     )
+
+
+async def forget_reasons(conn: DbConnection, person_id: uuid.UUID) -> list[str]:
+    """Blanks the typed reasons of a person's card changes (they may name the person);
+    the card ids, for the audit trail's entries about them."""
+    rows = await conn.fetch(
+        "UPDATE cards SET status_reason = NULL WHERE person_id = $1 RETURNING card_id", person_id
+    )
+    return [str(r["card_id"]) for r in rows]
 
 
 async def set_status(conn: DbConnection, card_id: uuid.UUID, status: str, reason: str) -> None:

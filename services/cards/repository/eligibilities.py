@@ -77,6 +77,14 @@ async def of_person(conn: DbConnection, person_id: uuid.UUID) -> list[asyncpg.Re
     )
 
 
+async def forget_evidence(conn: DbConnection, person_id: uuid.UUID) -> None:
+    """Blanks the evidence references typed for a person's grants (a file name, a case
+    number, sometimes a name); the periods stay, for the reports."""
+    await conn.execute(
+        "UPDATE eligibilities SET evidence_ref = NULL WHERE person_id = $1", person_id
+    )
+
+
 async def extend(conn: DbConnection, eligibility_id: uuid.UUID, eligible_until: date) -> None:
     await conn.execute(
         "UPDATE eligibilities SET eligible_until = $2, extended_at = now()"

@@ -83,3 +83,33 @@ async def test_erasure_shreds_the_key(desk: Desk) -> None:
     assert again.status_code == 409
     # The number is no longer findable: the person may be registered anew.
     assert (await desk.referrer.post("/people", json=person_body(42))).status_code == 201
+
+
+async def test_erasure_also_forgets_what_was_typed_about_the_person(desk: Desk) -> None:
+    ids = await new_holder(desk.referrer, 43, evidence_ref="dossier Jan Peeters 2026/17")
+    note = "kwijt bij Jan Peeters thuis"
+    blocked = await desk.referrer.post(f"/cards/{ids['card_id']}/block", json={"reason": note})
+    assert blocked.status_code == 200, blocked.text
+    async with desk.pool.acquire() as conn:
+        typed = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT evidence_ref AS t FROM eligibilities"
+            " UNION ALL SELECT status_reason FROM cards UNION ALL SELECT reason FROM audit_log) x"
+            " WHERE t LIKE '%Jan Peeters%'"
+        )
+    assert typed >= 3  # the evidence, the card's reason, the audit entries
+
+    erased = await desk.admin.post(
+        f"/people/{ids['person_id']}/erasure", json={"reason": "GDPR art. 17 request"}
+    )
+    assert erased.status_code == 200, erased.text
+    async with desk.pool.acquire() as conn:
+        left = await conn.fetch(
+            "SELECT t::text AS line FROM eligibilities t UNION ALL SELECT c::text FROM cards c"
+            " UNION ALL SELECT a::text FROM audit_log a"
+        )
+        actions = await conn.fetch(
+            "SELECT action FROM audit_log WHERE subject_id = $1", ids["card_id"]
+        )
+    assert not [r["line"] for r in left if "Jan Peeters" in r["line"]]
+    # Who did what stays on the record; the erasure's own reason is written after.
+    assert {"card.issued", "card.block"} <= {r["action"] for r in actions}

@@ -94,3 +94,10 @@ def test_an_extension_past_five_years_says_to_grant_a_new_period() -> None:
         rules.extended(period, date(2027, 12, 31), date(2026, 11, 28))
     assert "grant a new period from 2027-01-01" in refused.value.message
     assert "extend it later" not in refused.value.message
+
+
+def test_a_grant_starting_in_a_mistyped_year_is_refused() -> None:
+    today = date(2026, 11, 28)
+    rules.check_period(date(2022, 1, 1), date(2026, 12, 31), today)  # a long-running grant
+    with pytest.raises(InvalidField, match="eligible_from: 0001-01-01 lies more than 6 years"):
+        rules.check_period(date(1, 1, 1), date(1, 12, 31), today)
