@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.cards.desk import imports
+from services.cards.desk import imports, people
 from shared import localtime
 from tests.integration.cards.conftest import Desk, grant_body, person_body
 from vtp.demo.municipality import national_number
@@ -84,7 +84,7 @@ async def test_the_program_administrator_imports_a_list_for_a_named_organisation
 async def test_a_line_that_fails_unexpectedly_is_reported_and_the_next_lines_imported(
     desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    register = imports.register_person
+    register = people.register_person
 
     async def failing_for_p1(unit: Any, person: Any, today: date) -> Any:
         if person.first_name == "P1":

@@ -14,10 +14,15 @@ from shared.consumer import BatchProcessor, DecodedBatch, Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter, SourceRecord
 from shared.envelope import new_envelope
+from shared.events.base import EventPayload
 from shared.runtime import ServiceRuntime
 from shared.topics import DEAD_LETTER_TOPIC
 
 pytestmark = pytest.mark.integration
+
+
+class Nothing(EventPayload):
+    pass
 
 
 @pytest.mark.parametrize(
@@ -56,7 +61,7 @@ async def test_a_batch_waits_out_a_database_that_cannot_work_for_a_moment(
     events = [
         Incoming(
             new_envelope(type="be.test.X", source="/t"),
-            None,
+            Nothing(),
             SourceRecord("test.x.v1", 0, offset, b"k", b"{}", []),
         )
         for offset in range(3)
