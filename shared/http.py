@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from shared.db import DbConnection
 from shared.ids import uuid7
 from shared.logging import get_logger, log_context
 
@@ -23,7 +25,14 @@ FROM outbox WHERE published_at IS NULL
 """
 
 
-def health_router(pool: Callable[[], asyncpg.Pool]) -> APIRouter:
+# A service's own figures of what waits (e.g. claims' parked check-ins), merged into the
+# readiness answer so that one look (`vtp status`) sees them.
+WaitingFigures = Callable[[DbConnection], Awaitable[dict[str, Any]]]
+
+
+def health_router(
+    pool: Callable[[], asyncpg.Pool], waiting: WaitingFigures | None = None
+) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/health/live")
@@ -35,6 +44,7 @@ def health_router(pool: Callable[[], asyncpg.Pool]) -> APIRouter:
         try:
             async with pool().acquire() as conn:
                 outbox = await conn.fetchrow(_OUTBOX)
+                own = await waiting(conn) if waiting is not None else {}
         except Exception as exc:
             return JSONResponse({"status": "not ready", "reason": type(exc).__name__}, 503)
         assert outbox is not None  # an aggregate always returns its one row
@@ -47,6 +57,7 @@ def health_router(pool: Callable[[], asyncpg.Pool]) -> APIRouter:
                 "outbox_pending": outbox["pending"],
                 "outbox_oldest_pending_s": None if oldest is None else round(float(oldest), 1),
                 "outbox_parked": outbox["parked"],
+                **own,
             }
         )
 

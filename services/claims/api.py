@@ -12,7 +12,7 @@ import asyncpg
 from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import SecretStr
 
-from services.claims import ledger
+from services.claims import ledger, parking
 from services.claims.payments import run_payments
 from services.claims.policy import RefundPolicy
 from services.claims.reports import monthly_report
@@ -27,7 +27,7 @@ def build_app(
     id would tell a provider which of its visitors has the reduced tariff."""
     app = FastAPI(title="Vrijetijdspas — claims", version="1")
     add_correlation_middleware(app)
-    app.include_router(health_router(pool_ref))
+    app.include_router(health_router(pool_ref, parking.readiness_figures))
     api = protected_router(token_secret)
 
     @api.get("/stats")
@@ -57,6 +57,7 @@ def build_app(
             assert ledger_claims is not None
             known_cards = await conn.fetchval("SELECT count(*) FROM cards")
             known_devices = await conn.fetchval("SELECT count(*) FROM devices")
+            parked = await conn.fetchval("SELECT count(*) FROM parked_checkins")
         return {
             "outcomes": [dict(r) for r in outcomes],
             "unauthenticated": [dict(r) for r in unauth],
@@ -73,7 +74,15 @@ def build_app(
             "ledger_transfers": transfers,
             "known_cards": known_cards,
             "known_devices": known_devices,
+            "checkins_parked": parked,
         }
+
+    @api.get("/checkins/parked")
+    async def parked_checkins() -> dict[str, Any]:
+        """Check-ins waiting for their device's registration (services/claims/parking.py):
+        how many, since when, and per device (the 100 waiting longest)."""
+        async with pool_ref().acquire() as conn:
+            return await parking.parked_figures(conn)
 
     @api.get("/ledger/trial-balance")
     async def trial_balance() -> dict[str, Any]:

@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.claims import ledger
-from services.claims.policy import RefundPolicy, business_day
+from services.claims.policy import RefundPolicy
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter
 from shared.events.checkins import CheckInCancelled
 from shared.events.claims import ClaimReversed, PayeeKind
+from shared.localtime import business_day
 from shared.logging import get_logger, log_context
 from shared.outbox import enqueue_events
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.claims import ledger
+from services.claims import ledger, parking
 from services.claims.authentication import KnownDevice, authenticate
 from services.claims.decisions import (
     CardAtCheckIn,
@@ -30,7 +30,7 @@ from services.claims.decisions import (
 from services.claims.distribution import split_cost
 from services.claims.eligibility import Grant, grant_on
 from services.claims.frequency import Visit, limit_reached, reach_days, visit_windows
-from services.claims.policy import RefundPolicy, business_day
+from services.claims.policy import RefundPolicy
 from services.claims.signatures import SignatureChecks
 from shared import topics
 from shared.consumer import Incoming
@@ -42,6 +42,7 @@ from shared.events.cards import CardStatus, ProviderMode
 from shared.events.checkins import ActivityCategory, CheckInRecorded
 from shared.events.claims import ClaimApproved, ClaimRejected, PayeeKind, RejectionReason
 from shared.ids import uuid7
+from shared.localtime import business_day
 from shared.logging import get_logger, log_context
 from shared.outbox import enqueue_events
 
@@ -160,6 +161,7 @@ class _Writes:
     transfers: list[ledger.Transfer] = field(default_factory=list)
     events: list[tuple[Envelope, EventPayload]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    parked: list[Incoming[CheckInRecorded]] = field(default_factory=list)
 
     def spend(self, key: tuple[uuid.UUID, int], cents: int, limit: int) -> None:
         delta, old_limit = self.budget.get(key, (0, 0))
@@ -273,6 +275,15 @@ class CheckInHandler:
             log.info("duplicate check-in ignored", checkin_id=c.checkin_id)
             return
         device = ctx.devices.get(c.device_id)
+        if device is None:
+            # Not known yet: its DeviceRegistered may still be on its way (parking.py).
+            w.parked.append(incoming)
+            log.warning(
+                "check-in parked: device not known yet",
+                checkin_id=c.checkin_id,
+                device_id=c.device_id,
+            )
+            return
         failure = authenticate(
             c, device, (c.device_id, c.nonce) in ctx.seen_nonces, signature_valid
         )
@@ -508,6 +519,8 @@ async def _store(conn: DbConnection, w: _Writes) -> None:
         )
     await ledger.post(conn, w.transfers)
     await enqueue_events(conn, w.events)
+    if w.parked:
+        await parking.park(conn, w.parked)  # last: it takes a lock (parking.py)
 
 
 def _card_at(

@@ -13,11 +13,11 @@ from services.claims.policy import (
     LimitPeriod,
     LimitScope,
     RefundPolicy,
-    business_day,
 )
 from shared.events.cards import CardStatus, ProviderMode
 from shared.events.checkins import ActivityCategory
 from shared.events.claims import RejectionReason
+from shared.localtime import business_day
 from shared.money import percent_of
 
 _STATUS_REASONS = {

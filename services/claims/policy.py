@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events.checkins import ActivityCategory
 
 MUNICIPALITY = "municipality"
-# Days (budget years, "once per day") are Belgian days, not UTC days: a check-in at 00:30 in
-# Heist is on the day people remember it.
-LOCAL_TIME = ZoneInfo("Europe/Brussels")
-
-
-def business_day(at: datetime) -> date:
-    return at.astimezone(LOCAL_TIME).date()
 
 
 class LimitScope(StrEnum):

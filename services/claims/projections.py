@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.claims import parking
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -25,8 +26,14 @@ TOPICS = (
 
 
 async def apply_card_events(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+    registered = []
     for incoming in batch:
         await _apply(conn, incoming.payload)
+        if isinstance(incoming.payload, ev.DeviceRegistered):
+            registered.append(incoming.payload.device_id)
+    # The check-ins that came before their device, back to be judged: after every other
+    # write of the batch, because it takes a lock (parking.py).
+    await parking.release(conn, registered)
     return []
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Any
 
-from services.claims.policy import LOCAL_TIME, RefundPolicy
+from services.claims.policy import RefundPolicy
 from shared.db import DbConnection
+from shared.localtime import LOCAL_TIME
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -126,7 +127,15 @@ async def budget_consumption(
                 "budget_cents": budget,
                 "consumed_cents": used,
                 "remaining_cents": None if budget is None else budget - used,
-                "consumed_basis_points": None if not budget else used * 10_000 // budget,
+                "consumed_basis_points": None if not budget else basis_points(used, budget),
             }
         )
     return out
+
+
+def basis_points(part: int, whole: int) -> int:
+    """`part` of `whole` in hundredths of a percent, truncated toward zero: a negative
+    consumption (a reversal booked in a new budget year) is as far below 0 as the same
+    positive one is above (floor division made -0.025 % into -0.03 %)."""
+    points = abs(part) * 10_000 // abs(whole)
+    return -points if (part < 0) != (whole < 0) else points

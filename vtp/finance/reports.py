@@ -48,10 +48,19 @@ VIEWS: dict[str, tuple[str, list[tuple[str, str]]]] = {
 
 
 def euros(cents: int | None) -> str:
-    if cents is None:
-        return ""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
+    return "" if cents is None else _hundredths(cents)
+
+
+def percent(basis_points: int | None) -> str:
+    """Basis points (hundredths of a percent) as a percentage with two decimals."""
+    return "" if basis_points is None else _hundredths(basis_points)
+
+
+def _hundredths(value: int) -> str:
+    # The sign apart, then the magnitude: `//` and `%` on a negative number floor it
+    # (-150 // 100 = -2, -150 % 100 = 50: "-2.50" for -1.50).
+    sign = "-" if value < 0 else ""
+    whole, rest = divmod(abs(value), 100)
     return f"{sign}{whole}.{rest:02d}"
 
 
@@ -59,7 +68,7 @@ def _cell(key: str, value: Any) -> Any:
     if key.endswith("_cents"):
         return euros(value)
     if key == "consumed_basis_points":
-        return "" if value is None else f"{value // 100}.{value % 100:02d}"
+        return percent(value)
     return value
 
 

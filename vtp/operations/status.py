@@ -19,6 +19,9 @@ class ServiceHealth:
     outbox_pending: int = 0
     outbox_oldest_pending_s: float | None = None
     outbox_parked: int = 0
+    # Claims' check-ins waiting for their device's registration; None: the service has none.
+    checkins_parked: int | None = None
+    checkins_parked_oldest_s: float | None = None
 
 
 def health_of(name: str, status: int | None, body: Any, error: str | None = None) -> ServiceHealth:
@@ -30,6 +33,8 @@ def health_of(name: str, status: int | None, body: Any, error: str | None = None
     if status != 200:
         return ServiceHealth(name, False, f"HTTP {status}: {answer.get('reason', 'not ready')}")
     oldest = answer.get("outbox_oldest_pending_s")
+    parked = answer.get("checkins_parked")
+    parked_oldest = answer.get("checkins_parked_oldest_s")
     return ServiceHealth(
         name,
         True,
@@ -37,6 +42,8 @@ def health_of(name: str, status: int | None, body: Any, error: str | None = None
         outbox_pending=int(answer.get("outbox_pending") or 0),
         outbox_oldest_pending_s=None if oldest is None else float(oldest),
         outbox_parked=int(answer.get("outbox_parked") or 0),
+        checkins_parked=None if parked is None else int(parked),
+        checkins_parked_oldest_s=None if parked_oldest is None else float(parked_oldest),
     )
 
 
@@ -44,6 +51,9 @@ def health_of(name: str, status: int | None, body: Any, error: str | None = None
 class Limits:
     lag_records: int = 10_000  # behind on one topic by more is a problem
     outbox_wait_s: float = 60.0  # an event unpublished for longer is a problem
+    # A check-in parked for longer waits for a device whose registration is not coming by
+    # itself (a registration reaches claims within seconds when all is well).
+    parked_checkin_wait_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,15 @@ def problems(services: list[ServiceHealth], lags: list[TopicLag], limits: Limits
             found.append(
                 f"{s.name} has {s.outbox_pending} event(s) waiting to be published, the oldest"
                 f" for {s.outbox_oldest_pending_s:.0f} s: is the broker reachable?"
+            )
+        if (
+            s.checkins_parked_oldest_s is not None
+            and s.checkins_parked_oldest_s > limits.parked_checkin_wait_s
+        ):
+            found.append(
+                f"{s.name} has {s.checkins_parked} check-in(s) waiting for a device it does not"
+                f" know, the oldest for {s.checkins_parked_oldest_s / 60:.0f} min: was the"
+                " device registered with the cards service? (GET /checkins/parked names it)"
             )
     found += [
         f"{lag.group} is {lag.behind:,} record(s) behind on {lag.topic}"

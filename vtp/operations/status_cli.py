@@ -149,6 +149,7 @@ def _print(health: list[ServiceHealth], lags: list[TopicLag], found: list[str]) 
         "events waiting to be published",
         "oldest waiting",
         "parked",
+        "check-ins waiting for their device",
     ):
         services.add_column(column, justify="left" if column in ("service", "ready") else "right")
     for h in health:
@@ -161,6 +162,7 @@ def _print(health: list[ServiceHealth], lags: list[TopicLag], found: list[str]) 
             if h.ready
             else "?",
             (f"[red]{h.outbox_parked}[/]" if h.outbox_parked else "0") if h.ready else "?",
+            "?" if not h.ready else "-" if h.checkins_parked is None else f"{h.checkins_parked:,}",
         )
     console.print(services)
     groups = Table(title="Consumer groups (records still to process)")

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.claims.frequency import period_of, reach_days, visit_windows
-from services.claims.policy import FrequencyLimit, LimitPeriod, LimitScope, business_day
+from services.claims.policy import FrequencyLimit, LimitPeriod, LimitScope
+from shared.localtime import business_day
 
 HOLDERS = [uuid.UUID(int=1), uuid.UUID(int=2)]
 # Around the DST changes of 2026 (29 March, 25 October) and a month boundary.

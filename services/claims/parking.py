@@ -1,0 +1,229 @@
+"""Check-ins from a device that claims does not know yet wait here until it does.
+
+A device's DeviceRegistered (cards.device-registered.v1, read by the card-projection
+consumer) and its first check-ins (checkins.checkin-recorded.v1, read by the check-in
+consumer) travel on different topics: a provider that registers a device and scans at once
+can have its first check-ins judged before claims has the device. Dead-lettered as
+`unknown_device`, such a check-in was lost for good: the inbox holds its event id (sent
+again, it is a duplicate) and a redrive is refused (the reason is about the message). So a
+check-in whose device is simply unknown (not one registered to another provider, revoked,
+or with a bad signature: those are judged as before) is parked in its batch's transaction,
+as it came — no claim, no nonce used, no dead letter — and put back on the check-in topic
+through the outbox in the transaction that applies its device's DeviceRegistered. It is
+then judged like any other check-in, by the same handler.
+
+The copy has a new event id derived from the original's (`copy_id`); the original's inbox
+row stays. Deleting that row and sending the original id again would work too, but it
+would make the card-projection consumer edit the check-in consumer's inbox, and it would
+break the inbox's promise that an applied event id is never applied again: a replay of the
+original record (offsets are committed after the database commit, so a crash can replay)
+would be judged a second time. With a derived id, a replayed original is still a duplicate,
+and releasing the same row twice makes the same outbox row. Whatever happens, a check-in
+has one outcome: its claim is keyed by checkin_id (UNIQUE in `claims`, and the handler
+skips a check-in already decided), and its nonce was not used while it was parked.
+
+The check-in batch and the projection batch may run at once: the batch reads "no such
+device", the projection inserts the device and releases what is parked (nothing yet), the
+batch parks — and nobody would release that row. Both therefore take one advisory lock
+before they look again: parking re-reads the devices and sends at once those whose device
+has come meanwhile; releasing runs after the parking committed and sees its rows. Both
+take it last in their transaction (after the holder locks of the batch, and in the
+projection after every event of its batch), so it adds no lock cycle. It is taken only
+when a batch parks or applies a DeviceRegistered: never on the hot path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from shared import topics
+from shared.consumer import Incoming
+from shared.db import DbConnection
+from shared.envelope import Headers
+from shared.events.checkins import CheckInRecorded
+from shared.logging import get_logger, log_context
+from shared.outbox import OutgoingRecord, enqueue, headers_from_json
+
+log = get_logger(__name__)
+
+_COPY_NAMESPACE = uuid.UUID("b3d6a61f-1303-4f03-8537-dcd6b0b6acaf")
+# Two-key form (its own key space, apart from the one-key locks of migrations and payment
+# runs): the first key names this lock.
+_LOCK = "SELECT pg_advisory_xact_lock(7227100, 1)"
+_KNOWN_DEVICES = "SELECT device_id FROM devices WHERE device_id = ANY($1::uuid[])"
+_PARK = """
+INSERT INTO parked_checkins (event_id, checkin_id, device_id, correlation_id, key, headers,
+                             payload, source_topic, source_partition, source_offset)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[], $6::bytea[],
+                     $7::bytea[], $8::text[], $9::int[], $10::bigint[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+_RELEASE = """
+DELETE FROM parked_checkins WHERE device_id = ANY($1::uuid[])
+RETURNING event_id, checkin_id, device_id, correlation_id, key, headers, payload, parked_at
+"""
+_REPLACED_HEADERS = frozenset({"ce_id", "causation_id"})
+
+
+def copy_id(event_id: uuid.UUID) -> uuid.UUID:
+    """The event id of a parked check-in put back on its topic."""
+    return uuid.uuid5(_COPY_NAMESPACE, str(event_id))
+
+
+@dataclass(frozen=True)
+class _Parked:
+    event_id: uuid.UUID
+    checkin_id: uuid.UUID
+    device_id: uuid.UUID
+    correlation_id: str
+    key: bytes
+    headers: Headers
+    payload: bytes
+    source: tuple[str, int, int]
+
+    @classmethod
+    def of(cls, incoming: Incoming[CheckInRecorded]) -> _Parked:
+        c, src = incoming.payload, incoming.source
+        return cls(
+            incoming.envelope.id,
+            c.checkin_id,
+            c.device_id,
+            incoming.correlation_id,
+            src.key or topics.CHECKIN_RECORDED.key_of(c),
+            [(k, v) for k, v in src.headers if v is not None],
+            src.value or b"",
+            (src.topic, src.partition, src.offset),
+        )
+
+
+async def park(conn: DbConnection, checkins: Sequence[Incoming[CheckInRecorded]]) -> None:
+    """Inside the batch's transaction, after its other writes: park these check-ins, or
+    put those whose device has come since the batch read the devices straight back."""
+    if not checkins:
+        return
+    parked = [_Parked.of(i) for i in checkins]
+    await conn.execute(_LOCK)
+    known = {
+        r["device_id"]
+        for r in await conn.fetch(_KNOWN_DEVICES, list({p.device_id for p in parked}))
+    }
+    waiting = [p for p in parked if p.device_id not in known]
+    if waiting:
+        await conn.execute(
+            _PARK,
+            [p.event_id for p in waiting],
+            [p.checkin_id for p in waiting],
+            [p.device_id for p in waiting],
+            [p.correlation_id for p in waiting],
+            [p.key for p in waiting],
+            [_headers_bytes(p.headers) for p in waiting],
+            [p.payload for p in waiting],
+            [p.source[0] for p in waiting],
+            [p.source[1] for p in waiting],
+            [p.source[2] for p in waiting],
+        )
+    arrived = [p for p in parked if p.device_id in known]
+    await enqueue(conn, [_copy(p.event_id, p.key, p.headers, p.payload) for p in arrived])
+    for p in arrived:
+        with log_context(correlation_id=p.correlation_id):
+            log.info(
+                "parked check-in released: device now known",
+                checkin_id=p.checkin_id,
+                device_id=p.device_id,
+                event_id=copy_id(p.event_id),
+            )
+
+
+async def release(conn: DbConnection, device_ids: Collection[uuid.UUID]) -> int:
+    """Inside the transaction that applied these devices' DeviceRegistered, after the rest of
+    its batch: put their parked check-ins back on the check-in topic. Returns how many."""
+    if not device_ids:
+        return 0
+    await conn.execute(_LOCK)
+    rows = await conn.fetch(_RELEASE, list(set(device_ids)))
+    await enqueue(
+        conn,
+        [
+            _copy(
+                r["event_id"],
+                r["key"],
+                headers_from_json(bytes(r["headers"]).decode()),
+                r["payload"],
+            )
+            for r in rows
+        ],
+    )
+    now = datetime.now(UTC)
+    for r in rows:
+        with log_context(correlation_id=r["correlation_id"]):
+            log.info(
+                "parked check-in released: device now known",
+                checkin_id=r["checkin_id"],
+                device_id=r["device_id"],
+                event_id=copy_id(r["event_id"]),
+                parked_s=round((now - r["parked_at"]).total_seconds(), 1),
+            )
+    return len(rows)
+
+
+def _copy(event_id: uuid.UUID, key: bytes, headers: Headers, payload: bytes) -> OutgoingRecord:
+    """The parked record as it came, under its derived id, caused by the original."""
+    new_id = copy_id(event_id)
+    kept = [(k, v) for k, v in headers if k not in _REPLACED_HEADERS]
+    kept += [("ce_id", str(new_id).encode()), ("causation_id", str(event_id).encode())]
+    return OutgoingRecord(
+        event_id=str(new_id),
+        topic=topics.CHECKIN_RECORDED.name,
+        key=key,
+        headers=kept,
+        payload=payload,
+        # The id is derived: kept a while after publishing, so the same copy is sent once.
+        retain=True,
+    )
+
+
+def _headers_bytes(headers: Headers) -> bytes:
+    # The format shared.outbox.headers_from_json reads; bytea, so NUL is no problem.
+    return orjson.dumps([[k, v.decode("latin-1")] for k, v in headers])
+
+
+async def readiness_figures(conn: DbConnection) -> dict[str, Any]:
+    """How many wait and the oldest since when: in `GET /health/ready` (so `vtp status` sees
+    them) and at the head of `GET /checkins/parked`."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, extract(epoch FROM now() - min(parked_at)) AS oldest_s"
+        " FROM parked_checkins"
+    )
+    assert row is not None  # an aggregate always returns its one row
+    oldest = row["oldest_s"]
+    return {
+        "checkins_parked": row["n"],
+        "checkins_parked_oldest_s": None if oldest is None else round(float(oldest), 1),
+    }
+
+
+async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[str, Any]:
+    """What waits for its device, per device (the longest waiting first): for operators
+    (GET /checkins/parked)."""
+    devices = await conn.fetch(
+        "SELECT device_id, count(*) AS checkins, min(parked_at) AS first_parked_at"
+        " FROM parked_checkins GROUP BY device_id ORDER BY min(parked_at) LIMIT $1",
+        devices_shown,
+    )
+    return {
+        **await readiness_figures(conn),
+        "devices": [
+            {
+                "device_id": str(d["device_id"]),
+                "checkins": d["checkins"],
+                "first_parked_at": d["first_parked_at"].isoformat(),
+            }
+            for d in devices
+        ],
+    }

@@ -1,0 +1,292 @@
+"""A check-in that reaches claims before its device's registration (another topic, another
+consumer) is parked, and judged once the registration is applied: exactly one outcome,
+however the two transactions interleave, and whatever is delivered again."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi import FastAPI
+
+from services.claims.checkins import CheckInHandler
+from services.claims.parking import copy_id, parked_figures, readiness_figures
+from services.claims.projections import TOPICS as CARD_TOPICS
+from services.claims.projections import apply_card_events
+from shared import topics
+from shared.consumer import BatchProcessor, Incoming
+from shared.db import DbConnection
+from shared.deadletter import SourceRecord
+from shared.envelope import new_envelope
+from shared.events import cards as ev
+from shared.events.checkins import CheckInRecorded
+from shared.http import health_router
+from shared.kafka import KafkaSender, make_producer
+from shared.outbox import headers_from_json
+from shared.readahead import source_record
+from shared.relay import OutboxRelay
+from tests.integration.claims import scenario
+from tests.support.components import Infra
+from vtp.device.signer import DeviceIdentity
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class NewDevice:
+    """A device registered with the cards service whose registration claims has not
+    applied yet, and one of its first check-ins."""
+
+    pool: asyncpg.Pool
+    world: scenario.World
+    device: DeviceIdentity
+    checkin: Incoming[CheckInRecorded]
+    registration: Incoming[ev.DeviceRegistered]
+    checkins: BatchProcessor
+    cards: BatchProcessor
+
+    async def parked(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM parked_checkins"))
+
+    async def outbox(self, topic: str) -> list[SourceRecord]:
+        """The outbox rows on `topic`, as the consumer would get them from the broker."""
+        rows = await self.pool.fetch(
+            "SELECT seq, key, headers, payload FROM outbox WHERE topic = $1 ORDER BY seq", topic
+        )
+        return [
+            SourceRecord(
+                topic, 0, 10_000 + r["seq"], r["key"], r["payload"], headers_from_json(r["headers"])
+            )
+            for r in rows
+        ]
+
+    async def claims(self) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            "SELECT outcome, reason, event_id FROM claims WHERE checkin_id = $1",
+            self.checkin.payload.checkin_id,
+        )
+
+
+@pytest.fixture
+async def new_device(database: str) -> AsyncIterator[NewDevice]:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    try:
+        await scenario.prepare(pool)
+        world = await scenario.build_world(pool, holders=2)
+        key = Ed25519PrivateKey.generate()
+        device = DeviceIdentity(uuid.uuid4(), world.devices[0].provider_id, key)  # a partner
+        envelope, checkin = device.check_in(
+            card_number=world.card_numbers[1],  # a senior card, never blocked
+            activity=scenario.ACTIVITIES[0],
+            price_cents=4500,
+            occurred_at=scenario.NOW - timedelta(minutes=5),
+        )
+        registered = ev.DeviceRegistered(
+            device_id=device.device_id,
+            provider_id=device.provider_id,
+            public_key=base64.b64encode(
+                key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            ).decode(),
+            key_id=1,
+            registered_at=scenario.NOW - timedelta(minutes=6),
+        )
+        registration = new_envelope(type=topics.DEVICE_REGISTERED.event_type, source="/cards")
+        policy = scenario.policy()
+        yield NewDevice(
+            pool,
+            world,
+            device,
+            Incoming(envelope, checkin, world.record(envelope, checkin)),
+            Incoming(registration, registered, world.record(registration, registered)),
+            BatchProcessor(
+                "claims.checkins",
+                (topics.CHECKIN_RECORDED,),
+                CheckInHandler(policy, lambda: scenario.NOW),
+                pool,
+            ),
+            BatchProcessor("claims.cards", CARD_TOPICS, apply_card_events, pool),
+        )
+    finally:
+        await pool.close()
+
+
+async def test_a_checkin_before_its_device_waits_and_is_judged_once_the_device_is_known(
+    new_device: NewDevice,
+) -> None:
+    d = new_device
+    await d.checkins.process([d.checkin.source])
+    # No outcome yet, and nothing an operator cannot bring back: no dead letter.
+    assert await d.claims() == []
+    assert await d.outbox(topics.DEAD_LETTER_TOPIC) == []
+    assert await d.parked() == 1
+    async with d.pool.acquire() as conn:
+        figures = await parked_figures(conn)
+    assert figures["checkins_parked"] == 1
+    # ...and in the readiness answer, where `vtp status` looks.
+    app = FastAPI()
+    app.include_router(health_router(lambda: d.pool, readiness_figures))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://claims"
+    ) as client:
+        ready = (await client.get("/health/ready")).json()
+    assert ready["checkins_parked"] == 1 and ready["checkins_parked_oldest_s"] is not None
+    assert [x["device_id"] for x in figures["devices"]] == [str(d.device.device_id)]
+    await d.checkins.process([d.checkin.source])  # delivered again: a duplicate
+    assert await d.parked() == 1
+
+    await d.cards.process([d.registration.source])
+    assert await d.parked() == 0
+    [copy] = await d.outbox(topics.CHECKIN_RECORDED.name)
+    assert dict(copy.headers)["ce_id"] == str(copy_id(d.checkin.envelope.id)).encode()
+    assert copy.key == d.checkin.source.key and copy.value == d.checkin.source.value
+
+    await d.checkins.process([copy])
+    claims = await d.claims()
+    assert [(c["outcome"], c["reason"]) for c in claims] == [("approved", None)]
+    assert claims[0]["event_id"] == copy_id(d.checkin.envelope.id)
+    assert len(await d.outbox(topics.CLAIM_APPROVED.name)) == 1
+    # The copy again, the original again, the registration again: nothing changes.
+    await d.checkins.process([copy, d.checkin.source])
+    await d.cards.process([d.registration.source])
+    assert len(await d.claims()) == 1
+    assert len(await d.outbox(topics.CHECKIN_RECORDED.name)) == 1
+    assert len(await d.outbox(topics.CLAIM_APPROVED.name)) == 1
+    assert await d.outbox(topics.DEAD_LETTER_TOPIC) == []
+    assert await d.parked() == 0
+
+
+async def test_a_copy_from_a_device_of_another_provider_is_dead_lettered_not_parked_again(
+    new_device: NewDevice,
+) -> None:
+    d = new_device
+    await d.checkins.process([d.checkin.source])
+    other = d.registration.payload.model_copy(update={"provider_id": uuid.uuid4()})
+    envelope = new_envelope(type=topics.DEVICE_REGISTERED.event_type, source="/cards")
+    await d.cards.process([d.world.record(envelope, other)])
+    [copy] = await d.outbox(topics.CHECKIN_RECORDED.name)
+    await d.checkins.process([copy])
+    assert await d.claims() == [] and await d.parked() == 0
+    [letter] = await d.outbox(topics.DEAD_LETTER_TOPIC)
+    assert dict(letter.headers)["dlq_reason"] == b"unknown_device"
+
+
+async def _waits_for_lock(pool: asyncpg.Pool, task: asyncio.Future[Any]) -> bool:
+    """True once another backend waits for a lock while `task` runs; False if it ends."""
+    async with pool.acquire() as conn:
+        for _ in range(250):
+            if task.done():
+                return False
+            if await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ):
+                await asyncio.sleep(0.2)  # and it stays blocked
+                return not task.done()
+            await asyncio.sleep(0.02)
+    return False
+
+
+async def _second_waits_for_first(
+    pool: asyncpg.Pool,
+    first: Callable[[DbConnection], Awaitable[Any]],
+    second: Callable[[], Awaitable[Any]],
+) -> None:
+    """`first` runs in a transaction left open; `second`, started then, must wait for a lock
+    until that transaction commits, and then finish."""
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        await first(conn)
+        waiting = asyncio.ensure_future(second())
+        try:
+            assert await _waits_for_lock(pool, waiting)
+        finally:
+            await transaction.commit()
+        await asyncio.wait_for(waiting, 10)
+
+
+async def test_a_registration_applied_while_the_checkin_is_being_parked_releases_it(
+    new_device: NewDevice,
+) -> None:
+    d = new_device
+    handler = CheckInHandler(scenario.policy(), lambda: scenario.NOW)
+    # The check-in batch has read "no such device" and parked the check-in, not committed
+    # yet; the registration, applied meanwhile, must not miss what it parked.
+    await _second_waits_for_first(
+        d.pool,
+        lambda conn: handler(conn, [d.checkin]),
+        lambda: d.cards.process([d.registration.source]),
+    )
+    assert await d.parked() == 0
+    [copy] = await d.outbox(topics.CHECKIN_RECORDED.name)
+    await d.checkins.process([copy])
+    assert [c["outcome"] for c in await d.claims()] == ["approved"]
+
+
+async def test_a_checkin_parked_while_its_registration_commits_is_sent_back_at_once(
+    new_device: NewDevice,
+) -> None:
+    d = new_device
+    # The registration is applied, not committed yet: the check-in batch does not see the
+    # device, and must not park the check-in for good once the registration has committed.
+    await _second_waits_for_first(
+        d.pool,
+        lambda conn: apply_card_events(conn, [d.registration]),
+        lambda: d.checkins.process([d.checkin.source]),
+    )
+    assert await d.parked() == 0
+    [copy] = await d.outbox(topics.CHECKIN_RECORDED.name)
+    assert dict(copy.headers)["ce_id"] == str(copy_id(d.checkin.envelope.id)).encode()
+    await d.checkins.process([copy])
+    assert [c["outcome"] for c in await d.claims()] == ["approved"]
+
+
+async def test_the_copy_travels_through_the_real_broker(
+    new_device: NewDevice, infra: Infra, topics_ready: None
+) -> None:
+    d = new_device
+    await d.checkins.process([d.checkin.source])
+    await d.cards.process([d.registration.source])
+    producer = make_producer(infra.bootstrap_servers, client_id="test-parked-relay")
+    await producer.start()
+    try:
+        assert await OutboxRelay(d.pool, KafkaSender(producer)).publish_pending() == 1
+    finally:
+        await producer.stop()
+    wanted = str(copy_id(d.checkin.envelope.id)).encode()
+    consumer = AIOKafkaConsumer(
+        topics.CHECKIN_RECORDED.name,
+        bootstrap_servers=infra.bootstrap_servers,
+        group_id=f"test-parked-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        found: list[Any] = []
+        for _ in range(150):
+            batch = await consumer.getmany(timeout_ms=200)
+            found += [
+                r
+                for rs in batch.values()
+                for r in rs
+                if dict(r.headers or ()).get("ce_id") == wanted
+            ]
+            if found:
+                break
+    finally:
+        await consumer.stop()
+    assert len(found) == 1
+    await d.checkins.process([source_record(found[0])])
+    assert [c["outcome"] for c in await d.claims()] == ["approved"]

@@ -1,0 +1,139 @@
+"""A check-in whose device claims does not know yet is parked, not dead-lettered: it has no
+outcome yet, and one once its device's registration comes (services/claims/parking.py).
+Any other authentication failure is judged as before."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.claims import parking
+from services.claims.authentication import KnownDevice
+from services.claims.checkins import CheckInHandler, _Context, _Writes
+from services.claims.decisions import ProviderView
+from services.claims.eligibility import Grant
+from services.claims.policy import load_policy
+from shared import topics
+from shared.checkin_signature import public_key_b64
+from shared.consumer import Incoming, decode
+from shared.deadletter import SourceRecord
+from shared.events.cards import ProviderMode
+from shared.events.checkins import Activity, ActivityCategory
+from shared.outbox import headers_from_json
+from vtp.device.signer import DeviceIdentity
+
+NOW = datetime(2025, 6, 20, 12, tzinfo=UTC)
+POLICY = Path(__file__).parents[3] / "services" / "claims" / "policies" / "default.toml"
+CARD = "6299001234568"
+KEY = Ed25519PrivateKey.generate()
+DEVICE = DeviceIdentity(uuid.uuid4(), uuid.uuid4(), KEY)
+
+
+def _incoming(extra_headers: list[tuple[str, bytes]] | None = None) -> Incoming[Any]:
+    envelope, checkin = DEVICE.check_in(
+        card_number=CARD,
+        activity=Activity(id="a1", category=ActivityCategory.CULTURE, name="Theater"),
+        price_cents=2000,
+        occurred_at=NOW - timedelta(minutes=1),
+    )
+    record = SourceRecord(
+        topics.CHECKIN_RECORDED.name,
+        3,
+        7,
+        topics.CHECKIN_RECORDED.key_of(checkin),
+        checkin.model_dump_json().encode(),
+        envelope.headers() + (extra_headers or []),
+    )
+    return Incoming(envelope, checkin, record)
+
+
+def _judged(devices: dict[uuid.UUID, KnownDevice], signature_valid: bool = True) -> _Writes:
+    incoming = _incoming()
+    holder = uuid.uuid4()
+    row = {"card_id": uuid.uuid4(), "holder_id": holder, "card_number": CARD, "resident": True}
+    ctx = _Context(
+        devices=devices,
+        cards={CARD: row},  # type: ignore[dict-item]  # a Record's reads, as a dict
+        history={},
+        providers={DEVICE.provider_id: ProviderView(True, ProviderMode.REFUND)},
+        decided=set(),
+        seen_nonces=set(),
+        cancelled={},
+        used={},
+        grants={holder: [Grant("poverty", date(2025, 1, 1), date(2025, 12, 31), 0)]},
+    )
+    writes = _Writes()
+    handler = CheckInHandler(load_policy(POLICY), clock=lambda: NOW)
+    handler._judge(incoming, signature_valid, ctx, writes, NOW)
+    return writes
+
+
+def _device(**changes: Any) -> dict[uuid.UUID, KnownDevice]:
+    known = KnownDevice(DEVICE.device_id, DEVICE.provider_id, public_key_b64(KEY), None)
+    values = {**vars(known), **changes}
+    return {DEVICE.device_id: KnownDevice(**values)}
+
+
+def test_a_checkin_from_a_device_not_known_yet_is_parked_without_any_outcome() -> None:
+    writes = _judged(devices={})  # its DeviceRegistered has not been applied yet
+    assert writes.claims == [] and writes.events == [] and writes.transfers == []
+    assert writes.dead == [] and writes.unauthenticated == []
+    assert writes.nonces == []  # the nonce is still free for when it is judged
+    assert [i.payload.device_id for i in writes.parked] == [DEVICE.device_id]
+
+
+@pytest.mark.parametrize(
+    ("devices", "signature_valid", "reason"),
+    [
+        (_device(provider_id=uuid.uuid4()), True, "unknown_device"),
+        (_device(revoked_at=NOW - timedelta(days=1)), True, "device_revoked"),
+        (_device(), False, "bad_signature"),
+    ],
+    ids=["another provider's device", "revoked device", "bad signature"],
+)
+def test_any_other_authentication_failure_is_dead_lettered_as_before(
+    devices: dict[uuid.UUID, KnownDevice], signature_valid: bool, reason: str
+) -> None:
+    writes = _judged(devices, signature_valid)
+    assert writes.parked == []
+    assert [d.reason.value for d in writes.dead] == [reason]
+    assert writes.claims == []
+
+
+def test_a_known_device_is_judged_as_before() -> None:
+    writes = _judged(_device())
+    assert writes.parked == [] and writes.dead == []
+    assert [claim[13] for claim in writes.claims] == ["approved"]
+
+
+def test_the_copy_put_back_is_the_check_in_as_it_came_under_a_derived_id() -> None:
+    original = _incoming(extra_headers=[("x-odd", "café".encode())])
+    parked = parking._Parked.of(original)
+    copy = parking._copy(parked.event_id, parked.key, parked.headers, parked.payload)
+    new_id = parking.copy_id(original.envelope.id)
+    assert new_id != original.envelope.id
+    assert new_id == parking.copy_id(original.envelope.id)  # released twice: one outbox row
+    assert copy.event_id == str(new_id) and copy.retain
+    assert copy.topic == topics.CHECKIN_RECORDED.name
+    assert (copy.key, copy.payload) == (original.source.key, original.source.value)
+    # As the check-in consumer will read it: the same check-in and correlation, caused by
+    # the original event.
+    record = SourceRecord(copy.topic, 0, 1, copy.key, copy.payload, copy.headers)
+    decoded = decode(record, {topics.CHECKIN_RECORDED.name: topics.CHECKIN_RECORDED})
+    assert isinstance(decoded, Incoming)
+    assert decoded.payload == original.payload
+    assert decoded.envelope.id == new_id
+    assert decoded.envelope.causation_id == str(original.envelope.id)
+    assert decoded.correlation_id == original.correlation_id
+    assert ("x-odd", "café".encode()) in copy.headers
+
+
+def test_stored_headers_come_back_byte_for_byte() -> None:
+    headers = [("ce_id", b"x"), ("odd", bytes(range(256)))]
+    stored = parking._headers_bytes(headers)
+    assert headers_from_json(stored.decode()) == headers
