@@ -23,7 +23,7 @@ from shared.db import DbConnection
 from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_letter_record
 from shared.envelope import Envelope, EnvelopeError, parse_headers
 from shared.events.base import EventPayload
-from shared.inbox import claim_new
+from shared.inbox import claim_new, inbox_key
 from shared.logging import get_logger, log_context
 from shared.outbox import enqueue
 from shared.topics import Topic
@@ -207,12 +207,13 @@ class BatchProcessor:
 
     async def _apply(self, events: list[Incoming[Any]], dead: list[DeadLetter]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh_ids = await claim_new(conn, self.name, [e.envelope.id for e in events])
+            keys = [inbox_key(e.envelope.id, e.source.value or b"") for e in events]
+            fresh_keys = await claim_new(conn, self.name, keys)
             fresh = []
-            for event in events:
+            for event, key in zip(events, keys, strict=True):
                 # Also drops the second copy of an event delivered twice within one batch.
-                if event.envelope.id in fresh_ids:
-                    fresh_ids.discard(event.envelope.id)
+                if key in fresh_keys:
+                    fresh_keys.discard(key)
                     fresh.append(event)
             refused: list[DeadLetter] = []
             if fresh:

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from hashlib import blake2b
 
 from shared.db import DbConnection
+
+
+def inbox_key(event_id: uuid.UUID, body: bytes) -> uuid.UUID:
+    """What the inbox remembers of an applied event: its id and its body together. The id
+    alone is chosen by the sender (a device picks its check-ins' `ce_id`): a forged or
+    buggy message reusing another event's id, applied first, would have the genuine one
+    dropped as a duplicate without a trace. A redelivery brings the same body, so it still
+    is a duplicate. BLAKE2b, not a checksum: a body must not be craftable to collide."""
+    return uuid.UUID(bytes=blake2b(event_id.bytes + body, digest_size=16).digest())
 
 
 async def claim_new(
