@@ -10,7 +10,7 @@ frequency limit together. The budget CHECK constraint is the last guard.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -107,8 +107,8 @@ SELECT
           WHERE device_id = ANY($1::uuid[])) AS devices,
     ARRAY(SELECT ROW(card_id, effective_at, status) FROM card_status_history
           WHERE card_id = ANY($2::uuid[]) ORDER BY card_id, effective_at) AS history,
-    ARRAY(SELECT ROW(provider_id, partner, mode) FROM providers
-          WHERE provider_id = ANY($3::uuid[])) AS providers,
+    ARRAY(SELECT ROW(provider_id, effective_at, partner, mode) FROM provider_terms
+          WHERE provider_id = ANY($3::uuid[]) ORDER BY provider_id, effective_at) AS providers,
     ARRAY(SELECT checkin_id FROM claims WHERE checkin_id = ANY($4::uuid[])) AS decided,
     ARRAY(SELECT ROW(device_id, nonce) FROM device_nonces
           WHERE (device_id, nonce) IN (SELECT * FROM unnest($5::uuid[], $6::text[]))) AS nonces,
@@ -142,7 +142,8 @@ class _Context:
     devices: dict[uuid.UUID, KnownDevice]
     cards: dict[str, asyncpg.Record]
     history: dict[uuid.UUID, list[tuple[datetime, str]]]
-    providers: dict[uuid.UUID, ProviderView]
+    # Each provider's terms, oldest first, with the moment they took effect.
+    providers: dict[uuid.UUID, list[tuple[datetime, ProviderView]]]
     decided: set[uuid.UUID]
     seen_nonces: set[tuple[uuid.UUID, str]]
     cancelled: dict[uuid.UUID, _PendingCancellation]
@@ -243,10 +244,7 @@ class CheckInHandler:
             devices={d[0]: KnownDevice(*d) for d in facts["devices"]},
             cards={c["card_number"]: c for c in cards},
             history=history,
-            providers={
-                p[0]: ProviderView(partner=p[1], mode=ProviderMode(p[2]))
-                for p in facts["providers"]
-            },
+            providers=_terms(facts["providers"]),
             decided=set(facts["decided"]),
             seen_nonces={(d, n) for d, n in facts["nonces"]},
             cancelled={c[0]: _PendingCancellation(c[1], c[2]) for c in facts["cancelled"]},
@@ -333,7 +331,7 @@ class CheckInHandler:
         )
 
     def _price(self, c: CheckInRecorded, card: CardAtCheckIn | None, ctx: _Context) -> Decision:
-        provider = ctx.providers.get(c.provider_id)
+        provider = _provider_at(ctx.providers, c.provider_id, c.occurred_at)
         used = 0
         reached = None
         day = _day(c.occurred_at)
@@ -410,9 +408,13 @@ class CheckInHandler:
         w: _Writes,
     ) -> PayeeKind:
         """Spend the budget, count the visit and post one transfer per payer share."""
+        terms = _provider_at(ctx.providers, c.provider_id, c.occurred_at)
+        assert terms is not None  # decide() approved, so the provider is known
+        # As at the till when it happened: in till-discount mode the provider gave the
+        # discount; in refund mode the holder paid the full price.
         payee = (
             PayeeKind.PROVIDER
-            if ctx.providers[c.provider_id].mode is ProviderMode.TILL_DISCOUNT
+            if terms.mode is ProviderMode.TILL_DISCOUNT
             else PayeeKind.CARD_HOLDER
         )
         day = _day(c.occurred_at)
@@ -521,6 +523,34 @@ async def _store(conn: DbConnection, w: _Writes) -> None:
     await enqueue_events(conn, w.events)
     if w.parked:
         await parking.park(conn, w.parked)  # last: it takes a lock (parking.py)
+
+
+def _terms(rows: Iterable[Any]) -> dict[uuid.UUID, list[tuple[datetime, ProviderView]]]:
+    terms: dict[uuid.UUID, list[tuple[datetime, ProviderView]]] = {}
+    for provider_id, effective_at, partner, mode in rows:  # oldest first (the query's order)
+        terms.setdefault(provider_id, []).append(
+            (effective_at, ProviderView(partner=partner, mode=ProviderMode(mode)))
+        )
+    return terms
+
+
+def _provider_at(
+    terms: dict[uuid.UUID, list[tuple[datetime, ProviderView]]],
+    provider_id: uuid.UUID,
+    at: datetime,
+) -> ProviderView | None:
+    """The provider's terms in force at `at`: the last that took effect at or before it, or
+    the first for a check-in before any (a device scanning before its provider's
+    registration reached claims). None: a provider claims does not know."""
+    known = terms.get(provider_id)
+    if not known:
+        return None
+    current = known[0][1]
+    for effective_at, view in known:
+        if effective_at > at:
+            break
+        current = view
+    return current
 
 
 def _card_at(

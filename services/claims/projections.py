@@ -4,6 +4,7 @@ changes nothing."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from services.claims import parking
@@ -29,12 +30,27 @@ async def apply_card_events(conn: DbConnection, batch: list[Incoming[Any]]) -> l
     registered = []
     for incoming in batch:
         await _apply(conn, incoming.payload)
+        if isinstance(incoming.payload, ev.ProviderRegistered):
+            await _provider_terms(conn, incoming.payload, incoming.envelope.time)
         if isinstance(incoming.payload, ev.DeviceRegistered):
             registered.append(incoming.payload.device_id)
     # The check-ins that came before their device, back to be judged: after every other
     # write of the batch, because it takes a lock (parking.py).
     await parking.release(conn, registered)
     return []
+
+
+async def _provider_terms(conn: DbConnection, e: ev.ProviderRegistered, at: datetime) -> None:
+    """The provider's terms from the moment cards registered the change (the event's time:
+    the same on every redelivery, so a replay adds nothing)."""
+    await conn.execute(
+        "INSERT INTO provider_terms (provider_id, effective_at, mode, partner)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        e.provider_id,
+        at,
+        e.mode.value,
+        e.partner,
+    )
 
 
 async def _apply(conn: DbConnection, e: Any) -> None:

@@ -21,7 +21,7 @@ from services.claims.checkins import CheckInHandler
 from shared import topics
 from shared.consumer import BatchProcessor
 from shared.deadletter import SourceRecord
-from shared.envelope import new_envelope
+from shared.envelope import Envelope, new_envelope
 from shared.events import cards as ev
 from shared.events.base import EventPayload
 from tests.integration.claims import scenario
@@ -225,3 +225,36 @@ async def test_changes_from_a_producer_without_grants_add_up(claims: Claims) -> 
     assert _outcome(december) == ("approved", None, "poverty", 1500)
     january = await claims.check_in(h.card_number, JANUARY)
     assert _outcome(january) == ("approved", None, "senior", 500)
+
+
+async def test_a_late_check_in_is_paid_as_the_provider_worked_when_it_happened(
+    claims: Claims,
+) -> None:
+    h = new_holder()
+    await claims.deliver(h.changed(GRANTED, POVERTY_2024, SENIOR_2025), h.issued(POVERTY_2024))
+    device = claims.world.devices[0]  # a refund partner: holders pay the full price
+
+    def registered(at: datetime, mode: ev.ProviderMode) -> SourceRecord:
+        envelope = Envelope(
+            type=topics.PROVIDER_REGISTERED.event_type, source="/cards", time=at, correlation_id="t"
+        )
+        provider = ev.ProviderRegistered(
+            provider_id=device.provider_id,
+            name="Aanbieder",
+            sub_municipality="Heist-Centrum",
+            mode=mode,
+        )
+        return claims.world.record(envelope, provider)
+
+    # Registered in refund mode in 2024; on 1 January 2025 it switches to the discount at
+    # the till (the second event comes first: the order of arrival does not matter).
+    await claims.deliver(
+        registered(datetime(2025, 1, 1, 9, 0, tzinfo=UTC), ev.ProviderMode.TILL_DISCOUNT),
+        registered(GRANTED, ev.ProviderMode.REFUND),
+    )
+    # 20 December, sent late: the holder paid the full price then, and is refunded.
+    december = await claims.check_in(h.card_number, DECEMBER)
+    assert december["event"]["payee_kind"] == "card_holder"
+    # 3 January: the provider gave the discount at its till, and is reimbursed.
+    january = await claims.check_in(h.card_number, JANUARY)
+    assert january["event"]["payee_kind"] == "provider"

@@ -60,7 +60,11 @@ def _judged(devices: dict[uuid.UUID, KnownDevice], signature_valid: bool = True)
         devices=devices,
         cards={CARD: row},  # type: ignore[dict-item]  # a Record's reads, as a dict
         history={},
-        providers={DEVICE.provider_id: ProviderView(True, ProviderMode.REFUND)},
+        providers={
+            DEVICE.provider_id: [
+                (datetime(2025, 1, 1, tzinfo=UTC), ProviderView(True, ProviderMode.REFUND))
+            ]
+        },
         decided=set(),
         seen_nonces=set(),
         cancelled={},
