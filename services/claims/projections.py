@@ -134,9 +134,16 @@ async def _apply(conn: DbConnection, e: Any) -> None:
                 e.key_id,
             )
         case ev.DeviceRevoked():
+            # The revocation may overtake the registration (another topic): then it is kept
+            # as a device without a key (key_id 0, below every real one), which the
+            # registration fills in and which stays revoked.
             await conn.execute(
-                "UPDATE devices SET revoked_at = $2 WHERE device_id = $1 AND revoked_at IS NULL",
+                "INSERT INTO devices (device_id, provider_id, public_key, key_id, revoked_at)"
+                " VALUES ($1, $2, '', 0, $3)"
+                " ON CONFLICT (device_id) DO UPDATE SET revoked_at = excluded.revoked_at"
+                " WHERE devices.revoked_at IS NULL",
                 e.device_id,
+                e.provider_id,
                 e.revoked_at,
             )
 

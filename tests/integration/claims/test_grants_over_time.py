@@ -1,9 +1,11 @@
-"""A holder's grants over time, through the real consumers on a real PostgreSQL: a check-in
-is judged and booked by the grant in force on its own day, whatever was granted since,
-and no eligibility change is lost to the order in which the cards topics arrive."""
+"""What claims knows over time, through the real consumers on a real PostgreSQL: a check-in
+is judged and booked by the grant in force on its own day and paid by the provider's terms
+of that moment, whatever changed since, and no change (an eligibility, a revocation) is
+lost to the order in which the cards topics arrive."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import uuid
@@ -15,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from services.claims import projections
 from services.claims.checkins import CheckInHandler
@@ -25,6 +29,7 @@ from shared.envelope import Envelope, new_envelope
 from shared.events import cards as ev
 from shared.events.base import EventPayload
 from tests.integration.claims import scenario
+from vtp.device.signer import DeviceIdentity
 
 pytestmark = pytest.mark.integration
 
@@ -258,3 +263,44 @@ async def test_a_late_check_in_is_paid_as_the_provider_worked_when_it_happened(
     # 3 January: the provider gave the discount at its till, and is reimbursed.
     january = await claims.check_in(h.card_number, JANUARY)
     assert january["event"]["payee_kind"] == "provider"
+
+
+async def test_a_revocation_that_overtakes_the_registration_is_kept(claims: Claims) -> None:
+    h = new_holder()
+    await claims.deliver(h.changed(GRANTED, POVERTY_2024, SENIOR_2025), h.issued(POVERTY_2024))
+    key = Ed25519PrivateKey.generate()
+    stolen = DeviceIdentity(uuid.uuid4(), claims.world.devices[0].provider_id, key)
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    # The revocation travels on its own topic and overtakes the registration.
+    await claims.deliver(
+        ev.DeviceRevoked(
+            device_id=stolen.device_id,
+            provider_id=stolen.provider_id,
+            revoked_at=datetime(2024, 12, 1, tzinfo=UTC),
+            reason="stolen",
+        ),
+        ev.DeviceRegistered(
+            device_id=stolen.device_id,
+            provider_id=stolen.provider_id,
+            public_key=base64.b64encode(raw).decode(),
+            key_id=1,
+            registered_at=datetime(2024, 11, 1, tzinfo=UTC),
+        ),
+    )
+    envelope, checkin = stolen.check_in(
+        card_number=h.card_number,
+        activity=scenario.ACTIVITIES[0],
+        price_cents=2000,
+        occurred_at=DECEMBER,
+    )
+    await claims.checkins.process([claims.world.record(envelope, checkin)])
+    assert claims.checkins.dead_lettered == 1  # refused as revoked, never judged
+    async with claims.pool.acquire() as conn:
+        decided = await conn.fetchval(
+            "SELECT count(*) FROM claims WHERE checkin_id = $1", checkin.checkin_id
+        )
+        letter = await conn.fetchval(
+            "SELECT headers::text FROM outbox WHERE topic = $1", topics.DEAD_LETTER_TOPIC
+        )
+    assert decided == 0
+    assert "device_revoked" in letter
