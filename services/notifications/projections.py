@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from enum import Enum
 
 import asyncpg
 
 from services.notifications.messages import local_day
+from services.notifications.signals import KnownDevice, signed_millis
 from shared.db import DbConnection
+from shared.envelope import Envelope
 from shared.events import cards as ev
 from shared.events.checkins import DeviceHeartbeat
 from shared.events.claims import ClaimApproved, ClaimRejected, ClaimReversed, PayeeKind
-from shared.events.payments import PaymentRequested
+from shared.events.payments import PaymentFailed, PaymentRequested, PaymentSettled
 
 
 async def organisation(conn: DbConnection, e: ev.OrganisationRegistered) -> None:
@@ -151,40 +154,64 @@ async def card_number_of(conn: DbConnection, holder_id: uuid.UUID) -> str | None
     return str(value) if value else None
 
 
-async def device(
-    conn: DbConnection, e: ev.DeviceRegistered | ev.DeviceRevoked | DeviceHeartbeat
-) -> None:
-    match e:
-        case ev.DeviceRegistered():
-            await conn.execute(
-                "INSERT INTO devices (device_id, provider_id, last_seen_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (device_id) DO NOTHING",
-                e.device_id,
-                e.provider_id,
-                e.registered_at,
-            )
-        case ev.DeviceRevoked():
-            await conn.execute(
-                "INSERT INTO devices (device_id, provider_id, revoked) VALUES ($1, $2, true)"
-                " ON CONFLICT (device_id) DO UPDATE SET revoked = true",
-                e.device_id,
-                e.provider_id,
-            )
-        case DeviceHeartbeat():
-            # Heartbeats are sent in bursts after an outage: keep the latest, not the last.
-            await conn.execute(
-                "INSERT INTO devices (device_id, provider_id, last_seen_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (device_id) DO UPDATE SET"
-                " last_seen_at = GREATEST(devices.last_seen_at, excluded.last_seen_at)",
-                e.device_id,
-                e.provider_id,
-                e.sent_at,
-            )
-            await conn.execute(
-                "INSERT INTO device_days (device_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                e.device_id,
-                local_day(e.sent_at),
-            )
+async def device_registered(conn: DbConnection, e: ev.DeviceRegistered) -> None:
+    """The device's key (a rotated one has a higher key_id; an older registration arriving
+    late changes nothing) and its provider, which the registration decides. A revocation
+    that came first stays: a device is never un-revoked."""
+    await conn.execute(
+        "INSERT INTO devices (device_id, provider_id, last_seen_at, public_key, key_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id) DO UPDATE SET"
+        " provider_id = excluded.provider_id, public_key = excluded.public_key,"
+        " key_id = excluded.key_id,"
+        " last_seen_at = GREATEST(devices.last_seen_at, excluded.last_seen_at)"
+        " WHERE devices.key_id IS NULL OR devices.key_id < excluded.key_id",
+        e.device_id,
+        e.provider_id,
+        e.registered_at,
+        e.public_key,
+        e.key_id,
+    )
+
+
+async def device_revoked(conn: DbConnection, e: ev.DeviceRevoked) -> None:
+    await conn.execute(
+        "INSERT INTO devices (device_id, provider_id, revoked) VALUES ($1, $2, true)"
+        " ON CONFLICT (device_id) DO UPDATE SET revoked = true",
+        e.device_id,
+        e.provider_id,
+    )
+
+
+async def known_device(conn: DbConnection, device_id: uuid.UUID) -> KnownDevice | None:
+    """The device a heartbeat claims to come from, locked until the transaction ends: two
+    copies of one heartbeat judged at once (a rebalance) cannot both count."""
+    row = await conn.fetchrow(
+        "SELECT provider_id, public_key, revoked, reported_at FROM devices"
+        " WHERE device_id = $1 FOR UPDATE",
+        device_id,
+    )
+    if row is None:
+        return None
+    return KnownDevice(row["provider_id"], row["public_key"], row["revoked"], row["reported_at"])
+
+
+async def heartbeat(conn: DbConnection, e: DeviceHeartbeat, received_at: datetime) -> None:
+    """An authenticated heartbeat: the device was alive when we *received* it. Its own
+    clock can be hours off either way (docs/device-protocol.md), so what it says — sent_at
+    and clock_offset_ms — is kept for people to read, and sent_at to recognise replays."""
+    await conn.execute(
+        "UPDATE devices SET last_seen_at = GREATEST(last_seen_at, $2),"
+        " reported_at = GREATEST(reported_at, $3), clock_offset_ms = $4 WHERE device_id = $1",
+        e.device_id,
+        received_at,
+        signed_millis(e.sent_at),
+        e.clock_offset_ms,
+    )
+    await conn.execute(
+        "INSERT INTO device_days (device_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        e.device_id,
+        local_day(received_at),
+    )
 
 
 class Approval(Enum):
@@ -335,3 +362,38 @@ async def payment_of(conn: DbConnection, payment_id: uuid.UUID) -> asyncpg.Recor
         "SELECT payee_kind, payee_id, structured_reference FROM payments WHERE payment_id = $1",
         payment_id,
     )
+
+
+PaymentOutcome = PaymentSettled | PaymentFailed
+
+
+async def park_payment_outcome(conn: DbConnection, envelope: Envelope, e: PaymentOutcome) -> None:
+    """A settlement or failure whose payment request has not reached us (yet)."""
+    await conn.execute(
+        "INSERT INTO early_payment_outcomes (event_id, payment_id, outcome, envelope, event)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb) ON CONFLICT (event_id) DO NOTHING",
+        envelope.id,
+        e.payment_id,
+        "settled" if isinstance(e, PaymentSettled) else "failed",
+        envelope.model_dump_json(),
+        e.model_dump_json(),
+    )
+
+
+async def early_payment_outcomes(
+    conn: DbConnection, payment_id: uuid.UUID
+) -> list[tuple[Envelope, PaymentOutcome]]:
+    """The outcomes parked for this payment, taken out, in the order they were parked."""
+    rows = await conn.fetch(
+        "DELETE FROM early_payment_outcomes WHERE payment_id = $1"
+        " RETURNING outcome, envelope::text AS envelope, event::text AS event, parked_at",
+        payment_id,
+    )
+    kinds: dict[str, type[PaymentOutcome]] = {"settled": PaymentSettled, "failed": PaymentFailed}
+    return [
+        (
+            Envelope.model_validate_json(r["envelope"]),
+            kinds[r["outcome"]].model_validate_json(r["event"]),
+        )
+        for r in sorted(rows, key=lambda r: r["parked_at"])
+    ]

@@ -4,7 +4,11 @@ consumer's transaction (so a redelivered event changes nothing and queues nothin
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+
+import asyncpg
 
 from services.notifications import projections, recipients
 from services.notifications.messages import (
@@ -18,7 +22,11 @@ from services.notifications.messages import (
 from services.notifications.queueing import Notice, notify_many
 from services.notifications.recipients import Recipient
 from services.notifications.settings import NotificationsSettings
-from services.notifications.signals import notification_key, thresholds_crossed
+from services.notifications.signals import (
+    heartbeat_refusal,
+    notification_key,
+    thresholds_crossed,
+)
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -79,13 +87,19 @@ _APPROVED: dict[tuple[PayeeKind, bool], str] = {
 
 
 class Router:
-    def __init__(self, settings: NotificationsSettings) -> None:
+    def __init__(
+        self, settings: NotificationsSettings, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.settings = settings
+        # When a message is received: ours, not the device's (a device's clock drifts, and
+        # the Kafka record time is the producer's, i.e. the device's, too).
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
         # Claim outcomes are most of the traffic: a run of them is handled together, in a
         # few statements; everything else one by one, in the order it came.
         outcomes: list[Incoming[Any]] = []
+        refused: list[DeadLetter] = []
         for incoming in batch:
             if isinstance(incoming.payload, ClaimApproved | ClaimRejected):
                 outcomes.append(incoming)
@@ -93,11 +107,14 @@ class Router:
             await self._outcomes(conn, outcomes)
             outcomes = []
             with log_context(correlation_id=incoming.correlation_id):
-                await self.route_one(conn, incoming)
+                letter = await self.route_one(conn, incoming)
+            if letter is not None:
+                refused.append(letter)
         await self._outcomes(conn, outcomes)
-        return []
+        return refused
 
-    async def route_one(self, conn: DbConnection, incoming: Incoming[Any]) -> None:
+    async def route_one(self, conn: DbConnection, incoming: Incoming[Any]) -> DeadLetter | None:
+        """Apply one event; a message refused as untrustworthy comes back as a dead letter."""
         e = incoming.payload
         match e:
             case ev.OrganisationRegistered():
@@ -117,8 +134,12 @@ class Router:
                 await projections.holder_details(conn, e)
             case ev.HolderErased():
                 await projections.holder_erased(conn, e)
-            case ev.DeviceRegistered() | ev.DeviceRevoked() | DeviceHeartbeat():
-                await projections.device(conn, e)
+            case ev.DeviceRegistered():
+                await projections.device_registered(conn, e)
+            case ev.DeviceRevoked():
+                await projections.device_revoked(conn, e)
+            case DeviceHeartbeat():
+                return await self._heartbeat(conn, incoming, e)
             case ClaimApproved() | ClaimRejected():
                 await self._outcomes(conn, [incoming])
             case ClaimReversed():
@@ -127,12 +148,33 @@ class Router:
             case PaymentRequested():
                 await projections.payment(conn, e)
                 await self._payment_requested(conn, incoming, e)
+                await self._early_payment_outcomes(conn, incoming, e)
             case PaymentRunCompleted():
                 await self._payment_run(conn, incoming, e)
-            case PaymentSettled():
-                await self._payment_settled(conn, incoming, e)
-            case PaymentFailed():
-                await self._payment_failed(conn, incoming, e)
+            case PaymentSettled() | PaymentFailed():
+                await self._payment_outcome(conn, incoming, e)
+        return None
+
+    async def _heartbeat(
+        self, conn: DbConnection, incoming: Incoming[Any], e: DeviceHeartbeat
+    ) -> DeadLetter | None:
+        """A heartbeat counts only when it is signed with the key registered for its device,
+        names that device's provider and is newer than the last one; anything else is
+        dead-lettered with the reason claims would give a check-in, and changes nothing (no
+        device row is made, no one is told).
+
+        The DeviceRegistered event travels on another topic, so a new device's first
+        heartbeats can reach us before its key does. They are refused as `unknown_device`
+        like a forger's, not parked: a heartbeat is a sample superseded by the next one a
+        few minutes later, the registration counts as the device's first sign of life, and
+        parking whatever an unknown sender sends would let anyone with access to the broker
+        fill this database. (Such a dead letter is not sent back by `vtp deadletters
+        redrive`: its id is in the inbox, and the next heartbeat makes it moot.)"""
+        refusal = heartbeat_refusal(e, await projections.known_device(conn, e.device_id))
+        if refusal is not None:
+            return DeadLetter(incoming.source, refusal.reason, refusal.detail)
+        await projections.heartbeat(conn, e, received_at=self.clock())
+        return None
 
     async def _tell(
         self,
@@ -340,12 +382,44 @@ class Router:
                 total=Eur(e.total_cents),
             )
 
-    async def _payment_settled(
-        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentSettled
+    async def _payment_outcome(
+        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentSettled | PaymentFailed
     ) -> None:
+        """Finance's answer. It travels on another topic than the payment request, so it
+        can arrive first: then it is parked (as a reversal that overtakes its approval is,
+        0003_reversed_claims.sql) and announced when the request arrives."""
         payment = await projections.payment_of(conn, e.payment_id)
-        if payment is None or payment["payee_kind"] != "card_holder":
+        if payment is None:
+            log.info("payment outcome before its request: parked", payment_id=str(e.payment_id))
+            await projections.park_payment_outcome(conn, incoming.envelope, e)
             return
+        if payment["payee_kind"] != "card_holder":
+            return
+        if isinstance(e, PaymentSettled):
+            await self._payment_settled(conn, incoming, e, payment)
+        else:
+            await self._payment_failed(conn, incoming, e, payment)
+
+    async def _early_payment_outcomes(
+        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentRequested
+    ) -> None:
+        """The outcomes that overtook this request, announced now under their own event ids
+        (the notification key), exactly as if they had come after it: taken out of the
+        parking in this transaction, they are announced once."""
+        for envelope, outcome in await projections.early_payment_outcomes(conn, e.payment_id):
+            # The source record is the request's: it is read only to dead-letter, and
+            # announcing an outcome refuses nothing.
+            early = Incoming(envelope, outcome, incoming.source)
+            with log_context(correlation_id=envelope.correlation_id):
+                await self._payment_outcome(conn, early, outcome)
+
+    async def _payment_settled(
+        self,
+        conn: DbConnection,
+        incoming: Incoming[Any],
+        e: PaymentSettled,
+        payment: asyncpg.Record,
+    ) -> None:
         holder = await recipients.holder(conn, payment["payee_id"], self.settings.private_key)
         day = local_day(e.settled_at)
         await self._tell(
@@ -360,11 +434,12 @@ class Router:
         )
 
     async def _payment_failed(
-        self, conn: DbConnection, incoming: Incoming[Any], e: PaymentFailed
+        self,
+        conn: DbConnection,
+        incoming: Incoming[Any],
+        e: PaymentFailed,
+        payment: asyncpg.Record,
     ) -> None:
-        payment = await projections.payment_of(conn, e.payment_id)
-        if payment is None or payment["payee_kind"] != "card_holder":
-            return
         holder_id = payment["payee_id"]
         referrer = await projections.referrer_of(conn, holder_id)
         recipient = await recipients.organisation(conn, referrer) if referrer else None

@@ -56,7 +56,7 @@ async def test_0004_masks_stored_failure_texts_and_keeps_old_checkins_refunds(
         await migrate_service(pool, MIGRATIONS)
 
         applied = await pool.fetch("SELECT name FROM schema_migrations ORDER BY name")
-        assert applied[-1]["name"] == "0004_till_discount_and_masked_errors.sql"
+        assert "0004_till_discount_and_masked_errors.sql" in {r["name"] for r in applied}
         masked = {r["body"]: r["last_error"] for r in await pool.fetch("SELECT * FROM deliveries")}
         for text in STORED:
             assert masked[text] == without_addresses(text)

@@ -7,22 +7,25 @@ from __future__ import annotations
 import io
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from pypdf import PdfReader
 
 from services.notifications.api import notifications_router
 from services.notifications.delivery import DeliveryWorker
 from services.notifications.jobs import Jobs
-from services.notifications.messages import local_day
+from services.notifications.messages import local_day, period_words
 from services.notifications.settings import NotificationsSettings
+from services.notifications.signals import previous_month
+from shared.checkin_signature import public_key_b64
 from shared.events import cards as ev
-from shared.events.checkins import ActivityCategory, DeviceHeartbeat
+from shared.events.checkins import ActivityCategory
 from shared.events.claims import ClaimApproved, ClaimRejected, PayeeKind, RejectionReason
 from shared.events.payments import (
     PaymentFailed,
@@ -41,6 +44,7 @@ from tests.integration.notifications.conftest import (
     organisation,
     text_of,
 )
+from vtp.device.signer import DeviceIdentity
 from vtp.devstack.smtp import SmtpSink
 
 pytestmark = pytest.mark.integration
@@ -164,24 +168,20 @@ async def test_scans_unused_card_eligibility_and_silent_device(
         holder(person, org, keys[1]),
         issued,
     )
+    signer = DeviceIdentity(device, prov, Ed25519PrivateKey.generate())
     await feed(
         ev.DeviceRegistered(
             device_id=device,
             provider_id=prov,
-            public_key="k",
+            public_key=public_key_b64(signer.private_key),
             key_id=1,
             registered_at=NOW - timedelta(days=8),
         )
     )
-    beats = [NOW - timedelta(days=d, hours=30) for d in range(5)]
-    await feed(
-        *(
-            DeviceHeartbeat(
-                device_id=device, provider_id=prov, sent_at=b, counter=i, buffered=0, signature="s"
-            )
-            for i, b in enumerate(beats)
-        )
-    )
+    # Signed heartbeats, each received (by our clock, which silence is judged by) when sent.
+    for b in sorted(NOW - timedelta(days=d, hours=30) for d in range(5)):
+        feed.router.clock = lambda b=b: b  # type: ignore[misc]
+        await feed(signer.heartbeat(buffered=0, sent_at=b)[1])
     scans = ("unused-cards", "eligibility-ending", "silent-devices")
     assert [(await jobs.run(job, NOW))["notifications"] for job in scans] == [1, 1, 1]
     # A second run tells nobody again.
@@ -253,8 +253,12 @@ async def test_statement_finance_and_payment_outcomes(
     await feed(claim(person, issued.card_id, prov, 7000))
     await feed(claim(person, issued.card_id, prov, 1500, capped=True))
     await feed(claim(person, issued.card_id, prov, 2000))
-    day = local_day(NOW)
-    await jobs.run("provider-statements", NOW, (day.replace(day=1), day))
+    # A statement is for a period that is over: these check-ins reached us last month.
+    start, end = previous_month(local_day(NOW))
+    await pool.execute(
+        "UPDATE checkins SET recorded_at = $1", datetime(end.year, end.month, 15, 12, tzinfo=UTC)
+    )
+    await jobs.run("provider-statements", NOW)
     request = PaymentRequested(
         payment_id=uuid.uuid4(),
         run_id=uuid.uuid4(),
@@ -287,11 +291,11 @@ async def test_statement_finance_and_payment_outcomes(
     )
     await drain(worker, pool)
     by_subject = {m["Subject"]: m for m in mails(smtp)}
-    statement = text_of(
-        by_subject[f"Vrijetijdspas: overzicht van {day.replace(day=1):%d/%m/%Y} tot {day:%d/%m/%Y}"]
-    )
-    assert "3 keer bij u gebruikt, waarvan 3 keer met korting" in statement
-    assert "Totaal betaalde prijzen: € 210,00. Totaal kortingen: € 105,00." in statement
+    month, in_month = period_words(start, end, "nl")
+    statement = text_of(by_subject[f"Vrijetijdspas: overzicht van {month}"])
+    assert f"Uw toestellen stuurden ons {in_month} 3 scans van de vrijetijdspas." in statement
+    # A refund-mode provider: no approvals, no discounts, no amounts (test_statements.py).
+    assert "€" not in statement and "met korting" not in statement
     assert "poverty" not in statement and "Peeters" not in statement
     assert "Vrijetijdspas: budgetlijn poverty heeft 80% bereikt" in by_subject
     assert "Vrijetijdspas: budgetlijn poverty heeft 100% bereikt" in by_subject

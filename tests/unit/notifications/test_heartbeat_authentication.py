@@ -1,0 +1,97 @@
+"""Whether a heartbeat may be believed: signed by the registered key of a device of that
+provider, not revoked, and newer than the last one believed (a copy must not keep a dead
+device alive)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.notifications.signals import KnownDevice, heartbeat_refusal, signed_millis
+from shared.checkin_signature import public_key_b64
+from shared.deadletter import DeadLetterReason
+from shared.events.checkins import DeviceHeartbeat
+from vtp.device.signer import DeviceIdentity
+
+AT = datetime(2026, 11, 28, 9, 30, 0, 250_000, tzinfo=UTC)
+
+
+def device_and_record() -> tuple[DeviceIdentity, KnownDevice]:
+    """A device as the reference client signs, and as the cards service registered it."""
+    key = Ed25519PrivateKey.generate()
+    identity = DeviceIdentity(uuid.uuid4(), uuid.uuid4(), key, counter=41)
+    return identity, KnownDevice(identity.provider_id, public_key_b64(key), False, None)
+
+
+def beat(identity: DeviceIdentity, at: datetime = AT, offset: int | None = None) -> DeviceHeartbeat:
+    return identity.heartbeat(buffered=2, clock_offset_ms=offset, sent_at=at)[1]
+
+
+def reason(h: DeviceHeartbeat, device: KnownDevice | None) -> DeadLetterReason | None:
+    refusal = heartbeat_refusal(h, device)
+    return None if refusal is None else refusal.reason
+
+
+@pytest.mark.parametrize("offset", [None, 0, -93_600_000, 250])
+def test_a_heartbeat_signed_by_the_registered_key_is_believed(offset: int | None) -> None:
+    identity, known = device_and_record()
+    assert heartbeat_refusal(beat(identity, offset=offset), known) is None
+
+
+def test_an_unknown_device_or_one_without_a_key_is_refused() -> None:
+    identity, _ = device_and_record()
+    h = beat(identity)
+    assert reason(h, None) is DeadLetterReason.UNKNOWN_DEVICE
+    # Known from before keys were kept (or its key has not reached us yet).
+    keyless = KnownDevice(identity.provider_id, None, False, None)
+    assert reason(h, keyless) is DeadLetterReason.UNKNOWN_DEVICE
+
+
+def test_a_heartbeat_naming_another_provider_is_refused_even_when_signed() -> None:
+    identity, known = device_and_record()
+    identity.provider_id = uuid.uuid4()  # signs the other provider's id: a valid signature
+    refusal = heartbeat_refusal(beat(identity), known)
+    assert refusal is not None
+    assert refusal.reason is DeadLetterReason.UNKNOWN_DEVICE
+    assert "another provider" in refusal.detail
+
+
+def test_a_revoked_device_is_refused() -> None:
+    identity, known = device_and_record()
+    revoked = KnownDevice(known.provider_id, known.public_key, True, None)
+    assert reason(beat(identity), revoked) is DeadLetterReason.DEVICE_REVOKED
+    # Known from its revocation only.
+    only_revoked = KnownDevice(known.provider_id, None, True, None)
+    assert reason(beat(identity), only_revoked) is DeadLetterReason.DEVICE_REVOKED
+
+
+def test_unsigned_tampered_or_foreign_signatures_are_refused() -> None:
+    identity, known = device_and_record()
+    h = beat(identity)
+    assert reason(h.model_copy(update={"signature": "s"}), known) is DeadLetterReason.BAD_SIGNATURE
+    for change in (
+        {"sent_at": AT + timedelta(days=1)},
+        {"buffered": 0},
+        {"counter": 7},
+        {"clock_offset_ms": 5},
+    ):
+        assert reason(h.model_copy(update=change), known) is DeadLetterReason.BAD_SIGNATURE
+    stranger, _ = device_and_record()
+    stranger.device_id, stranger.provider_id = identity.device_id, identity.provider_id
+    assert reason(beat(stranger), known) is DeadLetterReason.BAD_SIGNATURE
+
+
+def test_a_copy_of_a_believed_heartbeat_is_a_replay_whatever_its_extra_digits() -> None:
+    identity, known = device_and_record()
+    h = beat(identity)
+    seen = KnownDevice(known.provider_id, known.public_key, False, signed_millis(h.sent_at))
+    assert reason(h, seen) is DeadLetterReason.REPLAYED
+    # Microseconds are not signed: adding some does not make a copy newer.
+    finer = h.model_copy(update={"sent_at": h.sent_at + timedelta(microseconds=999)})
+    assert reason(finer, known) is None  # the signature still holds…
+    assert reason(finer, seen) is DeadLetterReason.REPLAYED  # …but it is no newer
+    assert reason(beat(identity, AT - timedelta(seconds=1)), seen) is DeadLetterReason.REPLAYED
+    assert reason(beat(identity, AT + timedelta(milliseconds=1)), seen) is None
