@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from hashlib import blake2b
 
 from shared.envelope import Headers
 from shared.outbox import OutgoingRecord
@@ -58,9 +59,14 @@ class DeadLetter:
 
 def dead_letter_record(letter: DeadLetter, consumer: str) -> OutgoingRecord:
     src = letter.source
-    # The id is derived from the source position, so a redelivered poison message
-    # produces the same outbox row and is dead-lettered once.
-    event_id = uuid.uuid5(_DLQ_NAMESPACE, f"{consumer}/{src.topic}/{src.partition}/{src.offset}")
+    # The id is derived from the source position and body, so a redelivered poison message
+    # produces the same outbox row and is dead-lettered once. The body too: a topic made
+    # anew (the embedded broker keeps topics in memory) numbers its records from 0 again,
+    # and another message at a position seen within the id's retention would be dropped.
+    body = blake2b(src.value or b"", digest_size=8).hexdigest()
+    event_id = uuid.uuid5(
+        _DLQ_NAMESPACE, f"{consumer}/{src.topic}/{src.partition}/{src.offset}/{body}"
+    )
     extra = {
         REASON_HEADER: letter.reason.value,
         "dlq_detail": letter.detail[:500],

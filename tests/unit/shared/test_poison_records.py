@@ -145,3 +145,15 @@ def test_a_header_without_a_value_does_not_stop_the_dead_letter_being_stored() -
     assert isinstance(letter, DeadLetter)
     stored = headers_from_json(_headers_json(dead_letter_record(letter, "test").headers))
     assert ("x-null", b"") in stored
+
+
+def test_a_dead_letter_is_one_per_message_and_position() -> None:
+    def letter_id(body: bytes, offset: int = 7) -> str:
+        letter = DeadLetter(_record(body, offset), DeadLetterReason.MALFORMED_JSON, "no")
+        return dead_letter_record(letter, "test").event_id
+
+    assert letter_id(b"not json") == letter_id(b"not json")  # redelivered: the same row
+    assert letter_id(b"not json") != letter_id(b"not json", offset=8)
+    # A topic made anew numbers its records from 0 again: another message at a position
+    # seen before is another dead letter.
+    assert letter_id(b"not json") != letter_id(b"other junk")
