@@ -36,6 +36,9 @@ class DeadLetterReason(StrEnum):
     IN_THE_FUTURE = "in_the_future"
     OUT_OF_WINDOW = "out_of_window"
     HANDLER_ERROR = "handler_error"
+    # An answer about something the consumer does not have as it says (finance's settlement
+    # of a payment that does not exist, or of another amount): for a person to look at.
+    UNMATCHED = "unmatched"
 
 
 @dataclass(frozen=True)

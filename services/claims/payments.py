@@ -23,7 +23,7 @@ from services.claims import ledger
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
-from shared.deadletter import DeadLetter
+from shared.deadletter import DeadLetter, DeadLetterReason
 from shared.envelope import Envelope, new_envelope
 from shared.events.base import EventPayload
 from shared.events.claims import PayeeKind
@@ -241,48 +241,74 @@ def _envelope(topic: topics.Topic, subject: uuid.UUID, correlation_id: str | Non
 
 
 async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
-    """Finance's answers. A payment closes once; a repeated or late answer changes nothing."""
+    """Finance's answers. A payment closes once; a repeated or late answer changes nothing,
+    and one that matches no payment (an unknown id, another amount) is dead-lettered as
+    `unmatched` for finance to look at: the payment it meant stays requested meanwhile."""
+    refused: list[DeadLetter] = []
     for incoming in batch:
-        e = incoming.payload
-        settled = isinstance(e, PaymentSettled)
-        status = "settled" if settled else "failed"
-        row = await conn.fetchrow(
-            "UPDATE payments SET status = $2, reason = $3, reason_code = $4, bank_reference = $5,"
-            " closed_at = now() WHERE payment_id = $1 AND status = 'requested' AND amount_cents = $6"
-            " RETURNING account, amount_cents",
-            e.payment_id,
-            status,
-            e.reason if isinstance(e, PaymentFailed) else None,
-            e.reason_code if isinstance(e, PaymentFailed) else None,
-            e.bank_reference if isinstance(e, PaymentSettled) else None,
-            e.amount_cents,
-        )
-        if row is None:
-            log.warning(
-                "payment answer ignored: unknown, already closed or another amount",
-                payment_id=str(e.payment_id),
+        with log_context(correlation_id=incoming.correlation_id):
+            letter = await _apply_settlement(conn, incoming)
+        if letter is not None:
+            refused.append(letter)
+    return refused
+
+
+async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> DeadLetter | None:
+    e = incoming.payload
+    settled = isinstance(e, PaymentSettled)
+    status = "settled" if settled else "failed"
+    row = await conn.fetchrow(
+        "UPDATE payments SET status = $2, reason = $3, reason_code = $4, bank_reference = $5,"
+        " closed_at = now() WHERE payment_id = $1 AND status = 'requested' AND amount_cents = $6"
+        " RETURNING account, amount_cents",
+        e.payment_id,
+        status,
+        e.reason if isinstance(e, PaymentFailed) else None,
+        e.reason_code if isinstance(e, PaymentFailed) else None,
+        e.bank_reference if isinstance(e, PaymentSettled) else None,
+        e.amount_cents,
+    )
+    if row is None:
+        return await _unmatched(conn, incoming, e)
+    await _trace_claims(conn, e.payment_id, f"claim payment {status}")
+    target = ledger.BANK if settled else row["account"]
+    await ledger.post(
+        conn,
+        [
+            ledger.Transfer(
+                uuid7(),
+                ledger.IN_TRANSIT,
+                target,
+                int(row["amount_cents"]),
+                f"payment_{status}",
+                payment_id=e.payment_id,
             )
-            continue
-        await _trace_claims(conn, e.payment_id, f"claim payment {status}")
-        target = ledger.BANK if settled else row["account"]
-        await ledger.post(
-            conn,
-            [
-                ledger.Transfer(
-                    uuid7(),
-                    ledger.IN_TRANSIT,
-                    target,
-                    int(row["amount_cents"]),
-                    f"payment_{status}",
-                    payment_id=e.payment_id,
-                )
-            ],
+        ],
+    )
+    if not settled:
+        await conn.execute(
+            "UPDATE claims SET payment_id = NULL WHERE payment_id = $1", e.payment_id
         )
-        if not settled:
-            await conn.execute(
-                "UPDATE claims SET payment_id = NULL WHERE payment_id = $1", e.payment_id
-            )
-        log.info(
-            "payment " + status, payment_id=str(e.payment_id), amount_cents=int(row["amount_cents"])
-        )
-    return []
+    log.info(
+        "payment " + status, payment_id=str(e.payment_id), amount_cents=int(row["amount_cents"])
+    )
+    return None
+
+
+async def _unmatched(
+    conn: DbConnection, incoming: Incoming[Any], e: PaymentSettled | PaymentFailed
+) -> DeadLetter | None:
+    """Why an answer closed nothing: a repeat (fine), or one that matches no payment."""
+    payment = await conn.fetchrow(
+        "SELECT status, amount_cents FROM payments WHERE payment_id = $1", e.payment_id
+    )
+    if payment is not None and payment["status"] != "requested":
+        log.info("payment answer repeated: already closed", payment_id=str(e.payment_id))
+        return None
+    detail = (
+        f"no payment {e.payment_id}"
+        if payment is None
+        else f"amount {e.amount_cents} cents differs from the payment's {payment['amount_cents']}"
+    )
+    log.warning("payment answer matches no payment", payment_id=str(e.payment_id), detail=detail)
+    return DeadLetter(incoming.source, DeadLetterReason.UNMATCHED, detail)

@@ -21,6 +21,7 @@ from shared import topics
 from shared.consumer import Incoming
 from shared.envelope import new_envelope
 from shared.events.checkins import CheckInCancelled, CheckInRecorded
+from shared.events.payments import PaymentSettled
 from tests.integration.claims import scenario
 
 pytestmark = pytest.mark.integration
@@ -230,3 +231,42 @@ async def test_a_reference_taken_by_an_older_payment_is_skipped(payee: Payee) ->
             "SELECT reference FROM payments WHERE run_id = $1", uuid.UUID(result["run_id"])
         )
     assert reference == structured_reference(4244)
+
+
+async def test_an_answer_matching_no_payment_is_dead_lettered_a_repeat_is_not(
+    payee: Payee,
+) -> None:
+    await payee.approved_claim(0)
+    async with payee.pool.acquire() as conn:
+        assert (await run_payments(conn))["payments"] == 1
+        [payment] = await _payments(payee.pool)
+
+    def answer(payment_id: uuid.UUID, amount_cents: int) -> Incoming[PaymentSettled]:
+        settled = PaymentSettled(
+            payment_id=payment_id,
+            amount_cents=amount_cents,
+            settled_at=scenario.NOW,
+            bank_reference="BANK-1",
+        )
+        envelope = new_envelope(type=topics.PAYMENT_SETTLED.event_type, source="/finance")
+        return Incoming(envelope, settled, payee.world.record(envelope, settled))
+
+    amount = int(payment["amount_cents"])
+    batch = [
+        answer(uuid.uuid4(), amount),  # no such payment
+        answer(payment["payment_id"], amount + 1),  # another amount
+        answer(payment["payment_id"], amount),  # the real answer
+        answer(payment["payment_id"], amount),  # and a repeat of it
+    ]
+    async with payee.pool.acquire() as conn, conn.transaction():
+        refused = await payments.apply_settlements(conn, batch)
+        status = await conn.fetchval(
+            "SELECT status FROM payments WHERE payment_id = $1", payment["payment_id"]
+        )
+    assert [(r.source.offset, r.reason.value) for r in refused] == [
+        (batch[0].source.offset, "unmatched"),
+        (batch[1].source.offset, "unmatched"),
+    ]
+    assert "no payment" in refused[0].detail
+    assert f"amount {amount + 1} cents differs" in refused[1].detail
+    assert status == "settled"
