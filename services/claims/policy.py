@@ -91,8 +91,9 @@ class PolicyVersion(BaseModel):
     discount_basis_points: dict[str, int] = Field(description="per target group, 10000 = 100 %")
     cap_per_checkin_cents: int = Field(gt=0)
     yearly_budget_cents: int = Field(gt=0)
-    # Kept for old policy files: the same as one limit per activity per day.
-    once_per_activity_per_day: bool = True
+    # Kept for old policy files: the same as one limit per activity per day. Left out, it
+    # holds unless `frequency_limits` says how often per activity per day itself.
+    once_per_activity_per_day: bool | None = None
     frequency_limits: tuple[FrequencyLimit, ...] = ()
     eligible_categories: frozenset[ActivityCategory]
     checkin_window_days: int = Field(default=30, ge=1, le=366)
@@ -109,13 +110,35 @@ class PolicyVersion(BaseModel):
         for line, cents in self.budget_lines_cents.items():
             if cents <= 0:
                 raise ValueError(f"budget line {line} must be positive")
+        looser = [
+            limit.max_checkins for limit in self._per_activity_per_day if limit.max_checkins > 1
+        ]
+        if self.once_per_activity_per_day and looser:
+            # Both in force, the stricter would silently win.
+            raise ValueError(
+                f"once_per_activity_per_day = true contradicts the frequency limit of"
+                f" {looser[0]} per activity per day; leave it out"
+            )
         return self
+
+    @property
+    def _per_activity_per_day(self) -> list[FrequencyLimit]:
+        return [
+            limit
+            for limit in self.frequency_limits
+            if limit.per is LimitScope.ACTIVITY and limit.period is LimitPeriod.DAY
+        ]
 
     @functools.cached_property
     def limits(self) -> tuple[FrequencyLimit, ...]:
         """Every frequency limit in force, the legacy flag included."""
         legacy = FrequencyLimit(per=LimitScope.ACTIVITY, period=LimitPeriod.DAY, max_checkins=1)
-        if self.once_per_activity_per_day and legacy not in self.frequency_limits:
+        wanted = (
+            not self._per_activity_per_day
+            if self.once_per_activity_per_day is None
+            else self.once_per_activity_per_day
+        )
+        if wanted and legacy not in self.frequency_limits:
             return (legacy, *self.frequency_limits)
         return self.frequency_limits
 

@@ -176,3 +176,30 @@ def test_once_per_activity_per_day_is_per_providers_activity() -> None:
         )
         is None
     )
+
+
+def test_a_looser_limit_per_activity_per_day_is_not_overruled_by_the_default() -> None:
+    version = {
+        "effective_from": "2025-01-01",
+        "discount_basis_points": {"poverty": 7500},
+        "cap_per_checkin_cents": 100,
+        "yearly_budget_cents": 1000,
+        "eligible_categories": ["sport"],
+    }
+    twice = {"per": "activity", "period": "day", "max_checkins": 2}
+
+    def limits(**extra: object) -> list[int]:
+        policy = RefundPolicy.model_validate(
+            {"municipality": "x", "versions": [{**version, **extra}]}
+        )
+        return [
+            limit.max_checkins
+            for limit in policy.versions[0].limits
+            if limit.per is LimitScope.ACTIVITY and limit.period is LimitPeriod.DAY
+        ]
+
+    assert limits() == [1]  # nothing said: once per activity per day
+    assert limits(frequency_limits=[twice]) == [2]  # said otherwise: as said
+    assert limits(once_per_activity_per_day=False) == []
+    with pytest.raises(ValidationError, match="contradicts the frequency limit of 2"):
+        limits(once_per_activity_per_day=True, frequency_limits=[twice])
