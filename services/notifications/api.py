@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field, SecretStr
 
 from services.notifications import recipients
-from services.notifications.jobs import JOB_NAMES, Jobs
+from services.notifications.jobs import JOB_NAMES, Jobs, NotYet
 from services.notifications.recipients import Recipient
 from shared.api_auth import protected_router
 
@@ -177,6 +177,10 @@ def notifications_router(
         if at is not None and at.tzinfo is None:
             raise HTTPException(422, "`at` must carry a UTC offset")
         period = (period_from, period_to) if period_from and period_to else None
-        return await jobs().run(name, at or datetime.now(UTC), period)
+        try:
+            return await jobs().run(name, at or datetime.now(UTC), period)
+        except NotYet as exc:
+            # A statement for a period still running would miss what arrives later in it.
+            raise HTTPException(409, f"{name}: {exc}; try again once it is over") from exc
 
     return router

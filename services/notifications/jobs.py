@@ -10,7 +10,8 @@ import asyncio
 import json
 import os
 import uuid
-from datetime import date, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from services.notifications.messages import (
     BRUSSELS,
     Eur,
     Message,
+    TillReimbursement,
     digest_line,
     language_of,
     local_day,
+    provider_statement,
     render,
 )
 from services.notifications.printing import Letter, letters_pdf
@@ -47,18 +50,39 @@ JOB_NAMES = (
 )
 
 
+# Called first in a job's transaction (the scheduler's record of the period): False means
+# "not this time" and the job does nothing. Whatever it writes commits with the job's work
+# or not at all.
+Claim = Callable[[DbConnection], Awaitable[bool]]
+
+
+class NotYet(Exception):
+    """The job cannot do its work yet (e.g. its period is not over); try again later."""
+
+
 class Jobs:
     def __init__(self, pool: asyncpg.Pool, settings: NotificationsSettings) -> None:
         self.pool = pool
         self.settings = settings
 
     async def run(
-        self, name: str, now: datetime, period: tuple[date, date] | None = None
+        self,
+        name: str,
+        now: datetime,
+        period: tuple[date, date] | None = None,
+        *,
+        claim: Claim | None = None,
     ) -> dict[str, Any]:
+        """Run one job in one transaction; with `claim`, only if the claim holds, and the
+        claim's record commits with the job's work. Skipped: {"job": name, "skipped": True}."""
+        if name not in JOB_NAMES:
+            raise ValueError(f"unknown job {name!r}; known: {', '.join(JOB_NAMES)}")
         correlation_id = f"job:{name}:{now.isoformat()}"
         if name == "letters":
-            return await self.letters(now)
+            return await self.letters(now, claim)
         async with self.pool.acquire() as conn, conn.transaction():
+            if claim is not None and not await claim(conn):
+                return {"job": name, "skipped": True}
             match name:
                 case "unused-cards":
                     count = await self.unused_cards(conn, now, correlation_id)
@@ -209,47 +233,72 @@ class Jobs:
     async def provider_statements(
         self, conn: DbConnection, start: date, end: date, correlation_id: str
     ) -> int:
-        # Counts and totals only: no card, no person, no target group leaves this query.
+        """One statement per provider of the check-ins *recorded* in the period.
+
+        Not those that *happened* in it: a device may flush a check-in up to 30 days late and
+        it is still decided. Selected by occurred_at, one of 31 May that arrives on 2 June
+        came after May's statement (sent on 1 June) and is not June's: it was in none. By
+        arrival, a late check-in is counted in the period it arrived in, exactly once.
+        """
+        opens, closes = _local_midnight(start), _local_midnight(end + timedelta(days=1))
+        # By the database's clock, which stamps recorded_at: a period still open would miss
+        # what arrives after this statement, and a rerun cannot send it again (one key).
+        if await conn.fetchval("SELECT clock_timestamp() < $1", closes):
+            raise NotYet(f"the period up to {end.isoformat()} is not over")
+        # Wait until every transaction that wrote check-ins so far has ended: each row
+        # recorded before `closes` is then committed (or rolled back) and seen below, and a
+        # row inserted after this lock carries a later recorded_at (clock_timestamp()). Held
+        # to the commit, it stops the projection's inserts for this job's few statements.
+        await conn.execute("SET LOCAL lock_timeout = '30s'")
+        try:
+            await conn.execute("LOCK TABLE checkins IN SHARE MODE")
+        except asyncpg.LockNotAvailableError as exc:
+            raise NotYet("check-ins are being written for over 30 s") from exc
+        # Counts only, no card, person or target group. What a provider in refund mode hears
+        # is what its own devices told it already (how many scans); approvals, rejections or
+        # discounts would tell it who has the reduced tariff. The reimbursement is only for
+        # discounts the provider gave at its own till (till-discount mode).
         rows = await conn.fetch(
             "SELECT provider_id, count(*) AS checkins,"
-            " count(*) FILTER (WHERE approved AND NOT reversed) AS approved,"
-            " coalesce(sum(price_cents) FILTER (WHERE approved AND NOT reversed), 0)::bigint AS prices,"
-            " coalesce(sum(amount_cents) FILTER (WHERE approved AND NOT reversed), 0)::bigint AS discounts"
-            " FROM checkins WHERE (occurred_at AT TIME ZONE 'Europe/Brussels')::date"
-            " BETWEEN $1 AND $2 GROUP BY provider_id",
-            start,
-            end,
+            " count(*) FILTER (WHERE occurred_at < $1) AS late,"
+            " bool_or(till_discount) AS till,"
+            " count(*) FILTER (WHERE till_discount AND approved AND NOT reversed) AS discounts,"
+            " coalesce(sum(amount_cents) FILTER (WHERE till_discount AND approved"
+            "  AND NOT reversed), 0)::bigint AS reimbursed"
+            " FROM checkins WHERE recorded_at >= $1 AND recorded_at < $2 GROUP BY provider_id",
+            opens,
+            closes,
         )
         told = 0
         for r in rows:
             recipient = await recipients.provider(conn, r["provider_id"])
             if recipient is None:
                 continue
-            facts = {
+            till = TillReimbursement(r["discounts"], Eur(r["reimbursed"])) if r["till"] else None
+            facts: dict[str, Any] = {
                 "period_from": start,
                 "period_to": end,
                 "checkins": r["checkins"],
-                "approved": r["approved"],
+                "late_checkins": r["late"],
             }
+            if till is not None:
+                facts |= {"till_discounts": till.discounts, "reimbursed_cents": r["reimbursed"]}
             told += await notify(
                 conn,
                 key=notification_key("statement", r["provider_id"], start, end),
                 correlation_id=correlation_id,
                 kind="provider_statement",
                 recipient=recipient,
-                message=render(
-                    "provider_statement",
+                message=provider_statement(
                     recipient.language,
                     recipient.name,
-                    price_total=Eur(r["prices"]),
-                    discount_total=Eur(r["discounts"]),
-                    **facts,
+                    period_from=start,
+                    period_to=end,
+                    checkins=r["checkins"],
+                    late=r["late"],
+                    till=till,
                 ),
-                payload={
-                    **facts,
-                    "price_total_cents": r["prices"],
-                    "discount_total_cents": r["discounts"],
-                },
+                payload=facts,
             )
         return told
 
@@ -316,7 +365,7 @@ class Jobs:
         )
         await conn.execute("SELECT pg_notify('deliveries', '')")
 
-    async def letters(self, now: datetime) -> dict[str, Any]:
+    async def letters(self, now: datetime, claim: Claim | None = None) -> dict[str, Any]:
         """Today's letters as one PDF. The file is written before the commit and removed if
         the commit fails, so a letter is in exactly one printed batch."""
         today = local_day(now)
@@ -324,6 +373,8 @@ class Jobs:
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
+                    if claim is not None and not await claim(conn):
+                        return {"job": "letters", "skipped": True}
                     rows = await conn.fetch(
                         "SELECT delivery_id, address, subject, body FROM deliveries"
                         " WHERE status = 'scheduled' AND batch = 'letters'"
@@ -352,6 +403,11 @@ class Jobs:
                 raise
         log.info("letter batch written", letters=len(rows), file=path.name)
         return {"job": "letters", "letters": len(rows), "file": str(path)}
+
+
+def _local_midnight(day: date) -> datetime:
+    """The moment a Brussels calendar day begins."""
+    return datetime.combine(day, time(), BRUSSELS)
 
 
 def _write_file(folder: Path, name: str, content: bytes) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -233,22 +233,6 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             "Leisure card: {amount} paid into your account",
             "On {day:" + _D + "} we paid {amount} into your bank account, with reference"
             " {reference}.",
-        ),
-    },
-    "provider_statement": {
-        "nl": (
-            "Vrijetijdspas: overzicht van {period_from:" + _D + "} tot {period_to:" + _D + "}",
-            "Van {period_from:" + _D + "} tot en met {period_to:" + _D + "} werd de"
-            " vrijetijdspas {checkins} keer bij u gebruikt, waarvan {approved} keer met"
-            " korting. Totaal betaalde prijzen: {price_total}. Totaal kortingen: {discount_total}."
-            "\n\nDit overzicht bevat bewust geen namen.",
-        ),
-        "en": (
-            "Leisure card: statement from {period_from:" + _D + "} to {period_to:" + _D + "}",
-            "From {period_from:" + _D + "} to {period_to:" + _D + "} the leisure card was"
-            " used {checkins} times with you, {approved} of them with a discount. Total prices"
-            " paid: {price_total}. Total discounts: {discount_total}.\n\nThis statement"
-            " deliberately contains no names.",
         ),
     },
     "device_silent": {
@@ -479,12 +463,142 @@ def render(kind: str, language: Language, greet: str | None = None, **facts: Any
     """The message of one kind; `greet` is whom we address (an organisation or a person)."""
     subject, body = TEMPLATES[kind][language]
     name = greet or _FALLBACK_NAME[kind in HOLDER_KINDS][language]
+    return _letter(language, name, subject.format(**facts), body.format(**facts))
+
+
+def _letter(language: Language, name: str, subject: str, core: str) -> Message:
+    """The greeting and the signature around a message's core, the same in every message."""
     return Message(
-        subject=subject.format(**facts),
-        body=(
-            f"{_GREETING[language].format(name=name)}\n\n{body.format(**facts)}\n\n"
-            f"{_SIGNATURE[language]}\n"
-        ),
+        subject=subject,
+        body=f"{_GREETING[language].format(name=name)}\n\n{core}\n\n{_SIGNATURE[language]}\n",
+    )
+
+
+# The provider's statement, sentence by sentence. It counts the scans that *reached us* in
+# the period (a device offline for a while sends late; each scan is in exactly one statement,
+# that of the period it arrived in), which the provider can check against its own devices.
+# It never says how many were approved, rejected or discounted: in refund mode the card
+# holder pays the full price and nobody at the till may learn who has the reduced tariff.
+# Only a provider in till-discount mode, which gave the discounts itself, hears what it is
+# reimbursed for them.
+STATEMENT: dict[Language, dict[str, str]] = {
+    "nl": {
+        "subject": "Vrijetijdspas: overzicht van {period}",
+        "scans": "Uw toestellen stuurden ons {during} {scans} van de vrijetijdspas.",
+        "late": "Daarvan {late} al van vóór {period_from:" + _D + "}: een toestel zonder"
+        " verbinding stuurt scans later door. Elke scan staat in één overzicht: dat van de"
+        " periode waarin hij bij ons binnenkwam.",
+        "till": "Voor de kortingen die u aan de kassa gaf, betalen wij u {reimbursed} terug"
+        " ({discounts}).",
+        "anonymous": "Dit overzicht bevat bewust geen namen en zegt niet wie korting krijgt.",
+        "no_names": "Dit overzicht bevat bewust geen namen.",
+    },
+    "en": {
+        "subject": "Leisure card: statement of {period}",
+        "scans": "Your devices sent us {scans} of the leisure card {during}.",
+        "late": "Of these, {late} from before {period_from:" + _D + "}: a device without a"
+        " connection sends its scans later. Every scan is in one statement: that of the"
+        " period in which it reached us.",
+        "till": "For the discounts you gave at the till, we pay you {reimbursed} ({discounts}).",
+        "anonymous": "This statement deliberately contains no names and does not say who gets"
+        " a discount.",
+        "no_names": "This statement deliberately contains no names.",
+    },
+}
+
+MONTHS: dict[Language, tuple[str, ...]] = {
+    "nl": (
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
+
+
+def period_words(start: date, end: date, language: Language) -> tuple[str, str]:
+    """(name, phrase) of a period: ("juni 2026", "in juni 2026") for a whole calendar month,
+    otherwise ("01/06/2026 tot en met 15/06/2026", "van 01/06/2026 tot en met 15/06/2026")."""
+    same_month = (start.year, start.month) == (end.year, end.month)
+    if same_month and start.day == 1 and (end + timedelta(days=1)).day == 1:
+        name = f"{MONTHS[language][start.month - 1]} {start.year}"
+        return name, f"in {name}"
+    if language == "nl":
+        name = f"{start:{_D}} tot en met {end:{_D}}"
+        return name, f"van {name}"
+    name = f"{start:{_D}} to {end:{_D}}"
+    return name, f"from {name}"
+
+
+def _counted(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+@dataclass(frozen=True)
+class TillReimbursement:
+    """What a provider in till-discount mode is reimbursed for the discounts it gave."""
+
+    discounts: int
+    reimbursed: Eur
+
+
+def provider_statement(
+    language: Language,
+    greet: str | None,
+    *,
+    period_from: date,
+    period_to: date,
+    checkins: int,
+    late: int,
+    till: TillReimbursement | None = None,
+) -> Message:
+    """The periodic statement for a provider (see STATEMENT for what it may say)."""
+    words = STATEMENT[language]
+    nl = language == "nl"
+    name, during = period_words(period_from, period_to, language)
+    first = words["scans"].format(during=during, scans=_counted(checkins, "scan", "scans"))
+    if late:
+        if nl:
+            late_words = f"was er {late}" if late == 1 else f"waren er {late}"
+        else:
+            late_words = f"{late} was" if late == 1 else f"{late} were"
+        first += " " + words["late"].format(late=late_words, period_from=period_from)
+    paragraphs = [first]
+    if till is not None:
+        discounts = (
+            _counted(till.discounts, "korting", "kortingen")
+            if nl
+            else _counted(till.discounts, "discount", "discounts")
+        )
+        paragraphs.append(words["till"].format(reimbursed=till.reimbursed, discounts=discounts))
+    paragraphs.append(words["no_names" if till is not None else "anonymous"])
+    return _letter(
+        language,
+        greet or _FALLBACK_NAME[False][language],
+        words["subject"].format(period=name),
+        "\n\n".join(paragraphs),
     )
 
 

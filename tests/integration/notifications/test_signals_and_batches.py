@@ -363,6 +363,12 @@ async def test_preferences_opt_out_and_the_delivery_log_api(
         )
         assert ran.json() == {"job": "unused-cards", "notifications": 1}
         assert (await http.post("/jobs/nope")).status_code == 404
+        running = await http.post(
+            "/jobs/provider-statements",
+            params={"period_from": "2100-01-01", "period_to": "2100-01-31"},
+        )
+        assert running.status_code == 409  # a month not over yet: its statement would miss some
+        assert "not over" in running.json()["detail"]
         english = await pool.fetchval(
             "SELECT language FROM deliveries WHERE kind = 'refund_approved'"
         )
