@@ -133,6 +133,12 @@ CLAIM_REVERSED = Topic(
     claims.ClaimReversed,
     _by("holder_id"),
 )
+BUDGET_THRESHOLD_CROSSED = Topic(
+    "claims.budget-threshold-crossed.v1",
+    "be.vrijetijdspas.claims.BudgetThresholdCrossed",
+    claims.BudgetThresholdCrossed,
+    _by("budget_line"),
+)
 PAYMENT_REQUESTED = Topic(
     "payments.payment-requested.v1",
     "be.vrijetijdspas.payments.PaymentRequested",
@@ -182,6 +188,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CLAIM_APPROVED,
     CLAIM_REJECTED,
     CLAIM_REVERSED,
+    BUDGET_THRESHOLD_CROSSED,
     PAYMENT_REQUESTED,
     PAYMENT_RUN_COMPLETED,
     PAYMENT_SETTLED,

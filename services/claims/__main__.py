@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 
 from services.claims.api import build_app
+from services.claims.budget_watch import BudgetWatch
 from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from services.claims.payments import apply_settlements, run_payments
@@ -76,9 +77,12 @@ async def main() -> None:
             except Exception as exc:  # the next run tries again; nothing is half-done
                 log.warning("scheduled payment run failed", error=type(exc).__name__)
 
+    budget_watch = BudgetWatch(
+        pool, policy, settings.budget_watch_interval_s, settings.budget_thresholds_percent
+    )
     await runtime.run(
         build_app(lambda: runtime.pool, policy, settings.api_token_secret),
-        background=[scheduled_runs],
+        background=[scheduled_runs, budget_watch.run],
     )
 
 

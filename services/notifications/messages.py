@@ -260,11 +260,13 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
     "budget_threshold": {
         "nl": (
             "Vrijetijdspas: budgetlijn {line} heeft {percent}% bereikt",
-            "Van het budget {year} voor {line} is {spent} besteed van {budget} ({percent}%).",
+            "Van het budget voor {line} in budgetjaar {year} is {spent} besteed van {budget}:"
+            " de grens van {percent}% is bereikt.",
         ),
         "en": (
             "Leisure card: budget line {line} reached {percent}%",
-            "Of the {year} budget for {line}, {spent} of {budget} has been spent ({percent}%).",
+            "Of the budget for {line} in budget year {year}, {spent} of {budget} has been"
+            " spent: the {percent}% mark is reached.",
         ),
     },
     "referrer_digest": {

@@ -289,13 +289,10 @@ async def checkin_reversed(conn: DbConnection, e: ClaimReversed) -> None:
         e.claim_id,
         e.reversed_at,
     )
-    row = await conn.fetchrow(
-        "UPDATE checkins SET reversed = true WHERE claim_id = $1 AND approved AND NOT reversed"
-        " RETURNING target_group, occurred_at",
+    await conn.execute(
+        "UPDATE checkins SET reversed = true WHERE claim_id = $1 AND approved AND NOT reversed",
         e.claim_id,
     )
-    if row is not None and row["target_group"]:
-        await spend(conn, row["target_group"], local_day(row["occurred_at"]).year, -e.amount_cents)
 
 
 async def was_till_discount(conn: DbConnection, claim_id: uuid.UUID) -> bool:
@@ -305,43 +302,6 @@ async def was_till_discount(conn: DbConnection, claim_id: uuid.UUID) -> bool:
     return bool(
         await conn.fetchval("SELECT till_discount FROM checkins WHERE claim_id = $1", claim_id)
     )
-
-
-async def spend(conn: DbConnection, line: str, year: int, amount_cents: int) -> tuple[int, int]:
-    """Add to a budget line's spending; (before, after)."""
-    return (await spend_many(conn, [(line, year, amount_cents)]))[0]
-
-
-async def spend_many(
-    conn: DbConnection, amounts: Sequence[tuple[str, int, int]]
-) -> list[tuple[int, int]]:
-    """Add each (line, year, cents) in turn; each one's (before, after). One row lock per
-    line and year, taken in a fixed order, orders concurrent batches, so each threshold is
-    crossed by exactly one claim."""
-    totals: dict[tuple[str, int], int] = {}
-    for line, year, cents in amounts:
-        totals[(line, year)] = totals.get((line, year), 0) + cents
-    keys = sorted(totals)
-    rows = await conn.fetch(
-        "INSERT INTO budget_spend (budget_line, year, spent_cents)"
-        " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
-        " ON CONFLICT (budget_line, year) DO UPDATE SET"
-        " spent_cents = budget_spend.spent_cents + excluded.spent_cents"
-        " RETURNING budget_line, year, spent_cents",
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [totals[k] for k in keys],
-    )
-    running = {
-        (r["budget_line"], r["year"]): int(r["spent_cents"]) - totals[(r["budget_line"], r["year"])]
-        for r in rows
-    }
-    out = []
-    for line, year, cents in amounts:
-        before = running[(line, year)]
-        running[(line, year)] = before + cents
-        out.append((before, before + cents))
-    return out
 
 
 async def payment(conn: DbConnection, e: PaymentRequested) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from services.notifications import projections, recipients
+from services.notifications.budget_lines import budget_line_name
 from services.notifications.messages import (
     Eur,
     category,
@@ -22,11 +23,7 @@ from services.notifications.messages import (
 from services.notifications.queueing import Notice, notify_many
 from services.notifications.recipients import Recipient
 from services.notifications.settings import NotificationsSettings
-from services.notifications.signals import (
-    heartbeat_refusal,
-    notification_key,
-    thresholds_crossed,
-)
+from services.notifications.signals import heartbeat_refusal, notification_key
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -34,6 +31,7 @@ from shared.deadletter import DeadLetter
 from shared.events import cards as ev
 from shared.events.checkins import DeviceHeartbeat
 from shared.events.claims import (
+    BudgetThresholdCrossed,
     ClaimApproved,
     ClaimRejected,
     ClaimReversed,
@@ -65,6 +63,7 @@ TOPICS = (
     topics.CLAIM_APPROVED,
     topics.CLAIM_REJECTED,
     topics.CLAIM_REVERSED,
+    topics.BUDGET_THRESHOLD_CROSSED,
     topics.PAYMENT_REQUESTED,
     topics.PAYMENT_RUN_COMPLETED,
     topics.PAYMENT_SETTLED,
@@ -145,6 +144,8 @@ class Router:
             case ClaimReversed():
                 await projections.checkin_reversed(conn, e)
                 await self._refund_reversed(conn, incoming, e)
+            case BudgetThresholdCrossed():
+                await self._budget_threshold(conn, incoming, e)
             case PaymentRequested():
                 await projections.payment(conn, e)
                 await self._payment_requested(conn, incoming, e)
@@ -260,8 +261,8 @@ class Router:
         )
 
     async def _outcomes(self, conn: DbConnection, batch: list[Incoming[Any]]) -> None:
-        """Claim outcomes: remember them, count approved spending against the budget lines
-        and tell each card holder, in a handful of statements for the whole run."""
+        """Claim outcomes: remember them and tell each card holder, in a handful of
+        statements for the whole run."""
         told = [
             i
             for i in batch
@@ -270,9 +271,6 @@ class Router:
         if not told:
             return
         recorded = await projections.checkins_decided(conn, [i.payload for i in told])
-        await self._budgets(
-            conn, [i for i in told if recorded.get(i.payload.claim_id) is projections.Approval.NEW]
-        )
         # A refund already cancelled is not announced after its cancellation.
         announced = [
             i
@@ -297,53 +295,32 @@ class Router:
                 notices.append(notice)
         await notify_many(conn, notices)
 
-    async def _budgets(self, conn: DbConnection, approved: list[Incoming[Any]]) -> None:
-        """Finance hears when a budget line's spending crosses a threshold, from the claim
-        that crossed it."""
-        if not approved:
-            return
-        spent = await projections.spend_many(
-            conn,
-            [
-                (
-                    i.payload.target_group,
-                    local_day(i.payload.occurred_at).year,
-                    i.payload.amount_cents,
-                )
-                for i in approved
-            ],
-        )
-        for incoming, (before, after) in zip(approved, spent, strict=True):
-            e: ClaimApproved = incoming.payload
-            budget = self.settings.budgets_cents.get(e.target_group)
-            if budget is None:
-                continue
-            year = local_day(e.occurred_at).year
-            crossed = thresholds_crossed(
-                before, after, budget, self.settings.budget_thresholds_percent
+    async def _budget_threshold(
+        self, conn: DbConnection, incoming: Incoming[Any], e: BudgetThresholdCrossed
+    ) -> None:
+        """Claims, which keeps the budgets and the ledger, saw a budget line's discount cost
+        cross a threshold; finance hears it once per line, budget year and threshold, however
+        often the event comes. The line is named in words, not by its target group's code."""
+        for finance in await recipients.finance(conn, self.settings.finance_email):
+            await self._tell(
+                conn,
+                incoming,
+                finance,
+                "budget_threshold",
+                {
+                    "budget_line": e.budget_line,
+                    "year": e.budget_year,
+                    "percent": e.percent,
+                    "spent_cents": e.consumed_cents,
+                    "budget_cents": e.budget_cents,
+                },
+                key=notification_key("budget", e.budget_line, e.budget_year, e.percent),
+                line=budget_line_name(e.budget_line, finance.language),
+                year=e.budget_year,
+                percent=e.percent,
+                spent=Eur(e.consumed_cents),
+                budget=Eur(e.budget_cents),
             )
-            for percent in crossed:
-                for finance in await recipients.finance(conn, self.settings.finance_email):
-                    with log_context(correlation_id=incoming.correlation_id):
-                        await self._tell(
-                            conn,
-                            incoming,
-                            finance,
-                            "budget_threshold",
-                            {
-                                "budget_line": e.target_group,
-                                "year": year,
-                                "percent": percent,
-                                "spent_cents": after,
-                                "budget_cents": budget,
-                            },
-                            key=notification_key("budget", e.target_group, year, percent),
-                            line=e.target_group,
-                            year=year,
-                            percent=percent,
-                            spent=Eur(after),
-                            budget=Eur(budget),
-                        )
 
     async def _payment_requested(
         self, conn: DbConnection, incoming: Incoming[Any], e: PaymentRequested

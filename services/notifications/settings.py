@@ -41,9 +41,6 @@ class NotificationsSettings(ServiceSettings):
     # A device counts as "usually active" when it was heard on this many of the 7 days
     # before it went silent: a device used once a month does not raise an alarm.
     device_usual_active_days: int = 3
-    # Yearly budget per budget line (target group), in cents; finance hears at 80% and 100%.
-    budgets_cents: dict[str, int] = Field(default_factory=dict)
-    budget_thresholds_percent: tuple[int, ...] = (80, 100)
     # Used when no organisation of kind "finance" is registered.
     finance_email: str | None = None
 

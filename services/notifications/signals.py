@@ -1,6 +1,7 @@
 """Signals derived from events: when a card counts as unused, a device as silent (and
-whether its heartbeat may be believed), a budget line as crossing a threshold, and how long
-to wait before retrying. Pure functions."""
+whether its heartbeat may be believed), and how long to wait before retrying. Pure
+functions. (Whether a budget line crossed a threshold is the claims service's to decide:
+it keeps the budgets and the ledger.)"""
 
 from __future__ import annotations
 
@@ -19,23 +20,6 @@ def notification_key(*parts: object) -> uuid.UUID:
     """A stable id for a notification not caused by one event (a scan, a digest, a
     threshold): the same facts give the same key, so a rerun cannot notify twice."""
     return uuid.uuid5(_KEY_NAMESPACE, "/".join(str(p) for p in parts))
-
-
-def thresholds_crossed(
-    spent_before_cents: int, spent_after_cents: int, budget_cents: int, thresholds: tuple[int, ...]
-) -> list[int]:
-    """Percentages of the budget that this spending step reached for the first time.
-
-    Integer arithmetic: 80% of € 1.000,01 is reached at exactly 80.000,8 cents, i.e. when
-    100·spent ≥ 80·budget — no rounding can announce it a cent early.
-    """
-    if budget_cents <= 0:
-        return []
-    return [
-        t
-        for t in thresholds
-        if 100 * spent_before_cents < t * budget_cents <= 100 * spent_after_cents
-    ]
 
 
 def is_unused(last_use: datetime, now: datetime, after_days: int) -> bool:

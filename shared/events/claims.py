@@ -80,3 +80,14 @@ class ClaimReversed(EventPayload):
     # (provider) lapses, a refund (card holder) is withdrawn; the holder is told which even
     # when this reversal reaches them before its approval did.
     payee_kind: PayeeKind | None = None
+
+
+class BudgetThresholdCrossed(EventPayload):
+    """A budget line's discount cost in a budget year reached a share of its budget."""
+
+    budget_line: str = Field(min_length=1, max_length=100, description="the target group")
+    budget_year: int = Field(description="the year the budget year starts in")
+    percent: int = Field(gt=0, description="the threshold reached, in % of the budget")
+    consumed_cents: int = Field(description="net discount cost booked in the budget year")
+    budget_cents: int = Field(gt=0)
+    crossed_at: AwareDatetime = Field(description="the ledger was counted up to this moment")

@@ -85,7 +85,6 @@ def settings(
         webhook_master_secret=MASTER_SECRET,
         api_token_secret=SecretStr(OPERATIONS_TOKEN),
         letters_dir=tmp_path / "letters",
-        budgets_cents={"poverty": 10_000},
         finance_email="financien@example.org",
     )
 

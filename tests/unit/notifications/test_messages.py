@@ -200,16 +200,17 @@ def test_finance_messages() -> None:
         "budget_threshold",
         "nl",
         None,
-        line="poverty",
+        line="kansentarief",
         year=2026,
         percent=80,
-        spent=Eur(800_000),
+        spent=Eur(850_000),
         budget=Eur(1_000_000),
     )
-    assert budget.subject == "Vrijetijdspas: budgetlijn poverty heeft 80% bereikt"
+    assert budget.subject == "Vrijetijdspas: budgetlijn kansentarief heeft 80% bereikt"
+    # The threshold reached, not the share spent (85 % here): said as such.
     assert (
-        "Van het budget 2026 voor poverty is € 8.000,00 besteed van € 10.000,00 (80%)."
-        in budget.body
+        "Van het budget voor kansentarief in budgetjaar 2026 is € 8.500,00 besteed van"
+        " € 10.000,00: de grens van 80% is bereikt." in budget.body
     )
 
 

@@ -14,30 +14,8 @@ from services.notifications.signals import (
     notification_key,
     previous_month,
     retry_delay_s,
-    thresholds_crossed,
 )
 from services.notifications.webhooks import partner_secret, signed_headers, webhook_body
-
-cents = st.integers(min_value=0, max_value=10**9)
-
-
-@given(budget=st.integers(min_value=1, max_value=10**9), steps=st.lists(cents, max_size=30))
-def test_each_threshold_is_announced_exactly_once_when_reached(
-    budget: int, steps: list[int]
-) -> None:
-    spent, announced = 0, []
-    for step in steps:
-        announced += thresholds_crossed(spent, spent + step, budget, (80, 100))
-        spent += step
-    expected = [t for t in (80, 100) if 100 * spent >= t * budget]
-    assert sorted(announced) == expected
-
-
-def test_threshold_boundary_is_exact_in_cents() -> None:
-    assert thresholds_crossed(0, 79_999, 100_000, (80,)) == []
-    assert thresholds_crossed(79_999, 80_000, 100_000, (80,)) == [80]
-    assert thresholds_crossed(0, 200_000, 100_000, (80, 100)) == [80, 100]
-    assert thresholds_crossed(0, 10, 0, (80,)) == []
 
 
 @given(attempt=st.integers(min_value=1, max_value=40))
