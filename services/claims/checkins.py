@@ -386,7 +386,14 @@ class CheckInHandler:
                 card.resident if card else None,
             )
         )
-        payload = _outcome_event(c, card, decision, claim_id, payee, now)
+        payload = _outcome_event(
+            c,
+            card,
+            decision,
+            claim_id,
+            payee or _payee(_provider_at(ctx.providers, c.provider_id, c.occurred_at)),
+            now,
+        )
         topic = topics.topic_for(payload)
         w.events.append((incoming.envelope.caused(type=topic.event_type, source=SOURCE), payload))
         log.info(
@@ -408,15 +415,8 @@ class CheckInHandler:
         w: _Writes,
     ) -> PayeeKind:
         """Spend the budget, count the visit and post one transfer per payer share."""
-        terms = _provider_at(ctx.providers, c.provider_id, c.occurred_at)
-        assert terms is not None  # decide() approved, so the provider is known
-        # As at the till when it happened: in till-discount mode the provider gave the
-        # discount; in refund mode the holder paid the full price.
-        payee = (
-            PayeeKind.PROVIDER
-            if terms.mode is ProviderMode.TILL_DISCOUNT
-            else PayeeKind.CARD_HOLDER
-        )
+        payee = _payee(_provider_at(ctx.providers, c.provider_id, c.occurred_at))
+        assert payee is not None  # decide() approved, so the provider is known
         day = _day(c.occurred_at)
         version = self.policy.version_on(day)
         assert version is not None  # decide() approved, so a version is in force
@@ -493,6 +493,7 @@ def _outcome_event(
         detail=decision.detail,
         occurred_at=c.occurred_at,
         decided_at=now,
+        payee_kind=payee,
     )
 
 
@@ -551,6 +552,14 @@ def _provider_at(
             break
         current = view
     return current
+
+
+def _payee(terms: ProviderView | None) -> PayeeKind | None:
+    """Who a check-in's discount is paid to, as at the till when it happened: in
+    till-discount mode the provider gave it; in refund mode the holder paid the full price."""
+    if terms is None:
+        return None
+    return PayeeKind.PROVIDER if terms.mode is ProviderMode.TILL_DISCOUNT else PayeeKind.CARD_HOLDER
 
 
 def _card_at(

@@ -190,6 +190,20 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " {reason}. Any questions? The person who supports you is glad to help.",
         ),
     },
+    "till_discount_rejected": {
+        "nl": (
+            "Vrijetijdspas: uw korting van {day:" + _D + "} wordt niet vergoed",
+            "Op {day:" + _D + "} kreeg u bij {provider} aan de kassa korting met uw"
+            " vrijetijdspas. Die korting betalen wij niet aan {provider}, omdat {reason}. Hebt"
+            " u vragen? Uw begeleider helpt u graag.",
+        ),
+        "en": (
+            "Leisure card: your discount of {day:" + _D + "} is not covered",
+            "On {day:" + _D + "} you got a discount at the till at {provider} with your leisure"
+            " card. We do not pay that discount to {provider}, because {reason}. Any questions?"
+            " The person who supports you is glad to help.",
+        ),
+    },
     "refund_reversed": {
         "nl": (
             "Vrijetijdspas: terugbetaling van {amount} geannuleerd",
@@ -285,6 +299,7 @@ HOLDER_KINDS = frozenset(
         "till_discount",
         "till_discount_capped",
         "refund_rejected",
+        "till_discount_rejected",
         "refund_reversed",
         "till_discount_reversed",
         "refund_paid",

@@ -489,7 +489,9 @@ def _refund_decided(
     return _notice(
         incoming,
         holder,
-        "refund_rejected",
+        # A holder who had the discount at the till expected no refund: told that the
+        # discount is not covered, not that "no refund" comes.
+        "till_discount_rejected" if e.payee_kind is PayeeKind.PROVIDER else "refund_rejected",
         payload,
         day=day,
         provider=provider,

@@ -66,6 +66,10 @@ class ClaimRejected(EventPayload):
     detail: str = Field(max_length=300)
     occurred_at: AwareDatetime
     decided_at: AwareDatetime
+    # Added later, so optional: who an approval would have paid, by the provider's terms
+    # when it happened. The card holder (refund mode) is told no refund comes; a holder who
+    # had the discount at the till (provider) that it is not covered. None: provider unknown.
+    payee_kind: PayeeKind | None = None
 
 
 class ClaimReversed(EventPayload):

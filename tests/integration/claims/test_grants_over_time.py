@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -195,6 +195,7 @@ async def test_a_day_no_grant_covers_is_not_eligible(claims: Claims) -> None:
     await claims.deliver(h.issued(POVERTY_2024), h.changed(RENEWED, POVERTY_2024, later))
     gap = await claims.check_in(h.card_number, JANUARY)
     assert _outcome(gap) == ("rejected", "not_eligible", None, 0)
+    assert gap["event"]["payee_kind"] == "card_holder"  # a refund partner: no refund comes
 
 
 async def test_an_eligibility_change_before_its_card_is_kept(claims: Claims) -> None:
@@ -263,6 +264,11 @@ async def test_a_late_check_in_is_paid_as_the_provider_worked_when_it_happened(
     # 3 January: the provider gave the discount at its till, and is reimbursed.
     january = await claims.check_in(h.card_number, JANUARY)
     assert january["event"]["payee_kind"] == "provider"
+    # Twice the same activity that day: rejected, and the outcome says the discount was
+    # given at the till (the holder is told it is not covered, not "no refund").
+    again = await claims.check_in(h.card_number, JANUARY + timedelta(hours=1))
+    assert (again["outcome"], again["reason"]) == ("rejected", "already_today")
+    assert again["event"]["payee_kind"] == "provider"
 
 
 async def test_a_revocation_that_overtakes_the_registration_is_kept(claims: Claims) -> None:

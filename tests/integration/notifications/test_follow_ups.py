@@ -292,7 +292,12 @@ async def test_a_cancelled_till_discount_is_not_told_as_a_cancelled_refund(
     assert len(told) == (2 if reversals_first else 4)
 
 
-def rejected(holder_id: uuid.UUID, reason: RejectionReason, detail: str) -> ClaimRejected:
+def rejected(
+    holder_id: uuid.UUID,
+    reason: RejectionReason,
+    detail: str,
+    payee_kind: PayeeKind | None = None,
+) -> ClaimRejected:
     return ClaimRejected(
         claim_id=uuid.uuid4(),
         checkin_id=uuid.uuid4(),
@@ -304,7 +309,26 @@ def rejected(holder_id: uuid.UUID, reason: RejectionReason, detail: str) -> Clai
         detail=detail,
         occurred_at=NOW,
         decided_at=NOW,
+        payee_kind=payee_kind,
     )
+
+
+async def test_a_holder_with_a_discount_at_the_till_hears_it_is_not_covered_not_no_refund(
+    feed: Feed,
+    worker: DeliveryWorker,
+    pool: asyncpg.Pool,
+    smtp: SmtpSink,
+    keys: tuple[str, str],
+) -> None:
+    org, person = uuid.uuid4(), uuid.uuid4()
+    await feed(organisation(org, email="ocmw@example.org"), holder(person, org, keys[1]))
+    await feed(rejected(person, RejectionReason.CARD_EXPIRED, "", PayeeKind.PROVIDER))
+    await drain(worker, pool)
+    [mail] = mails(smtp)
+    assert mail["Subject"].endswith("wordt niet vergoed")
+    body = text_of(mail)
+    assert "kreeg u bij" in body and "aan de kassa korting" in body
+    assert "terugbetaald" not in body
 
 
 async def test_frequency_and_cancellation_rejections_say_what_happened(
