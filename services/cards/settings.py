@@ -15,7 +15,7 @@ class CardsSettings(ServiceSettings):
     # Sealed-box public keys of the services that may read a holder's details.
     finance_public_key: str
     notifications_public_key: str
-    card_number_prefix: str = Field(default="6299", pattern=r"^\d{4}$")
+    card_number_prefix: str = Field(default="6299", pattern=r"^[0-9]{4}$")
     # The bootstrap administrator's bearer token: it issues every other token. Unset, only
     # tokens already in the database are accepted.
     api_token_secret: str | None = Field(default=None, min_length=32)

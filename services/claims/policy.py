@@ -148,7 +148,7 @@ class RefundPolicy(BaseModel):
 
     municipality: str
     budget_year: str = Field(default="calendar", pattern=r"^(calendar|program)$")
-    program_year_start: str = Field(default="01-01", pattern=r"^\d{2}-\d{2}$")
+    program_year_start: str = Field(default="01-01", pattern=r"^[0-9]{2}-[0-9]{2}$")
     versions: tuple[PolicyVersion, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -59,7 +59,7 @@ class ProviderRegistered(EventPayload):
 
 class CardIssued(EventPayload):
     card_id: uuid.UUID
-    card_number: str = Field(pattern=r"^\d{13}$")
+    card_number: str = Field(pattern=r"^[0-9]{13}$")
     holder_id: uuid.UUID
     target_group: str = Field(max_length=50)
     eligible_from: date
@@ -74,7 +74,7 @@ class CardIssued(EventPayload):
 
 class CardStatusChanged(EventPayload):
     card_id: uuid.UUID
-    card_number: str = Field(pattern=r"^\d{13}$")
+    card_number: str = Field(pattern=r"^[0-9]{13}$")
     holder_id: uuid.UUID
     status: CardStatus
     reason: str = Field(max_length=200)

@@ -31,7 +31,7 @@ class CheckInRecorded(EventPayload):
     device_id: uuid.UUID
     provider_id: uuid.UUID
     activity: Activity
-    card_number: str = Field(pattern=r"^\d{13}$")
+    card_number: str = Field(pattern=r"^[0-9]{13}$")
     price_cents: int = Field(ge=0, le=10_000_000)
     occurred_at: AwareDatetime
     counter: int = Field(ge=0, le=2**53)
@@ -42,7 +42,7 @@ class CheckInRecorded(EventPayload):
 class CheckInCancelled(EventPayload):
     checkin_id: uuid.UUID
     provider_id: uuid.UUID
-    card_number: str = Field(pattern=r"^\d{13}$")
+    card_number: str = Field(pattern=r"^[0-9]{13}$")
     reason: str = Field(max_length=200)
     cancelled_at: AwareDatetime
 

@@ -77,3 +77,13 @@ def test_the_one_pass_decode_agrees_with_the_stdlib_path(body: bytes) -> None:
 
     expected = _refused_body(record, CHECKIN, envelope, dead)
     assert _as_comparable(decode(record, TOPICS)) == _as_comparable(expected)
+
+
+def test_a_card_number_in_digits_other_than_ascii_is_a_schema_violation() -> None:
+    # docs/device-protocol.md: 13 ASCII digits. A regular expression's \d also takes
+    # Arabic-Indic and other digits, which no card number has.
+    body = _junk_checkin("card_number", "٦٢٩٩٠٠١٢٣٤٥٦٨", "utf-8")
+    result = decode(SourceRecord(CHECKIN.name, 0, 0, b"k", body, ENVELOPE.headers()), TOPICS)
+    assert isinstance(result, DeadLetter)
+    assert result.reason is DeadLetterReason.SCHEMA_VIOLATION
+    assert "card_number" in result.detail
