@@ -3,8 +3,7 @@ the other sees its effect, so a cancelled activity is never refunded."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,10 +15,10 @@ from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from shared import topics
 from shared.consumer import BatchProcessor, Incoming
-from shared.db import DbConnection
 from shared.envelope import new_envelope
 from shared.events.checkins import CheckInCancelled, CheckInRecorded
 from tests.integration.claims import scenario
+from tests.support.locks import second_waits_for_first
 
 pytestmark = pytest.mark.integration
 
@@ -65,42 +64,6 @@ async def race(database: str) -> AsyncIterator[Race]:
         await pool.close()
 
 
-async def _waits_for_lock(pool: asyncpg.Pool, task: asyncio.Task[Any]) -> bool:
-    """True once another backend waits for a lock while `task` runs; False if it ends."""
-    async with pool.acquire() as conn:
-        for _ in range(250):
-            if task.done():
-                return False
-            waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if waiting:
-                await asyncio.sleep(0.2)  # and it stays blocked
-                return not task.done()
-            await asyncio.sleep(0.02)
-    return False
-
-
-async def _second_waits_for_first(
-    pool: asyncpg.Pool,
-    first: Callable[[DbConnection], Awaitable[Any]],
-    second: Callable[[], Awaitable[Any]],
-) -> None:
-    """`first` runs in a transaction left open; `second`, started then, must wait for a lock
-    until that transaction commits, and then finish."""
-    async with pool.acquire() as conn:
-        transaction = conn.transaction()
-        await transaction.start()
-        await first(conn)
-        waiting = asyncio.ensure_future(second())
-        try:
-            assert await _waits_for_lock(pool, waiting)
-        finally:
-            await transaction.commit()
-        await asyncio.wait_for(waiting, 10)
-
-
 async def test_a_cancellation_waits_for_the_checkin_batch_and_reverses_its_claim(
     race: Race,
 ) -> None:
@@ -111,7 +74,7 @@ async def test_a_cancellation_waits_for_the_checkin_batch_and_reverses_its_claim
     )
     # The check-in batch has locked the holder, read "no pending cancellation" and written
     # an approved claim, but not committed yet.
-    await _second_waits_for_first(
+    await second_waits_for_first(
         race.pool,
         lambda conn: checkins(conn, [race.checkin]),
         lambda: cancellations.process([race.cancel.source]),
@@ -160,7 +123,7 @@ async def test_a_checkin_batch_waits_for_the_cancellation_and_is_rejected(race: 
         race.pool,
     )
     # The cancellation came first: it finds no claim and parks, not committed yet.
-    await _second_waits_for_first(
+    await second_waits_for_first(
         race.pool,
         lambda conn: CancellationHandler(policy)(conn, [race.cancel]),
         lambda: checkins.process([race.checkin.source]),

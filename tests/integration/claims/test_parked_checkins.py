@@ -4,10 +4,9 @@ however the two transactions interleave, and whatever is delivered again."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,7 +25,6 @@ from services.claims.projections import TOPICS as CARD_TOPICS
 from services.claims.projections import apply_card_events
 from shared import topics
 from shared.consumer import BatchProcessor, Incoming
-from shared.db import DbConnection
 from shared.deadletter import SourceRecord
 from shared.envelope import new_envelope
 from shared.events import cards as ev
@@ -38,6 +36,7 @@ from shared.readahead import source_record
 from shared.relay import OutboxRelay
 from tests.integration.claims import scenario
 from tests.support.components import Infra
+from tests.support.locks import second_waits_for_first
 from vtp.device.signer import DeviceIdentity
 
 pytestmark = pytest.mark.integration
@@ -181,41 +180,6 @@ async def test_a_copy_from_a_device_of_another_provider_is_dead_lettered_not_par
     assert dict(letter.headers)["dlq_reason"] == b"unknown_device"
 
 
-async def _waits_for_lock(pool: asyncpg.Pool, task: asyncio.Future[Any]) -> bool:
-    """True once another backend waits for a lock while `task` runs; False if it ends."""
-    async with pool.acquire() as conn:
-        for _ in range(250):
-            if task.done():
-                return False
-            if await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ):
-                await asyncio.sleep(0.2)  # and it stays blocked
-                return not task.done()
-            await asyncio.sleep(0.02)
-    return False
-
-
-async def _second_waits_for_first(
-    pool: asyncpg.Pool,
-    first: Callable[[DbConnection], Awaitable[Any]],
-    second: Callable[[], Awaitable[Any]],
-) -> None:
-    """`first` runs in a transaction left open; `second`, started then, must wait for a lock
-    until that transaction commits, and then finish."""
-    async with pool.acquire() as conn:
-        transaction = conn.transaction()
-        await transaction.start()
-        await first(conn)
-        waiting = asyncio.ensure_future(second())
-        try:
-            assert await _waits_for_lock(pool, waiting)
-        finally:
-            await transaction.commit()
-        await asyncio.wait_for(waiting, 10)
-
-
 async def test_a_registration_applied_while_the_checkin_is_being_parked_releases_it(
     new_device: NewDevice,
 ) -> None:
@@ -223,7 +187,7 @@ async def test_a_registration_applied_while_the_checkin_is_being_parked_releases
     handler = CheckInHandler(scenario.policy(), lambda: scenario.NOW)
     # The check-in batch has read "no such device" and parked the check-in, not committed
     # yet; the registration, applied meanwhile, must not miss what it parked.
-    await _second_waits_for_first(
+    await second_waits_for_first(
         d.pool,
         lambda conn: handler(conn, [d.checkin]),
         lambda: d.cards.process([d.registration.source]),
@@ -240,7 +204,7 @@ async def test_a_checkin_parked_while_its_registration_commits_is_sent_back_at_o
     d = new_device
     # The registration is applied, not committed yet: the check-in batch does not see the
     # device, and must not park the check-in for good once the registration has committed.
-    await _second_waits_for_first(
+    await second_waits_for_first(
         d.pool,
         lambda conn: apply_card_events(conn, [d.registration]),
         lambda: d.checkins.process([d.checkin.source]),
