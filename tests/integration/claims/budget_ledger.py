@@ -12,14 +12,12 @@ from datetime import date, timedelta
 import asyncpg
 
 from services.claims.budget_watch import watch_budgets
-from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from services.claims.policy import RefundPolicy
 from shared import topics
 from shared.consumer import Incoming
 from shared.deadletter import SourceRecord
-from shared.envelope import new_envelope
-from shared.events.checkins import Activity, ActivityCategory, CheckInCancelled
+from shared.events.checkins import Activity, ActivityCategory
 from shared.events.claims import BudgetThresholdCrossed
 from shared.localtime import today
 from shared.outbox import headers_from_json
@@ -90,21 +88,7 @@ class Ledger:
     async def cancel(self, claim_id: uuid.UUID) -> None:
         """The provider cancels the check-in: the claim is reversed in the ledger."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT checkin_id, provider_id FROM claims WHERE claim_id = $1", claim_id
-            )
-            assert row is not None
-            cancel = CheckInCancelled(
-                checkin_id=row["checkin_id"],
-                provider_id=row["provider_id"],
-                card_number=self.card,
-                reason="voorstelling afgelast",
-                cancelled_at=scenario.NOW,
-            )
-            envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
-            await CancellationHandler(POLICY)(
-                conn, [Incoming(envelope, cancel, self.world.record(envelope, cancel))]
-            )
+            await scenario.cancel_claim(conn, self.world, self.card, claim_id, POLICY)
 
     async def watch(self, margin: timedelta = timedelta(0)) -> list[BudgetThresholdCrossed] | None:
         """A run of the budget watch; by default one that the margin no longer holds back

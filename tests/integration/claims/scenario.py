@@ -13,16 +13,17 @@ from typing import Any
 
 import asyncpg
 
+from services.claims.cancellations import CancellationHandler
 from services.claims.policy import RefundPolicy
 from services.claims.projections import apply_card_events
 from shared import topics
 from shared.consumer import Incoming
-from shared.db import migrate_service
+from shared.db import DbConnection, migrate_service
 from shared.deadletter import SourceRecord
 from shared.envelope import Envelope, new_envelope
 from shared.events import cards as ev
 from shared.events.base import EventPayload
-from shared.events.checkins import Activity, ActivityCategory
+from shared.events.checkins import Activity, ActivityCategory, CheckInCancelled
 from tests.integration.claims.reference_policy import RefCard, RefGrant, RefProvider
 from vtp.device.signer import DeviceIdentity
 
@@ -253,3 +254,25 @@ def _incoming(payload: EventPayload) -> Incoming[Any]:
     envelope = new_envelope(type=topic.event_type, source="/test")
     record = SourceRecord(topic.name, 0, 0, None, json.dumps({}).encode(), envelope.headers())
     return Incoming(envelope, payload, record)
+
+
+async def cancel_claim(
+    conn: DbConnection, world: World, card: str, claim_id: uuid.UUID, policy: RefundPolicy
+) -> None:
+    """The provider cancels the claim's check-in, in the caller's transaction: the claim
+    is reversed in the ledger."""
+    row = await conn.fetchrow(
+        "SELECT checkin_id, provider_id FROM claims WHERE claim_id = $1", claim_id
+    )
+    assert row is not None
+    cancel = CheckInCancelled(
+        checkin_id=row["checkin_id"],
+        provider_id=row["provider_id"],
+        card_number=card,
+        reason="voorstelling afgelast",
+        cancelled_at=NOW,
+    )
+    envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
+    await CancellationHandler(policy)(
+        conn, [Incoming(envelope, cancel, world.record(envelope, cancel))]
+    )

@@ -14,13 +14,12 @@ import asyncpg
 import pytest
 
 from services.claims import payments
-from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from services.claims.payments import run_payments, structured_reference
 from shared import topics
 from shared.consumer import Incoming
 from shared.envelope import new_envelope
-from shared.events.checkins import CheckInCancelled, CheckInRecorded
+from shared.events.checkins import CheckInRecorded
 from shared.events.payments import PaymentSettled
 from tests.integration.claims import scenario
 
@@ -58,20 +57,7 @@ class Payee:
 
     async def cancel(self, claim_id: uuid.UUID) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT checkin_id, provider_id FROM claims WHERE claim_id = $1", claim_id
-            )
-            assert row is not None
-            cancel = CheckInCancelled(
-                checkin_id=row["checkin_id"],
-                provider_id=row["provider_id"],
-                card_number=self.card,
-                reason="voorstelling afgelast",
-                cancelled_at=scenario.NOW,
-            )
-            envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
-            incoming = Incoming(envelope, cancel, self.world.record(envelope, cancel))
-            await CancellationHandler(scenario.policy())(conn, [incoming])
+            await scenario.cancel_claim(conn, self.world, self.card, claim_id, scenario.policy())
 
 
 @pytest.fixture
