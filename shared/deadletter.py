@@ -51,6 +51,9 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers
+    # When the broker took it, on a topic the broker stamps (shared/topics.Topic.broker_time);
+    # None when the time is the producer's, which nothing may trust.
+    appended_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from faststream.kafka import KafkaBroker
 from shared.logging import get_logger
 from shared.outbox import OutgoingRecord
 from shared.partitioning import partition_for
-from shared.topics import ALL_TOPICS, DEAD_LETTER_TOPIC, DEFAULT_PARTITIONS
+from shared.topics import ALL_TOPICS, BY_NAME, DEAD_LETTER_TOPIC, DEFAULT_PARTITIONS
 
 log = get_logger(__name__)
 
@@ -153,6 +153,16 @@ class KafkaSender:
 _TOPIC_ALREADY_EXISTS = 36
 
 
+def topic_configs(name: str) -> dict[str, str]:
+    """What a topic is created with besides partitions and replicas."""
+    topic = BY_NAME.get(name)
+    if topic is not None and topic.broker_time:
+        # (The embedded broker accepts and ignores it: its records keep the producer's time,
+        # and consumers then fall back on their own clock.)
+        return {"message.timestamp.type": "LogAppendTime"}
+    return {}
+
+
 def topic_creation_errors(topic_errors: Iterable[Sequence[Any]]) -> str:
     """The topics a CreateTopics answer refused, with why ("" when none): each entry is
     (topic, error code[, message]); an existing topic is no refusal."""
@@ -196,7 +206,10 @@ async def ensure_topics(
                 response = await admin.create_topics(
                     [
                         NewTopic(
-                            n, num_partitions=partitions, replication_factor=replication_factor
+                            n,
+                            num_partitions=partitions,
+                            replication_factor=replication_factor,
+                            topic_configs=topic_configs(n),
                         )
                         for n in missing
                     ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -48,6 +49,10 @@ class Processor(Protocol):
     async def apply_batch(self, batch: DecodedBatch) -> None: ...
 
 
+# Kafka's timestamp types: 0 the producer's CreateTime, 1 the broker's LogAppendTime.
+LOG_APPEND_TIME = 1
+
+
 def source_record(r: Any) -> SourceRecord:
     """An aiokafka ConsumerRecord as the processor sees it."""
     return SourceRecord(
@@ -57,6 +62,11 @@ def source_record(r: Any) -> SourceRecord:
         key=r.key,
         value=r.value,
         headers=list(r.headers or ()),
+        appended_at=(
+            datetime.fromtimestamp(r.timestamp / 1000, UTC)
+            if r.timestamp_type == LOG_APPEND_TIME
+            else None
+        ),
     )
 
 

@@ -25,6 +25,9 @@ class Topic:
     key: Callable[[Any], str]
     """The entity whose order matters: all its events land on one partition."""
     partitions: int = DEFAULT_PARTITIONS
+    # Stamped by the broker with the time it took each record (Kafka's LogAppendTime), not
+    # by the producer: a device's clock cannot say when its check-in arrived.
+    broker_time: bool = False
 
     def key_of(self, payload: EventPayload) -> bytes:
         return self.key(payload).encode()
@@ -102,6 +105,9 @@ CHECKIN_RECORDED = Topic(
     "be.vrijetijdspas.checkins.CheckInRecorded",
     checkins.CheckInRecorded,
     _by("card_number"),
+    # The check-in window counts to its arrival: one that arrived in time is judged so
+    # however late claims gets to it (a backlog, or a replay after an incident).
+    broker_time=True,
 )
 CHECKIN_CANCELLED = Topic(
     "checkins.checkin-cancelled.v1",

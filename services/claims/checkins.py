@@ -307,8 +307,11 @@ class CheckInHandler:
             if card_row is not None
             else None
         )
+        # Judged against when the check-in reached the broker, where the broker says so: one
+        # that arrived in time stays in time however late it is judged (a backlog, a replay).
+        received_at = min(incoming.source.appended_at or now, now)
         decision = self._cancelled_before(c, ctx, w) or check_timing(
-            self.policy, c.occurred_at, now
+            self.policy, c.occurred_at, received_at
         )
         if decision is not None and decision.reason in _DEAD_LETTER_REASONS:
             w.dead.append(

@@ -70,17 +70,26 @@ class Claims:
             await self.cards.process([record])
         assert self.cards.dead_lettered == 0
 
-    async def check_in(self, card_number: str, at: datetime) -> dict[str, Any]:
+    async def check_in(
+        self,
+        card_number: str,
+        at: datetime,
+        appended_at: datetime | None = None,
+        dead_lettered: int = 0,
+    ) -> dict[str, Any]:
         """One check-in (a culture activity of 20 euro at a refund partner): its claim, the
-        cost accounts it was booked on and its outcome event."""
+        cost accounts it was booked on and its outcome event. `appended_at`: when the broker
+        took it, on a topic the broker stamps."""
         envelope, checkin = self.world.devices[0].check_in(
             card_number=card_number,
             activity=scenario.ACTIVITIES[0],
             price_cents=2000,
             occurred_at=at,
         )
-        await self.checkins.process([self.world.record(envelope, checkin)])
-        assert self.checkins.dead_lettered == 0
+        record = dataclasses.replace(self.world.record(envelope, checkin), appended_at=appended_at)
+        before = self.checkins.dead_lettered
+        await self.checkins.process([record])
+        assert self.checkins.dead_lettered == before + dead_lettered
         async with self.pool.acquire() as conn:
             claim = await conn.fetchrow(
                 "SELECT claim_id, outcome, reason, target_group, amount_cents FROM claims"
@@ -310,3 +319,18 @@ async def test_a_revocation_that_overtakes_the_registration_is_kept(claims: Clai
         )
     assert decided == 0
     assert "device_revoked" in letter
+
+
+async def test_a_check_in_that_reached_the_broker_in_time_is_in_time_however_late_judged(
+    claims: Claims,
+) -> None:
+    h = new_holder()
+    await claims.deliver(h.changed(GRANTED, POVERTY_2024, SENIOR_2025), h.issued(POVERTY_2024))
+    november = datetime(2024, 11, 20, 19, 0, tzinfo=BRUSSELS)  # 46 days before CLOCK
+    # It reached the broker the next day; claims judges it only now (a backlog, a replay).
+    arrived = await claims.check_in(h.card_number, november, november + timedelta(days=1))
+    assert _outcome(arrived) == ("approved", None, "poverty", 1500)
+    # Without the broker's time (the embedded broker keeps the producer's), claims can only
+    # count to its own clock: out of the 30-day window.
+    unknown = await claims.check_in(h.card_number, november + timedelta(hours=1), dead_lettered=1)
+    assert (unknown["outcome"], unknown["reason"]) == ("rejected", "out_of_window")

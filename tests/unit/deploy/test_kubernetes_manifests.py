@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 import typer
 import yaml
 
+from shared.kafka import topic_configs
+from shared.topics import ALL_TOPICS
 from vtp.operations.status_cli import status_command
 
 MANIFESTS = Path(__file__).parents[3] / "deploy" / "kubernetes"
@@ -90,3 +92,14 @@ def test_services_create_topics_every_broker_can_write_to() -> None:
         assert int(env.get("KAFKA_TOPIC_REPLICATION_FACTOR", 1)) >= min_insync, name
     for name, topic in _named("KafkaTopic").items():
         assert int(topic["spec"]["replicas"]) >= min_insync, name
+
+
+def test_topics_the_broker_must_stamp_are_declared_so() -> None:
+    # Services create missing topics with the same setting (shared/kafka.topic_configs);
+    # a topic declared here is created by the operator, so it must say it too.
+    declared = _named("KafkaTopic")
+    for topic in ALL_TOPICS:
+        if topic.broker_time:
+            config = declared[topic.name]["spec"]["config"]
+            assert config["message.timestamp.type"] == "LogAppendTime", topic.name
+            assert topic_configs(topic.name) == {"message.timestamp.type": "LogAppendTime"}

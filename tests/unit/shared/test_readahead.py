@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from aiokafka.structs import ConsumerRecord
 
 from shared.consumer import DecodedBatch
 from shared.deadletter import SourceRecord
-from shared.readahead import consume_ahead
+from shared.readahead import LOG_APPEND_TIME, consume_ahead, source_record
 
 TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -136,3 +137,16 @@ async def test_a_read_ahead_batch_that_fails_to_decode_is_rewound_with_every_par
     # Batch 0 was being applied, and is given up too: nothing was committed after it.
     assert processor.applied == []
     assert consumer.seeks == {TP0: 0, TP1: 7}
+
+
+def test_a_record_knows_when_the_broker_took_it_only_when_the_broker_stamped_it() -> None:
+    def record(timestamp_type: int) -> Any:
+        # ConsumerRecord(topic, partition, offset, timestamp, timestamp_type, key, value, …)
+        return ConsumerRecord(
+            "t", 0, 7, 1_764_288_000_000, timestamp_type, b"k", b"v", None, 1, 1, []
+        )
+
+    stamped = source_record(record(LOG_APPEND_TIME))
+    assert stamped.appended_at == datetime(2025, 11, 28, tzinfo=UTC)
+    # The producer's time (a device's clock) is nobody's to trust.
+    assert source_record(record(0)).appended_at is None
