@@ -214,6 +214,7 @@ _OUTCOME_KINDS = [
     "refund_rejected",
     "till_discount",
     "till_discount_capped",
+    "till_discount_rejected",
 ]
 # The kinds that tell a card holder their check-in was cancelled: a refund's (index 0), a
 # discount at the till's (index 1, `True`).
