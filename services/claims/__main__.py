@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+from services.claims import parking
 from services.claims.api import build_app
 from services.claims.budget_watch import BudgetWatch
 from services.claims.cancellations import CancellationHandler
@@ -82,7 +83,11 @@ async def main() -> None:
     )
     await runtime.run(
         build_app(lambda: runtime.pool, policy, settings.api_token_secret),
-        background=[scheduled_runs, budget_watch.run],
+        background=[
+            scheduled_runs,
+            budget_watch.run,
+            lambda stop: parking.expire_hourly(pool, parking.keep_for(policy), stop),
+        ],
     )
 
 

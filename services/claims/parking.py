@@ -34,17 +34,22 @@ when a batch parks or applies a DeviceRegistered: never on the hot path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 
+from services.claims.policy import RefundPolicy
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
+from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_letter_record
 from shared.envelope import Headers
 from shared.events.checkins import CheckInRecorded
 from shared.logging import get_logger, log_context
@@ -69,6 +74,13 @@ DELETE FROM parked_checkins WHERE device_id = ANY($1::uuid[])
 RETURNING event_id, checkin_id, device_id, correlation_id, key, headers, payload, parked_at
 """
 _REPLACED_HEADERS = frozenset({"ce_id", "causation_id"})
+_EXPIRE = """
+DELETE FROM parked_checkins WHERE parked_at < now() - $1::interval
+RETURNING event_id, checkin_id, device_id, correlation_id, key, headers, payload,
+          source_topic, source_partition, source_offset, parked_at
+"""
+# The consumer the check-ins came to: their dead letters name it, as if it had refused them.
+CONSUMER = "claims.checkins"
 
 
 def copy_id(event_id: uuid.UUID) -> uuid.UUID:
@@ -227,3 +239,54 @@ async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[s
             for d in devices
         ],
     }
+
+
+async def expire(conn: DbConnection, older_than: timedelta) -> int:
+    """Dead-letters (`unknown_device`) the check-ins parked longer than `older_than`: by then
+    their device's registration is not on its way, and a check-in older than the check-in
+    window could not be approved anyway (judged now, it would be `out_of_window`). The table
+    stays bounded, and an operator sees them in `vtp deadletters list` and `vtp status`."""
+    rows = await conn.fetch(_EXPIRE, older_than)
+    letters = [
+        DeadLetter(
+            SourceRecord(
+                r["source_topic"],
+                r["source_partition"],
+                r["source_offset"],
+                r["key"],
+                r["payload"],
+                headers_from_json(bytes(r["headers"]).decode()),
+            ),
+            DeadLetterReason.UNKNOWN_DEVICE,
+            f"device {r['device_id']} was never registered: parked since"
+            f" {r['parked_at'].isoformat()}",
+        )
+        for r in rows
+    ]
+    await enqueue(conn, [dead_letter_record(letter, CONSUMER) for letter in letters])
+    for r in rows:
+        with log_context(correlation_id=r["correlation_id"]):
+            log.warning(
+                "parked check-in dead-lettered: device never registered",
+                checkin_id=r["checkin_id"],
+                device_id=r["device_id"],
+            )
+    return len(rows)
+
+
+def keep_for(policy: RefundPolicy) -> timedelta:
+    """How long a check-in stays parked: the longest check-in window of any policy version,
+    and a day of margin."""
+    return timedelta(days=max(v.checkin_window_days for v in policy.versions) + 1)
+
+
+async def expire_hourly(pool: asyncpg.Pool, older_than: timedelta, stop: asyncio.Event) -> None:
+    """`expire` once an hour, from start; a failure is logged and tried again next time."""
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await expire(conn, older_than)
+        except Exception:
+            log.exception("expiring parked check-ins failed; tried again in an hour")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 3600)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 
+from services.claims import parking
 from services.claims.checkins import CheckInHandler
 from services.claims.parking import copy_id, parked_figures, readiness_figures
 from services.claims.projections import TOPICS as CARD_TOPICS
@@ -254,3 +255,25 @@ async def test_the_copy_travels_through_the_real_broker(
     assert len(found) == 1
     await d.checkins.process([source_record(found[0])])
     assert [c["outcome"] for c in await d.claims()] == ["approved"]
+
+
+async def test_a_checkin_whose_device_never_comes_is_dead_lettered_after_the_window(
+    new_device: NewDevice,
+) -> None:
+    d = new_device
+    await d.checkins.process([d.checkin.source])
+    window = parking.keep_for(scenario.policy())
+    assert window == timedelta(days=31)  # the policy's 30-day window and a day
+    async with d.pool.acquire() as conn, conn.transaction():
+        assert await parking.expire(conn, window) == 0  # parked just now: it waits
+    await d.pool.execute("UPDATE parked_checkins SET parked_at = now() - interval '32 days'")
+    async with d.pool.acquire() as conn, conn.transaction():
+        assert await parking.expire(conn, window) == 1
+    assert await d.parked() == 0
+    [letter] = await d.outbox(topics.DEAD_LETTER_TOPIC)
+    headers = dict(letter.headers)
+    assert headers["dlq_reason"] == b"unknown_device"
+    assert headers["dlq_consumer"] == b"claims.checkins"
+    assert b"was never registered" in headers["dlq_detail"]
+    assert letter.value == d.checkin.source.value  # the check-in as it came
+    assert await d.claims() == []  # and no outcome was made up for it
