@@ -171,10 +171,12 @@ class Router:
         parking whatever an unknown sender sends would let anyone with access to the broker
         fill this database. (Such a dead letter is not sent back by `vtp deadletters
         redrive`: its id is in the inbox, and the next heartbeat makes it moot.)"""
-        refusal = heartbeat_refusal(e, await projections.known_device(conn, e.device_id))
+        received_at = self.clock()
+        known = await projections.known_device(conn, e.device_id)
+        refusal = heartbeat_refusal(e, known, received_at)
         if refusal is not None:
             return DeadLetter(incoming.source, refusal.reason, refusal.detail)
-        await projections.heartbeat(conn, e, received_at=self.clock())
+        await projections.heartbeat(conn, e, received_at=received_at)
         return None
 
     async def _tell(

@@ -60,7 +60,14 @@ def signed_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def heartbeat_refusal(h: DeviceHeartbeat, device: KnownDevice | None) -> HeartbeatRefusal | None:
+# How close to our clock a device's signed sent_at must be for a heartbeat that is not
+# newer than the last to count as fresh (a device whose clock was set right) and not a copy.
+FRESH_HEARTBEAT = timedelta(minutes=10)
+
+
+def heartbeat_refusal(
+    h: DeviceHeartbeat, device: KnownDevice | None, received_at: datetime
+) -> HeartbeatRefusal | None:
     """Why a heartbeat is not to be believed; None when it is. The checks, their order and
     their reasons are those claims applies to a check-in (services/claims/authentication.py,
     docs/device-protocol.md section 8). A heartbeat whose signed sent_at is not later than
@@ -80,7 +87,15 @@ def heartbeat_refusal(h: DeviceHeartbeat, device: KnownDevice | None) -> Heartbe
         return HeartbeatRefusal(
             DeadLetterReason.BAD_SIGNATURE, "signature does not match the device's key"
         )
-    if device.reported_at is not None and signed_millis(h.sent_at) <= device.reported_at:
+    sent_at = signed_millis(h.sent_at)
+    if (
+        device.reported_at is not None
+        and sent_at <= device.reported_at
+        # A kiosk's most common fault is a wrong clock: once set right, its heartbeats are
+        # "older" than those it sent while it ran ahead. Sent about now, they are fresh; a
+        # copy of an old one is not (and a copy of a recent one buys minutes at most).
+        and abs(received_at - sent_at) > FRESH_HEARTBEAT
+    ):
         return HeartbeatRefusal(
             DeadLetterReason.REPLAYED,
             f"sent_at is not after that of the device's latest heartbeat"

@@ -17,6 +17,7 @@ from shared.events.checkins import DeviceHeartbeat
 from vtp.device.signer import DeviceIdentity
 
 AT = datetime(2026, 11, 28, 9, 30, 0, 250_000, tzinfo=UTC)
+LATER = AT + timedelta(hours=1)  # when a copy of a heartbeat sent at AT is received
 
 
 def device_and_record() -> tuple[DeviceIdentity, KnownDevice]:
@@ -30,15 +31,17 @@ def beat(identity: DeviceIdentity, at: datetime = AT, offset: int | None = None)
     return identity.heartbeat(buffered=2, clock_offset_ms=offset, sent_at=at)[1]
 
 
-def reason(h: DeviceHeartbeat, device: KnownDevice | None) -> DeadLetterReason | None:
-    refusal = heartbeat_refusal(h, device)
+def reason(
+    h: DeviceHeartbeat, device: KnownDevice | None, received_at: datetime = LATER
+) -> DeadLetterReason | None:
+    refusal = heartbeat_refusal(h, device, received_at)
     return None if refusal is None else refusal.reason
 
 
 @pytest.mark.parametrize("offset", [None, 0, -93_600_000, 250])
 def test_a_heartbeat_signed_by_the_registered_key_is_believed(offset: int | None) -> None:
     identity, known = device_and_record()
-    assert heartbeat_refusal(beat(identity, offset=offset), known) is None
+    assert heartbeat_refusal(beat(identity, offset=offset), known, AT) is None
 
 
 def test_an_unknown_device_or_one_without_a_key_is_refused() -> None:
@@ -53,7 +56,7 @@ def test_an_unknown_device_or_one_without_a_key_is_refused() -> None:
 def test_a_heartbeat_naming_another_provider_is_refused_even_when_signed() -> None:
     identity, known = device_and_record()
     identity.provider_id = uuid.uuid4()  # signs the other provider's id: a valid signature
-    refusal = heartbeat_refusal(beat(identity), known)
+    refusal = heartbeat_refusal(beat(identity), known, AT)
     assert refusal is not None
     assert refusal.reason is DeadLetterReason.UNKNOWN_DEVICE
     assert "another provider" in refusal.detail
@@ -95,3 +98,16 @@ def test_a_copy_of_a_believed_heartbeat_is_a_replay_whatever_its_extra_digits() 
     assert reason(finer, seen) is DeadLetterReason.REPLAYED  # …but it is no newer
     assert reason(beat(identity, AT - timedelta(seconds=1)), seen) is DeadLetterReason.REPLAYED
     assert reason(beat(identity, AT + timedelta(milliseconds=1)), seen) is None
+
+
+def test_a_device_whose_clock_was_set_right_is_believed_again_at_once() -> None:
+    # A kiosk ran a year ahead; its clock is corrected. Its heartbeats are "older" than the
+    # last one believed, but sent about now: fresh, not copies.
+    identity, known = device_and_record()
+    ahead = AT + timedelta(days=365)
+    seen = KnownDevice(known.provider_id, known.public_key, False, ahead)
+    assert reason(beat(identity, AT), seen, received_at=AT + timedelta(seconds=2)) is None
+    # A copy of what it sent while it ran ahead, or of an old heartbeat, still is a replay.
+    assert reason(beat(identity, ahead), seen, received_at=AT) is DeadLetterReason.REPLAYED
+    stale = beat(identity, AT - timedelta(hours=2))
+    assert reason(stale, seen, received_at=AT) is DeadLetterReason.REPLAYED
