@@ -16,7 +16,7 @@ from shared.deadletter import DeadLetter, SourceRecord
 from shared.envelope import Envelope, new_envelope
 from shared.events.base import EventPayload
 from shared.inbox import inbox_key
-from shared.runtime import ServiceRuntime
+from tests.support.service_db import service_pool
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,9 @@ def _delivery(envelope: Envelope, body: bytes, offset: int) -> Incoming[Nothing]
 async def test_an_id_reused_with_another_body_is_applied_a_redelivery_is_not(
     database: str, tmp_path: Path
 ) -> None:
-    migrations = tmp_path / "migrations"
-    migrations.mkdir()
-    (migrations / "0001_effects.sql").write_text("CREATE TABLE effects (body bytea NOT NULL);")
-    runtime = ServiceRuntime(
-        name="test-inbox",
-        bootstrap_servers="127.0.0.1:9",
-        database_url=database,
-        migrations=migrations,
+    pool = await service_pool(
+        database, tmp_path, "test-inbox", "CREATE TABLE effects (body bytea NOT NULL);"
     )
-    pool = await runtime.open_database()
 
     async def handler(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
         await conn.executemany(

@@ -15,8 +15,8 @@ from shared.db import DbConnection
 from shared.deadletter import DeadLetter, SourceRecord
 from shared.envelope import new_envelope
 from shared.events.base import EventPayload
-from shared.runtime import ServiceRuntime
 from shared.topics import DEAD_LETTER_TOPIC
+from tests.support.service_db import service_pool
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +37,9 @@ class Nothing(EventPayload):
 async def test_a_batch_waits_out_a_database_that_cannot_work_for_a_moment(
     database: str, tmp_path: Path, failure: Exception
 ) -> None:
-    migrations = tmp_path / "migrations"
-    migrations.mkdir()
-    (migrations / "0001_effects.sql").write_text("CREATE TABLE effects (event_id uuid NOT NULL);")
-    runtime = ServiceRuntime(
-        name="test-transient",
-        bootstrap_servers="127.0.0.1:9",
-        database_url=database,
-        migrations=migrations,
+    pool = await service_pool(
+        database, tmp_path, "test-transient", "CREATE TABLE effects (event_id uuid NOT NULL);"
     )
-    pool = await runtime.open_database()
     failures = [failure] * 4  # the batch, then each message alone, would all fail
 
     async def handler(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
