@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 from services.claims import parking
 from services.claims.api import build_app
+from services.claims.background import every
 from services.claims.budget_watch import BudgetWatch
 from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
@@ -64,19 +64,17 @@ async def main() -> None:
         group_id=f"{settings.group_id}.settlements",
     )
 
+    async def payment_run() -> None:
+        async with pool.acquire() as conn:
+            await run_payments(conn)
+
     async def scheduled_runs(stop: asyncio.Event) -> None:
-        if settings.payment_run_interval_s <= 0:
-            return
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.payment_run_interval_s)
-            if stop.is_set():
-                return
-            try:
-                async with pool.acquire() as conn:
-                    await run_payments(conn)
-            except Exception as exc:  # the next run tries again; nothing is half-done
-                log.warning("scheduled payment run failed", error=type(exc).__name__)
+        await every(
+            settings.payment_run_interval_s,
+            payment_run,
+            stop,
+            failed="scheduled payment run failed",
+        )
 
     budget_watch = BudgetWatch(
         pool, policy, settings.budget_watch_interval_s, settings.budget_thresholds_percent

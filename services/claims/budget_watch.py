@@ -10,12 +10,12 @@ year), and announces each threshold a line's total crosses with one BudgetThresh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 import asyncpg
 
+from services.claims.background import every
 from services.claims.policy import RefundPolicy
 from shared import topics
 from shared.db import DbConnection
@@ -227,18 +227,13 @@ class BudgetWatch:
         self.thresholds = tuple(thresholds)
 
     async def run(self, stop: asyncio.Event) -> None:
-        if self.interval_s <= 0:
-            return
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
-            if stop.is_set():
-                return
-            await self.run_once()
+        await every(
+            self.interval_s,
+            self.run_once,
+            stop,
+            failed="budget watch failed, tried again next time",
+        )
 
     async def run_once(self) -> None:
-        try:
-            async with self.pool.acquire() as conn:
-                await watch_budgets(conn, self.policy, self.thresholds)
-        except Exception as exc:  # nothing is half-done: the next run counts it all
-            log.warning("budget watch failed, tried again next time", error=type(exc).__name__)
+        async with self.pool.acquire() as conn:
+            await watch_budgets(conn, self.policy, self.thresholds)

@@ -35,7 +35,6 @@ when a batch parks or applies a DeviceRegistered: never on the hot path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.claims.background import every
 from services.claims.policy import RefundPolicy
 from shared import topics
 from shared.consumer import Incoming
@@ -282,11 +282,15 @@ def keep_for(policy: RefundPolicy) -> timedelta:
 
 async def expire_hourly(pool: asyncpg.Pool, older_than: timedelta, stop: asyncio.Event) -> None:
     """`expire` once an hour, from start; a failure is logged and tried again next time."""
-    while not stop.is_set():
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await expire(conn, older_than)
-        except Exception:
-            log.exception("expiring parked check-ins failed; tried again in an hour")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 3600)
+
+    async def once() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await expire(conn, older_than)
+
+    await every(
+        3600,
+        once,
+        stop,
+        failed="expiring parked check-ins failed; tried again in an hour",
+        at_start=True,
+    )
