@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 
 from services.claims.background import every
 from services.claims.policy import RefundPolicy
@@ -53,7 +52,7 @@ from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_l
 from shared.envelope import Headers
 from shared.events.checkins import CheckInRecorded
 from shared.logging import get_logger, log_context
-from shared.outbox import OutgoingRecord, enqueue, headers_from_json
+from shared.outbox import OutgoingRecord, enqueue, headers_from_json, headers_to_json
 
 log = get_logger(__name__)
 
@@ -134,7 +133,7 @@ async def park(conn: DbConnection, checkins: Sequence[Incoming[CheckInRecorded]]
             [p.device_id for p in waiting],
             [p.correlation_id for p in waiting],
             [p.key for p in waiting],
-            [_headers_bytes(p.headers) for p in waiting],
+            [headers_to_json(p.headers).encode() for p in waiting],
             [p.payload for p in waiting],
             [p.source[0] for p in waiting],
             [p.source[1] for p in waiting],
@@ -198,11 +197,6 @@ def _copy(event_id: uuid.UUID, key: bytes, headers: Headers, payload: bytes) -> 
         # The id is derived: kept a while after publishing, so the same copy is sent once.
         retain=True,
     )
-
-
-def _headers_bytes(headers: Headers) -> bytes:
-    # The format shared.outbox.headers_from_json reads; bytea, so NUL is no problem.
-    return orjson.dumps([[k, v.decode("latin-1")] for k, v in headers])
 
 
 async def readiness_figures(conn: DbConnection) -> dict[str, Any]:

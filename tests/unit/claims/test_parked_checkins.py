@@ -24,7 +24,7 @@ from shared.consumer import Incoming, decode
 from shared.deadletter import SourceRecord
 from shared.events.cards import ProviderMode
 from shared.events.checkins import Activity, ActivityCategory
-from shared.outbox import headers_from_json
+from shared.outbox import headers_from_json, headers_to_json
 from vtp.device.signer import DeviceIdentity
 
 NOW = datetime(2025, 6, 20, 12, tzinfo=UTC)
@@ -139,5 +139,5 @@ def test_the_copy_put_back_is_the_check_in_as_it_came_under_a_derived_id() -> No
 
 def test_stored_headers_come_back_byte_for_byte() -> None:
     headers = [("ce_id", b"x"), ("odd", bytes(range(256)))]
-    stored = parking._headers_bytes(headers)
+    stored = headers_to_json(headers).encode()  # as parking stores them
     assert headers_from_json(stored.decode()) == headers

@@ -23,7 +23,7 @@ from shared.deadletter import (
 )
 from shared.envelope import EnvelopeError, new_envelope, parse_headers
 from shared.events.base import EventPayload
-from shared.outbox import _headers_json, headers_from_json
+from shared.outbox import headers_from_json, headers_to_json
 from shared.topics import Topic
 
 
@@ -82,14 +82,14 @@ header_lists = st.lists(st.tuples(st.text(max_size=12), st.binary(max_size=40)),
 def test_outbox_headers_survive_any_bytes_and_store_no_nul(
     headers: list[tuple[str, bytes]],
 ) -> None:
-    stored = _headers_json(headers)
+    stored = headers_to_json(headers)
     # jsonb refuses the NUL character in a string, wherever it is.
     assert all("\0" not in text for pair in orjson.loads(stored) for text in pair)
     assert headers_from_json(stored) == headers
 
 
 def test_a_nul_header_is_stored_tagged_and_rows_stored_before_are_still_read() -> None:
-    stored = _headers_json([("a", b"x\x00y"), ("b", b"plain")])
+    stored = headers_to_json([("a", b"x\x00y"), ("b", b"plain")])
     assert orjson.loads(stored) == [["YQ==", "eAB5", "b64"], ["b", "plain"]]
     assert headers_from_json('[["a", "x\\u00ff"], ["b", ""]]') == [("a", b"x\xff"), ("b", b"")]
 
@@ -143,7 +143,7 @@ def test_a_header_without_a_value_does_not_stop_the_dead_letter_being_stored() -
     record = _record(b"not json", headers=cast(list[tuple[str, bytes]], headers))
     letter = decode(record, TOPICS)
     assert isinstance(letter, DeadLetter)
-    stored = headers_from_json(_headers_json(dead_letter_record(letter, "test").headers))
+    stored = headers_from_json(headers_to_json(dead_letter_record(letter, "test").headers))
     assert ("x-null", b"") in stored
 
 
