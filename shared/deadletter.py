@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from hashlib import blake2b
 
-from shared.envelope import Headers
+from shared.envelope import Headers, sendable_key
 from shared.outbox import OutgoingRecord
 from shared.topics import DEAD_LETTER_TOPIC
 
@@ -88,7 +88,7 @@ def dead_letter_record(letter: DeadLetter, consumer: str) -> OutgoingRecord:
         payload = payload[:OVERSIZED_KEPT_BYTES]
     # Kafka allows a header without a value (aiokafka gives None): kept as empty bytes, or
     # storing the letter would fail, and its whole batch with it, on every redelivery.
-    kept = [(k, v or b"") for k, v in src.headers if not k.startswith("dlq_")]
+    kept = [(sendable_key(k), v or b"") for k, v in src.headers if not k.startswith("dlq_")]
     return OutgoingRecord(
         event_id=str(event_id),
         topic=DEAD_LETTER_TOPIC,

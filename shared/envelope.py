@@ -25,6 +25,29 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _TRACING_HEADERS = frozenset({"correlation_id", "causation_id"})
 
 
+def key_bytes(key: str) -> bytes:
+    """A header key's bytes as they were on the wire, also when they are not UTF-8."""
+    return key.encode("utf-8", "surrogateescape")
+
+
+def is_utf8(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def sendable_key(key: str) -> str:
+    """The key itself, or, if it is not UTF-8, its bytes written out (`\\xff`): a producer
+    can only send a key it can encode."""
+    return (
+        key
+        if key.isprintable() or is_utf8(key)
+        else key_bytes(key).decode(errors="backslashreplace")
+    )
+
+
 class EnvelopeError(ValueError):
     """The headers do not form a valid event envelope (missing or malformed attribute)."""
 
@@ -87,6 +110,11 @@ def parse_headers(
     """Read the envelope back; raises EnvelopeError with a reason an operator can act on."""
     values: dict[str, str] = {}
     for key, value in raw or ():
+        # A key that is not UTF-8 reaches us with its bytes escaped (shared/fetch_guard.py);
+        # nothing could send it on. (isprintable first: one cheap test for the keys that
+        # are fine.)
+        if not key.isprintable() and not is_utf8(key):
+            raise EnvelopeError(f"header key {key_bytes(key)!r} is not UTF-8")
         if value is None:
             continue
         if len(value) > MAX_HEADER_BYTES:

@@ -21,12 +21,17 @@ from aiokafka.errors import (
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 
+from shared import fetch_guard
 from shared.logging import get_logger
 from shared.outbox import OutgoingRecord
 from shared.partitioning import partition_for
 from shared.topics import ALL_TOPICS, BY_NAME, DEAD_LETTER_TOPIC, DEFAULT_PARTITIONS
 
 log = get_logger(__name__)
+
+# Every consumer in a process that talks to Kafka through this module, the services' and
+# the CLI's alike: a record aiokafka cannot parse must not stop it (shared/fetch_guard.py).
+fetch_guard.install()
 
 
 def make_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:

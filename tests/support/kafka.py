@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 
 from shared.kafka import caught_up
 
@@ -81,3 +82,45 @@ async def uncommitted(bootstrap: str, group: str, topic: str) -> int:
         return left
     finally:
         await reader.stop()
+
+
+class RawHeaderKey(str):
+    """A header key that aiokafka's Python batch builder writes as the given bytes, which
+    need not be UTF-8 (its encoder refuses to make such a key; a broker takes any bytes)."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> RawHeaderKey:
+        key = super().__new__(cls, "k")
+        key.raw = raw
+        return key
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+async def produce_raw_batch(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes, list[tuple[bytes, bytes]]]],
+    *,
+    key: bytes = b"k",
+) -> None:
+    """`records` (value, headers with raw keys) as one batch on partition 0, written by
+    aiokafka's pure-Python builder, which takes any bytes for a header key."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        batch._builder = _DefaultRecordBatchBuilderPy(2, 0, 0, -1, -1, 0, 1 << 20)
+        for value, headers in records:
+            appended = batch.append(
+                key=key,
+                value=value,
+                timestamp=None,
+                headers=[(RawHeaderKey(k), v) for k, v in headers],
+            )
+            assert appended is not None, "the batch is full"
+        await (await producer.send_batch(batch, topic, partition=0))
+    finally:
+        await producer.stop()

@@ -24,7 +24,7 @@ from shared.outbox import OutgoingRecord, enqueue
 from shared.runtime import ServiceRuntime
 from shared.topics import DEAD_LETTER_TOPIC, Topic
 from tests.support.components import Infra
-from tests.support.kafka import header, produce_raw, read_topic
+from tests.support.kafka import header, produce_raw, produce_raw_batch, read_topic
 from vtp.operations.deadletters import Letter, plan_redrive
 from vtp.operations.deadletters_cli import read_dead_letters, send_back
 
@@ -304,6 +304,46 @@ async def test_poison_the_database_or_the_json_parser_cannot_take_is_dead_letter
     assert "nested too deeply" in (header(by_value[b"[" * 1000], "dlq_detail") or "")
     assert nul_header in [(k, bytes(v)) for k, v in by_value[b"{not json"].headers]
     assert header(by_value[widgets[0].model_dump_json().encode()], "correlation_id") == "c\0d"
+
+
+async def test_a_record_whose_header_key_is_not_utf8_is_dead_lettered_and_the_rest_applied(
+    infra: Infra, running_consumer: Any
+) -> None:
+    """Such a key once stopped the consumer for good (shared/fetch_guard.py). Its record is
+    a well-formed event otherwise: refused all the same, as nothing could send it on."""
+    _, topic, _, pool, _, _ = running_consumer
+    bootstrap = infra.bootstrap_servers
+    widgets = [WidgetMade(widget_id=uuid.uuid4(), size=n) for n in range(4)]
+
+    def record(widget: WidgetMade, *extra: tuple[bytes, bytes]) -> tuple[bytes, list[Any]]:
+        envelope = new_envelope(type=topic.event_type, source="/test").headers()
+        return widget.model_dump_json().encode(), [(k.encode(), v) for k, v in envelope] + [*extra]
+
+    poison = record(widgets[1], (b"x-\xff\xfe", b"v"))
+    await produce_raw_batch(bootstrap, topic.name, [record(widgets[0]), poison, record(widgets[2])])
+    await produce_raw(
+        bootstrap,
+        topic.name,
+        widgets[3].model_dump_json().encode(),
+        key=b"k",
+        headers=new_envelope(type=topic.event_type, source="/test").headers(),
+    )
+
+    expected = {widgets[0].widget_id, widgets[2].widget_id, widgets[3].widget_id}
+    assert await _wait_for(pool, "SELECT count(*) FROM effects", 3) == 3
+    applied = {r["widget_id"] for r in await pool.fetch("SELECT widget_id FROM effects")}
+    assert applied == expected
+    letters = "SELECT (count(*) = 0)::int FROM outbox WHERE published_at IS NULL"
+    assert await _wait_for(pool, letters, 1) == 1
+    [dead] = [
+        r
+        for r in await read_topic(bootstrap, DEAD_LETTER_TOPIC)
+        if header(r, "dlq_source_topic") == topic.name
+    ]
+    assert bytes(dead.value) == poison[0]
+    assert header(dead, "dlq_reason") == "invalid_envelope"
+    assert header(dead, "dlq_detail") == "header key b'x-\\xff\\xfe' is not UTF-8"
+    assert ("x-\\xff\\xfe", b"v") in [(k, bytes(v)) for k, v in dead.headers]
 
 
 async def test_a_message_dead_lettered_by_a_fault_since_fixed_is_applied_once_sent_back(
