@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -126,6 +127,13 @@ def _refused_body(
     return Incoming(envelope, payload, record)
 
 
+@dataclass(frozen=True)
+class Stall:
+    consumer: str
+    seconds: float
+    error: str  # the last error's type: its detail is in the log
+
+
 @dataclass
 class DecodedBatch:
     records: Sequence[SourceRecord]
@@ -154,6 +162,11 @@ class BatchProcessor:
         self._max_backoff_s = max_backoff_s
         self.processed = 0
         self.dead_lettered = 0
+        # Since when (monotonic clock) and why no batch got through: a database that stays
+        # away, a lock never given up, a batch that fails for another reason. Readiness
+        # shows it (`stall`), so that `vtp status` can name the consumer behind a lag.
+        self._stalled_since: float | None = None
+        self._stall_error = ""
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         await self.apply_batch(self.decode_batch(records))
@@ -185,6 +198,18 @@ class BatchProcessor:
             self._prepare(batch.events)
         return batch
 
+    def failed(self, exc: BaseException) -> None:
+        """A batch could not be applied (it is consumed again): the consumer is stalled."""
+        if self._stalled_since is None:
+            self._stalled_since = time.monotonic()
+        self._stall_error = type(exc).__name__
+
+    def stall(self) -> Stall | None:
+        """How long no batch has got through, and the last error; None if all is well."""
+        if self._stalled_since is None:
+            return None
+        return Stall(self.name, time.monotonic() - self._stalled_since, self._stall_error)
+
     async def apply_batch(self, batch: DecodedBatch) -> None:
         events, dead = batch.events, batch.dead
         try:
@@ -196,6 +221,7 @@ class BatchProcessor:
                 await self._with_retry(lambda letter=letter: self._apply([], [letter]))  # type: ignore[misc]
             for event in events:
                 await self._apply_alone(event)
+        self._stalled_since = None
 
     async def _apply_alone(self, event: Incoming[Any]) -> None:
         try:
@@ -240,6 +266,7 @@ class BatchProcessor:
                 await attempt()
                 return
             except TRANSIENT_ERRORS as exc:
+                self.failed(exc)
                 log.warning(
                     "transient failure, retrying batch",
                     consumer=self.name,

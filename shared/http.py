@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from shared.consumer import Stall
 from shared.db import DbConnection
 from shared.ids import uuid7
 from shared.logging import get_logger, log_context
@@ -31,8 +32,13 @@ WaitingFigures = Callable[[DbConnection], Awaitable[dict[str, Any]]]
 
 
 def health_router(
-    pool: Callable[[], asyncpg.Pool], waiting: WaitingFigures | None = None
+    pool: Callable[[], asyncpg.Pool],
+    waiting: WaitingFigures | None = None,
+    stalls: Callable[[], Sequence[Stall]] | None = None,
 ) -> APIRouter:
+    """Liveness, and readiness with what waits: unpublished and parked outbox rows, the
+    service's own `waiting` figures, and `stalls`, its consumers that get no batch through
+    (ServiceRuntime.stalls)."""
     router = APIRouter(tags=["health"])
 
     @router.get("/health/live")
@@ -58,10 +64,17 @@ def health_router(
                 "outbox_oldest_pending_s": None if oldest is None else round(float(oldest), 1),
                 "outbox_parked": outbox["parked"],
                 **own,
+                **({} if stalls is None else {"consumers_stalled": _stalled(stalls())}),
             }
         )
 
     return router
+
+
+def _stalled(stalls: Sequence[Stall]) -> list[dict[str, Any]]:
+    return [
+        {"consumer": s.consumer, "stalled_s": round(s.seconds, 1), "error": s.error} for s in stalls
+    ]
 
 
 def add_correlation_middleware(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
-from shared.consumer import BatchProcessor
+from shared.consumer import BatchProcessor, Stall
 from shared.db import create_pool, migrate_service
 from shared.deadletter import SourceRecord
 from shared.eventloop import loop_name
@@ -116,6 +116,10 @@ class ServiceRuntime:
             topic_replication_factor=settings.kafka_topic_replication_factor,
         )
 
+    def stalls(self) -> list[Stall]:
+        """This process's consumers that have not got a batch through lately, and why."""
+        return [stall for p, *_ in self._processors if (stall := p.stall()) is not None]
+
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -179,8 +183,9 @@ class ServiceRuntime:
                     max_records=max_records,
                     applied=lambda records: applied(consumer, records),
                 )
-            except Exception:
+            except Exception as exc:
                 # FastStream swallows it (and has no logger of ours): said here, or never.
+                processor.failed(exc)
                 failures_in_a_row += 1
                 backoff = batch_failure_backoff_s(failures_in_a_row)
                 log.exception(

@@ -80,7 +80,7 @@ async def main() -> None:
         pool, policy, settings.budget_watch_interval_s, settings.budget_thresholds_percent
     )
     await runtime.run(
-        build_app(lambda: runtime.pool, policy, settings.api_token_secret),
+        build_app(lambda: runtime.pool, policy, settings.api_token_secret, runtime.stalls),
         background=[
             scheduled_runs,
             budget_watch.run,

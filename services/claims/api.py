@@ -4,7 +4,7 @@ payment runs on command, and finance's monthly report figures."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,17 +17,21 @@ from services.claims.payments import run_payments
 from services.claims.policy import RefundPolicy
 from services.claims.reports import monthly_report
 from shared.api_auth import protected_router
+from shared.consumer import Stall
 from shared.http import add_correlation_middleware, health_router
 
 
 def build_app(
-    pool_ref: Callable[[], asyncpg.Pool], policy: RefundPolicy, token_secret: SecretStr
+    pool_ref: Callable[[], asyncpg.Pool],
+    policy: RefundPolicy,
+    token_secret: SecretStr,
+    stalls: Callable[[], Sequence[Stall]] | None = None,
 ) -> FastAPI:
     """Every route but the health probes needs the operations token: an outcome by check-in
     id would tell a provider which of its visitors has the reduced tariff."""
     app = FastAPI(title="Vrijetijdspas — claims", version="1")
     add_correlation_middleware(app)
-    app.include_router(health_router(pool_ref, parking.readiness_figures))
+    app.include_router(health_router(pool_ref, parking.readiness_figures, stalls))
     api = protected_router(token_secret)
 
     @api.get("/stats")

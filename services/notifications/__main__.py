@@ -35,7 +35,7 @@ async def main() -> None:
 
     app = FastAPI(title="Vrijetijdspas — notifications", version="1")
     add_correlation_middleware(app)
-    app.include_router(health_router(lambda: runtime.pool))
+    app.include_router(health_router(lambda: runtime.pool, stalls=runtime.stalls))
     app.include_router(
         notifications_router(
             lambda: runtime.pool, lambda: jobs, settings.api_token_secret, settings.private_key

@@ -22,6 +22,8 @@ class ServiceHealth:
     # Claims' check-ins waiting for their device's registration; None: the service has none.
     checkins_parked: int | None = None
     checkins_parked_oldest_s: float | None = None
+    # Its consumers that have got no batch through for a while: (consumer, seconds, error).
+    consumers_stalled: tuple[tuple[str, float, str], ...] = ()
 
 
 def health_of(name: str, status: int | None, body: Any, error: str | None = None) -> ServiceHealth:
@@ -44,6 +46,11 @@ def health_of(name: str, status: int | None, body: Any, error: str | None = None
         outbox_parked=int(answer.get("outbox_parked") or 0),
         checkins_parked=None if parked is None else int(parked),
         checkins_parked_oldest_s=None if parked_oldest is None else float(parked_oldest),
+        consumers_stalled=tuple(
+            (str(c.get("consumer")), float(c.get("stalled_s") or 0), str(c.get("error") or "?"))
+            for c in answer.get("consumers_stalled") or ()
+            if isinstance(c, Mapping)
+        ),
     )
 
 
@@ -54,6 +61,9 @@ class Limits:
     # A check-in parked for longer waits for a device whose registration is not coming by
     # itself (a registration reaches claims within seconds when all is well).
     parked_checkin_wait_s: float = 600.0
+    # A consumer that got no batch through for longer is stuck, not catching its breath
+    # (a transient failure's retries back off to 5 s).
+    consumer_stall_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,13 @@ def problems(services: list[ServiceHealth], lags: list[TopicLag], limits: Limits
                 f" know, the oldest for {s.checkins_parked_oldest_s / 60:.0f} min: was the"
                 " device registered with the cards service? (GET /checkins/parked names it)"
             )
+        found += [
+            f"{s.name}: consumer {consumer} has got no batch through for {seconds:.0f} s"
+            f" ({error}): its log says why (`transient failure, retrying batch` or"
+            " `batch failed`)"
+            for consumer, seconds, error in s.consumers_stalled
+            if seconds > limits.consumer_stall_s
+        ]
     found += [
         f"{lag.group} is {lag.behind:,} record(s) behind on {lag.topic}"
         for lag in over(lags, limits.lag_records)

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
+from shared.consumer import Stall
 from shared.db import SHARED_MIGRATIONS, create_pool, migrate
 from shared.envelope import new_envelope
 from shared.http import health_router
@@ -309,9 +310,11 @@ async def test_a_record_the_broker_will_never_take_is_parked_and_the_rest_go_out
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def _ready(pool: asyncpg.Pool) -> Any:
+async def _ready(pool: asyncpg.Pool, stalls: list[Stall] | None = None) -> Any:
     app = FastAPI()
-    app.include_router(health_router(lambda: pool))
+    app.include_router(
+        health_router(lambda: pool, stalls=None if stalls is None else lambda: stalls)
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://service"
     ) as client:
@@ -379,3 +382,16 @@ async def test_stopping_wakes_the_relay_and_it_lets_go_of_its_connections(
     stop.set()
     await asyncio.wait_for(task, 2)  # not 600 s
     await asyncio.wait_for(pool.close(), 2)  # the listening connection is back in the pool
+
+
+async def test_the_readiness_probe_names_consumers_that_get_no_batch_through(
+    outbox: tuple[asyncpg.Pool, str, KafkaSender],
+) -> None:
+    pool, _, _ = outbox
+    stall = Stall("claims.checkins", 42.04, "LockNotAvailableError")
+    ready = await _ready(pool, [stall])
+    assert ready["status"] == "ready"  # a restart would not help; the operator is told
+    assert ready["consumers_stalled"] == [
+        {"consumer": "claims.checkins", "stalled_s": 42.0, "error": "LockNotAvailableError"}
+    ]
+    assert (await _ready(pool, []))["consumers_stalled"] == []

@@ -42,7 +42,10 @@ async def test_a_batch_waits_out_a_database_that_cannot_work_for_a_moment(
     )
     failures = [failure] * 4  # the batch, then each message alone, would all fail
 
+    stalls = []  # what readiness would have said at each attempt
+
     async def handler(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+        stalls.append(processor.stall())
         if failures:
             raise failures.pop()
         await conn.executemany(
@@ -67,5 +70,12 @@ async def test_a_batch_waits_out_a_database_that_cannot_work_for_a_moment(
             == 0
         )
         assert processor.dead_lettered == 0
+        # Stalled from the first failure until the batch got through, with the error's type.
+        assert stalls[0] is None
+        assert {(s.consumer, s.error) for s in stalls[1:] if s} == {
+            ("test-transient", type(failure).__name__)
+        }
+        assert all(s is not None for s in stalls[1:])
+        assert processor.stall() is None
     finally:
         await pool.close()

@@ -100,3 +100,24 @@ def test_check_ins_waiting_long_for_their_device_are_a_problem_a_short_wait_is_n
     ]
     # Seconds: the device's registration is on its way, as it is when all is well.
     assert problems([claims], [], Limits(parked_checkin_wait_s=1000)) == []
+
+
+def test_a_consumer_stuck_for_long_is_named_with_its_error_a_short_stall_is_not() -> None:
+    answer = {
+        **READY,
+        "consumers_stalled": [
+            {"consumer": "claims.checkins", "stalled_s": 95.2, "error": "LockNotAvailableError"},
+            {"consumer": "claims.cards", "stalled_s": 3.0, "error": "ConnectionResetError"},
+        ],
+    }
+    claims = health_of("claims", 200, answer)
+    assert claims.consumers_stalled == (
+        ("claims.checkins", 95.2, "LockNotAvailableError"),
+        ("claims.cards", 3.0, "ConnectionResetError"),
+    )
+    assert problems([claims], [], Limits(consumer_stall_s=30)) == [
+        "claims: consumer claims.checkins has got no batch through for 95 s"
+        " (LockNotAvailableError): its log says why (`transient failure, retrying batch` or"
+        " `batch failed`)"
+    ]
+    assert health_of("cards", 200, READY).consumers_stalled == ()
