@@ -23,7 +23,7 @@ async def main() -> None:
         group_id="cards.usage",
         max_records=settings.consumer_max_records,
     )
-    app = build_app(settings, lambda: runtime.pool)
+    app = build_app(settings, lambda: runtime.pool, runtime.stalls)
 
     async def daily_expiry(stop: asyncio.Event) -> None:
         await expiry_loop(runtime.pool, app.state.desk, stop)

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from fastapi import FastAPI
 
 from services.cards.api import cards, operations, organisations, people, providers, tokens
 from services.cards.api.errors import install_error_handlers
+from services.cards.api.idempotency import install_replay_handler
 from services.cards.desk.unit import Desk
 from services.cards.personal_data import PersonalDataVault
 from services.cards.settings import CardsSettings
+from shared.consumer import Stall
 from shared.http import add_correlation_middleware, health_router
 
 
-def build_app(settings: CardsSettings, pool_ref: Callable[[], asyncpg.Pool]) -> FastAPI:
+def build_app(
+    settings: CardsSettings,
+    pool_ref: Callable[[], asyncpg.Pool],
+    stalls: Callable[[], Sequence[Stall]] | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="Vrijetijdspas — cards",
         version="1",
@@ -26,7 +32,8 @@ def build_app(settings: CardsSettings, pool_ref: Callable[[], asyncpg.Pool]) -> 
     app.state.pool_ref = pool_ref
     add_correlation_middleware(app)
     install_error_handlers(app)
-    app.include_router(health_router(pool_ref))
+    install_replay_handler(app)
+    app.include_router(health_router(pool_ref, stalls=stalls))
     for module in (tokens, organisations, providers, people, cards, operations):
         app.include_router(module.router)
     return app

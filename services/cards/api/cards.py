@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from services.cards.api.deps import Caller, reading, writing
+from services.cards.api.idempotency import Idempotent
 from services.cards.card_numbers import qr_payload
 from services.cards.card_print import card_pdf
 from services.cards.desk import cards as desk
@@ -21,10 +22,12 @@ router = APIRouter(tags=["cards"])
 
 
 @router.post("/people/{person_id}/cards", status_code=201)
-async def issue_card(person_id: uuid.UUID, principal: Caller, request: Request) -> dict[str, str]:
-    async with writing(request, principal) as unit:
+async def issue_card(person_id: uuid.UUID, once: Idempotent) -> dict[str, str]:
+    async with once.writing() as unit:
         card = await desk.issue_card(unit, person_id, localtime.today())
-    return {"card_id": str(card.card_id), "card_number": card.card_number}
+        return await once.answer(
+            unit, {"card_id": str(card.card_id), "card_number": card.card_number}
+        )
 
 
 async def _readable_card(unit: Unit, card_id: uuid.UUID) -> Any:
@@ -79,17 +82,18 @@ async def revoke(
 
 
 @router.post("/cards/{card_id}/replace", status_code=201)
-async def replace(
-    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
-) -> dict[str, str]:
+async def replace(card_id: uuid.UUID, body: WithReason, once: Idempotent) -> dict[str, str]:
     """A new card for the same holder: budget and history stay with the holder."""
-    async with writing(request, principal, body.reason) as unit:
+    async with once.writing(body.reason) as unit:
         card = await desk.replace_card(unit, card_id, body.reason, localtime.today())
-    return {
-        "card_id": str(card.card_id),
-        "card_number": card.card_number,
-        "replaces_card_id": str(card_id),
-    }
+        return await once.answer(
+            unit,
+            {
+                "card_id": str(card.card_id),
+                "card_number": card.card_number,
+                "replaces_card_id": str(card_id),
+            },
+        )
 
 
 @router.get("/cards/{card_id}/qr")

@@ -4,7 +4,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.cards.api.deps import Caller, reading, writing
+from services.cards.api.deps import Caller, reading
+from services.cards.api.idempotency import Idempotent
 from services.cards.domain.access import Role, require_role
 from services.cards.repository import organisations
 from services.cards.schemas import NewOrganisation
@@ -16,12 +17,12 @@ router = APIRouter(tags=["organisations"])
 
 @router.post("/organisations", status_code=201)
 async def create_organisation(
-    body: NewOrganisation, principal: Caller, request: Request
+    body: NewOrganisation, principal: Caller, once: Idempotent
 ) -> dict[str, str]:
     """A partner organisation: a referrer (OCMW, welfare council, …) or a municipal service."""
     require_role(principal, Role.PROGRAM_ADMIN)
     org_id = uuid7()
-    async with writing(request, principal) as unit:
+    async with once.writing() as unit:
         await organisations.insert(
             unit.conn,
             org_id,
@@ -42,7 +43,7 @@ async def create_organisation(
             )
         )
         await unit.audit("organisation.registered", "organisation", org_id)
-    return {"id": str(org_id)}
+        return await once.answer(unit, {"id": str(org_id)})
 
 
 @router.get("/organisations")

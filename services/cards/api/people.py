@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 
 from services.cards.api.deps import Caller, desk_of, pool_of, reading, writing
+from services.cards.api.idempotency import Idempotent
 from services.cards.desk import people as desk
 from services.cards.desk.imports import import_people
 from services.cards.desk.privacy import erase_person, export_person
@@ -20,10 +21,13 @@ MAX_CSV_BYTES = 2_000_000
 
 
 @router.post("/people", status_code=201)
-async def register_person(body: NewPerson, principal: Caller, request: Request) -> dict[str, str]:
-    async with writing(request, principal) as unit:
+async def register_person(body: NewPerson, once: Idempotent) -> dict[str, str]:
+    # With a key too, although the national number already stops a second person: a retry
+    # then gets the id instead of "already registered". The answer is only that opaque id;
+    # the body, personal, is kept as a keyed hash only.
+    async with once.writing() as unit:
         person_id = await desk.register_person(unit, body, localtime.today())
-    return {"id": str(person_id)}
+        return await once.answer(unit, {"id": str(person_id)})
 
 
 @router.get("/people/{person_id}")
@@ -57,11 +61,11 @@ async def update_person(
 
 @router.post("/people/{person_id}/eligibility", status_code=201)
 async def grant_eligibility(
-    person_id: uuid.UUID, body: NewEligibility, principal: Caller, request: Request
+    person_id: uuid.UUID, body: NewEligibility, once: Idempotent
 ) -> dict[str, str]:
-    async with writing(request, principal, body.evidence_ref) as unit:
+    async with once.writing(body.evidence_ref) as unit:
         eligibility_id = await desk.grant_eligibility(unit, person_id, body, localtime.today())
-    return {"id": str(eligibility_id)}
+        return await once.answer(unit, {"id": str(eligibility_id)})
 
 
 @router.post("/people/{person_id}/eligibility/{eligibility_id}/extension")
@@ -69,14 +73,15 @@ async def extend_eligibility(
     person_id: uuid.UUID,
     eligibility_id: uuid.UUID,
     body: Extension,
-    principal: Caller,
-    request: Request,
+    once: Idempotent,
 ) -> dict[str, str]:
-    async with writing(request, principal, body.reason) as unit:
+    async with once.writing(body.reason) as unit:
         await desk.extend_eligibility(
             unit, person_id, eligibility_id, body.eligible_until, body.reason, localtime.today()
         )
-    return {"id": str(eligibility_id), "eligible_until": body.eligible_until.isoformat()}
+        return await once.answer(
+            unit, {"id": str(eligibility_id), "eligible_until": body.eligible_until.isoformat()}
+        )
 
 
 @router.post("/people/import")

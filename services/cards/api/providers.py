@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from services.cards.api.deps import Caller, reading, writing
+from services.cards.api.idempotency import Idempotent
 from services.cards.desk import providers as desk
 from services.cards.domain.access import Role, require_role
 from services.cards.repository import devices, providers
@@ -15,12 +16,10 @@ router = APIRouter(tags=["providers and devices"])
 
 
 @router.post("/providers", status_code=201)
-async def create_provider(
-    body: ProviderDetails, principal: Caller, request: Request
-) -> dict[str, str]:
-    async with writing(request, principal) as unit:
+async def create_provider(body: ProviderDetails, once: Idempotent) -> dict[str, str]:
+    async with once.writing() as unit:
         provider_id = await desk.register_provider(unit, body)
-    return {"id": str(provider_id)}
+        return await once.answer(unit, {"id": str(provider_id)})
 
 
 @router.put("/providers/{provider_id}")
@@ -61,13 +60,12 @@ async def list_activities(
 
 
 @router.post("/providers/{provider_id}/devices", status_code=201)
-async def register_device(
-    provider_id: uuid.UUID, principal: Caller, request: Request
-) -> dict[str, Any]:
-    """The device's private key is in this response and nowhere else: store it on the device."""
-    async with writing(request, principal) as unit:
+async def register_device(provider_id: uuid.UUID, once: Idempotent) -> dict[str, Any]:
+    """The device's private key is in this response and, for a retry with the same
+    Idempotency-Key, encrypted under that key for 24 hours: store it on the device."""
+    async with once.writing() as unit:
         credentials = await desk.register_device(unit, provider_id)
-    return credentials.as_json()
+        return await once.answer(unit, credentials.as_json())
 
 
 @router.get("/providers/{provider_id}/devices")

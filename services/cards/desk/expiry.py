@@ -1,7 +1,8 @@
 """The daily job: cards whose holder's eligibility ended (grace included) expire, and
 referrers are told about grants that end within the announcement window, in one
-transaction. Running it twice a day changes nothing: expired cards are no longer live and
-announcements are recorded per end date."""
+transaction, which also deletes the idempotency keys older than 24 hours. Running it twice
+a day changes nothing: expired cards are no longer live and announcements are recorded per
+end date."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import asyncpg
 from services.cards.desk.cards import apply_action
 from services.cards.desk.unit import Desk, unit_of_work
 from services.cards.domain.access import Principal, Role
+from services.cards.domain.idempotency import RETENTION
 from services.cards.domain.lifecycle import CardAction
-from services.cards.repository import eligibilities
+from services.cards.repository import eligibilities, idempotency
 from shared import localtime
 from shared.events import cards as ev
 from shared.ids import uuid7
@@ -60,10 +62,19 @@ async def run_expiry(pool: asyncpg.Pool, desk: Desk, today: date) -> ExpiryRepor
                     announced_at=datetime.now(UTC),
                 )
             )
+        # The replies kept for retried requests: a key older than a day is ignored already,
+        # this keeps the table to about a day's keys.
+        forgotten = await idempotency.forget_expired(unit.conn, RETENTION)
         await unit.audit(
             "job.expiry", "job", today.isoformat(), f"{expired} expired, {len(ending)} announced"
         )
-    log.info("expiry job done", day=today.isoformat(), expired=expired, announced=len(ending))
+    log.info(
+        "expiry job done",
+        day=today.isoformat(),
+        expired=expired,
+        announced=len(ending),
+        idempotency_keys_forgotten=forgotten,
+    )
     return ExpiryReport(expired, len(ending))
 
 
