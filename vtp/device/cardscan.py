@@ -11,7 +11,8 @@ _CARD_NUMBER = re.compile(r"(?<!\d)(\d{13})(?!\d)")
 
 
 class NotACard(ValueError):
-    """The scanned text holds no valid card number."""
+    """The scanned text holds no valid card number. The message is for the staff at the
+    till, so in Dutch, and without the number (it may end up in a log)."""
 
 
 def card_number_from_scan(text: str) -> str:
@@ -21,11 +22,15 @@ def card_number_from_scan(text: str) -> str:
     check here, on the device, instead of becoming a rejected claim later."""
     compact = re.sub(r"[\s-]", "", text)
     found = {m.group(1) for m in _CARD_NUMBER.finditer(compact)}
-    if len(found) != 1:
-        raise NotACard(f"expected one 13-digit card number, found {len(found)}")
+    if not found:
+        raise NotACard("geen kaartnummer gevonden: scan de kaart opnieuw")
+    if len(found) > 1:
+        raise NotACard("meer dan één kaartnummer gelezen: scan één kaart tegelijk")
     number = found.pop()
     try:
         luhn.validate(number)
     except ValidationError as exc:
-        raise NotACard(f"{number} fails the Luhn check: misread or not a card") from exc
+        raise NotACard(
+            "het kaartnummer klopt niet (controlecijfer): verkeerd gelezen of geen vrijetijdspas"
+        ) from exc
     return number

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from pydantic import ValidationError
 
 from shared.events.checkins import Activity, ActivityCategory
+from vtp.device.cardscan import NotACard
 from vtp.device.client import DeviceClient
 from vtp.device.clock import measure_clock_offset
 from vtp.device.devicefile import DeviceFile, DeviceFileError, find_device_file
@@ -80,6 +82,24 @@ def _cards_headers(token: str | None, cards_url: str) -> dict[str, str]:
 
 def _emit(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, default=str))
+
+
+def _refuse_scan(reason: str) -> NoReturn:
+    """A scan that is not recorded: one Dutch line for the staff and exit code 2 (nothing
+    journaled, nothing to send), not a traceback."""
+    typer.echo(f"Check-in niet geregistreerd: {reason}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _refused_scan() -> Iterator[None]:
+    try:
+        yield
+    except NotACard as exc:
+        _refuse_scan(str(exc))
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+        _refuse_scan(f"ongeldige waarde voor {', '.join(fields)}")
 
 
 def _load(device: str | None) -> DeviceFile:
@@ -150,13 +170,21 @@ def scan(
     bootstrap: str | None = BOOTSTRAP_OPTION,
     timeout_ms: int = typer.Option(5000, "--timeout-ms", help="How long to try the broker."),
 ) -> None:
-    """Sign and journal a check-in, then try to send the journal (it stays buffered if not)."""
+    """Sign and journal a check-in, then try to send the journal (it stays buffered if not).
+    Exit code 2 when the scan is refused (a misread card, a wrong value): nothing recorded."""
+    if at is not None and at.tzinfo is None:
+        # Read as this machine's zone otherwise: a kiosk set to UTC would be hours off.
+        _refuse_scan("geef --at met tijdzone, bv. 2026-05-01T14:30:00+02:00")
     file = _load(device)
-    what = Activity(id=activity, category=category, name=activity_name or activity)
+    with _refused_scan():
+        what = Activity(id=activity, category=category, name=activity_name or activity)
 
     async def run() -> dict[str, Any]:
         async with _client(file, _bootstrap(bootstrap), timeout_ms) as client:
-            checkin = client.scan(card=card, activity=what, price_cents=price_cents, occurred_at=at)
+            with _refused_scan():
+                checkin = client.scan(
+                    card=card, activity=what, price_cents=price_cents, occurred_at=at
+                )
             result = await client.flush()
             return {
                 "checkin_id": str(checkin.checkin_id),

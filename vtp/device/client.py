@@ -133,8 +133,10 @@ class DeviceClient:
                 if not result.complete:
                     log.info("broker unreachable, check-ins buffered", buffered=result.remaining)
                 if self._heartbeat_interval_s is not None and loop.time() >= next_heartbeat:
-                    await self.send_heartbeat()
+                    # Due again one interval later even when this one fails: a failing one
+                    # must not turn into a clock measurement (a request) every flush round.
                     next_heartbeat = loop.time() + self._heartbeat_interval_s
+                    await self.send_heartbeat()
             except Exception as exc:  # the journal keeps everything; try again next round
                 log.warning("flush failed", error=type(exc).__name__, detail=str(exc)[:200])
             with contextlib.suppress(TimeoutError):

@@ -14,12 +14,19 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+# The heartbeat's bound on `clock_offset_ms` (shared/events/checkins.py): over 31 years.
+MAX_OFFSET_MS = 10**12
+
 
 def offset_from_date_header(date_header: str, sent: datetime, received: datetime) -> int:
-    """Device clock minus server clock in ms (positive: the device runs ahead)."""
+    """Device clock minus server clock in ms (positive: the device runs ahead).
+
+    Held within the heartbeat's bound: a kiosk that booted without a real-time clock
+    believes it is 1970, 56 years behind, and is the device whose heartbeat must get out."""
     server = parsedate_to_datetime(date_header).astimezone(UTC) + timedelta(milliseconds=500)
     midpoint = sent + (received - sent) / 2
-    return round((midpoint - server).total_seconds() * 1000)
+    offset = round((midpoint - server).total_seconds() * 1000)
+    return max(-MAX_OFFSET_MS, min(offset, MAX_OFFSET_MS))
 
 
 async def measure_clock_offset(

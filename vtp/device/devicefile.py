@@ -60,12 +60,27 @@ class DeviceFile:
             "public_key": self.public_key,
             "cards_url": self.cards_url,
         }
-        # Created with 0600 from the start: the key is never readable by others, not even
-        # for the moment between writing and chmod.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _OWNER_ONLY)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle, indent=2)
-        path.chmod(_OWNER_ONLY)
+        # The cards API hands out the key once: a power cut or a full disk must leave the
+        # whole file or the one before it, never an empty one. So: a temporary file, 0600
+        # from the start (never readable by others), synced, renamed over the name, and
+        # the directory synced so that the rename itself survives.
+        temporary = path.with_name(f"{path.name}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _OWNER_ONLY)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                os.fchmod(handle.fileno(), _OWNER_ONLY)  # a leftover keeps its mode under O_CREAT
+                json.dump(body, handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        directory_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
         return path
 
     @classmethod

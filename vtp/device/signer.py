@@ -19,6 +19,9 @@ from shared.ids import uuid7
 
 def to_millis(value: datetime) -> datetime:
     """The signature covers milliseconds; sending no finer keeps the JSON equal to what is signed."""
+    if value.utcoffset() is None:
+        # astimezone() would read it in this machine's zone: hours off on a kiosk set to UTC.
+        raise ValueError(f"{value.isoformat()} has no UTC offset")
     utc = value.astimezone(UTC)
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 

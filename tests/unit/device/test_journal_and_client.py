@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import errno
 import json
+import os
 import stat
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from shared import topics
 from shared.checkin_signature import canonical_heartbeat, public_key_b64, verify
@@ -112,7 +120,7 @@ async def test_the_counter_survives_a_restart_and_never_repeats(tmp_path: Path) 
 
 async def test_a_failed_scan_neither_stores_nor_uses_a_counter(tmp_path: Path) -> None:
     client = DeviceClient(_identity(), Journal(tmp_path / "j.sqlite"), FlakyBroker())
-    with pytest.raises(ValueError, match="card number"):
+    with pytest.raises(ValueError, match="kaartnummer"):
         client.scan(card="1234", activity=ACTIVITY, price_cents=1)
     with pytest.raises(ValueError):
         client.scan(card=CARDS[0], activity=ACTIVITY, price_cents=-1)
@@ -159,16 +167,16 @@ async def test_heartbeat_carries_counter_buffered_and_offset_and_is_signed(
     assert verify(public_key_b64(key), canonical_heartbeat(beat), beat.signature)
 
 
-def test_the_device_file_is_private_and_refused_when_it_is_not(tmp_path: Path) -> None:
+def _device_file() -> DeviceFile:
     key = Ed25519PrivateKey.generate()
-    import base64
-
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
     raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    file = DeviceFile(
+    return DeviceFile(
         uuid.uuid4(), uuid.uuid4(), base64.b64encode(raw).decode(), public_key_b64(key)
     )
+
+
+def test_the_device_file_is_private_and_refused_when_it_is_not(tmp_path: Path) -> None:
+    file = _device_file()
     path = file.save(tmp_path / "devices")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert DeviceFile.load(find_device_file(tmp_path / "devices", None)) == file
@@ -176,3 +184,110 @@ def test_the_device_file_is_private_and_refused_when_it_is_not(tmp_path: Path) -
     path.chmod(0o644)
     with pytest.raises(DeviceFileError, match="0600"):
         DeviceFile.load(path)
+
+
+async def test_a_damaged_journal_record_is_set_aside_and_does_not_stop_the_others(
+    tmp_path: Path,
+) -> None:
+    broker = FlakyBroker()
+    client = DeviceClient(_identity(), Journal(tmp_path / "j.sqlite"), broker)
+    for _ in range(3):
+        client.scan(card=CARDS[0], activity=ACTIVITY, price_cents=500)
+    # What a damaged page or a hand edit leaves: a row that no longer reads back.
+    client.journal._db.execute('UPDATE pending SET headers = \'[["ce_id", "%%%"\' WHERE seq = 2')
+    result = await client.flush()
+    assert (result.sent, result.remaining) == (2, 0)
+    assert _counters(broker.topic) == [1, 3]
+    kept = client.journal._db.execute("SELECT seq, error FROM damaged").fetchall()
+    assert [seq for seq, _ in kept] == [2]
+
+
+def test_the_journal_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds card numbers and where their holders went: 0600, like the device file,
+    and so are SQLite's -wal and -shm files next to it."""
+    older = tmp_path / "older.sqlite"
+    older.touch(mode=0o644)
+    Journal(older).close()
+    assert stat.S_IMODE(older.stat().st_mode) == 0o600
+    journal = Journal(tmp_path / "j.sqlite")
+    DeviceClient(_identity(), journal, FlakyBroker()).scan(
+        card=CARDS[0], activity=ACTIVITY, price_cents=1
+    )
+    files = sorted(tmp_path.glob("j.sqlite*"))
+    assert [f.name for f in files] == ["j.sqlite", "j.sqlite-shm", "j.sqlite-wal"]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    journal.close()
+
+
+async def test_a_scan_time_without_a_utc_offset_is_refused_not_read_as_local_time(
+    tmp_path: Path,
+) -> None:
+    client = DeviceClient(_identity(), Journal(tmp_path / "j.sqlite"), FlakyBroker())
+    with pytest.raises(ValueError, match="no UTC offset"):
+        client.scan(
+            card=CARDS[0], activity=ACTIVITY, price_cents=1, occurred_at=datetime(2026, 5, 1, 14)
+        )
+    assert client.journal.count() == 0
+
+
+async def test_a_failing_heartbeat_waits_for_its_turn_instead_of_every_flush_round(
+    tmp_path: Path,
+) -> None:
+    measured = 0
+
+    async def offset() -> int | None:
+        nonlocal measured  # each measurement is a request to the cards API
+        measured += 1
+        return 0
+
+    class NoHeartbeats(FlakyBroker):
+        async def send_in_order(self, records: Sequence[OutgoingRecord]) -> int:
+            if records[0].topic == topics.DEVICE_HEARTBEAT.name:
+                raise RuntimeError("heartbeat refused")
+            return await super().send_in_order(records)
+
+    client = DeviceClient(
+        _identity(),
+        Journal(tmp_path / "j.sqlite"),
+        NoHeartbeats(),
+        flush_interval_s=0.01,
+        heartbeat_interval_s=3600,
+        clock_offset=offset,
+    )
+    await client.start()
+    await asyncio.sleep(0.3)
+    await client.stop()
+    assert measured == 1
+
+
+def test_saving_a_device_file_again_keeps_the_old_one_when_writing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is handed out once: a full disk or a power cut mid-write must not leave an
+    empty or half file. Written aside, synced, renamed; the directory synced too."""
+    first = _device_file()  # and the same device with another key:
+    second = replace(_device_file(), device_id=first.device_id, provider_id=first.provider_id)
+    path = first.save(tmp_path)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    def disk_full(body: object, handle: Any, **_: object) -> None:
+        handle.write('{"device_id": ')
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_dump = json.dump
+    monkeypatch.setattr(json, "dump", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        second.save(tmp_path)
+    assert DeviceFile.load(path) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    monkeypatch.setattr(json, "dump", real_dump)
+    second.save(tmp_path)
+    assert DeviceFile.load(path) == second
+    assert len(synced) == 2  # the file, then the directory holding its new name
