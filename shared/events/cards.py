@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from shared.events.base import AwareDatetime, EventPayload
+from shared.events.base import EventPayload, Instant
 
 
 class CardStatus(StrEnum):
@@ -68,7 +68,7 @@ class CardIssued(EventPayload):
     referrer_org_id: uuid.UUID
     resident: bool = True
     sub_municipality: str | None = Field(default=None, max_length=100)
-    issued_at: AwareDatetime
+    issued_at: Instant
     replaces_card_id: uuid.UUID | None = None
 
 
@@ -78,7 +78,7 @@ class CardStatusChanged(EventPayload):
     holder_id: uuid.UUID
     status: CardStatus
     reason: str = Field(max_length=200)
-    effective_at: AwareDatetime
+    effective_at: Instant
 
 
 class EligibilityGrant(EventPayload):
@@ -102,7 +102,7 @@ class EligibilityChanged(EventPayload):
     eligible_until: date
     grace_days: int = Field(ge=0, le=365)
     referrer_org_id: uuid.UUID
-    changed_at: AwareDatetime
+    changed_at: Instant
     grants: tuple[EligibilityGrant, ...] = ()
 
 
@@ -117,12 +117,12 @@ class HolderDetailsChanged(EventPayload):
     beneficiary_sealed: str | None = None
     # E-mail or postal address, sealed for the notifications service.
     contact_sealed: str | None = None
-    changed_at: AwareDatetime
+    changed_at: Instant
 
 
 class HolderErased(EventPayload):
     holder_id: uuid.UUID
-    erased_at: AwareDatetime
+    erased_at: Instant
 
 
 class DeviceRegistered(EventPayload):
@@ -130,13 +130,13 @@ class DeviceRegistered(EventPayload):
     provider_id: uuid.UUID
     public_key: str = Field(description="Ed25519 public key, raw 32 bytes, base64")
     key_id: int = Field(ge=1, description="increments with each key rotation")
-    registered_at: AwareDatetime
+    registered_at: Instant
 
 
 class DeviceRevoked(EventPayload):
     device_id: uuid.UUID
     provider_id: uuid.UUID
-    revoked_at: AwareDatetime
+    revoked_at: Instant
     reason: str = Field(max_length=200)
 
 
@@ -148,4 +148,4 @@ class EligibilityEndingSoon(EventPayload):
     target_group: str = Field(max_length=50)
     eligible_until: date
     grace_days: int = Field(ge=0, le=365)
-    announced_at: AwareDatetime
+    announced_at: Instant

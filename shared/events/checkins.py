@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from shared.events.base import AwareDatetime, EventPayload
+from shared.events.base import EventPayload, Instant
 
 MAX_CHECKIN_BYTES = 4096
 
@@ -33,7 +33,7 @@ class CheckInRecorded(EventPayload):
     activity: Activity
     card_number: str = Field(pattern=r"^[0-9]{13}$")
     price_cents: int = Field(ge=0, le=10_000_000)
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     counter: int = Field(ge=0, le=2**53)
     nonce: str = Field(pattern=r"^[0-9a-f]{32}$")
     signature: str = Field(min_length=1, max_length=200)
@@ -44,13 +44,13 @@ class CheckInCancelled(EventPayload):
     provider_id: uuid.UUID
     card_number: str = Field(pattern=r"^[0-9]{13}$")
     reason: str = Field(max_length=200)
-    cancelled_at: AwareDatetime
+    cancelled_at: Instant
 
 
 class DeviceHeartbeat(EventPayload):
     device_id: uuid.UUID
     provider_id: uuid.UUID
-    sent_at: AwareDatetime
+    sent_at: Instant
     counter: int = Field(ge=0)
     buffered: int = Field(ge=0)
     signature: str = Field(min_length=1, max_length=200)

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from shared.events.base import AwareDatetime, EventPayload
+from shared.events.base import EventPayload, Instant
 from shared.events.checkins import ActivityCategory
 
 
@@ -51,8 +51,8 @@ class ClaimApproved(EventPayload):
     amount_cents: int = Field(gt=0, description="discount refunded or reimbursed")
     capped: bool
     payee_kind: PayeeKind
-    occurred_at: AwareDatetime
-    decided_at: AwareDatetime
+    occurred_at: Instant
+    decided_at: Instant
 
 
 class ClaimRejected(EventPayload):
@@ -64,8 +64,8 @@ class ClaimRejected(EventPayload):
     activity_id: str
     reason: RejectionReason
     detail: str = Field(max_length=300)
-    occurred_at: AwareDatetime
-    decided_at: AwareDatetime
+    occurred_at: Instant
+    decided_at: Instant
     # Added later, so optional: who an approval would have paid, by the provider's terms
     # when it happened. The card holder (refund mode) is told no refund comes; a holder who
     # had the discount at the till (provider) that it is not covered. None: provider unknown.
@@ -79,7 +79,7 @@ class ClaimReversed(EventPayload):
     provider_id: uuid.UUID
     amount_cents: int = Field(gt=0)
     reason: str = Field(max_length=200)
-    reversed_at: AwareDatetime
+    reversed_at: Instant
     # Added later, so optional: who the approval paid. A discount given at the till
     # (provider) lapses, a refund (card holder) is withdrawn; the holder is told which even
     # when this reversal reaches them before its approval did.
@@ -94,4 +94,4 @@ class BudgetThresholdCrossed(EventPayload):
     percent: int = Field(gt=0, description="the threshold reached, in % of the budget")
     consumed_cents: int = Field(description="net discount cost booked in the budget year")
     budget_cents: int = Field(gt=0)
-    crossed_at: AwareDatetime = Field(description="the ledger was counted up to this moment")
+    crossed_at: Instant = Field(description="the ledger was counted up to this moment")

@@ -10,7 +10,7 @@ import uuid
 
 from pydantic import Field
 
-from shared.events.base import AwareDatetime, EventPayload
+from shared.events.base import EventPayload, Instant
 
 
 class NotificationDeadLettered(EventPayload):
@@ -23,4 +23,4 @@ class NotificationDeadLettered(EventPayload):
     channel: str = Field(pattern=r"^(email|webhook|letter)$")
     reason: str = Field(max_length=300)
     attempts: int = Field(ge=1)
-    dead_at: AwareDatetime
+    dead_at: Instant

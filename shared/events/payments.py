@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import Field
 
-from shared.events.base import AwareDatetime, EventPayload
+from shared.events.base import EventPayload, Instant
 from shared.events.claims import PayeeKind
 
 OGM_PATTERN = r"^\+\+\+\d{3}/\d{4}/\d{5}\+\+\+$"
@@ -24,26 +24,26 @@ class PaymentRequested(EventPayload):
     # Name and IBAN of the payee, sealed for finance; absent when none is known yet.
     beneficiary_sealed: str | None = None
     claims: int = Field(ge=1, description="number of claims this payment settles")
-    requested_at: AwareDatetime
+    requested_at: Instant
 
 
 class PaymentRunCompleted(EventPayload):
     run_id: uuid.UUID
     payments: int = Field(ge=0)
     total_cents: int = Field(ge=0)
-    completed_at: AwareDatetime
+    completed_at: Instant
 
 
 class PaymentSettled(EventPayload):
     payment_id: uuid.UUID
     amount_cents: int = Field(gt=0)
-    settled_at: AwareDatetime
+    settled_at: Instant
     bank_reference: str = Field(max_length=64)
 
 
 class PaymentFailed(EventPayload):
     payment_id: uuid.UUID
     amount_cents: int = Field(gt=0)
-    failed_at: AwareDatetime
+    failed_at: Instant
     reason_code: str = Field(max_length=16, description="ISO 20022 status reason, e.g. AC01")
     reason: str = Field(max_length=200)
