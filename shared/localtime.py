@@ -15,6 +15,12 @@ def business_day(at: datetime) -> date:
     return at.astimezone(LOCAL_TIME).date()
 
 
+def zoned(at: datetime) -> datetime:
+    """A time a person gave: without a zone it is the municipality's local time (a naive
+    time would otherwise be taken as UTC, an hour or two off)."""
+    return at.replace(tzinfo=LOCAL_TIME) if at.tzinfo is None else at
+
+
 def today() -> date:
     return business_day(datetime.now(LOCAL_TIME))
 

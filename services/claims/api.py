@@ -19,6 +19,7 @@ from services.claims.reports import monthly_report
 from shared.api_auth import protected_router
 from shared.consumer import Stall
 from shared.http import add_correlation_middleware, health_router
+from shared.localtime import zoned
 
 
 def build_app(
@@ -98,9 +99,12 @@ def build_app(
     async def account_statement(
         account: str, since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, Any]:
-        """An account's entries with a running balance (debits positive)."""
+        """An account's entries with a running balance (debits positive). A time without a
+        zone is Belgian, as the monthly report's months are."""
         async with pool_ref().acquire() as conn:
-            return await ledger.statement(conn, account, since, until)
+            return await ledger.statement(
+                conn, account, since and zoned(since), until and zoned(until)
+            )
 
     @api.get("/payments")
     async def payments(status: str | None = None) -> list[dict[str, Any]]:

@@ -242,8 +242,9 @@ def _envelope(topic: topics.Topic, subject: uuid.UUID, correlation_id: str | Non
 
 async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
     """Finance's answers. A payment closes once; a repeated or late answer changes nothing,
-    and one that matches no payment (an unknown id, another amount) is dead-lettered as
-    `unmatched` for finance to look at: the payment it meant stays requested meanwhile."""
+    and one that matches no payment (an unknown id, another amount, the opposite of the
+    answer that closed it) is dead-lettered as `unmatched` for finance to look at: the
+    payment it meant stays as it was meanwhile."""
     refused: list[DeadLetter] = []
     for incoming in batch:
         with log_context(correlation_id=incoming.correlation_id):
@@ -298,17 +299,22 @@ async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> Dead
 async def _unmatched(
     conn: DbConnection, incoming: Incoming[Any], e: PaymentSettled | PaymentFailed
 ) -> DeadLetter | None:
-    """Why an answer closed nothing: a repeat (fine), or one that matches no payment."""
+    """Why an answer closed nothing: a repeat (fine), or one that matches no payment or
+    contradicts the answer that closed it (the first answer stands)."""
     payment = await conn.fetchrow(
         "SELECT status, amount_cents FROM payments WHERE payment_id = $1", e.payment_id
     )
-    if payment is not None and payment["status"] != "requested":
+    status = "settled" if isinstance(e, PaymentSettled) else "failed"
+    if payment is not None and payment["status"] == status:
         log.info("payment answer repeated: already closed", payment_id=str(e.payment_id))
         return None
-    detail = (
-        f"no payment {e.payment_id}"
-        if payment is None
-        else f"amount {e.amount_cents} cents differs from the payment's {payment['amount_cents']}"
-    )
+    if payment is None:
+        detail = f"no payment {e.payment_id}"
+    elif payment["status"] != "requested":
+        detail = f"the payment was {payment['status']} before; this answer says {status}"
+    else:
+        detail = (
+            f"amount {e.amount_cents} cents differs from the payment's {payment['amount_cents']}"
+        )
     log.warning("payment answer matches no payment", payment_id=str(e.payment_id), detail=detail)
     return DeadLetter(incoming.source, DeadLetterReason.UNMATCHED, detail)

@@ -46,7 +46,8 @@ class BookedPayment:
 class PaymentBook:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path)
+        # Waits for another `vtp finance` command's export rather than failing at once.
+        self._db = sqlite3.connect(path, timeout=60)
         self._db.row_factory = sqlite3.Row
         self._db.executescript(_SCHEMA)
 
@@ -55,6 +56,14 @@ class PaymentBook:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        with self._db:
+            yield
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """A transaction that holds the book's write lock from its first read, so what it
+        read is still so when it commits: another export waits for it."""
+        self._db.execute("BEGIN IMMEDIATE")
         with self._db:
             yield
 

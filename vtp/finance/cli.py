@@ -94,11 +94,22 @@ def export(
     finally:
         book.close()
     console.print(f"payment requests read: {intake.received} ({intake.new} new)")
+    if intake.undecodable:
+        console.print(
+            f"[red]{intake.undecodable} payment request(s) could not be read[/] and were"
+            " dead-lettered (`vtp deadletters list`); once this tool reads them, send them"
+            " back with `vtp deadletters redrive --consumer finance`"
+        )
     if result.without_beneficiary:
         console.print(
             f"[yellow]{len(result.without_beneficiary)} payment(s) kept pending: no name and IBAN"
-            " known; add them with `vtp finance creditor`[/]"
+            " known; add them with `vtp finance creditor PAYEE_ID`[/] for these payees:"
         )
+        # The opaque ids only: they are what the register is keyed by.
+        for kind, payee in sorted(
+            {(p.payee_kind, str(p.payee_id)) for p in result.without_beneficiary}
+        ):
+            console.print(f"  {kind} {payee}")
     if result.file is None:
         console.print("nothing to pay")
         return
@@ -131,6 +142,12 @@ def settle_command(
         console.print(f"[yellow]{len(result.unknown)} unknown payment id(s) skipped[/]")
     if result.already_answered:
         console.print(f"{result.already_answered} were answered before (sent again, harmless)")
+    if result.contradicted:
+        console.print(
+            f"[red]{len(result.contradicted)} payment(s) were answered otherwise before[/]: the"
+            f" first answer stands, these were not sent: {', '.join(result.contradicted)}"
+        )
+        raise typer.Exit(1)
 
 
 @finance_app.command()
@@ -183,6 +200,8 @@ def report(
     if response.status_code == 401:
         console.print(f"[red]the claims API refused the operations token[/]: {response.text}")
         raise typer.Exit(2)
+    if response.status_code == 422:  # the month is the only parameter the API can refuse
+        raise typer.BadParameter(f"{month!r}: expected YYYY-MM, e.g. 2026-03", param_hint="--month")
     response.raise_for_status()
     for path in write_report(response.json(), out):
         typer.echo(str(path))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from schwifty import IBAN
 
+from shared.localtime import business_day
 from shared.private_files import write_private
 from shared.sealing import SealError, unseal
 from vtp.finance.book import BookedPayment, PaymentBook
@@ -29,7 +30,7 @@ class ExportResult:
     status_file: Path | None = None
     payments: int = 0
     total_cents: int = 0
-    without_beneficiary: list[uuid.UUID] = field(default_factory=list)
+    without_beneficiary: list[BookedPayment] = field(default_factory=list)
 
 
 class CreditorRegister:
@@ -69,20 +70,15 @@ def beneficiary(
     return register.get(payment.payee_id)
 
 
-def export_pending(
-    book: PaymentBook,
-    out_dir: Path,
-    debtor: Debtor,
-    private_key: str,
-    register: CreditorRegister,
-    execution_date: date | None = None,
-) -> ExportResult:
-    result = ExportResult()
+def _transfers(
+    book: PaymentBook, private_key: str, register: CreditorRegister, result: ExportResult
+) -> list[CreditTransfer]:
+    """The pending payments finance can pay; the others are listed in `result`."""
     transfers: list[CreditTransfer] = []
     for payment in book.with_status("pending"):
         who = beneficiary(payment, private_key, register)
         if who is None:
-            result.without_beneficiary.append(payment.payment_id)
+            result.without_beneficiary.append(payment)
             continue
         transfers.append(
             CreditTransfer(
@@ -93,22 +89,50 @@ def export_pending(
                 payment.remittance,
             )
         )
-    if not transfers:
-        return result
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    xml = build_pain001(debtor, transfers, execution_date or datetime.now(UTC).date())
-    result.file = out_dir / f"pain001-{stamp}.xml"
-    write_private(result.file, xml)  # it holds names and IBANs
-    result.status_file = out_dir / f"pain001-{stamp}.status.csv"
-    with result.status_file.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(STATUS_COLUMNS)
-        for t in transfers:
-            # Pre-filled as executed; finance edits the rows the bank rejected.
-            writer.writerow((str(t.payment_id), "settled", "", ""))
-    with book.transaction():
-        book.mark_exported([t.payment_id for t in transfers], result.file.name)
+    return transfers
+
+
+def export_pending(
+    book: PaymentBook,
+    out_dir: Path,
+    debtor: Debtor,
+    private_key: str,
+    register: CreditorRegister,
+    execution_date: date | None = None,
+) -> ExportResult:
+    result = ExportResult()
+    written: list[Path] = []
+    try:
+        # Read and marked in one locked transaction: two exports at once would each write
+        # a file paying the same requests.
+        with book.exclusive():
+            transfers = _transfers(book, private_key, register, result)
+            if not transfers:
+                return result
+            now = datetime.now(UTC)
+            stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            # Today in Belgium: before 01:00 or 02:00 local time the UTC date is yesterday's,
+            # a requested execution date in the past.
+            xml = build_pain001(debtor, transfers, execution_date or business_day(now))
+            result.file = out_dir / f"pain001-{stamp}.xml"
+            written.append(result.file)
+            write_private(result.file, xml)  # it holds names and IBANs
+            result.status_file = out_dir / f"pain001-{stamp}.status.csv"
+            written.append(result.status_file)
+            with result.status_file.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(STATUS_COLUMNS)
+                for t in transfers:
+                    # Pre-filled as executed; finance edits the rows the bank rejected.
+                    writer.writerow((str(t.payment_id), "settled", "", ""))
+            book.mark_exported([t.payment_id for t in transfers], result.file.name)
+    except BaseException:
+        # The requests are still pending: a file left behind would pay them a second time
+        # beside the next export's.
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     result.payments = len(transfers)
     result.total_cents = sum(t.amount_cents for t in transfers)
     return result

@@ -2,7 +2,10 @@
 
 At-least-once with exactly-once effect in the local book: records are decoded and stored
 (INSERT OR IGNORE on the payment id), the SQLite commit happens, and only then are the
-Kafka offsets committed. A record that cannot be decoded is reported, not stored.
+Kafka offsets committed. A record that cannot be decoded is dead-lettered (consumer
+`finance`) before its offset is committed: past the commit, nothing else would remember
+that money waits to be paid, and `vtp deadletters redrive` sends it back once finance can
+read it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from aiokafka import AIOKafkaConsumer
 
 from shared import topics
 from shared.consumer import decode
-from shared.deadletter import DeadLetter, SourceRecord
+from shared.deadletter import DeadLetter, SourceRecord, dead_letter_record
 from shared.events.payments import PaymentRequested
-from shared.kafka import caught_up
+from shared.kafka import KafkaSender, caught_up, make_producer
 from vtp.finance.book import PaymentBook
 
 GROUP_ID = "finance"
@@ -42,6 +45,7 @@ async def take_in(
         enable_auto_commit=False,
         request_timeout_ms=30_000,
     )
+    producer = make_producer(bootstrap_servers, client_id="vtp-finance")
     await consumer.start()
     report = IntakeReport()
     loop = asyncio.get_running_loop()
@@ -49,6 +53,7 @@ async def take_in(
     quiet_since = loop.time()
     known = {topics.PAYMENT_REQUESTED.name: topics.PAYMENT_REQUESTED}
     try:
+        await producer.start()
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=300, max_records=500)
             records = [r for rs in batch.values() for r in rs]
@@ -62,19 +67,23 @@ async def take_in(
                 continue
             quiet_since = loop.time()
             events: list[PaymentRequested] = []
+            dead: list[DeadLetter] = []
             for r in records:
                 source = SourceRecord(
                     r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())
                 )
                 decoded = decode(source, known)
                 if isinstance(decoded, DeadLetter):
-                    report.undecodable += 1
+                    dead.append(decoded)
                 else:
                     events.append(decoded.payload)
             with book.transaction():
                 report.new += book.add_requested(events)
+            await KafkaSender(producer).send_all([dead_letter_record(d, GROUP_ID) for d in dead])
+            report.undecodable += len(dead)
             report.received += len(records)
             await consumer.commit()  # after the local commit: a crash re-reads, never loses
     finally:
         await consumer.stop()
+        await producer.stop()
     return report

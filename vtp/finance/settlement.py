@@ -52,10 +52,16 @@ class SettleResult:
     failed: int = 0
     unknown: list[str] = field(default_factory=list)
     already_answered: int = 0
+    contradicted: list[str] = field(default_factory=list)  # answered otherwise before
 
 
 def parse_status_file(text: str) -> list[Answer]:
-    reader = csv.DictReader(text.splitlines())
+    # Finance edits the file in Excel, which saves it with a byte-order mark ("CSV UTF-8")
+    # or, in a Belgian locale, with semicolons.
+    lines = text.removeprefix("\ufeff").splitlines()
+    header = lines[0] if lines else ""
+    delimiter = ";" if ";" in header and "," not in header else ","
+    reader = csv.DictReader(lines, delimiter=delimiter)
     if reader.fieldnames is None or not {"payment_id", "status"} <= set(reader.fieldnames):
         raise SettleFileError("the header must name at least payment_id and status")
     answers = []
@@ -89,6 +95,11 @@ def answer_events(
             result.unknown.append(str(a.payment_id))
             continue
         if payment.status in ("settled", "failed"):
+            if (payment.status == "settled") != a.settled:
+                # Claims closed the payment on the first answer and ignores any other:
+                # sending this one would only make the book disagree with the ledger.
+                result.contradicted.append(str(a.payment_id))
+                continue
             result.already_answered += 1
         payload: EventPayload
         if a.settled:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.deadletter import REASON_HEADER, DeadLetterReason
 from shared.envelope import Headers
-from shared.localtime import LOCAL_TIME
+from shared.localtime import zoned
 from shared.outbox import OutgoingRecord
 
 # A time an operator types without a zone is the municipality's local time.
@@ -117,7 +117,7 @@ def parse_since(text: str, now: datetime) -> datetime:
             f"{text!r}: expected a time ago (45s, 90m, 6h, 2d) or a moment"
             " (2026-11-28 or 2026-11-28T02:00, local time unless a zone is given)"
         ) from None
-    return at.replace(tzinfo=LOCAL_TIME) if at.tzinfo is None else at
+    return zoned(at)
 
 
 def dead_lettered_since(letters: Iterable[Letter], since: datetime | None) -> list[Letter]:

@@ -20,7 +20,7 @@ from shared import topics
 from shared.consumer import Incoming
 from shared.envelope import new_envelope
 from shared.events.checkins import CheckInRecorded
-from shared.events.payments import PaymentSettled
+from shared.events.payments import PaymentFailed, PaymentSettled
 from tests.integration.claims import scenario
 
 pytestmark = pytest.mark.integration
@@ -227,22 +227,12 @@ async def test_an_answer_matching_no_payment_is_dead_lettered_a_repeat_is_not(
         assert (await run_payments(conn))["payments"] == 1
         [payment] = await _payments(payee.pool)
 
-    def answer(payment_id: uuid.UUID, amount_cents: int) -> Incoming[PaymentSettled]:
-        settled = PaymentSettled(
-            payment_id=payment_id,
-            amount_cents=amount_cents,
-            settled_at=scenario.NOW,
-            bank_reference="BANK-1",
-        )
-        envelope = new_envelope(type=topics.PAYMENT_SETTLED.event_type, source="/finance")
-        return Incoming(envelope, settled, payee.world.record(envelope, settled))
-
     amount = int(payment["amount_cents"])
     batch = [
-        answer(uuid.uuid4(), amount),  # no such payment
-        answer(payment["payment_id"], amount + 1),  # another amount
-        answer(payment["payment_id"], amount),  # the real answer
-        answer(payment["payment_id"], amount),  # and a repeat of it
+        _answer(payee, uuid.uuid4(), amount),  # no such payment
+        _answer(payee, payment["payment_id"], amount + 1),  # another amount
+        _answer(payee, payment["payment_id"], amount),  # the real answer
+        _answer(payee, payment["payment_id"], amount),  # and a repeat of it
     ]
     async with payee.pool.acquire() as conn, conn.transaction():
         refused = await payments.apply_settlements(conn, batch)
@@ -256,3 +246,49 @@ async def test_an_answer_matching_no_payment_is_dead_lettered_a_repeat_is_not(
     assert "no payment" in refused[0].detail
     assert f"amount {amount + 1} cents differs" in refused[1].detail
     assert status == "settled"
+
+
+async def test_an_answer_contradicting_the_first_is_dead_lettered(payee: Payee) -> None:
+    await payee.approved_claim(0)
+    async with payee.pool.acquire() as conn:
+        assert (await run_payments(conn))["payments"] == 1
+        [payment] = await _payments(payee.pool)
+    amount = int(payment["amount_cents"])
+    batch = [
+        _answer(payee, payment["payment_id"], amount),
+        _answer(payee, payment["payment_id"], amount, settled=False),
+    ]
+    async with payee.pool.acquire() as conn, conn.transaction():
+        refused = await payments.apply_settlements(conn, batch)
+        status = await conn.fetchval(
+            "SELECT status FROM payments WHERE payment_id = $1", payment["payment_id"]
+        )
+    assert [(r.source.offset, r.reason.value) for r in refused] == [
+        (batch[1].source.offset, "unmatched")
+    ]
+    assert "settled before" in refused[0].detail
+    assert status == "settled"
+
+
+def _answer(
+    payee: Payee, payment_id: uuid.UUID, amount_cents: int, *, settled: bool = True
+) -> Incoming[PaymentSettled | PaymentFailed]:
+    answer: PaymentSettled | PaymentFailed
+    if settled:
+        answer = PaymentSettled(
+            payment_id=payment_id,
+            amount_cents=amount_cents,
+            settled_at=scenario.NOW,
+            bank_reference="BANK-1",
+        )
+    else:
+        answer = PaymentFailed(
+            payment_id=payment_id,
+            amount_cents=amount_cents,
+            failed_at=scenario.NOW,
+            reason_code="AC01",
+            reason="rekeningnummer onjuist",
+        )
+    topic = topics.PAYMENT_SETTLED if settled else topics.PAYMENT_FAILED
+    envelope = new_envelope(type=topic.event_type, source="/finance")
+    return Incoming(envelope, answer, payee.world.record(envelope, answer))

@@ -68,7 +68,8 @@ def test_the_payment_file_and_the_creditor_register_are_created_owner_only(
             "beneficiary_sealed": None,
         }
     )
-    book.add_requested([request, reimbursement])
+    with book.transaction():  # as intake does: the export takes the book's write lock
+        book.add_requested([request, reimbursement])
     register = CreditorRegister(tmp_path / "creditors.json")
     register.put(provider, "Sportdienst Heist", "BE71096123456769")
     assert _mode(register.path) == 0o600

@@ -1,0 +1,100 @@
+"""`vtp finance`'s messages and exit codes where something needs the user: a payment request
+that could not be read, payees whose account finance lacks, answers that were not sent, a
+month the report cannot have."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from shared.events.claims import PayeeKind
+from tests.support.payments import payment_requested
+from vtp.finance import cli
+from vtp.finance.book import PaymentBook
+from vtp.finance.intake import IntakeReport
+from vtp.finance.settlement import SettleResult
+from vtp.locate import console
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console, "width", 400)  # one message, one line
+
+
+def test_settle_says_which_answers_it_did_not_send_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = str(uuid.uuid4())
+
+    async def settled(*_: object) -> SettleResult:
+        return SettleResult(settled=1, contradicted=[refused])
+
+    monkeypatch.setattr(cli, "settle", settled)
+    status_file = tmp_path / "answers.csv"
+    status_file.write_text(f"payment_id,status\n{uuid.uuid4()},settled\n{refused},settled\n")
+    result = CliRunner().invoke(
+        cli.finance_app,
+        ["settle", str(status_file), "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "answered otherwise before" in result.output and refused in result.output
+
+
+def test_export_says_when_a_payment_request_could_not_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def read(*_: object, **__: object) -> IntakeReport:
+        return IntakeReport(received=2, new=1, undecodable=1)
+
+    monkeypatch.setattr(cli, "take_in", read)
+    monkeypatch.setenv("VTP_FINANCE_PRIVATE_KEY", "unused: nothing is sealed")
+    result = CliRunner().invoke(
+        cli.finance_app,
+        ["export", "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 payment request(s) could not be read" in result.output
+    assert "vtp deadletters redrive --consumer finance" in result.output
+
+
+def test_export_names_the_payees_whose_account_finance_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payee = uuid.uuid4()
+    book = PaymentBook(tmp_path / "finance" / "payments.sqlite")
+    with book.transaction():
+        book.add_requested([payment_requested(payee_kind=PayeeKind.PROVIDER, payee_id=payee)])
+    book.close()
+
+    async def read(*_: object, **__: object) -> IntakeReport:
+        return IntakeReport()
+
+    monkeypatch.setattr(cli, "take_in", read)
+    monkeypatch.setenv("VTP_FINANCE_PRIVATE_KEY", "unused: nothing is sealed")
+    result = CliRunner().invoke(
+        cli.finance_app,
+        ["export", "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 payment(s) kept pending" in result.output
+    assert f"provider {payee}" in result.output
+
+
+def test_report_for_a_month_written_otherwise_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def claims_api(url: str, **_: object) -> httpx.Response:
+        # What the claims API answers for a month that is not YYYY-MM.
+        return httpx.Response(422, json={"detail": []}, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "get", claims_api)
+    result = CliRunner().invoke(
+        cli.finance_app,
+        ["report", "--month", "2026-3", "--claims-url", "http://claims", "--token", "t"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "'2026-3': expected YYYY-MM, e.g. 2026-03" in result.output

@@ -1,0 +1,71 @@
+"""`vtp finance settle`: the status file is read as Excel saves it, and an answer that
+contradicts an earlier one is refused, not sent: claims keeps the first answer, and the book
+would say otherwise."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shared.events.payments import PaymentFailed, PaymentSettled
+from tests.support.payments import payment_requested
+from vtp.finance.book import PaymentBook
+from vtp.finance.settlement import Answer, SettleResult, answer_events, parse_status_file
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            "payment_id,status,reason_code,bank_reference\n{a},settled,,\n{b},RJCT,AC01,\n",
+            id="as written",
+        ),
+        pytest.param(
+            "\ufeffpayment_id,status,reason_code,bank_reference\r\n"
+            "{a},settled,,\r\n{b},RJCT,AC01,\r\n",
+            id="CSV UTF-8, with a byte-order mark",
+        ),
+        pytest.param(
+            "payment_id;status;reason_code;bank_reference\r\n{a};settled;;\r\n{b};RJCT;AC01;\r\n",
+            id="a Belgian locale's CSV, with semicolons",
+        ),
+    ],
+)
+def test_the_status_file_is_read_as_excel_saves_it(text: str) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    answers = parse_status_file(text.format(a=a, b=b))
+    assert [(x.payment_id, x.settled, x.reason_code) for x in answers] == [
+        (a, True, ""),
+        (b, False, "AC01"),
+    ]
+
+
+def test_an_answer_contradicting_an_earlier_one_is_not_sent(tmp_path: Path) -> None:
+    book = PaymentBook(tmp_path / "payments.sqlite")
+    ids = [uuid.uuid4() for _ in range(3)]
+    with book.transaction():
+        book.add_requested([payment_requested(i) for i in ids])
+        book.mark_exported(ids, "pain001.xml")
+        book.mark_answered(ids[0], "failed", "2026-03-10T09:00:00+00:00")
+        book.mark_answered(ids[1], "settled", "2026-03-10T09:00:00+00:00")
+    result = SettleResult()
+    events = answer_events(
+        book,
+        [
+            Answer(ids[0], True, "", ""),  # failed before, now settled
+            Answer(ids[1], True, "", ""),  # settled again: a harmless repeat
+            Answer(ids[2], False, "AC01", ""),
+        ],
+        result,
+    )
+    book.close()
+    answers = [p for _, p in events if isinstance(p, PaymentSettled | PaymentFailed)]
+    assert len(answers) == len(events)
+    assert [(type(p), p.payment_id) for p in answers] == [
+        (PaymentSettled, ids[1]),
+        (PaymentFailed, ids[2]),
+    ]
+    assert result.contradicted == [str(ids[0])]
+    assert (result.settled, result.failed, result.already_answered) == (1, 1, 1)
