@@ -8,6 +8,7 @@ take the check-in id of a genuine check-in) and goes to the dead-letter topic.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +23,29 @@ class KnownDevice:
     provider_id: uuid.UUID
     public_key: str
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReplacedKey:
+    """A key the device had before a rotation, and the moment the new one replaced it."""
+
+    public_key: str
+    superseded_at: datetime
+
+
+def signed_before_rotation(
+    checkin: CheckInRecorded, replaced: Sequence[ReplacedKey], arrived: datetime
+) -> bool:
+    """Whether a check-in whose signature does not match its device's current key was
+    signed with a key replaced only after the check-in reached the broker (`arrived`): it
+    was sent before the rotation, when that key was the device's. (A device re-signs with
+    its new key only what it has not sent yet.) A key replaced because it leaked is
+    revoked with its device, not rotated: nothing signed with it counts then."""
+    message = canonical_checkin(checkin)
+    return any(
+        arrived < key.superseded_at and verify(key.public_key, message, checkin.signature)
+        for key in replaced
+    )
 
 
 @dataclass(frozen=True)

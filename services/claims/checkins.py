@@ -18,7 +18,12 @@ from typing import Any
 import asyncpg
 
 from services.claims import ledger, parking
-from services.claims.authentication import KnownDevice, authenticate
+from services.claims.authentication import (
+    KnownDevice,
+    ReplacedKey,
+    authenticate,
+    signed_before_rotation,
+)
 from services.claims.decisions import (
     CardAtCheckIn,
     CheckInFacts,
@@ -198,8 +203,10 @@ class CheckInHandler:
         valid = await self._signatures.results(
             payloads, {d.device_id: d.public_key for d in ctx.devices.values()}
         )
-        writes = _Writes()
         now = self._clock()
+        if not all(valid):
+            await _accept_replaced_keys(conn, checkins, valid, ctx, now)
+        writes = _Writes()
         for incoming, signature_valid in zip(checkins, valid, strict=True):
             with log_context(correlation_id=incoming.correlation_id):
                 self._judge(incoming, signature_valid, ctx, writes, now)
@@ -309,7 +316,7 @@ class CheckInHandler:
         )
         # Judged against when the check-in reached the broker, where the broker says so: one
         # that arrived in time stays in time however late it is judged (a backlog, a replay).
-        received_at = min(incoming.source.appended_at or now, now)
+        received_at = _arrived(incoming, now)
         decision = self._cancelled_before(c, ctx, w) or check_timing(
             self.policy, c.occurred_at, received_at
         )
@@ -588,3 +595,42 @@ def _card_at(
         status=status,
         resident=row["resident"],
     )
+
+
+def _arrived(incoming: Incoming[Any], now: datetime) -> datetime:
+    """When a check-in reached us: the broker's time where its topic stamps one, else now
+    (never later than now: a broker clock ahead of ours must not push a check-in out of
+    its window)."""
+    return min(incoming.source.appended_at or now, now)
+
+
+async def _accept_replaced_keys(
+    conn: DbConnection,
+    checkins: Sequence[Incoming[Any]],
+    valid: list[bool],
+    ctx: _Context,
+    now: datetime,
+) -> None:
+    """Marks valid the check-ins signed with a key their device had when they reached the
+    broker, since replaced by a rotation (authentication.signed_before_rotation). Only
+    for signatures the current key refused: one more round trip, in a batch that has one."""
+    failed = [i for i, ok in enumerate(valid) if not ok]
+    devices = list({checkins[i].payload.device_id for i in failed} & ctx.devices.keys())
+    if not devices:
+        return
+    replaced: dict[uuid.UUID, list[ReplacedKey]] = {}
+    for row in await conn.fetch(_REPLACED_KEYS, devices):
+        replaced.setdefault(row["device_id"], []).append(
+            ReplacedKey(row["public_key"], row["superseded_at"])
+        )
+    for i in failed:
+        incoming = checkins[i]
+        keys = replaced.get(incoming.payload.device_id)
+        if keys and signed_before_rotation(incoming.payload, keys, _arrived(incoming, now)):
+            valid[i] = True
+
+
+_REPLACED_KEYS = (
+    "SELECT device_id, public_key, superseded_at FROM device_key_history"
+    " WHERE device_id = ANY($1::uuid[])"
+)

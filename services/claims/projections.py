@@ -122,8 +122,17 @@ async def _apply(conn: DbConnection, e: Any) -> None:
                 e.beneficiary_sealed,
             )
         case ev.DeviceRegistered():
+            # A rotation: the key it replaces is kept, with the moment it was replaced, for
+            # the check-ins sent before (checkins.py). (Both statements see the row as it
+            # was; key_id 0 is a revocation that overtook the registration: no key.)
             await conn.execute(
                 """
+                WITH replaced AS (
+                    INSERT INTO device_key_history (device_id, key_id, public_key, superseded_at)
+                    SELECT device_id, key_id, public_key, $5 FROM devices
+                    WHERE device_id = $1 AND 0 < key_id AND key_id < $4
+                    ON CONFLICT DO NOTHING
+                )
                 INSERT INTO devices (device_id, provider_id, public_key, key_id) VALUES ($1, $2, $3, $4)
                 ON CONFLICT (device_id) DO UPDATE SET public_key = excluded.public_key,
                     key_id = excluded.key_id WHERE devices.key_id < excluded.key_id
@@ -132,6 +141,7 @@ async def _apply(conn: DbConnection, e: Any) -> None:
                 e.provider_id,
                 e.public_key,
                 e.key_id,
+                e.registered_at,
             )
         case ev.DeviceRevoked():
             # The revocation may overtake the registration (another topic): then it is kept

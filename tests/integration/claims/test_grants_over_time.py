@@ -334,3 +334,68 @@ async def test_a_check_in_that_reached_the_broker_in_time_is_in_time_however_lat
     # count to its own clock: out of the 30-day window.
     unknown = await claims.check_in(h.card_number, november + timedelta(hours=1), dead_lettered=1)
     assert (unknown["outcome"], unknown["reason"]) == ("rejected", "out_of_window")
+
+
+async def test_a_check_in_sent_before_its_device_key_was_rotated_still_counts(
+    claims: Claims,
+) -> None:
+    """A check-in is signed when scanned; a rotation may come between its sending and its
+    judging (a backlog, a replay). Once lost as bad_signature: the holder's refund too."""
+    h = new_holder()
+    await claims.deliver(h.changed(GRANTED, POVERTY_2024, SENIOR_2025), h.issued(POVERTY_2024))
+    old = claims.world.devices[0]
+    new_key = Ed25519PrivateKey.generate()
+    rotated_at = CLOCK - timedelta(hours=2)
+    await claims.deliver(
+        ev.DeviceRegistered(
+            device_id=old.device_id,
+            provider_id=old.provider_id,
+            public_key=base64.b64encode(
+                new_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            ).decode(),
+            key_id=2,
+            registered_at=rotated_at,
+        )
+    )
+    # Signed with the old key, it reached the broker before the rotation: it counts.
+    sent_before = await claims.check_in(
+        h.card_number, JANUARY, appended_at=rotated_at - timedelta(minutes=1)
+    )
+    assert _outcome(sent_before) == ("approved", None, "senior", 500)
+
+    async def refused(appended_at: datetime | None) -> str:
+        envelope, checkin = old.check_in(
+            card_number=h.card_number,
+            activity=scenario.ACTIVITIES[0],
+            price_cents=2000,
+            occurred_at=JANUARY - timedelta(days=1),
+        )
+        record = dataclasses.replace(
+            claims.world.record(envelope, checkin), appended_at=appended_at
+        )
+        before = claims.checkins.dead_lettered
+        await claims.checkins.process([record])
+        assert claims.checkins.dead_lettered == before + 1
+        async with claims.pool.acquire() as conn:
+            reason: str = await conn.fetchval(
+                "SELECT reason FROM unauthenticated_checkins WHERE checkin_id = $1",
+                checkin.checkin_id,
+            )
+        return reason
+
+    # Signed with the old key, it reached the broker after the rotation: the device should
+    # have signed it again with its new key. Without the broker's time, claims' own clock
+    # (after the rotation) is all it knows.
+    assert await refused(rotated_at + timedelta(minutes=1)) == "bad_signature"
+    assert await refused(None) == "bad_signature"
+    # The new key counts from the rotation on.
+    claims.world.devices[0] = DeviceIdentity(old.device_id, old.provider_id, new_key)
+    signed_anew = await claims.check_in(h.card_number, JANUARY - timedelta(days=2))
+    assert _outcome(signed_anew) == ("approved", None, "senior", 500)
+    # The replaced key is kept, with the moment it was replaced.
+    async with claims.pool.acquire() as conn:
+        kept = await conn.fetch(
+            "SELECT key_id, superseded_at FROM device_key_history WHERE device_id = $1",
+            old.device_id,
+        )
+    assert [(k["key_id"], k["superseded_at"]) for k in kept] == [(1, rotated_at)]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.claims import signatures
+from services.claims.authentication import ReplacedKey, signed_before_rotation
 from services.claims.signatures import CHECKS_PER_TURN, SignatureChecks
 from shared.checkin_signature import public_key_b64, verify
 from shared.events.checkins import Activity, ActivityCategory, CheckInRecorded
@@ -126,3 +127,14 @@ async def test_checks_the_handler_starts_do_not_push_out_the_batch_read_ahead(
         assert await _checked(checks, batches[n], OLD) == [True] * 3
     assert len(verified) == len(set(verified))  # no check-in checked twice
     assert len(set(verified)) >= 15  # batches 0 to 4 (5, read ahead, may have run too)
+
+
+def test_a_replaced_key_counts_only_for_what_reached_the_broker_before_its_replacement() -> None:
+    [checkin] = _checkins(OLD_KEY, 1)
+    rotated = datetime(2026, 5, 2, 10, 0, tzinfo=UTC)
+    replaced = [ReplacedKey(NEW, datetime(2026, 5, 3, tzinfo=UTC)), ReplacedKey(OLD, rotated)]
+    assert signed_before_rotation(checkin, replaced, rotated - timedelta(milliseconds=1))
+    assert not signed_before_rotation(checkin, replaced, rotated)
+    # Another key replaced later does not make a signature it did not make count.
+    assert not signed_before_rotation(checkin, replaced[:1], rotated - timedelta(days=1))
+    assert not signed_before_rotation(checkin, [], rotated - timedelta(days=1))
