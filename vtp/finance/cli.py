@@ -21,7 +21,7 @@ from vtp.finance.export import CreditorRegister, export_pending
 from vtp.finance.intake import take_in
 from vtp.finance.reports import write_report
 from vtp.finance.sepa import Debtor
-from vtp.finance.settlement import SettleFileError, parse_status_file, settle
+from vtp.finance.settlement import SettleFileError, parse_status_file, settle, status_file_text
 from vtp.locate import (
     BOOTSTRAP_OPTION,
     STATE_OPTION,
@@ -130,7 +130,7 @@ def settle_command(
     state = state_folder(state_dir)
     book = _book(state)
     try:
-        answers = parse_status_file(status_file.read_text())
+        answers = parse_status_file(status_file_text(status_file.read_bytes()))
         result = asyncio.run(settle(broker_address(state, bootstrap_servers), book, answers))
     except SettleFileError as exc:
         console.print(f"[red]{status_file}: {exc}[/]")
@@ -138,15 +138,18 @@ def settle_command(
     finally:
         book.close()
     console.print(f"settled {result.settled}, failed {result.failed}")
-    if result.unknown:
-        console.print(f"[yellow]{len(result.unknown)} unknown payment id(s) skipped[/]")
     if result.already_answered:
         console.print(f"{result.already_answered} were answered before (sent again, harmless)")
-    if result.contradicted:
-        console.print(
-            f"[red]{len(result.contradicted)} payment(s) were answered otherwise before[/]: the"
-            f" first answer stands, these were not sent: {', '.join(result.contradicted)}"
-        )
+    # Each line not sent is named: finance corrects the file and sends those lines again.
+    not_sent = (
+        (result.unknown, "are not in finance's book (a typo, or another municipality's file)"),
+        (result.not_exported, "were never exported, so no bank can have paid them"),
+        (result.contradicted, "were answered otherwise before: the first answer stands"),
+    )
+    for ids, why in not_sent:
+        if ids:
+            console.print(f"[red]{len(ids)} payment(s) {why}[/]; not sent: {', '.join(ids)}")
+    if any(ids for ids, _ in not_sent):
         raise typer.Exit(1)
 
 

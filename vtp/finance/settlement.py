@@ -53,6 +53,17 @@ class SettleResult:
     unknown: list[str] = field(default_factory=list)
     already_answered: int = 0
     contradicted: list[str] = field(default_factory=list)  # answered otherwise before
+    # Never exported: no bank can have paid it (a wrong line, or another finance's file).
+    not_exported: list[str] = field(default_factory=list)
+
+
+def status_file_text(raw: bytes) -> str:
+    """The status file's text: UTF-8 (with or without a byte-order mark), or, failing
+    that, Windows-1252, in which Excel on a Belgian Windows saves "CSV (semicolon)"."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
 
 
 def parse_status_file(text: str) -> list[Answer]:
@@ -93,6 +104,9 @@ def answer_events(
         payment = book.get(a.payment_id)
         if payment is None:
             result.unknown.append(str(a.payment_id))
+            continue
+        if payment.status == "pending":
+            result.not_exported.append(str(a.payment_id))
             continue
         if payment.status in ("settled", "failed"):
             if (payment.status == "settled") != a.settled:

@@ -44,6 +44,31 @@ def test_settle_says_which_answers_it_did_not_send_and_exits_1(
     assert "answered otherwise before" in result.output and refused in result.output
 
 
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [("unknown", "are not in finance's book"), ("not_exported", "were never exported")],
+)
+def test_settle_names_the_lines_it_did_not_send_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, said: str
+) -> None:
+    skipped = str(uuid.uuid4())
+
+    async def settled(*_: object) -> SettleResult:
+        result = SettleResult(settled=1)
+        getattr(result, field).append(skipped)
+        return result
+
+    monkeypatch.setattr(cli, "settle", settled)
+    status_file = tmp_path / "answers.csv"
+    status_file.write_text(f"payment_id,status\n{skipped},settled\n")
+    result = CliRunner().invoke(
+        cli.finance_app,
+        ["settle", str(status_file), "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"],
+    )
+    assert result.exit_code == 1, result.output
+    assert said in result.output and skipped in result.output
+
+
 def test_export_says_when_a_payment_request_could_not_be_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,13 @@ import pytest
 from shared.events.payments import PaymentFailed, PaymentSettled
 from tests.support.payments import payment_requested
 from vtp.finance.book import PaymentBook
-from vtp.finance.settlement import Answer, SettleResult, answer_events, parse_status_file
+from vtp.finance.settlement import (
+    Answer,
+    SettleResult,
+    answer_events,
+    parse_status_file,
+    status_file_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -69,3 +75,28 @@ def test_an_answer_contradicting_an_earlier_one_is_not_sent(tmp_path: Path) -> N
     ]
     assert result.contradicted == [str(ids[0])]
     assert (result.settled, result.failed, result.already_answered) == (1, 1, 1)
+
+
+def test_a_status_file_excel_saved_in_the_windows_code_page_is_read() -> None:
+    a = uuid.uuid4()
+    raw = f"payment_id;status;reason_code;bank_reference\r\n{a};settled;;Crédit 1\r\n".encode(
+        "cp1252"
+    )
+    [answer] = parse_status_file(status_file_text(raw))
+    assert (answer.payment_id, answer.settled, answer.bank_reference) == (a, True, "Crédit 1")
+    assert status_file_text("é".encode()) == "é"  # UTF-8 stays UTF-8
+
+
+def test_an_answer_for_a_payment_never_exported_is_not_sent(tmp_path: Path) -> None:
+    book = PaymentBook(tmp_path / "payments.sqlite")
+    pending, exported = uuid.uuid4(), uuid.uuid4()
+    with book.transaction():
+        book.add_requested([payment_requested(pending), payment_requested(exported)])
+        book.mark_exported([exported], "pain001.xml")
+    result = SettleResult()
+    events = answer_events(
+        book, [Answer(pending, True, "", ""), Answer(exported, True, "", "")], result
+    )
+    book.close()
+    assert [p.payment_id for _, p in events if isinstance(p, PaymentSettled)] == [exported]
+    assert result.not_exported == [str(pending)]
