@@ -8,9 +8,11 @@ import os
 import re
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import typer
+from aiokafka.errors import KafkaError
 from schwifty.exceptions import SchwiftyException
 
 from shared.money import format_eur
@@ -70,6 +72,15 @@ def _book(state: Path) -> PaymentBook:
     return PaymentBook(state / "finance" / "payments.sqlite")
 
 
+def _broker_unreachable(address: str, exc: KafkaError, what: str) -> NoReturn:
+    """The broker is away: said in one line, not a traceback; nothing half done."""
+    console.print(
+        f"[red]the broker at {address} does not answer[/] ({type(exc).__name__}): {what}."
+        " Try again once it is back (`vtp status` shows it)."
+    )
+    raise typer.Exit(1) from exc
+
+
 @finance_app.command()
 def export(
     state_dir: Path | None = STATE_OPTION,
@@ -81,9 +92,14 @@ def export(
 ) -> None:
     """Read new payment requests from Kafka and write a pain.001.001.09 file for them."""
     state = state_folder(state_dir)
+    address = broker_address(state, bootstrap_servers)
     book = _book(state)
     try:
-        intake = asyncio.run(take_in(broker_address(state, bootstrap_servers), book, idle_s=idle_s))
+        try:
+            intake = asyncio.run(take_in(address, book, idle_s=idle_s))
+        except KafkaError as exc:
+            # No file without the newest requests: a run's requests belong in one file.
+            _broker_unreachable(address, exc, "no payment requests read, no file written")
         result = export_pending(
             book,
             state / "finance" / "exports",
@@ -128,10 +144,15 @@ def settle_command(
 ) -> None:
     """Report the bank's answer back: PaymentSettled / PaymentFailed events."""
     state = state_folder(state_dir)
+    address = broker_address(state, bootstrap_servers)
     book = _book(state)
     try:
         answers = parse_status_file(status_file_text(status_file.read_bytes()))
-        result = asyncio.run(settle(broker_address(state, bootstrap_servers), book, answers))
+        result = asyncio.run(settle(address, book, answers))
+    except KafkaError as exc:
+        _broker_unreachable(
+            address, exc, "the book is unchanged, and sending the same file again is safe"
+        )
     except SettleFileError as exc:
         console.print(f"[red]{status_file}: {exc}[/]")
         raise typer.Exit(1) from exc

@@ -46,13 +46,13 @@ async def take_in(
         request_timeout_ms=30_000,
     )
     producer = make_producer(bootstrap_servers, client_id="vtp-finance")
-    await consumer.start()
     report = IntakeReport()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     quiet_since = loop.time()
     known = {topics.PAYMENT_REQUESTED.name: topics.PAYMENT_REQUESTED}
     try:
+        await consumer.start()  # in the try: a broker away must not leave it unclosed
         await producer.start()
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=300, max_records=500)

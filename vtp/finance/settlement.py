@@ -150,8 +150,8 @@ async def settle(bootstrap_servers: str, book: PaymentBook, answers: list[Answer
     result = SettleResult()
     events = answer_events(book, answers, result)
     producer = make_producer(bootstrap_servers, client_id="vtp-finance")
-    await producer.start()
     try:
+        await producer.start()
         for envelope, payload in events:
             topic = topics.topic_for(payload)
             await producer.send_and_wait(

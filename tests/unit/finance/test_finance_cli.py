@@ -123,3 +123,29 @@ def test_report_for_a_month_written_otherwise_is_a_usage_error(
     )
     assert result.exit_code == 2, result.output
     assert "'2026-3': expected YYYY-MM, e.g. 2026-03" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["export"], "no payment requests read, no file written"),
+        (["settle", "{file}"], "the book is unchanged, and sending the same file again is safe"),
+    ],
+)
+def test_a_broker_that_does_not_answer_is_one_line_and_exit_1_not_a_traceback(
+    tmp_path: Path, command: list[str], said: str
+) -> None:
+    status_file = tmp_path / "answers.csv"
+    status_file.write_text(f"payment_id,status\n{uuid.uuid4()},settled\n")
+    args = [a.format(file=status_file) for a in command]
+    result = CliRunner().invoke(
+        cli.finance_app,
+        # Port 1 on loopback: nothing listens there, the connection is refused at once.
+        [*args, "--state-dir", str(tmp_path), "--bootstrap-servers", "127.0.0.1:1"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "the broker at 127.0.0.1:1 does not answer (KafkaConnectionError)" in result.output
+    assert said in result.output
+    assert not (tmp_path / "finance" / "exports").exists() or not any(
+        (tmp_path / "finance" / "exports").iterdir()
+    )
