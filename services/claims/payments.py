@@ -13,8 +13,9 @@ then, and later claims of the same payee first make up the difference.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from stdnum.be import ogm_vcs
@@ -38,6 +39,7 @@ from shared.logging import get_logger, log_context
 from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
+T = TypeVar("T")
 SOURCE = "/vrijetijdspas/claims"
 _RUN_LOCK = 7_227_101
 _ATTEMPTS = 3
@@ -92,6 +94,24 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
             ) e GROUP BY account HAVING sum(amount) > 0 ORDER BY account
             """
         )
+        beneficiaries = await _beneficiaries(conn, [_payee(row["account"]) for row in rows])
+        # A card holder whose bank account we do not know yet is not paid: a request
+        # without one would wait at finance for ever, as finance cannot know whose it is.
+        # The refund stays payable, and the first run after the desk records the account
+        # pays it (HolderDetailsChanged brings it).
+        held, rows = _split(
+            rows,
+            lambda row: (
+                (payee := _payee(row["account"]))[0] is PayeeKind.CARD_HOLDER
+                and beneficiaries.get(payee) is None
+            ),
+        )
+        for row in held:
+            log.warning(
+                "refund held: no bank account known for the card holder",
+                payee_id=str(_payee(row["account"])[1]),
+                amount_cents=int(row["balance"]),
+            )
         references = await _new_references(conn, len(rows))
         run_id = uuid7()
         now = datetime.now(UTC)
@@ -100,21 +120,14 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
         payments: list[tuple[Any, ...]] = []
         links: list[tuple[uuid.UUID, uuid.UUID]] = []
         for row, reference in zip(rows, references, strict=True):
-            _, kind, payee = row["account"].split(":")
-            payee_id = uuid.UUID(payee)
-            payee_kind = PayeeKind.CARD_HOLDER if kind == "holder" else PayeeKind.PROVIDER
+            payee_kind, payee_id = _payee(row["account"])
             amount = int(row["balance"])
             payment_id = uuid7()
             claim_ids = await _link_unpaid_claims(conn, payee_kind, payee_id, payment_id)
             links += [(payment_id, c) for c in claim_ids]
             await _trace_claims(conn, payment_id, "claim included in payment request")
             count = max(len(claim_ids), 1)
-            sealed = await conn.fetchval(
-                "SELECT beneficiary_sealed FROM holders WHERE holder_id = $1"
-                if payee_kind is PayeeKind.CARD_HOLDER
-                else "SELECT beneficiary_sealed FROM providers WHERE provider_id = $1",
-                payee_id,
-            )
+            sealed = beneficiaries.get((payee_kind, payee_id))
             transfers.append(
                 ledger.Transfer(
                     uuid7(),
@@ -179,8 +192,59 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
             )
         )
         await enqueue_events(conn, events)
-    log.info("payment run completed", run_id=str(run_id), payments=len(payments), total_cents=total)
-    return {"run_id": str(run_id), "payments": len(payments), "total_cents": total}
+    held_cents = sum(int(row["balance"]) for row in held)
+    log.info(
+        "payment run completed",
+        run_id=str(run_id),
+        payments=len(payments),
+        total_cents=total,
+        held=len(held),
+        held_cents=held_cents,
+    )
+    return {
+        "run_id": str(run_id),
+        "payments": len(payments),
+        "total_cents": total,
+        # Card holders owed a refund whose bank account is not known yet.
+        "held_without_bank_account": len(held),
+        "held_cents": held_cents,
+    }
+
+
+def _split(rows: list[T], held: Callable[[T], bool]) -> tuple[list[T], list[T]]:
+    """(the rows `held` says yes to, the others), each in their order."""
+    yes = [row for row in rows if held(row)]
+    return yes, [row for row in rows if not held(row)]
+
+
+def _payee(account: str) -> tuple[PayeeKind, uuid.UUID]:
+    """Who a payable account (`payable:holder:<id>`, `payable:provider:<id>`) pays."""
+    _, kind, payee = account.split(":")
+    return PayeeKind.CARD_HOLDER if kind == "holder" else PayeeKind.PROVIDER, uuid.UUID(payee)
+
+
+async def _beneficiaries(
+    conn: DbConnection, payees: list[tuple[PayeeKind, uuid.UUID]]
+) -> dict[tuple[PayeeKind, uuid.UUID], str | None]:
+    """Each payee's name and IBAN, sealed for finance, where the desk recorded them."""
+    holders = [p for kind, p in payees if kind is PayeeKind.CARD_HOLDER]
+    providers = [p for kind, p in payees if kind is PayeeKind.PROVIDER]
+    found: dict[tuple[PayeeKind, uuid.UUID], str | None] = {}
+    for kind, query, ids in (
+        (PayeeKind.CARD_HOLDER, _HOLDER_ACCOUNTS, holders),
+        (PayeeKind.PROVIDER, _PROVIDER_ACCOUNTS, providers),
+    ):
+        if ids:
+            found |= {(kind, r[0]): r[1] for r in await conn.fetch(query, ids)}
+    return found
+
+
+_HOLDER_ACCOUNTS = (
+    "SELECT holder_id, beneficiary_sealed FROM holders WHERE holder_id = ANY($1::uuid[])"
+)
+_PROVIDER_ACCOUNTS = (
+    "SELECT provider_id, beneficiary_sealed FROM providers WHERE provider_id = ANY($1::uuid[])"
+)
 
 
 async def _new_references(conn: DbConnection, count: int) -> list[str]:

@@ -85,6 +85,10 @@ ACTIVITIES = (
 UNKNOWN_CARD = "6299000000006"
 
 
+# What the cards desk seals for finance (name and IBAN); claims passes it on unread.
+SEALED_ACCOUNT = "sealed-name-and-iban"
+
+
 def policy() -> RefundPolicy:
     return RefundPolicy.model_validate(POLICY)
 
@@ -208,13 +212,24 @@ async def build_world(pool: asyncpg.Pool, *, holders: int = 3) -> World:
                 )
             )
         issued_with = grants[0]
+        referrer = uuid.uuid4()
+        events.append(  # with a bank account: a refund is only paid to a known account
+            ev.HolderDetailsChanged(
+                holder_id=holder_id,
+                referrer_org_id=referrer,
+                channel="email",
+                language="nl",
+                beneficiary_sealed=SEALED_ACCOUNT,
+                changed_at=NOW - timedelta(days=400),
+            )
+        )
         events.append(
             ev.CardIssued(
                 card_id=card_id,
                 card_number=number,
                 holder_id=holder_id,
                 **vars(issued_with),
-                referrer_org_id=uuid.uuid4(),
+                referrer_org_id=referrer,
                 resident=resident,
                 issued_at=NOW - timedelta(days=400),
             )

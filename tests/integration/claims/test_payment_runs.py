@@ -4,6 +4,7 @@ payment pays exactly the claims linked to it, and a reference never aborts a run
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ import pytest
 from services.claims import payments
 from services.claims.checkins import CheckInHandler
 from services.claims.payments import run_payments, structured_reference
+from services.claims.projections import apply_card_events
 from shared import topics
 from shared.consumer import Incoming
 from shared.envelope import new_envelope
+from shared.events import cards as ev
 from shared.events.checkins import CheckInRecorded
 from shared.events.payments import PaymentFailed, PaymentSettled
 from tests.integration.claims import scenario
@@ -292,3 +295,43 @@ def _answer(
     topic = topics.PAYMENT_SETTLED if settled else topics.PAYMENT_FAILED
     envelope = new_envelope(type=topic.event_type, source="/finance")
     return Incoming(envelope, answer, payee.world.record(envelope, answer))
+
+
+async def test_a_refund_waits_for_the_holders_bank_account_then_is_paid_whole(
+    payee: Payee,
+) -> None:
+    """A request without an account waited at finance for ever: finance cannot know whose
+    it is, and the account recorded later never reached it."""
+    details = ev.HolderDetailsChanged(
+        holder_id=payee.holder,
+        referrer_org_id=uuid.uuid4(),
+        channel="email",
+        language="nl",
+        beneficiary_sealed=None,  # registered without a bank account
+        changed_at=scenario.NOW,
+    )
+    async with payee.pool.acquire() as conn, conn.transaction():
+        await apply_card_events(conn, [scenario._incoming(details)])
+    first = await payee.approved_claim(0)
+    async with payee.pool.acquire() as conn:
+        held = await run_payments(conn)
+    assert (held["payments"], held["held_without_bank_account"]) == (0, 1)
+    assert held["held_cents"] == await _amount(payee.pool, first)
+    assert await _payments(payee.pool) == []
+
+    second = await payee.approved_claim(1)
+    account = details.model_copy(update={"beneficiary_sealed": scenario.SEALED_ACCOUNT})
+    async with payee.pool.acquire() as conn, conn.transaction():
+        await apply_card_events(conn, [scenario._incoming(account)])
+    async with payee.pool.acquire() as conn:
+        paid = await run_payments(conn)
+    assert (paid["payments"], paid["held_without_bank_account"]) == (1, 0)
+    [payment] = await _payments(payee.pool)
+    assert payment["claim_ids"] == sorted([first, second])
+    owed = await _amount(payee.pool, first) + await _amount(payee.pool, second)
+    assert payment["amount_cents"] == payment["linked_cents"] == owed == paid["total_cents"]
+    async with payee.pool.acquire() as conn:
+        sealed = await conn.fetchval(
+            "SELECT payload FROM outbox WHERE topic = $1", topics.PAYMENT_REQUESTED.name
+        )
+    assert json.loads(sealed)["beneficiary_sealed"] == scenario.SEALED_ACCOUNT
