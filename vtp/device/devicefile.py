@@ -1,7 +1,8 @@
 """The device file: a device's ids and private key, as JSON readable only by its owner.
 
-Written once at registration (the cards API returns the private key only then) to
-`<state>/devices/<device_id>.json` with mode 0600; everything the device needs to sign.
+Written at registration (the cards API returns the private key only then) to
+`<state>/devices/<device_id>.json` with mode 0600, and again at each key rotation;
+everything the device needs to sign.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class DeviceFile:
     private_key: str
     public_key: str
     cards_url: str | None = None
+    # Which of the device's keys this is (1 at registration, +1 per rotation); None in a
+    # file written before it was kept.
+    key_id: int | None = None
 
     @classmethod
     def from_registration(cls, data: dict[str, Any], cards_url: str | None = None) -> DeviceFile:
@@ -39,6 +43,7 @@ class DeviceFile:
             private_key=str(data["private_key"]),
             public_key=str(data["public_key"]),
             cards_url=cards_url,
+            key_id=int(data["key_id"]) if data.get("key_id") is not None else None,
         )
 
     def identity(self) -> DeviceIdentity:
@@ -51,14 +56,18 @@ class DeviceFile:
         )
 
     def save(self, directory: Path) -> Path:
+        return self.write(directory / f"{self.device_id}.json")
+
+    def write(self, path: Path) -> Path:
+        directory = path.parent
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.device_id}.json"
         body = {
             "device_id": str(self.device_id),
             "provider_id": str(self.provider_id),
             "private_key": self.private_key,
             "public_key": self.public_key,
             "cards_url": self.cards_url,
+            "key_id": self.key_id,
         }
         # The cards API hands out the key once: a power cut or a full disk must leave the
         # whole file or the one before it, never an empty one. So: a temporary file, 0600
@@ -101,6 +110,7 @@ class DeviceFile:
                 private_key=data["private_key"],
                 public_key=data["public_key"],
                 cards_url=data.get("cards_url"),
+                key_id=None if data.get("key_id") is None else int(data["key_id"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DeviceFileError(f"device file {path} is incomplete: {exc}") from exc

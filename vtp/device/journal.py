@@ -5,6 +5,9 @@ that advances the counter; a flusher then sends the oldest records first and del
 only after the broker acknowledged them. So a check-in survives a broker outage, a crash or
 a power cut, is sent in scan order, and may be sent twice (never zero times): at-least-once
 from the device, deduplicated by the consumers on the event id and the check-in id.
+
+A key rotation re-signs the pending check-ins in place, in one transaction with the new
+key (`rewrite_pending`, `key_rotation`; vtp/device/rotation.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from shared.logging import get_logger
@@ -50,6 +54,19 @@ CREATE TABLE IF NOT EXISTS damaged (
     payload BLOB NOT NULL,
     error TEXT NOT NULL
 );
+-- A key rotation under way (at most one; vtp/device/rotation.py). First the request's
+-- Idempotency-Key, kept before the request is sent so that asking again (after a lost
+-- answer, a crash) gets the same new key; then the new key, stored by the transaction
+-- that re-signs the pending check-ins with it, kept until the device file holds it too.
+CREATE TABLE IF NOT EXISTS key_rotation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    idempotency_key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    key_id INTEGER,
+    public_key TEXT,
+    private_key TEXT
+);
 """
 
 
@@ -57,6 +74,25 @@ CREATE TABLE IF NOT EXISTS damaged (
 class Pending:
     seq: int
     record: OutgoingRecord
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A device key as the cards API hands it out (base64 of the raw 32 bytes each)."""
+
+    key_id: int
+    public_key: str
+    private_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A key rotation under way: requested, and answered (`new_key`) or not yet."""
+
+    idempotency_key: str
+    reason: str
+    requested_at: datetime
+    new_key: NewKey | None = None
 
 
 class Journal:
@@ -146,6 +182,90 @@ class Journal:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
+
+    def rewrite_pending(
+        self,
+        rewrite: Callable[[OutgoingRecord], OutgoingRecord | None],
+        *,
+        new_key: NewKey | None = None,
+    ) -> int:
+        """Replace pending records in place, in one transaction, and return how many:
+        `rewrite` gives a record's replacement, or None to leave it as it is. Each keeps its
+        `seq`, so the send order stays the scan order. A row that no longer reads back is
+        left alone (`pending` sets it aside). With `new_key`, the key rotation under way is
+        answered in the same transaction: the records and the key they are now signed with
+        are stored together or not at all."""
+        rewritten = 0
+        with self._transaction():
+            if new_key is not None:
+                answered = self._db.execute(
+                    "UPDATE key_rotation SET key_id = ?, public_key = ?, private_key = ?"
+                    " WHERE id = 1",
+                    (new_key.key_id, new_key.public_key, new_key.private_key),
+                )
+                if answered.rowcount != 1:
+                    raise ValueError("no key rotation was requested")
+            last = 0
+            while rows := self._db.execute(
+                "SELECT seq, event_id, topic, key, headers, payload FROM pending"
+                " WHERE seq > ? ORDER BY seq LIMIT 500",
+                (last,),
+            ).fetchall():
+                for seq, *columns in rows:
+                    last = seq
+                    try:
+                        record = _record(*columns)
+                    except (ValueError, TypeError):
+                        continue
+                    replacement = rewrite(record)
+                    if replacement is None:
+                        continue
+                    self._db.execute(
+                        "UPDATE pending SET event_id = ?, topic = ?, key = ?, headers = ?,"
+                        " payload = ? WHERE seq = ?",
+                        (
+                            replacement.event_id,
+                            replacement.topic,
+                            replacement.key,
+                            _encode_headers(replacement.headers),
+                            replacement.payload,
+                            seq,
+                        ),
+                    )
+                    rewritten += 1
+        return rewritten
+
+    def rotation(self) -> Rotation | None:
+        row = self._db.execute(
+            "SELECT idempotency_key, reason, requested_at, key_id, public_key, private_key"
+            " FROM key_rotation WHERE id = 1"
+        ).fetchone()
+        if row is None:
+            return None
+        idempotency_key, reason, requested_at, key_id, public_key, private_key = row
+        new_key = None if key_id is None else NewKey(key_id, public_key, private_key)
+        return Rotation(idempotency_key, reason, datetime.fromisoformat(requested_at), new_key)
+
+    def request_rotation(self, idempotency_key: str, reason: str, at: datetime) -> Rotation:
+        """Remember a key rotation about to be asked for. When one is remembered already,
+        that one is returned instead: ask again with its key and reason."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO key_rotation (id, idempotency_key, reason, requested_at)"
+                " VALUES (1, ?, ?, ?)",
+                (idempotency_key, reason, at.isoformat()),
+            )
+        found = self.rotation()
+        assert found is not None
+        return found
+
+    def abandon_rotation(self) -> None:
+        """The cards API certainly did not rotate (it refused, or was never reached)."""
+        self._db.execute("DELETE FROM key_rotation WHERE key_id IS NULL")
+
+    def end_rotation(self) -> None:
+        """The device file holds the new key: the journal's copy is no longer needed."""
+        self._db.execute("DELETE FROM key_rotation")
 
 
 def _encode_headers(headers: list[tuple[str, bytes]]) -> str:

@@ -78,13 +78,13 @@ async def list_devices(
 
 
 @router.post("/devices/{device_id}/rotate")
-async def rotate_device(
-    device_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
-) -> dict[str, Any]:
-    """A new key pair (key_id + 1); the old key stops being accepted once claims learns it."""
-    async with writing(request, principal, body.reason) as unit:
+async def rotate_device(device_id: uuid.UUID, body: WithReason, once: Idempotent) -> dict[str, Any]:
+    """A new key pair (key_id + 1). Claims still accepts the old key for check-ins that
+    reached the broker before the rotation. With an Idempotency-Key, a retry after a lost
+    answer gets the same new key instead of rotating again."""
+    async with once.writing(body.reason) as unit:
         credentials = await desk.rotate_device_key(unit, device_id, body.reason)
-    return credentials.as_json()
+        return await once.answer(unit, credentials.as_json())
 
 
 @router.post("/devices/{device_id}/revoke")
