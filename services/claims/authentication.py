@@ -23,6 +23,7 @@ class KnownDevice:
     provider_id: uuid.UUID
     public_key: str
     revoked_at: datetime | None
+    key_id: int = 1  # of `public_key`; 0 for a revocation that overtook the registration
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ def signed_before_rotation(
         arrived < key.superseded_at and verify(key.public_key, message, checkin.signature)
         for key in replaced
     )
+
+
+def awaits_newer_key(checkin: CheckInRecorded, device: KnownDevice) -> bool:
+    """Whether a check-in whose signature no key of its device matches says it was signed
+    with a key newer than the device's we know: its registration is still on its way (a
+    rotation; another topic). It waits for it rather than being refused as bad_signature."""
+    return checkin.key_id is not None and checkin.key_id > device.key_id
 
 
 @dataclass(frozen=True)

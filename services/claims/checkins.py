@@ -22,6 +22,7 @@ from services.claims.authentication import (
     KnownDevice,
     ReplacedKey,
     authenticate,
+    awaits_newer_key,
     signed_before_rotation,
 )
 from services.claims.decisions import (
@@ -108,7 +109,7 @@ SELECT batch_cards.*, (SELECT count(*) FROM locked) AS locked_holders FROM batch
 # history a join would read.
 _FACTS = """
 SELECT
-    ARRAY(SELECT ROW(device_id, provider_id, public_key, revoked_at) FROM devices
+    ARRAY(SELECT ROW(device_id, provider_id, public_key, revoked_at, key_id) FROM devices
           WHERE device_id = ANY($1::uuid[])) AS devices,
     ARRAY(SELECT ROW(card_id, effective_at, status) FROM card_status_history
           WHERE card_id = ANY($2::uuid[]) ORDER BY card_id, effective_at) AS history,
@@ -292,6 +293,19 @@ class CheckInHandler:
         failure = authenticate(
             c, device, (c.device_id, c.nonce) in ctx.seen_nonces, signature_valid
         )
+        if (
+            failure is not None
+            and failure.reason is RejectionReason.BAD_SIGNATURE
+            and awaits_newer_key(c, device)
+        ):
+            w.parked.append(incoming)  # until that key's DeviceRegistered (parking.py)
+            log.warning(
+                "check-in parked: signed with a key not known yet",
+                checkin_id=c.checkin_id,
+                device_id=c.device_id,
+                key_id=c.key_id,
+            )
+            return
         if failure is not None:
             reason, detail = failure.reason, failure.detail
             w.unauthenticated.append(

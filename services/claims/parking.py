@@ -1,4 +1,6 @@
-"""Check-ins from a device that claims does not know yet wait here until it does.
+"""Check-ins from a device that claims does not know yet wait here until it does; so do
+check-ins signed with a key of the device it has not heard of yet (a rotation: the device
+signs with its new key at once, and says so in `key_id`), until that key's registration.
 
 A device's DeviceRegistered (cards.device-registered.v1, read by the card-projection
 consumer) and its first check-ins (checkins.checkin-recorded.v1, read by the check-in
@@ -60,24 +62,40 @@ _COPY_NAMESPACE = uuid.UUID("b3d6a61f-1303-4f03-8537-dcd6b0b6acaf")
 # Two-key form (its own key space, apart from the one-key locks of migrations and payment
 # runs): the first key names this lock.
 _LOCK = "SELECT pg_advisory_xact_lock(7227100, 1)"
-_KNOWN_DEVICES = "SELECT device_id FROM devices WHERE device_id = ANY($1::uuid[])"
+_KNOWN_KEYS = "SELECT device_id, key_id FROM devices WHERE device_id = ANY($1::uuid[])"
 _PARK = """
 INSERT INTO parked_checkins (event_id, checkin_id, device_id, correlation_id, key, headers,
-                             payload, source_topic, source_partition, source_offset)
+                             payload, source_topic, source_partition, source_offset,
+                             awaiting_key_id)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[], $6::bytea[],
-                     $7::bytea[], $8::text[], $9::int[], $10::bigint[])
+                     $7::bytea[], $8::text[], $9::int[], $10::bigint[], $11::int[])
 ON CONFLICT (event_id) DO NOTHING
 """
+# What the devices' keys now let go: the device is known, with the key awaited or a later.
 _RELEASE = """
-DELETE FROM parked_checkins WHERE device_id = ANY($1::uuid[])
-RETURNING event_id, checkin_id, device_id, correlation_id, key, headers, payload, parked_at
+DELETE FROM parked_checkins p USING devices d
+WHERE p.device_id = ANY($1::uuid[]) AND d.device_id = p.device_id
+  AND d.key_id >= p.awaiting_key_id
+RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
+          p.parked_at
 """
 _REPLACED_HEADERS = frozenset({"ce_id", "causation_id"})
+# $1: how long a check-in waits for a device claims never heard of; $2: for a key of a
+# device it knows (a rotation's registration comes within seconds when all is well).
 _EXPIRE = """
-DELETE FROM parked_checkins WHERE parked_at < now() - $1::interval
-RETURNING event_id, checkin_id, device_id, correlation_id, key, headers, payload,
-          source_topic, source_partition, source_offset, parked_at
+WITH due AS (
+    SELECT p.event_id, d.key_id AS known_key_id FROM parked_checkins p
+    LEFT JOIN devices d ON d.device_id = p.device_id
+    WHERE p.parked_at < now() - CASE WHEN d.device_id IS NULL THEN $1::interval
+                                     ELSE $2::interval END
+)
+DELETE FROM parked_checkins p USING due WHERE p.event_id = due.event_id
+RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
+          p.source_topic, p.source_partition, p.source_offset, p.parked_at, p.awaiting_key_id,
+          due.known_key_id
 """
+# A rotation's new key reaches claims within seconds; an hour later it is not coming.
+KEY_WAIT = timedelta(hours=1)
 # The consumer the check-ins came to: their dead letters name it, as if it had refused them.
 CONSUMER = "claims.checkins"
 
@@ -97,6 +115,7 @@ class _Parked:
     headers: Headers
     payload: bytes
     source: tuple[str, int, int]
+    awaiting_key_id: int  # the key it says signed it; 0: any key of its device
 
     @classmethod
     def of(cls, incoming: Incoming[CheckInRecorded]) -> _Parked:
@@ -110,6 +129,7 @@ class _Parked:
             [(k, v) for k, v in src.headers if v is not None],
             src.value or b"",
             (src.topic, src.partition, src.offset),
+            c.key_id or 0,
         )
 
 
@@ -120,11 +140,15 @@ async def park(conn: DbConnection, checkins: Sequence[Incoming[CheckInRecorded]]
         return
     parked = [_Parked.of(i) for i in checkins]
     await conn.execute(_LOCK)
-    known = {
-        r["device_id"]
-        for r in await conn.fetch(_KNOWN_DEVICES, list({p.device_id for p in parked}))
+    keys = {
+        r["device_id"]: r["key_id"]
+        for r in await conn.fetch(_KNOWN_KEYS, list({p.device_id for p in parked}))
     }
-    waiting = [p for p in parked if p.device_id not in known]
+
+    def ready(p: _Parked) -> bool:
+        return p.device_id in keys and keys[p.device_id] >= p.awaiting_key_id
+
+    waiting = [p for p in parked if not ready(p)]
     if waiting:
         await conn.execute(
             _PARK,
@@ -138,13 +162,14 @@ async def park(conn: DbConnection, checkins: Sequence[Incoming[CheckInRecorded]]
             [p.source[0] for p in waiting],
             [p.source[1] for p in waiting],
             [p.source[2] for p in waiting],
+            [p.awaiting_key_id for p in waiting],
         )
-    arrived = [p for p in parked if p.device_id in known]
+    arrived = [p for p in parked if ready(p)]
     await enqueue(conn, [_copy(p.event_id, p.key, p.headers, p.payload) for p in arrived])
     for p in arrived:
         with log_context(correlation_id=p.correlation_id):
             log.info(
-                "parked check-in released: device now known",
+                "parked check-in released: device or key now known",
                 checkin_id=p.checkin_id,
                 device_id=p.device_id,
                 event_id=copy_id(p.event_id),
@@ -174,7 +199,7 @@ async def release(conn: DbConnection, device_ids: Collection[uuid.UUID]) -> int:
     for r in rows:
         with log_context(correlation_id=r["correlation_id"]):
             log.info(
-                "parked check-in released: device now known",
+                "parked check-in released: device or key now known",
                 checkin_id=r["checkin_id"],
                 device_id=r["device_id"],
                 event_id=copy_id(r["event_id"]),
@@ -218,7 +243,8 @@ async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[s
     """What waits for its device, per device (the longest waiting first): for operators
     (GET /checkins/parked)."""
     devices = await conn.fetch(
-        "SELECT device_id, count(*) AS checkins, min(parked_at) AS first_parked_at"
+        "SELECT device_id, count(*) AS checkins, min(parked_at) AS first_parked_at,"
+        " max(awaiting_key_id) AS awaiting_key_id"
         " FROM parked_checkins GROUP BY device_id ORDER BY min(parked_at) LIMIT $1",
         devices_shown,
     )
@@ -229,18 +255,22 @@ async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[s
                 "device_id": str(d["device_id"]),
                 "checkins": d["checkins"],
                 "first_parked_at": d["first_parked_at"].isoformat(),
+                # The newest key they say signed them (null: no key said).
+                "awaiting_key_id": d["awaiting_key_id"] or None,
             }
             for d in devices
         ],
     }
 
 
-async def expire(conn: DbConnection, older_than: timedelta) -> int:
-    """Dead-letters (`unknown_device`) the check-ins parked longer than `older_than`: by then
-    their device's registration is not on its way, and a check-in older than the check-in
-    window could not be approved anyway (judged now, it would be `out_of_window`). The table
-    stays bounded, and an operator sees them in `vtp deadletters list` and `vtp status`."""
-    rows = await conn.fetch(_EXPIRE, older_than)
+async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta = KEY_WAIT) -> int:
+    """Dead-letters the check-ins parked longer than `older_than` for a device claims never
+    heard of (`unknown_device`): by then its registration is not on its way, and a check-in
+    older than the check-in window could not be approved anyway (judged now, it would be
+    `out_of_window`); and those parked longer than `key_wait` for a key of a device it knows
+    (`bad_signature`: a key that was never registered signed them). The table stays bounded,
+    and an operator sees them in `vtp deadletters list` and `vtp status`."""
+    rows = await conn.fetch(_EXPIRE, older_than, key_wait)
     letters = [
         DeadLetter(
             SourceRecord(
@@ -251,21 +281,34 @@ async def expire(conn: DbConnection, older_than: timedelta) -> int:
                 r["payload"],
                 headers_from_json(bytes(r["headers"]).decode()),
             ),
-            DeadLetterReason.UNKNOWN_DEVICE,
-            f"device {r['device_id']} was never registered: parked since"
-            f" {r['parked_at'].isoformat()}",
+            *_why_expired(r),
         )
         for r in rows
     ]
     await enqueue(conn, [dead_letter_record(letter, CONSUMER) for letter in letters])
-    for r in rows:
+    for r, letter in zip(rows, letters, strict=True):
         with log_context(correlation_id=r["correlation_id"]):
             log.warning(
-                "parked check-in dead-lettered: device never registered",
+                "parked check-in dead-lettered",
+                reason=letter.reason.value,
                 checkin_id=r["checkin_id"],
                 device_id=r["device_id"],
             )
     return len(rows)
+
+
+def _why_expired(r: Any) -> tuple[DeadLetterReason, str]:
+    since = r["parked_at"].isoformat()
+    if r["known_key_id"] is None:
+        return (
+            DeadLetterReason.UNKNOWN_DEVICE,
+            f"device {r['device_id']} was never registered: parked since {since}",
+        )
+    return (
+        DeadLetterReason.BAD_SIGNATURE,
+        f"signed with key {r['awaiting_key_id']} of device {r['device_id']}, which was never"
+        f" registered (claims knows key {r['known_key_id']}): parked since {since}",
+    )
 
 
 def keep_for(policy: RefundPolicy) -> timedelta:

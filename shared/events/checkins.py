@@ -37,6 +37,9 @@ class CheckInRecorded(EventPayload):
     counter: int = Field(ge=0, le=2**53)
     nonce: str = Field(pattern=r"^[0-9a-f]{32}$")
     signature: str = Field(min_length=1, max_length=200)
+    # The device's key that signed it (its registration's key_id), if the device says: not
+    # signed itself. A check-in signed with a key claims has not heard of yet waits for it.
+    key_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class CheckInCancelled(EventPayload):

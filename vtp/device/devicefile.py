@@ -52,6 +52,7 @@ class DeviceFile:
                 "device_id": str(self.device_id),
                 "provider_id": str(self.provider_id),
                 "private_key": self.private_key,
+                "key_id": self.key_id,
             }
         )
 

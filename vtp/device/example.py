@@ -43,7 +43,7 @@ class WorkedExample:
 
 def worked_example() -> WorkedExample:
     key = Ed25519PrivateKey.from_private_bytes(SEED)
-    identity = DeviceIdentity(DEVICE_ID, PROVIDER_ID, key)
+    identity = DeviceIdentity(DEVICE_ID, PROVIDER_ID, key, key_id=1)  # a first registration
     _, checkin = identity.check_in(
         card_number=CARD_NUMBER,
         activity=ACTIVITY,

@@ -95,7 +95,10 @@ def resign_checkin(
     if (checkin.device_id, checkin.provider_id) != (identity.device_id, identity.provider_id):
         raise ValueError(f"check-in {checkin.checkin_id} is another device's")
     signed = checkin.model_copy(
-        update={"signature": sign(identity.private_key, canonical_checkin(checkin))}
+        update={
+            "signature": sign(identity.private_key, canonical_checkin(checkin)),
+            "key_id": identity.key_id,  # not signed: it tells claims which key to wait for
+        }
     )
     old = parse_headers(record.headers)
     envelope = Envelope(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -33,11 +35,20 @@ class DeviceIdentity:
     private_key: Ed25519PrivateKey
     counter: int = 0
     source: str = field(default="")
+    # The registration's key_id of `private_key`, sent with each check-in: claims waits for
+    # a key it has not heard of yet (a rotation) instead of refusing the signature.
+    key_id: int | None = None
 
     @classmethod
-    def from_registration(cls, data: dict[str, str]) -> DeviceIdentity:
+    def from_registration(cls, data: Mapping[str, Any]) -> DeviceIdentity:
         key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(data["private_key"]))
-        return cls(uuid.UUID(data["device_id"]), uuid.UUID(data["provider_id"]), key)
+        key_id = data.get("key_id")
+        return cls(
+            uuid.UUID(data["device_id"]),
+            uuid.UUID(data["provider_id"]),
+            key,
+            key_id=None if key_id is None else int(key_id),
+        )
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -68,6 +79,7 @@ class DeviceIdentity:
             counter=self.counter,
             nonce=nonce or secrets.token_hex(16),
             signature="-",
+            key_id=self.key_id,
         )
         signed = unsigned.model_copy(
             update={"signature": sign(self.private_key, canonical_checkin(unsigned))}

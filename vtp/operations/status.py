@@ -117,9 +117,10 @@ def problems(services: list[ServiceHealth], lags: list[TopicLag], limits: Limits
             and s.checkins_parked_oldest_s > limits.parked_checkin_wait_s
         ):
             found.append(
-                f"{s.name} has {s.checkins_parked} check-in(s) waiting for a device it does not"
-                f" know, the oldest for {s.checkins_parked_oldest_s / 60:.0f} min: was the"
-                " device registered with the cards service? (GET /checkins/parked names it)"
+                f"{s.name} has {s.checkins_parked} check-in(s) waiting for a device (or a"
+                f" device's new key) it does not know, the oldest for"
+                f" {s.checkins_parked_oldest_s / 60:.0f} min: was the device registered with"
+                " the cards service? (GET /checkins/parked names it)"
             )
         found += [
             f"{s.name}: consumer {consumer} has got no batch through for {seconds:.0f} s"

@@ -5,6 +5,7 @@ however the two transactions interleave, and whatever is delivered again."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -277,3 +278,83 @@ async def test_a_checkin_whose_device_never_comes_is_dead_lettered_after_the_win
     assert b"was never registered" in headers["dlq_detail"]
     assert letter.value == d.checkin.source.value  # the check-in as it came
     assert await d.claims() == []  # and no outcome was made up for it
+
+
+async def test_a_checkin_signed_with_a_key_claims_has_not_heard_of_waits_for_it(
+    new_device: NewDevice,
+) -> None:
+    """A device that rotated its key signs with the new one at once; the new key's
+    registration travels on another topic and may come later. Refused as bad_signature,
+    such a check-in was lost."""
+    d = new_device
+    await d.cards.process([d.registration.source])  # claims knows key 1
+    new_key = Ed25519PrivateKey.generate()
+    rotated = DeviceIdentity(d.device.device_id, d.device.provider_id, new_key, key_id=2)
+    envelope, checkin = rotated.check_in(
+        card_number=d.world.card_numbers[1],
+        activity=scenario.ACTIVITIES[1],
+        price_cents=4500,
+        occurred_at=scenario.NOW - timedelta(minutes=4),
+    )
+    await d.checkins.process([d.world.record(envelope, checkin)])
+    assert await d.parked() == 1
+    assert await d.outbox(topics.DEAD_LETTER_TOPIC) == []
+    # Without a key_id nothing says a newer key exists: refused, as any bad signature.
+    unsaid = dataclasses.replace(rotated, key_id=None)
+    envelope2, checkin2 = unsaid.check_in(
+        card_number=d.world.card_numbers[1],
+        activity=scenario.ACTIVITIES[2],
+        price_cents=4500,
+        occurred_at=scenario.NOW - timedelta(minutes=3),
+    )
+    await d.checkins.process([d.world.record(envelope2, checkin2)])
+    [letter] = await d.outbox(topics.DEAD_LETTER_TOPIC)
+    assert dict(letter.headers)["dlq_reason"] == b"bad_signature"
+    assert await d.parked() == 1
+
+    # Key 2's registration arrives: the check-in goes back to be judged, and counts.
+    second = d.registration.payload.model_copy(
+        update={
+            "key_id": 2,
+            "public_key": base64.b64encode(
+                new_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            ).decode(),
+        }
+    )
+    registration = new_envelope(type=topics.DEVICE_REGISTERED.event_type, source="/cards")
+    await d.cards.process([d.world.record(registration, second)])
+    assert await d.parked() == 0
+    [copy] = await d.outbox(topics.CHECKIN_RECORDED.name)
+    await d.checkins.process([copy])
+    outcome = await d.pool.fetchrow(
+        "SELECT outcome, reason FROM claims WHERE checkin_id = $1", checkin.checkin_id
+    )
+    assert outcome is not None and tuple(outcome) == ("approved", None)
+
+
+async def test_a_checkin_waiting_for_a_key_that_never_comes_is_refused_after_an_hour(
+    new_device: NewDevice,
+) -> None:
+    d = new_device
+    await d.cards.process([d.registration.source])
+    forged = DeviceIdentity(
+        d.device.device_id, d.device.provider_id, Ed25519PrivateKey.generate(), key_id=7
+    )
+    envelope, checkin = forged.check_in(
+        card_number=d.world.card_numbers[1],
+        activity=scenario.ACTIVITIES[1],
+        price_cents=4500,
+        occurred_at=scenario.NOW - timedelta(minutes=4),
+    )
+    await d.checkins.process([d.world.record(envelope, checkin)])
+    window = parking.keep_for(scenario.policy())
+    async with d.pool.acquire() as conn, conn.transaction():
+        assert await parking.expire(conn, window) == 0  # a rotation's key comes in seconds
+    await d.pool.execute("UPDATE parked_checkins SET parked_at = now() - interval '61 minutes'")
+    async with d.pool.acquire() as conn, conn.transaction():
+        assert await parking.expire(conn, window) == 1  # not a month: the device is known
+    [letter] = await d.outbox(topics.DEAD_LETTER_TOPIC)
+    headers = dict(letter.headers)
+    assert headers["dlq_reason"] == b"bad_signature"
+    assert b"signed with key 7" in headers["dlq_detail"]
+    assert b"claims knows key 1" in headers["dlq_detail"]

@@ -95,8 +95,9 @@ def test_check_ins_waiting_long_for_their_device_are_a_problem_a_short_wait_is_n
     assert (claims.checkins_parked, claims.checkins_parked_oldest_s) == (3, 900.0)
     assert health_of("cards", 200, READY).checkins_parked is None  # cards parks none
     assert problems([claims], [], Limits(parked_checkin_wait_s=600)) == [
-        "claims has 3 check-in(s) waiting for a device it does not know, the oldest for 15 min:"
-        " was the device registered with the cards service? (GET /checkins/parked names it)"
+        "claims has 3 check-in(s) waiting for a device (or a device's new key) it does not"
+        " know, the oldest for 15 min: was the device registered with the cards service?"
+        " (GET /checkins/parked names it)"
     ]
     # Seconds: the device's registration is on its way, as it is when all is well.
     assert problems([claims], [], Limits(parked_checkin_wait_s=1000)) == []
