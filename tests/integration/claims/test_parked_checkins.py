@@ -57,6 +57,16 @@ class NewDevice:
     checkins: BatchProcessor
     cards: BatchProcessor
 
+    def scan(self, device: DeviceIdentity, activity: int) -> tuple[SourceRecord, CheckInRecorded]:
+        """A check-in of `device` on the senior card, a few minutes ago, as the record."""
+        envelope, checkin = device.check_in(
+            card_number=self.world.card_numbers[1],
+            activity=scenario.ACTIVITIES[activity],
+            price_cents=4500,
+            occurred_at=scenario.NOW - timedelta(minutes=5 - activity),
+        )
+        return self.world.record(envelope, checkin), checkin
+
     async def parked(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM parked_checkins"))
 
@@ -290,24 +300,12 @@ async def test_a_checkin_signed_with_a_key_claims_has_not_heard_of_waits_for_it(
     await d.cards.process([d.registration.source])  # claims knows key 1
     new_key = Ed25519PrivateKey.generate()
     rotated = DeviceIdentity(d.device.device_id, d.device.provider_id, new_key, key_id=2)
-    envelope, checkin = rotated.check_in(
-        card_number=d.world.card_numbers[1],
-        activity=scenario.ACTIVITIES[1],
-        price_cents=4500,
-        occurred_at=scenario.NOW - timedelta(minutes=4),
-    )
-    await d.checkins.process([d.world.record(envelope, checkin)])
+    record, checkin = d.scan(rotated, activity=1)
+    await d.checkins.process([record])
     assert await d.parked() == 1
     assert await d.outbox(topics.DEAD_LETTER_TOPIC) == []
     # Without a key_id nothing says a newer key exists: refused, as any bad signature.
-    unsaid = dataclasses.replace(rotated, key_id=None)
-    envelope2, checkin2 = unsaid.check_in(
-        card_number=d.world.card_numbers[1],
-        activity=scenario.ACTIVITIES[2],
-        price_cents=4500,
-        occurred_at=scenario.NOW - timedelta(minutes=3),
-    )
-    await d.checkins.process([d.world.record(envelope2, checkin2)])
+    await d.checkins.process([d.scan(dataclasses.replace(rotated, key_id=None), activity=2)[0]])
     [letter] = await d.outbox(topics.DEAD_LETTER_TOPIC)
     assert dict(letter.headers)["dlq_reason"] == b"bad_signature"
     assert await d.parked() == 1
@@ -340,13 +338,7 @@ async def test_a_checkin_waiting_for_a_key_that_never_comes_is_refused_after_an_
     forged = DeviceIdentity(
         d.device.device_id, d.device.provider_id, Ed25519PrivateKey.generate(), key_id=7
     )
-    envelope, checkin = forged.check_in(
-        card_number=d.world.card_numbers[1],
-        activity=scenario.ACTIVITIES[1],
-        price_cents=4500,
-        occurred_at=scenario.NOW - timedelta(minutes=4),
-    )
-    await d.checkins.process([d.world.record(envelope, checkin)])
+    await d.checkins.process([d.scan(forged, activity=1)[0]])
     window = parking.keep_for(scenario.policy())
     async with d.pool.acquire() as conn, conn.transaction():
         assert await parking.expire(conn, window) == 0  # a rotation's key comes in seconds

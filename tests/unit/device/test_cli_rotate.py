@@ -10,7 +10,7 @@ import base64
 import errno
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from shared.checkin_signature import canonical_checkin, public_key_b64, verify
 from shared.events.checkins import Activity, ActivityCategory, CheckInRecorded
-from shared.outbox import OutgoingRecord
+from tests.support.device_broker import FakeBroker
 from vtp.device import cli, rotation
 from vtp.device.cli import device_app
 from vtp.device.client import DeviceClient
@@ -32,27 +32,23 @@ from vtp.device.lock import device_lock
 CARDS_URL = "http://cards.test"
 # Never contacted: the transport is replaced by a stand-in, or held back.
 NO_BROKER = ["--bootstrap", "127.0.0.1:1"]
+# A scan at the swimming pool, with the broker away: journaled, not sent.
+SCAN = [
+    "scan",
+    "--card",
+    "6299000000002",
+    "--activity",
+    "zwembad",
+    "--price-cents",
+    "1",
+    *NO_BROKER,
+]
 ACTIVITY = Activity(id="zwembad", category=ActivityCategory.SPORT, name="Zwembad")
 
 
 def _seed_b64(key: Ed25519PrivateKey) -> str:
     raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     return base64.b64encode(raw).decode()
-
-
-class Broker:
-    def __init__(self, up: bool = True) -> None:
-        self.up = up
-        self.topic: list[OutgoingRecord] = []
-
-    async def send_in_order(self, records: Sequence[OutgoingRecord]) -> int:
-        if not self.up:
-            return 0
-        self.topic.extend(records)
-        return len(records)
-
-    async def close(self) -> None:
-        return None
 
 
 class FakeCards:
@@ -107,7 +103,7 @@ def device(state: Path) -> Iterator[DeviceFile]:
         uuid.uuid4(), uuid.uuid4(), _seed_b64(key), public_key_b64(key), CARDS_URL, key_id=1
     )
     file.save(state)
-    broker = Broker()
+    broker = FakeBroker()
     client = DeviceClient(file.identity(), Journal(state / f"{file.device_id}.sqlite"), broker)
 
     async def scan_three() -> None:
@@ -130,8 +126,8 @@ def cards(device: DeviceFile, monkeypatch: pytest.MonkeyPatch) -> FakeCards:
 
 
 @pytest.fixture
-def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
-    up = Broker()
+def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
+    up = FakeBroker()
     monkeypatch.setattr(cli, "KafkaTransport", lambda *_, **__: up)
     return up
 
@@ -184,7 +180,7 @@ def test_rotate_installs_the_new_key_and_re_signs_the_check_ins_not_sent(
 
 
 def test_a_lost_answer_holds_the_journal_back_until_the_same_request_is_answered(
-    state: Path, device: DeviceFile, cards: FakeCards, broker: Broker
+    state: Path, device: DeviceFile, cards: FakeCards, broker: FakeBroker
 ) -> None:
     cards.lose_answers = True
     code, _, said = _rotate()
@@ -194,19 +190,7 @@ def test_a_lost_answer_holds_the_journal_back_until_the_same_request_is_answered
     assert _signed_by(_pending(state, device), device.public_key)
 
     # Meanwhile the device scans, but sends nothing signed with a key that may be gone.
-    scanned = CliRunner().invoke(
-        device_app,
-        [
-            "scan",
-            "--card",
-            "6299000000002",
-            "--activity",
-            "zwembad",
-            "--price-cents",
-            "1",
-            *NO_BROKER,
-        ],
-    )
+    scanned = CliRunner().invoke(device_app, SCAN)
     assert scanned.exit_code == 0, scanned.output
     assert "Verzenden uitgesteld" in scanned.stderr
     assert json.loads(scanned.stdout)["buffered"] == 3
@@ -259,7 +243,7 @@ def test_a_rotation_stopped_before_the_device_file_is_finished_by_the_next_comma
     state: Path,
     device: DeviceFile,
     cards: FakeCards,
-    broker: Broker,
+    broker: FakeBroker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def disk_full(self: DeviceFile, path: Path) -> Path:
@@ -274,19 +258,7 @@ def test_a_rotation_stopped_before_the_device_file_is_finished_by_the_next_comma
     assert _signed_by(_pending(state, device), str(answer["public_key"]))  # the new key
 
     # The next scan installs the new key first, then signs with it.
-    scanned = CliRunner().invoke(
-        device_app,
-        [
-            "scan",
-            "--card",
-            "6299000000002",
-            "--activity",
-            "zwembad",
-            "--price-cents",
-            "1",
-            *NO_BROKER,
-        ],
-    )
+    scanned = CliRunner().invoke(device_app, SCAN)
     assert scanned.exit_code == 0, scanned.output
     assert "Onderbroken sleutelwissel afgewerkt: het apparaat gebruikt nu sleutel 2" in (
         scanned.stderr

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from shared.checkin_signature import canonical_checkin, public_key_b64, verify
 from shared.envelope import parse_headers
 from shared.events.checkins import Activity, ActivityCategory, CheckInRecorded
 from shared.outbox import OutgoingRecord, record_for
+from tests.support.device_broker import FakeBroker
 from vtp.device import rotation
 from vtp.device.client import DeviceClient
 from vtp.device.devicefile import DeviceFile
@@ -76,27 +76,12 @@ def _verifies(record: OutgoingRecord, public_key: str) -> bool:
     return verify(public_key, canonical_checkin(checkin), checkin.signature)
 
 
-class Broker:
-    def __init__(self) -> None:
-        self.up = True
-        self.topic: list[OutgoingRecord] = []
-
-    async def send_in_order(self, records: Sequence[OutgoingRecord]) -> int:
-        if not self.up:
-            return 0
-        self.topic.extend(records)
-        return len(records)
-
-    async def close(self) -> None:
-        return None
-
-
 async def _journal_with(
     path: Path, file: DeviceFile, *, acknowledged: int, pending: int
 ) -> Journal:
     """A journal whose first `acknowledged` check-ins the broker took, and `pending` more
     it did not."""
-    broker = Broker()
+    broker = FakeBroker()
     client = DeviceClient(file.identity(), Journal(path), broker)
     for index in range(acknowledged + pending):
         if index == acknowledged:

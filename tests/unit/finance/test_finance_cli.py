@@ -25,28 +25,13 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(console, "width", 400)  # one message, one line
 
 
-def test_settle_says_which_answers_it_did_not_send_and_exits_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    refused = str(uuid.uuid4())
-
-    async def settled(*_: object) -> SettleResult:
-        return SettleResult(settled=1, contradicted=[refused])
-
-    monkeypatch.setattr(cli, "settle", settled)
-    status_file = tmp_path / "answers.csv"
-    status_file.write_text(f"payment_id,status\n{uuid.uuid4()},settled\n{refused},settled\n")
-    result = CliRunner().invoke(
-        cli.finance_app,
-        ["settle", str(status_file), "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"],
-    )
-    assert result.exit_code == 1, result.output
-    assert "answered otherwise before" in result.output and refused in result.output
-
-
 @pytest.mark.parametrize(
     ("field", "said"),
-    [("unknown", "are not in finance's book"), ("not_exported", "were never exported")],
+    [
+        ("unknown", "are not in finance's book"),
+        ("not_exported", "were never exported"),
+        ("contradicted", "were answered otherwise before: the first answer stands"),
+    ],
 )
 def test_settle_names_the_lines_it_did_not_send_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, said: str
