@@ -151,6 +151,12 @@ PAYMENT_REQUESTED = Topic(
     payments.PaymentRequested,
     _by("payment_id"),
 )
+REFUND_HELD = Topic(
+    "payments.refund-held.v1",
+    "be.vrijetijdspas.payments.RefundHeld",
+    payments.RefundHeld,
+    _by("holder_id"),
+)
 PAYMENT_RUN_COMPLETED = Topic(
     "payments.payment-run-completed.v1",
     "be.vrijetijdspas.payments.PaymentRunCompleted",
@@ -196,6 +202,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CLAIM_REVERSED,
     BUDGET_THRESHOLD_CROSSED,
     PAYMENT_REQUESTED,
+    REFUND_HELD,
     PAYMENT_RUN_COMPLETED,
     PAYMENT_SETTLED,
     PAYMENT_FAILED,

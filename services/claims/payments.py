@@ -33,6 +33,7 @@ from shared.events.payments import (
     PaymentRequested,
     PaymentRunCompleted,
     PaymentSettled,
+    RefundHeld,
 )
 from shared.ids import uuid7
 from shared.logging import get_logger, log_context
@@ -183,6 +184,7 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
                 "INSERT INTO payment_claims (payment_id, claim_id) VALUES ($1, $2)", links
             )
         await ledger.post(conn, transfers)
+        events += await _holds(conn, held, now, correlation_id)
         events.append(
             (
                 _envelope(topics.PAYMENT_RUN_COMPLETED, run_id, correlation_id),
@@ -209,6 +211,31 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
         "held_without_bank_account": len(held),
         "held_cents": held_cents,
     }
+
+
+async def _holds(
+    conn: DbConnection, held: list[Any], now: datetime, correlation_id: str | None
+) -> list[tuple[Envelope, EventPayload]]:
+    """The holds this run starts, announced (RefundHeld: notifications tells the holder and
+    their referrer that an account is missing), and those it ends: a holder no longer held
+    (paid, or owed nothing now) is announced again if ever held again. Not at every run."""
+    owed = {_payee(row["account"])[1]: int(row["balance"]) for row in held}
+    await conn.execute(
+        "DELETE FROM held_refunds WHERE NOT (holder_id = ANY($1::uuid[]))", list(owed)
+    )
+    started = await conn.fetch(
+        "INSERT INTO held_refunds (holder_id, held_at) SELECT unnest($1::uuid[]), $2"
+        " ON CONFLICT DO NOTHING RETURNING holder_id",
+        list(owed),
+        now,
+    )
+    return [
+        (
+            _envelope(topics.REFUND_HELD, r["holder_id"], correlation_id),
+            RefundHeld(holder_id=r["holder_id"], amount_cents=owed[r["holder_id"]], held_at=now),
+        )
+        for r in started
+    ]
 
 
 def _split(rows: list[T], held: Callable[[T], bool]) -> tuple[list[T], list[T]]:

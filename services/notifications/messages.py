@@ -237,6 +237,34 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " glad to help.",
         ),
     },
+    "refund_held": {
+        "nl": (
+            "Vrijetijdspas: uw terugbetaling wacht op uw rekeningnummer",
+            "Er staat {amount} klaar om u terug te betalen, maar we kennen uw rekeningnummer"
+            " nog niet. Geef het door aan uw contactpersoon bij de organisatie die u begeleidt."
+            " Bij de volgende betaling storten we dan alles wat u tegoed hebt.",
+        ),
+        "en": (
+            "Leisure card: your refund is waiting for your bank account",
+            "{amount} is ready to be refunded to you, but we do not know your bank account"
+            " yet. Please give it to your contact person at the organisation that supports"
+            " you. The next payment then pays everything you are owed.",
+        ),
+    },
+    "refund_held_referrer": {
+        "nl": (
+            "Vrijetijdspas: terugbetaling wacht op een rekeningnummer",
+            "Voor de kaarthouder met kaart {card_number} staat {amount} klaar, maar er is geen"
+            " rekeningnummer bekend. Wilt u het rekeningnummer aanvullen in de kaartenbalie?"
+            " De volgende betaling stort dan alles wat de kaarthouder tegoed heeft.",
+        ),
+        "en": (
+            "Leisure card: a refund is waiting for a bank account",
+            "{amount} is ready for the card holder with card {card_number}, but no bank"
+            " account is known. Could you add it at the cards desk? The next payment then"
+            " pays everything the card holder is owed.",
+        ),
+    },
     "refund_paid": {
         "nl": (
             "Vrijetijdspas: {amount} gestort op uw rekening",
@@ -302,6 +330,7 @@ HOLDER_KINDS = frozenset(
         "till_discount_rejected",
         "refund_reversed",
         "till_discount_reversed",
+        "refund_held",
         "refund_paid",
     }
 )

@@ -43,6 +43,7 @@ from shared.events.payments import (
     PaymentRequested,
     PaymentRunCompleted,
     PaymentSettled,
+    RefundHeld,
 )
 from shared.logging import get_logger, log_context
 
@@ -65,6 +66,7 @@ TOPICS = (
     topics.CLAIM_REVERSED,
     topics.BUDGET_THRESHOLD_CROSSED,
     topics.PAYMENT_REQUESTED,
+    topics.REFUND_HELD,
     topics.PAYMENT_RUN_COMPLETED,
     topics.PAYMENT_SETTLED,
     topics.PAYMENT_FAILED,
@@ -150,6 +152,8 @@ class Router:
                 await projections.payment(conn, e)
                 await self._payment_requested(conn, incoming, e)
                 await self._early_payment_outcomes(conn, incoming, e)
+            case RefundHeld():
+                await self._refund_held(conn, incoming, e)
             case PaymentRunCompleted():
                 await self._payment_run(conn, incoming, e)
             case PaymentSettled() | PaymentFailed():
@@ -344,6 +348,27 @@ class Router:
             amount=Eur(e.amount_cents),
             claims=e.claims,
             reference=e.structured_reference,
+        )
+
+    async def _refund_held(
+        self, conn: DbConnection, incoming: Incoming[Any], e: RefundHeld
+    ) -> None:
+        """Refunds wait for a bank account: the holder hears whom to give it to, and the
+        referrer, who records it at the cards desk, which card it is about."""
+        amount = Eur(e.amount_cents)
+        payload = {"holder_id": str(e.holder_id), "amount_cents": e.amount_cents}
+        holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
+        await self._tell(conn, incoming, holder, "refund_held", payload, amount=amount)
+        referrer = await projections.referrer_of(conn, e.holder_id)
+        card_number = await projections.card_number_of(conn, e.holder_id) or "?"
+        await self._tell(
+            conn,
+            incoming,
+            await recipients.organisation(conn, referrer) if referrer else None,
+            "refund_held_referrer",
+            {**payload, "card_number": card_number},
+            amount=amount,
+            card_number=card_number,
         )
 
     async def _payment_run(

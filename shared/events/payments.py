@@ -27,6 +27,16 @@ class PaymentRequested(EventPayload):
     requested_at: Instant
 
 
+class RefundHeld(EventPayload):
+    """A card holder is owed refunds, but no bank account of theirs is known: the payment
+    runs hold them until the cards desk records one (then the next run pays them whole).
+    Once per hold, when a run first holds them."""
+
+    holder_id: uuid.UUID
+    amount_cents: int = Field(gt=0, description="what the holder was owed at that run")
+    held_at: Instant
+
+
 class PaymentRunCompleted(EventPayload):
     run_id: uuid.UUID
     payments: int = Field(ge=0)

@@ -315,9 +315,17 @@ async def test_a_refund_waits_for_the_holders_bank_account_then_is_paid_whole(
     first = await payee.approved_claim(0)
     async with payee.pool.acquire() as conn:
         held = await run_payments(conn)
+        again = await run_payments(conn)  # the next run, still without an account
     assert (held["payments"], held["held_without_bank_account"]) == (0, 1)
     assert held["held_cents"] == await _amount(payee.pool, first)
+    assert (again["payments"], again["held_without_bank_account"]) == (0, 1)
     assert await _payments(payee.pool) == []
+    # Announced once (notifications tells the holder and the referrer), not at every run.
+    [announced] = await _outbox(payee.pool, topics.REFUND_HELD.name)
+    assert (announced["holder_id"], announced["amount_cents"]) == (
+        str(payee.holder),
+        held["held_cents"],
+    )
 
     second = await payee.approved_claim(1)
     account = details.model_copy(update={"beneficiary_sealed": scenario.SEALED_ACCOUNT})
@@ -330,8 +338,12 @@ async def test_a_refund_waits_for_the_holders_bank_account_then_is_paid_whole(
     assert payment["claim_ids"] == sorted([first, second])
     owed = await _amount(payee.pool, first) + await _amount(payee.pool, second)
     assert payment["amount_cents"] == payment["linked_cents"] == owed == paid["total_cents"]
-    async with payee.pool.acquire() as conn:
-        sealed = await conn.fetchval(
-            "SELECT payload FROM outbox WHERE topic = $1", topics.PAYMENT_REQUESTED.name
-        )
-    assert json.loads(sealed)["beneficiary_sealed"] == scenario.SEALED_ACCOUNT
+    [requested] = await _outbox(payee.pool, topics.PAYMENT_REQUESTED.name)
+    assert requested["beneficiary_sealed"] == scenario.SEALED_ACCOUNT
+    # Paid, the hold is over: held again one day, the holder is told again.
+    assert await payee.pool.fetchval("SELECT count(*) FROM held_refunds") == 0
+
+
+async def _outbox(pool: asyncpg.Pool, topic: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch("SELECT payload FROM outbox WHERE topic = $1 ORDER BY seq", topic)
+    return [json.loads(r["payload"]) for r in rows]
