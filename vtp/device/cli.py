@@ -5,6 +5,10 @@ Where things are: device files and journals under `<state>/devices/`; the broker
 cards API from the options, else `KAFKA_BOOTSTRAP_SERVERS`, else the stack `vtp up` runs.
 One device's commands may run side by side, but not beside its key rotation (`<device
 id>.lock`): they wait for a rotation to end, and a rotation does not start while they run.
+
+`scan` and `heartbeat` first measure the device clock against the cards API (when the last
+measurement, kept in the journal, is not recent or says the clock is off); `scan` signs the
+corrected time when the clock is off, and says so on stderr (vtp/device/scantime.py).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -26,7 +30,7 @@ from pydantic import ValidationError
 from shared.events.checkins import Activity, ActivityCategory
 from shared.outbox import OutgoingRecord
 from vtp.device.cardscan import NotACard
-from vtp.device.client import DeviceClient
+from vtp.device.client import ClockRefused, DeviceClient, NoticeOnce
 from vtp.device.clock import measure_clock_offset
 from vtp.device.devicefile import DeviceFile, DeviceFileError, find_device_file
 from vtp.device.journal import Journal, Rotation
@@ -47,6 +51,8 @@ DEVICE_OPTION = typer.Option(
 BOOTSTRAP_OPTION = typer.Option(None, "--bootstrap", help="Kafka bootstrap servers.")
 # How long a command waits for a key rotation of its device to end.
 ROTATION_WAIT_S = 30.0
+# How long a command waits for the cards API's clock: a scan must not hang on it.
+CLOCK_TIMEOUT_S = 2.0
 
 
 def devices_dir() -> Path:
@@ -95,6 +101,14 @@ def _cards_client(url: str, headers: dict[str, str]) -> httpx.Client:
     return httpx.Client(base_url=url, headers=headers, timeout=30)
 
 
+def _device_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
 def _emit(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, default=str))
 
@@ -110,7 +124,7 @@ def _refuse_scan(reason: str) -> NoReturn:
 def _refused_scan() -> Iterator[None]:
     try:
         yield
-    except NotACard as exc:
+    except (NotACard, ClockRefused) as exc:
         _refuse_scan(str(exc))
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
@@ -210,12 +224,24 @@ async def _client(dev: _Device, bootstrap: str, timeout_ms: int) -> AsyncIterato
             bootstrap, client_id=f"vtp-device-{file.device_id}", request_timeout_ms=timeout_ms
         )
     cards_url = file.cards_url
+    now = _device_clock
 
     async def offset() -> int | None:
-        return await measure_clock_offset(f"{cards_url}/health/live") if cards_url else None
+        if not cards_url:
+            return None
+        return await measure_clock_offset(
+            f"{cards_url}/health/live", clock=now, timeout_s=CLOCK_TIMEOUT_S
+        )
 
     try:
-        yield DeviceClient(file.identity(), journal, transport, clock_offset=offset)
+        yield DeviceClient(
+            file.identity(),
+            journal,
+            transport,
+            clock_offset=offset,
+            clock_notice=NoticeOnce(_say),
+            now=now,
+        )
     finally:
         await transport.close()
         journal.close()
@@ -257,7 +283,9 @@ def scan(
     at: Annotated[
         datetime | None,
         typer.Option(
-            "--at", help="Business time (default: the device clock now); give a UTC offset."
+            "--at",
+            help="Business time (default: the device clock now, corrected when the cards API"
+            " says it is off); give a UTC offset. Signed as given, never corrected.",
         ),
     ] = None,
     device: str | None = DEVICE_OPTION,
@@ -265,7 +293,8 @@ def scan(
     timeout_ms: int = typer.Option(5000, "--timeout-ms", help="How long to try the broker."),
 ) -> None:
     """Sign and journal a check-in, then try to send the journal (it stays buffered if not).
-    Exit code 2 when the scan is refused (a misread card, a wrong value): nothing recorded."""
+    Exit code 2 when the scan is refused (a misread card, a wrong value, a device clock at
+    an impossible time that could not be checked): nothing recorded."""
     if at is not None and at.tzinfo is None:
         # Read as this machine's zone otherwise: a kiosk set to UTC would be hours off.
         _refuse_scan("geef --at met tijdzone, bv. 2026-05-01T14:30:00+02:00")
@@ -274,6 +303,8 @@ def scan(
 
     async def run(dev: _Device) -> dict[str, Any]:
         async with _client(dev, _bootstrap(bootstrap), timeout_ms) as client:
+            if at is None:
+                await client.measure_clock()
             with _refused_scan():
                 checkin = client.scan(
                     card=card, activity=what, price_cents=price_cents, occurred_at=at
@@ -442,6 +473,7 @@ def simulate_command(
             cards=numbers,
             price_cents=price_cents,
             seed=seed,
+            clock_notice=_say,
         )
         return {**report.__dict__, "rate_per_s": report.rate_per_s}
 

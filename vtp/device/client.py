@@ -7,6 +7,13 @@
 
 A scan never waits for the network: it is signed and stored in the journal, and the
 flusher sends the journal oldest first whenever the broker answers.
+
+With `clock_offset` (a measurement against the cards API, vtp/device/clock.py) the client
+measures its clock at `start`, with heartbeats and when `measure_clock` is called, at most
+every ten minutes while the clock is right, and keeps the last measurement in the journal.
+A scan without an explicit time then signs the corrected time when the clock is off
+(`clock_notice` hears of it once), and is refused (`ClockRefused`) when the clock names a
+time every claims policy rejects and nothing says how to correct it (vtp/device/scantime.py).
 """
 
 from __future__ import annotations
@@ -15,18 +22,54 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.events.checkins import Activity, CheckInRecorded
 from shared.logging import get_logger
 from shared.outbox import OutgoingRecord, record_for
 from vtp.device.cardscan import card_number_from_scan
+from vtp.device.clock import boot_anchor, bounded_offset_ms
 from vtp.device.journal import Journal
+from vtp.device.scantime import (
+    EARLIEST_CHECKIN,
+    BootAnchor,
+    ClockMeasurement,
+    ClockRefusal,
+    ScanTime,
+    correction_notice,
+    is_recent,
+    measurement_due,
+    registered_not_before,
+    scan_time,
+)
 from vtp.device.signer import DeviceIdentity
 from vtp.device.transport import Transport
 
 log = get_logger(__name__)
 FLUSH_BATCH = 500
+
+
+class ClockRefused(ValueError):
+    """A scan not recorded: the device clock names a time no claims policy accepts and no
+    recent measurement says how to correct it. The message is for the staff, in Dutch."""
+
+
+def device_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class NoticeOnce:
+    """Passes on the first line only: staff need to read that the clock is off once, not
+    at every scan (one instance per process, shared by the clients of a simulation)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self.given = False
+
+    def __call__(self, line: str) -> None:
+        if not self.given:
+            self.given = True
+            self._say(line)
 
 
 @dataclass(frozen=True)
@@ -49,7 +92,14 @@ class DeviceClient:
         flush_interval_s: float = 1.0,
         heartbeat_interval_s: float | None = None,
         clock_offset: Callable[[], Awaitable[int | None]] | None = None,
+        clock_notice: Callable[[str], None] | None = None,
+        now: Callable[[], datetime] = device_clock,
+        boot: Callable[[datetime], BootAnchor | None] = boot_anchor,
     ) -> None:
+        """`clock_offset` measures the device clock minus the cards API's in ms (None when
+        it cannot); `clock_notice` hears, once, that a scan's time was corrected; `now` is
+        the device clock (UTC-aware) and `boot` places a reading of it against the time
+        since boot (vtp/device/clock.py)."""
         self.identity = identity
         self.journal = journal
         self.transport = transport
@@ -57,6 +107,12 @@ class DeviceClient:
         self._flush_interval_s = flush_interval_s
         self._heartbeat_interval_s = heartbeat_interval_s
         self._clock_offset = clock_offset
+        self._clock_notice = NoticeOnce(clock_notice) if clock_notice is not None else None
+        self._now = now
+        self._boot = boot
+        self._measurement = journal.clock_measurement()
+        registered = registered_not_before(identity.device_id)
+        self._not_before = max(EARLIEST_CHECKIN, registered or EARLIEST_CHECKIN)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -70,8 +126,16 @@ class DeviceClient:
         price_cents: int,
         occurred_at: datetime | None = None,
     ) -> CheckInRecorded:
-        """Sign and journal one check-in; `card` is a card number or a QR payload."""
+        """Sign and journal one check-in; `card` is a card number or a QR payload.
+
+        Without `occurred_at` the check-in names the device clock now, corrected by the
+        last clock measurement when that says the clock is off (`scan_time`); an explicit
+        `occurred_at` is signed as given. ClockRefused when the device clock names an
+        impossible time and nothing says how to correct it: nothing is journaled."""
         card_number = card_number_from_scan(card)
+        when = self.scan_time(occurred_at)
+        if isinstance(when, ClockRefusal):
+            raise ClockRefused(when.message())
         made: list[CheckInRecorded] = []
 
         def build(counter: int) -> OutgoingRecord:
@@ -79,7 +143,7 @@ class DeviceClient:
                 card_number=card_number,
                 activity=activity,
                 price_cents=price_cents,
-                occurred_at=occurred_at,
+                occurred_at=when.occurred_at,
                 counter=counter,
             )
             made.append(checkin)
@@ -87,7 +151,46 @@ class DeviceClient:
 
         self.journal.append(build)
         self._wake.set()
+        if when.source == "corrected" and self._clock_notice is not None:
+            self._clock_notice(correction_notice(when.corrected_ms))
         return made[0]
+
+    def scan_time(self, occurred_at: datetime | None = None) -> ScanTime | ClockRefusal:
+        """The time a check-in scanned now would name (vtp/device/scantime.py)."""
+        now = self._now()
+        return scan_time(
+            now,
+            self._measurement,
+            explicit=occurred_at,
+            boot_now=self._boot(now),
+            not_before=self._not_before,
+        )
+
+    @property
+    def clock_measurement(self) -> ClockMeasurement | None:
+        return self._measurement
+
+    async def measure_clock(self) -> ClockMeasurement | None:
+        """Measure the clock when due (`measurement_due`: none recent, or the last says the
+        clock is off) and keep the measurement in the journal. Returns the last measurement,
+        made now or before (None when there never was one); a failed measurement keeps it."""
+        now = self._now()
+        if self._clock_offset is None or not measurement_due(
+            self._measurement, now, self._boot(now)
+        ):
+            return self._measurement
+        try:
+            offset = await self._clock_offset()
+        except Exception as exc:  # a clock we cannot measure is no reason to stop
+            log.warning("clock measurement failed", error=type(exc).__name__)
+            offset = None
+        if offset is None:
+            return self._measurement
+        measured_at = self._now().astimezone(UTC)
+        measurement = ClockMeasurement(measured_at, offset, self._boot(measured_at))
+        self.journal.record_clock(measurement)
+        self._measurement = measurement
+        return measurement
 
     async def flush(self) -> FlushResult:
         """Send the journal oldest first; stop at the first record the broker did not take."""
@@ -103,13 +206,21 @@ class DeviceClient:
             return FlushResult(sent, self.journal.count())
 
     async def send_heartbeat(self) -> bool:
-        offset = await self._clock_offset() if self._clock_offset is not None else None
+        """Send a heartbeat with the clock's offset, when a recent measurement holds it."""
+        measurement = await self.measure_clock()
+        now = self._now()
+        offset = (
+            bounded_offset_ms(measurement.offset_ms)
+            if measurement is not None and is_recent(measurement, now, self._boot(now))
+            else None
+        )
         envelope, heartbeat = self.identity.heartbeat(
             buffered=self.journal.count(), clock_offset_ms=offset
         )
         return await self.transport.send_in_order([record_for(envelope, heartbeat)]) == 1
 
     async def start(self) -> None:
+        await self.measure_clock()
         self._stop.clear()
         self._task = asyncio.create_task(self._run(), name=f"device-{self.identity.device_id}")
 

@@ -8,6 +8,9 @@ from the device, deduplicated by the consumers on the event id and the check-in 
 
 A key rotation re-signs the pending check-ins in place, in one transaction with the new
 key (`rewrite_pending`, `key_rotation`; vtp/device/rotation.py).
+
+It also keeps the device's last clock measurement (`clock`), so that a scan in a new
+process can correct the time of its check-in (vtp/device/scantime.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from shared.logging import get_logger
 from shared.outbox import OutgoingRecord
+from vtp.device.scantime import BootAnchor, ClockMeasurement
 
 log = get_logger(__name__)
 
@@ -66,6 +70,17 @@ CREATE TABLE IF NOT EXISTS key_rotation (
     key_id INTEGER,
     public_key TEXT,
     private_key TEXT
+);
+-- The last measurement of the device clock against the cards API (one row): the device
+-- clock when it was made and device minus cards API in ms, both wall-clock values that
+-- mean the same to a later process; and, where the platform has them, the boot it was
+-- made in and the device clock minus the time since boot, to see the clock set since.
+CREATE TABLE IF NOT EXISTS clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    measured_at TEXT NOT NULL,
+    offset_ms INTEGER NOT NULL,
+    boot_id TEXT,
+    wall_minus_boot_ms INTEGER
 );
 """
 
@@ -266,6 +281,43 @@ class Journal:
     def end_rotation(self) -> None:
         """The device file holds the new key: the journal's copy is no longer needed."""
         self._db.execute("DELETE FROM key_rotation")
+
+    def clock_measurement(self) -> ClockMeasurement | None:
+        """The last clock measurement kept; None when there is none or it does not read
+        back (then the device measures again, or scans by its clock as it is)."""
+        row = self._db.execute(
+            "SELECT measured_at, offset_ms, boot_id, wall_minus_boot_ms FROM clock WHERE id = 1"
+        ).fetchone()
+        if row is None:
+            return None
+        measured_at, offset_ms, boot_id, wall_minus_boot_ms = row
+        try:
+            when = datetime.fromisoformat(measured_at)
+            if when.utcoffset() is None or not isinstance(offset_ms, int):
+                raise ValueError("not a measurement")
+            boot = (
+                BootAnchor(str(boot_id), int(wall_minus_boot_ms))
+                if boot_id is not None and wall_minus_boot_ms is not None
+                else None
+            )
+        except (TypeError, ValueError) as exc:
+            log.warning("unreadable clock measurement ignored", error=str(exc)[:200])
+            return None
+        return ClockMeasurement(when, offset_ms, boot)
+
+    def record_clock(self, measurement: ClockMeasurement) -> None:
+        """Keep `measurement` in place of the last one."""
+        boot = measurement.boot
+        self._db.execute(
+            "INSERT OR REPLACE INTO clock (id, measured_at, offset_ms, boot_id,"
+            " wall_minus_boot_ms) VALUES (1, ?, ?, ?, ?)",
+            (
+                measurement.measured_at.isoformat(),
+                measurement.offset_ms,
+                None if boot is None else boot.boot_id,
+                None if boot is None else boot.wall_minus_boot_ms,
+            ),
+        )
 
 
 def _encode_headers(headers: list[tuple[str, bytes]]) -> str:

@@ -12,13 +12,15 @@ import random
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from shared.events.checkins import Activity, ActivityCategory
-from vtp.device.client import DeviceClient
+from vtp.device.client import DeviceClient, NoticeOnce
+from vtp.device.clock import measure_clock_offset
 from vtp.device.devicefile import DeviceFile
 from vtp.device.journal import Journal
 from vtp.device.transport import KafkaTransport
@@ -102,10 +104,22 @@ async def simulate(
     cards: list[str],
     price_cents: int = 500,
     seed: int = 1,
+    clock_notice: Callable[[str], None] | None = None,
 ) -> SimulationReport:
+    """The simulated devices share this machine's clock: it is measured once against the
+    cards API, and a correction of their check-ins' times is told once (`clock_notice`)."""
     require_loopback(bootstrap_servers)
     check_bounds(len(devices), rate, duration_s)
     rng = random.Random(seed)
+    cards_url = next((d.cards_url for d in devices if d.cards_url), None)
+    offset = (
+        await measure_clock_offset(f"{cards_url}/health/live", timeout_s=2.0) if cards_url else None
+    )
+
+    async def measured() -> int | None:
+        return offset
+
+    notice = NoticeOnce(clock_notice) if clock_notice is not None else None
     transport = KafkaTransport(bootstrap_servers, client_id="vtp-device-simulator")
     total = max(1, int(rate * duration_s))
     with tempfile.TemporaryDirectory(prefix="vtp-sim-") as workdir:
@@ -115,6 +129,8 @@ async def simulate(
                 Journal(Path(workdir) / f"{d.device_id}.sqlite", durable=False),
                 transport,
                 flush_interval_s=0.2,
+                clock_offset=measured,
+                clock_notice=notice,
             )
             for d in devices
         ]
