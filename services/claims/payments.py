@@ -29,6 +29,8 @@ from shared.envelope import Envelope, new_envelope
 from shared.events.base import EventPayload
 from shared.events.claims import PayeeKind
 from shared.events.payments import (
+    ACCOUNT_REASON_CODES,
+    HoldReason,
     PaymentFailed,
     PaymentRequested,
     PaymentRunCompleted,
@@ -96,22 +98,19 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
             """
         )
         beneficiaries = await _beneficiaries(conn, [_payee(row["account"]) for row in rows])
-        # A card holder whose bank account we do not know yet is not paid: a request
-        # without one would wait at finance for ever, as finance cannot know whose it is.
-        # The refund stays payable, and the first run after the desk records the account
-        # pays it (HolderDetailsChanged brings it).
-        held, rows = _split(
-            rows,
-            lambda row: (
-                (payee := _payee(row["account"]))[0] is PayeeKind.CARD_HOLDER
-                and beneficiaries.get(payee) is None
-            ),
-        )
+        # A card holder without an account we can pay is not paid: a request without one
+        # would wait at finance for ever (finance cannot know whose it is), and one to an
+        # account the bank refused would be refused again. The refund stays payable, and
+        # the first run after the desk records an(other) account pays it whole
+        # (HolderDetailsChanged brings it).
+        reasons = await _hold_reasons(conn, rows, beneficiaries)
+        held, rows = _split(rows, lambda row: row["account"] in reasons)
         for row in held:
             log.warning(
-                "refund held: no bank account known for the card holder",
+                "refund held: no bank account we can pay for the card holder",
                 payee_id=str(_payee(row["account"])[1]),
                 amount_cents=int(row["balance"]),
+                reason=reasons[row["account"]].value,
             )
         references = await _new_references(conn, len(rows))
         run_id = uuid7()
@@ -150,6 +149,7 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
                     reference,
                     count,
                     "requested",
+                    sealed,
                 )
             )
             payload = PaymentRequested(
@@ -177,14 +177,15 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
         if payments:
             await conn.executemany(
                 "INSERT INTO payments (payment_id, run_id, payee_kind, payee_id, account, amount_cents,"
-                " reference, claims, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                " reference, claims, status, beneficiary_sealed)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 payments,
             )
             await conn.executemany(
                 "INSERT INTO payment_claims (payment_id, claim_id) VALUES ($1, $2)", links
             )
         await ledger.post(conn, transfers)
-        events += await _holds(conn, held, now, correlation_id)
+        events += await _holds(conn, held, reasons, now, correlation_id)
         events.append(
             (
                 _envelope(topics.PAYMENT_RUN_COMPLETED, run_id, correlation_id),
@@ -213,26 +214,78 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
     }
 
 
+async def _hold_reasons(
+    conn: DbConnection,
+    rows: list[Any],
+    beneficiaries: dict[tuple[PayeeKind, uuid.UUID], str | None],
+) -> dict[str, HoldReason]:
+    """Per payable account of a card holder who cannot be paid now, why: no account known,
+    or the account known is the one the bank refused the holder's last payment for."""
+    holders = {
+        payee[1]: row["account"]
+        for row in rows
+        if (payee := _payee(row["account"]))[0] is PayeeKind.CARD_HOLDER
+    }
+    reasons = {
+        account: HoldReason.NO_ACCOUNT
+        for holder, account in holders.items()
+        if beneficiaries.get((PayeeKind.CARD_HOLDER, holder)) is None
+    }
+    for last in await conn.fetch(
+        _LAST_PAYMENTS, [h for h, a in holders.items() if a not in reasons]
+    ):
+        if (
+            last["status"] == "failed"
+            and last["reason_code"] in ACCOUNT_REASON_CODES
+            and last["beneficiary_sealed"] is not None
+            and last["beneficiary_sealed"]
+            == beneficiaries.get((PayeeKind.CARD_HOLDER, last["payee_id"]))
+        ):
+            reasons[holders[last["payee_id"]]] = HoldReason.ACCOUNT_REFUSED
+    return reasons
+
+
+# Each card holder's latest payment (one per run at most).
+_LAST_PAYMENTS = """
+SELECT DISTINCT ON (payee_id) payee_id, status, reason_code, beneficiary_sealed FROM payments
+WHERE payee_kind = 'card_holder' AND payee_id = ANY($1::uuid[])
+ORDER BY payee_id, created_at DESC
+"""
+
+
 async def _holds(
-    conn: DbConnection, held: list[Any], now: datetime, correlation_id: str | None
+    conn: DbConnection,
+    held: list[Any],
+    reasons: dict[str, HoldReason],
+    now: datetime,
+    correlation_id: str | None,
 ) -> list[tuple[Envelope, EventPayload]]:
-    """The holds this run starts, announced (RefundHeld: notifications tells the holder and
-    their referrer that an account is missing), and those it ends: a holder no longer held
-    (paid, or owed nothing now) is announced again if ever held again. Not at every run."""
+    """The holds this run starts, announced (RefundHeld: notifications tells the holder,
+    and their referrer, that an account is missing or was refused), and those it ends: a
+    holder no longer held (paid, or owed nothing now) is announced again if ever held
+    again. Not at every run."""
     owed = {_payee(row["account"])[1]: int(row["balance"]) for row in held}
+    why = {_payee(row["account"])[1]: reasons[row["account"]] for row in held}
     await conn.execute(
         "DELETE FROM held_refunds WHERE NOT (holder_id = ANY($1::uuid[]))", list(owed)
     )
     started = await conn.fetch(
-        "INSERT INTO held_refunds (holder_id, held_at) SELECT unnest($1::uuid[]), $2"
+        "INSERT INTO held_refunds (holder_id, held_at, reason)"
+        " SELECT unnest($1::uuid[]), $2, unnest($3::text[])"
         " ON CONFLICT DO NOTHING RETURNING holder_id",
         list(owed),
         now,
+        [why[h].value for h in owed],
     )
     return [
         (
             _envelope(topics.REFUND_HELD, r["holder_id"], correlation_id),
-            RefundHeld(holder_id=r["holder_id"], amount_cents=owed[r["holder_id"]], held_at=now),
+            RefundHeld(
+                holder_id=r["holder_id"],
+                amount_cents=owed[r["holder_id"]],
+                held_at=now,
+                reason=why[r["holder_id"]],
+            ),
         )
         for r in started
     ]

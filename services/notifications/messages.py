@@ -265,6 +265,39 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " pays everything the card holder is owed.",
         ),
     },
+    "refund_held_refused": {
+        "nl": (
+            "Vrijetijdspas: uw terugbetaling wacht op een ander rekeningnummer",
+            "De bank heeft onze vorige overschrijving naar uw rekening geweigerd. Er staat"
+            " {amount} klaar om u terug te betalen: geef een juist rekeningnummer door aan uw"
+            " contactpersoon bij de organisatie die u begeleidt. Bij de volgende betaling"
+            " storten we dan alles wat u tegoed hebt.",
+        ),
+        "en": (
+            "Leisure card: your refund is waiting for another bank account",
+            "The bank refused our last transfer to your account. {amount} is ready to be"
+            " refunded to you: please give a correct bank account to your contact person at"
+            " the organisation that supports you. The next payment then pays everything you"
+            " are owed.",
+        ),
+    },
+    "refund_held_refused_referrer": {
+        "nl": (
+            "Vrijetijdspas: terugbetaling wacht op een ander rekeningnummer",
+            "Voor de kaarthouder met kaart {card_number} staat {amount} klaar, maar de bank"
+            " weigerde de vorige overschrijving naar het bekende rekeningnummer. We betalen"
+            " niet opnieuw naar die rekening: wilt u het rekeningnummer aanpassen in de"
+            " kaartenbalie? De volgende betaling stort dan alles wat de kaarthouder tegoed"
+            " heeft.",
+        ),
+        "en": (
+            "Leisure card: a refund is waiting for another bank account",
+            "{amount} is ready for the card holder with card {card_number}, but the bank"
+            " refused the last transfer to the account we know. We will not pay that account"
+            " again: could you change it at the cards desk? The next payment then pays"
+            " everything the card holder is owed.",
+        ),
+    },
     "refund_paid": {
         "nl": (
             "Vrijetijdspas: {amount} gestort op uw rekening",
@@ -331,6 +364,7 @@ HOLDER_KINDS = frozenset(
         "refund_reversed",
         "till_discount_reversed",
         "refund_held",
+        "refund_held_refused",
         "refund_paid",
     }
 )

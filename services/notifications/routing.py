@@ -39,6 +39,7 @@ from shared.events.claims import (
     RejectionReason,
 )
 from shared.events.payments import (
+    HoldReason,
     PaymentFailed,
     PaymentRequested,
     PaymentRunCompleted,
@@ -71,6 +72,12 @@ TOPICS = (
     topics.PAYMENT_SETTLED,
     topics.PAYMENT_FAILED,
 )
+
+# The holder's message of a held refund, by why it is held (the referrer's: + "_referrer").
+_HELD_KINDS = {
+    HoldReason.NO_ACCOUNT: "refund_held",
+    HoldReason.ACCOUNT_REFUSED: "refund_held_refused",
+}
 
 # A replayed check-in is a duplicate of one that was decided already: telling the card
 # holder "rejected" would contradict the refund they did get.
@@ -355,17 +362,18 @@ class Router:
     ) -> None:
         """Refunds wait for a bank account: the holder hears whom to give it to, and the
         referrer, who records it at the cards desk, which card it is about."""
+        kind = _HELD_KINDS[e.reason]
         amount = Eur(e.amount_cents)
         payload = {"holder_id": str(e.holder_id), "amount_cents": e.amount_cents}
         holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
-        await self._tell(conn, incoming, holder, "refund_held", payload, amount=amount)
+        await self._tell(conn, incoming, holder, kind, payload, amount=amount)
         referrer = await projections.referrer_of(conn, e.holder_id)
         card_number = await projections.card_number_of(conn, e.holder_id) or "?"
         await self._tell(
             conn,
             incoming,
             await recipients.organisation(conn, referrer) if referrer else None,
-            "refund_held_referrer",
+            f"{kind}_referrer",
             {**payload, "card_number": card_number},
             amount=amount,
             card_number=card_number,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
 from pydantic import Field
 
@@ -27,14 +28,26 @@ class PaymentRequested(EventPayload):
     requested_at: Instant
 
 
+# ISO 20022 reasons a bank gives for refusing a transfer that mean the account (or its
+# holder's details) must change before paying again: paying the same account would only be
+# refused again.
+ACCOUNT_REASON_CODES = frozenset({"AC01", "AC04", "AC06", "AG01", "BE04", "MD07", "RC01"})
+
+
+class HoldReason(StrEnum):
+    NO_ACCOUNT = "no_account"  # the desk has no bank account of the holder
+    ACCOUNT_REFUSED = "account_refused"  # the bank refused the one it has (ACCOUNT_REASON_CODES)
+
+
 class RefundHeld(EventPayload):
-    """A card holder is owed refunds, but no bank account of theirs is known: the payment
-    runs hold them until the cards desk records one (then the next run pays them whole).
-    Once per hold, when a run first holds them."""
+    """A card holder is owed refunds, but has no bank account we can pay: the payment runs
+    hold them until the cards desk records one (then the next run pays them whole). Once
+    per hold, when a run first holds them."""
 
     holder_id: uuid.UUID
     amount_cents: int = Field(gt=0, description="what the holder was owed at that run")
     held_at: Instant
+    reason: HoldReason = HoldReason.NO_ACCOUNT
 
 
 class PaymentRunCompleted(EventPayload):

@@ -274,7 +274,12 @@ async def test_an_answer_contradicting_the_first_is_dead_lettered(payee: Payee) 
 
 
 def _answer(
-    payee: Payee, payment_id: uuid.UUID, amount_cents: int, *, settled: bool = True
+    payee: Payee,
+    payment_id: uuid.UUID,
+    amount_cents: int,
+    *,
+    settled: bool = True,
+    reason_code: str = "AC01",
 ) -> Incoming[PaymentSettled | PaymentFailed]:
     answer: PaymentSettled | PaymentFailed
     if settled:
@@ -289,8 +294,8 @@ def _answer(
             payment_id=payment_id,
             amount_cents=amount_cents,
             failed_at=scenario.NOW,
-            reason_code="AC01",
-            reason="rekeningnummer onjuist",
+            reason_code=reason_code,
+            reason="geweigerd door de bank",
         )
     topic = topics.PAYMENT_SETTLED if settled else topics.PAYMENT_FAILED
     envelope = new_envelope(type=topic.event_type, source="/finance")
@@ -347,3 +352,55 @@ async def test_a_refund_waits_for_the_holders_bank_account_then_is_paid_whole(
 async def _outbox(pool: asyncpg.Pool, topic: str) -> list[dict[str, Any]]:
     rows = await pool.fetch("SELECT payload FROM outbox WHERE topic = $1 ORDER BY seq", topic)
     return [json.loads(r["payload"]) for r in rows]
+
+
+async def test_an_account_the_bank_refused_is_not_paid_again_until_it_changes(
+    payee: Payee,
+) -> None:
+    """Paid again to a closed account at every run, a refund failed at every run (and the
+    referrer heard so at every run). A refusal that is not about the account (the bank's
+    reason not given) is paid again, to the same account."""
+
+    async def run_and_answer(reason_code: str | None) -> dict[str, Any]:
+        async with payee.pool.acquire() as conn:
+            result = await run_payments(conn)
+        if reason_code is not None and result["payments"]:
+            payment = (await _payments(payee.pool))[-1]
+            answer = _answer(
+                payee,
+                payment["payment_id"],
+                int(payment["amount_cents"]),
+                settled=False,
+                reason_code=reason_code,
+            )
+            async with payee.pool.acquire() as conn, conn.transaction():
+                assert await payments.apply_settlements(conn, [answer]) == []
+        return result
+
+    await payee.approved_claim(0)
+    assert (await run_and_answer("MS03"))["payments"] == 1  # not the account's fault
+    assert (await run_and_answer("AC04"))["payments"] == 1  # paid again: now "closed"
+    held = await run_and_answer(None)
+    assert (held["payments"], held["held_without_bank_account"]) == (0, 1)
+    [announced] = await _outbox(payee.pool, topics.REFUND_HELD.name)
+    assert announced["reason"] == "account_refused"
+
+    # The desk records another account (sealed anew): the next run pays it all.
+    details = ev.HolderDetailsChanged(
+        holder_id=payee.holder,
+        referrer_org_id=uuid.uuid4(),
+        channel="email",
+        language="nl",
+        beneficiary_sealed="sealed-another-account",
+        changed_at=scenario.NOW,
+    )
+    async with payee.pool.acquire() as conn, conn.transaction():
+        await apply_card_events(conn, [scenario._incoming(details)])
+    paid = await run_and_answer(None)
+    assert (paid["payments"], paid["held_without_bank_account"]) == (1, 0)
+    requested = await _outbox(payee.pool, topics.PAYMENT_REQUESTED.name)
+    assert [r["beneficiary_sealed"] for r in requested] == [
+        scenario.SEALED_ACCOUNT,
+        scenario.SEALED_ACCOUNT,
+        "sealed-another-account",
+    ]
