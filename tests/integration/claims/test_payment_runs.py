@@ -222,13 +222,19 @@ async def test_a_reference_taken_by_an_older_payment_is_skipped(payee: Payee) ->
     assert reference == structured_reference(4244)
 
 
-async def test_an_answer_matching_no_payment_is_dead_lettered_a_repeat_is_not(
-    payee: Payee,
-) -> None:
+async def _one_payment(payee: Payee) -> asyncpg.Record:
+    """An approved claim, paid by a run: the payment requested."""
     await payee.approved_claim(0)
     async with payee.pool.acquire() as conn:
         assert (await run_payments(conn))["payments"] == 1
-        [payment] = await _payments(payee.pool)
+    [payment] = await _payments(payee.pool)
+    return payment
+
+
+async def test_an_answer_matching_no_payment_is_dead_lettered_a_repeat_is_not(
+    payee: Payee,
+) -> None:
+    payment = await _one_payment(payee)
 
     amount = int(payment["amount_cents"])
     batch = [
@@ -252,10 +258,7 @@ async def test_an_answer_matching_no_payment_is_dead_lettered_a_repeat_is_not(
 
 
 async def test_an_answer_contradicting_the_first_is_dead_lettered(payee: Payee) -> None:
-    await payee.approved_claim(0)
-    async with payee.pool.acquire() as conn:
-        assert (await run_payments(conn))["payments"] == 1
-        [payment] = await _payments(payee.pool)
+    payment = await _one_payment(payee)
     amount = int(payment["amount_cents"])
     batch = [
         _answer(payee, payment["payment_id"], amount),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from shared.events.claims import PayeeKind
 from tests.support.payments import payment_requested
@@ -54,18 +54,24 @@ def test_settle_names_the_lines_it_did_not_send_and_exits_1(
     assert said in result.output and skipped in result.output
 
 
-def test_export_says_when_a_payment_request_could_not_be_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, intake: IntakeReport) -> Result:
+    """`vtp finance export` on the book in `tmp_path`, with Kafka's intake as given."""
+
     async def read(*_: object, **__: object) -> IntakeReport:
-        return IntakeReport(received=2, new=1, undecodable=1)
+        return intake
 
     monkeypatch.setattr(cli, "take_in", read)
     monkeypatch.setenv("VTP_FINANCE_PRIVATE_KEY", "unused: nothing is sealed")
-    result = CliRunner().invoke(
+    return CliRunner().invoke(
         cli.finance_app,
         ["export", "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"],
     )
+
+
+def test_export_says_when_a_payment_request_could_not_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _export(tmp_path, monkeypatch, IntakeReport(received=2, new=1, undecodable=1))
     assert result.exit_code == 0, result.output
     assert "1 payment request(s) could not be read" in result.output
     assert "vtp deadletters redrive --consumer finance" in result.output
@@ -79,16 +85,7 @@ def test_export_names_the_payees_whose_account_finance_lacks(
     with book.transaction():
         book.add_requested([payment_requested(payee_kind=PayeeKind.PROVIDER, payee_id=payee)])
     book.close()
-
-    async def read(*_: object, **__: object) -> IntakeReport:
-        return IntakeReport()
-
-    monkeypatch.setattr(cli, "take_in", read)
-    monkeypatch.setenv("VTP_FINANCE_PRIVATE_KEY", "unused: nothing is sealed")
-    result = CliRunner().invoke(
-        cli.finance_app,
-        ["export", "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"],
-    )
+    result = _export(tmp_path, monkeypatch, IntakeReport())
     assert result.exit_code == 0, result.output
     assert "1 payment(s) kept pending" in result.output
     assert f"provider {payee}" in result.output
