@@ -269,10 +269,15 @@ async def _holds(
     await conn.execute(
         "DELETE FROM held_refunds WHERE NOT (holder_id = ANY($1::uuid[]))", list(owed)
     )
+    # An erased holder's refunds can be paid to no one: held, but nobody is asked for an
+    # account (the referrer would be asked about a person who is gone).
     started = await conn.fetch(
-        "INSERT INTO held_refunds (holder_id, held_at, reason)"
+        "WITH started AS (INSERT INTO held_refunds (holder_id, held_at, reason)"
         " SELECT unnest($1::uuid[]), $2, unnest($3::text[])"
-        " ON CONFLICT DO NOTHING RETURNING holder_id",
+        " ON CONFLICT DO NOTHING RETURNING holder_id)"
+        " SELECT holder_id FROM started WHERE NOT EXISTS"
+        " (SELECT 1 FROM holders h WHERE h.holder_id = started.holder_id"
+        " AND h.erased_at IS NOT NULL)",
         list(owed),
         now,
         [why[h].value for h in owed],

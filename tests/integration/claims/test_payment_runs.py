@@ -407,3 +407,16 @@ async def test_an_account_the_bank_refused_is_not_paid_again_until_it_changes(
         scenario.SEALED_ACCOUNT,
         "sealed-another-account",
     ]
+
+
+async def test_an_erased_holders_refund_is_held_and_nobody_is_asked_for_an_account(
+    payee: Payee,
+) -> None:
+    await payee.approved_claim(0)
+    erased = ev.HolderErased(holder_id=payee.holder, erased_at=scenario.NOW)
+    async with payee.pool.acquire() as conn, conn.transaction():
+        await apply_card_events(conn, [scenario._incoming(erased)])
+    async with payee.pool.acquire() as conn:
+        held = await run_payments(conn)
+    assert (held["payments"], held["held_without_bank_account"]) == (0, 1)
+    assert await _outbox(payee.pool, topics.REFUND_HELD.name) == []
