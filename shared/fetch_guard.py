@@ -99,9 +99,6 @@ class _RecordsEscapingKeys:
     def next_batch(self) -> Any:
         return self._batches.pop(0) if self._batches else None
 
-    def size_in_bytes(self) -> int:
-        return 0
-
 
 class _PartitionRecordsGuarded(fetcher.PartitionRecords):  # type: ignore[misc]
     _records: Any  # _RecordsKeepingBytes, until a fetch fails; then _RecordsEscapingKeys

@@ -13,9 +13,8 @@ then, and later claims of the same payee first make up the difference.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from stdnum.be import ogm_vcs
@@ -42,7 +41,6 @@ from shared.logging import get_logger, log_context
 from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
-T = TypeVar("T")
 SOURCE = "/vrijetijdspas/claims"
 _RUN_LOCK = 7_227_101
 _ATTEMPTS = 3
@@ -104,7 +102,8 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
         # the first run after the desk records an(other) account pays it whole
         # (HolderDetailsChanged brings it).
         reasons = await _hold_reasons(conn, rows, beneficiaries)
-        held, rows = _split(rows, lambda row: row["account"] in reasons)
+        held = [row for row in rows if row["account"] in reasons]
+        rows = [row for row in rows if row["account"] not in reasons]
         for row in held:
             log.warning(
                 "refund held: no bank account we can pay for the card holder",
@@ -208,7 +207,7 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
         "run_id": str(run_id),
         "payments": len(payments),
         "total_cents": total,
-        # Card holders owed a refund whose bank account is not known yet.
+        # Card holders owed a refund without a bank account we can pay (none, or refused).
         "held_without_bank_account": len(held),
         "held_cents": held_cents,
     }
@@ -294,12 +293,6 @@ async def _holds(
         )
         for r in started
     ]
-
-
-def _split(rows: list[T], held: Callable[[T], bool]) -> tuple[list[T], list[T]]:
-    """(the rows `held` says yes to, the others), each in their order."""
-    yes = [row for row in rows if held(row)]
-    return yes, [row for row in rows if not held(row)]
 
 
 def _payee(account: str) -> tuple[PayeeKind, uuid.UUID]:

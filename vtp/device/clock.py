@@ -25,13 +25,8 @@ MAX_OFFSET_MS = 10**12
 
 
 def offset_from_date_header(date_header: str, sent: datetime, received: datetime) -> int:
-    """Device clock minus server clock in ms (positive: the device runs ahead), held within
-    the heartbeat's bound (`bounded_offset_ms`)."""
-    return bounded_offset_ms(raw_offset_from_date_header(date_header, sent, received))
-
-
-def raw_offset_from_date_header(date_header: str, sent: datetime, received: datetime) -> int:
-    """Device clock minus server clock in ms, however large: what corrects a time."""
+    """Device clock minus server clock in ms (positive: the device runs ahead), however
+    large: what corrects a time. A heartbeat carries it `bounded_offset_ms`."""
     server = parsedate_to_datetime(date_header).astimezone(UTC) + timedelta(milliseconds=500)
     midpoint = sent + (received - sent) / 2
     return round((midpoint - server).total_seconds() * 1000)
@@ -49,7 +44,7 @@ async def measure_clock_offset(
     timeout_s: float = 3.0,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> int | None:
-    """The offset against `url` (not bounded: `raw_offset_from_date_header`), or None when
+    """The offset against `url` (not bounded: `offset_from_date_header`), or None when
     it cannot be reached or sends no date."""
     try:
         async with httpx.AsyncClient(timeout=timeout_s, transport=transport) as client:
@@ -62,7 +57,7 @@ async def measure_clock_offset(
     if not date_header:
         return None
     try:
-        return raw_offset_from_date_header(date_header, sent, received)
+        return offset_from_date_header(date_header, sent, received)
     except (TypeError, ValueError, OverflowError):
         return None
 
