@@ -6,6 +6,10 @@ only after the broker acknowledged them. So a check-in survives a broker outage,
 a power cut, is sent in scan order, and may be sent twice (never zero times): at-least-once
 from the device, deduplicated by the consumers on the event id and the check-in id.
 
+Sent records leave no trace in the files: the journal runs with `secure_delete` and empties
+its WAL after each acknowledgement, so a card number is kept only while its check-in waits
+to be sent (or is set aside as damaged, for an operator).
+
 A key rotation re-signs the pending check-ins in place, in one transaction with the new
 key (`rewrite_pending`, `key_rotation`; vtp/device/rotation.py).
 
@@ -123,6 +127,10 @@ class Journal:
         # FULL: a check-in the device showed as scanned must survive a power cut.
         # Simulated devices (load mode) trade that for speed.
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+        # A sent check-in's card number must leave the file with its row: deleted rows are
+        # overwritten with zeros (SQLite's default only where it was built so; the WAL:
+        # `acknowledge_through`).
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -192,8 +200,12 @@ class Journal:
             log.error("damaged journal record set aside", seq=seq, error=error)
 
     def acknowledge_through(self, seq: int) -> None:
-        """The broker has everything up to and including `seq`."""
+        """The broker has everything up to and including `seq`: those records are deleted,
+        and the WAL, which still holds the frames that wrote them, is checkpointed into the
+        (zeroed) database and truncated. While another process reads the journal the
+        checkpoint may not finish; the next acknowledgement tries again."""
         self._db.execute("DELETE FROM pending WHERE seq <= ?", (seq,))
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from vtp.device import cli, simulate
+from vtp.device import session, simulate
 
 
 async def _no_cards_api(
@@ -20,5 +20,5 @@ async def _no_cards_api(
 
 @pytest.fixture(autouse=True)
 def no_cards_api_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "measure_clock_offset", _no_cards_api)
+    monkeypatch.setattr(session, "measure_clock_offset", _no_cards_api)
     monkeypatch.setattr(simulate, "measure_clock_offset", _no_cards_api)

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from shared.checkin_signature import public_key_b64
 from tests.support.device_broker import FakeBroker
-from vtp.device import cli, simulate
+from vtp.device import session, simulate
 from vtp.device.cli import device_app
 from vtp.device.clock import measure_clock_offset
 from vtp.device.devicefile import DeviceFile
@@ -72,7 +72,7 @@ def device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DeviceFile:
     file = _device_file()
     file.save(tmp_path / "devices")
     broker = FakeBroker(up=False)  # check-ins stay in the journal, to be read back
-    monkeypatch.setattr(cli, "KafkaTransport", lambda *_, **__: broker)
+    monkeypatch.setattr(session, "KafkaTransport", lambda *_, **__: broker)
     return file
 
 
@@ -81,13 +81,15 @@ def cards(monkeypatch: pytest.MonkeyPatch) -> CardsApi:
     api = CardsApi()
     transport = httpx.MockTransport(api.handle)
     monkeypatch.setattr(
-        cli, "measure_clock_offset", functools.partial(measure_clock_offset, transport=transport)
+        session,
+        "measure_clock_offset",
+        functools.partial(measure_clock_offset, transport=transport),
     )
     return api
 
 
 def _occurred_at(device: DeviceFile) -> list[datetime]:
-    journal = Journal(cli.devices_dir() / f"{device.device_id}.sqlite")
+    journal = Journal(session.devices_dir() / f"{device.device_id}.sqlite")
     try:
         return [
             datetime.fromisoformat(json.loads(p.record.payload)["occurred_at"])
@@ -163,7 +165,7 @@ def test_a_kiosk_that_believes_it_is_1970_is_corrected_by_the_cards_api(
     device: DeviceFile, cards: CardsApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     since_1970 = datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    monkeypatch.setattr(cli, "_device_clock", lambda: datetime.now(UTC) - since_1970)
+    monkeypatch.setattr(session, "device_clock", lambda: datetime.now(UTC) - since_1970)
     before = datetime.now(UTC)
     result = CliRunner().invoke(device_app, SCAN)
     assert result.exit_code == 0, result.output
@@ -178,7 +180,7 @@ def test_a_kiosk_at_1970_that_cannot_reach_the_cards_api_refuses_the_scan(
     """Every claims policy would reject it as out_of_window: refused now, nothing journaled,
     so the staff can set the clock and scan the card again."""
     since_1970 = datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    monkeypatch.setattr(cli, "_device_clock", lambda: datetime.now(UTC) - since_1970)
+    monkeypatch.setattr(session, "device_clock", lambda: datetime.now(UTC) - since_1970)
     cards.down = True
     result = CliRunner().invoke(device_app, SCAN)
     assert result.exit_code == 2, result.output
@@ -186,7 +188,7 @@ def test_a_kiosk_at_1970_that_cannot_reach_the_cards_api_refuses_the_scan(
         "Check-in niet geregistreerd: de klok van dit toestel staat op 01-01-1970"
     )
     assert "Traceback" not in result.output
-    journal = Journal(cli.devices_dir() / f"{device.device_id}.sqlite")
+    journal = Journal(session.devices_dir() / f"{device.device_id}.sqlite")
     assert (journal.counter, journal.count()) == (0, 0)
     journal.close()
 

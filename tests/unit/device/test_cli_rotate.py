@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from shared.checkin_signature import canonical_checkin, public_key_b64, verify
 from shared.events.checkins import Activity, ActivityCategory, CheckInRecorded
 from tests.support.device_broker import FakeBroker
-from vtp.device import cli, rotation
+from vtp.device import rotate_cli, rotation, session
 from vtp.device.cli import device_app
 from vtp.device.client import DeviceClient
 from vtp.device.devicefile import DeviceFile
@@ -121,14 +121,14 @@ def device(state: Path) -> Iterator[DeviceFile]:
 @pytest.fixture
 def cards(device: DeviceFile, monkeypatch: pytest.MonkeyPatch) -> FakeCards:
     fake = FakeCards(device)
-    monkeypatch.setattr(cli, "_cards_client", fake.client)
+    monkeypatch.setattr(rotate_cli, "_cards_client", fake.client)
     return fake
 
 
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     up = FakeBroker()
-    monkeypatch.setattr(cli, "KafkaTransport", lambda *_, **__: up)
+    monkeypatch.setattr(session, "KafkaTransport", lambda *_, **__: up)
     return up
 
 
