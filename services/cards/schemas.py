@@ -20,7 +20,13 @@ from pydantic import (
 )
 
 from services.cards.domain.access import Role
-from shared.events.cards import OrganisationKind, ProviderMode
+from services.cards.domain.reasons import CARD_REASONS
+from shared.events.cards import (
+    CardStatusReason,
+    DeviceRevocationReason,
+    OrganisationKind,
+    ProviderMode,
+)
 from shared.events.checkins import ActivityCategory
 from shared.text import MultilineText, PlainText
 
@@ -158,7 +164,56 @@ class Extension(Strict):
 
 
 class WithReason(Strict):
+    """A reason that stays at the desk (the audit log): nothing sends it to other services."""
+
     reason: PlainText = Reason
+
+
+NOTE_DESCRIPTION = (
+    "Free text for the desk: kept in the cards database and the audit log (and blanked when"
+    " the holder is erased), never sent to other services. Required when `reason` is"
+    " `other`. Without it, the X-Audit-Reason header is the note."
+)
+# The codes a person may pick for some card action (GET /reason-codes: which fit which).
+_DESK_CARD_REASONS = tuple(
+    code for code in CardStatusReason if any(code in codes for codes in CARD_REASONS.values())
+)
+
+
+def _one_of(value: object, codes: Sequence[str]) -> object:
+    """A refusal that names the codes, not the value sent: that may be typed free text."""
+    if not isinstance(value, str) or value not in codes:
+        raise ValueError(f"must be one of: {', '.join(codes)}")
+    return value
+
+
+class CardStatusChange(Strict):
+    reason: CardStatusReason = Field(
+        description="Why, as a code; it travels in the CardStatusChanged event."
+        " GET /reason-codes lists the codes each action takes, with Dutch labels."
+    )
+    note: PlainText | None = Field(
+        default=None, min_length=1, max_length=200, description=NOTE_DESCRIPTION
+    )
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _offered(cls, value: object) -> object:
+        return _one_of(value, _DESK_CARD_REASONS)
+
+
+class DeviceRevocation(Strict):
+    reason: DeviceRevocationReason = Field(
+        description="Why, as a code; it travels in the DeviceRevoked event."
+    )
+    note: PlainText | None = Field(
+        default=None, min_length=1, max_length=200, description=NOTE_DESCRIPTION
+    )
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _offered(cls, value: object) -> object:
+        return _one_of(value, tuple(DeviceRevocationReason))
 
 
 def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:

@@ -80,13 +80,14 @@ async def _apply(conn: DbConnection, e: Any) -> None:
                 e.referrer_org_id,
             )
         case ev.CardStatusChanged():
+            # The reason is a code (CardStatusReason): what the desk typed never travels.
             await conn.execute(
                 "INSERT INTO card_status_history (card_id, status, effective_at, reason)"
                 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 e.card_id,
                 e.status.value,
                 e.effective_at,
-                e.reason,
+                e.reason.value,
             )
         case ev.EligibilityChanged():
             await _eligibility_changed(conn, e)

@@ -21,6 +21,37 @@ class CardStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class CardStatusReason(StrEnum):
+    """Why a card's status changed. A closed set: what a person types about a card holder
+    ("moved in with her sister at ...") could name them or their situation, and would stay
+    on the broker for every consumer, where it cannot be erased. The desk keeps such a note
+    in the cards database only (services/cards/domain/reasons.py: which code fits which
+    action, and the codes' Dutch labels)."""
+
+    LOST = "lost"
+    STOLEN = "stolen"
+    DAMAGED = "damaged"
+    FOUND = "found"  # a blocked card turned up again
+    FRAUD_SUSPECTED = "fraud_suspected"  # misuse of the card (a copy, someone else's use)
+    HOLDER_REQUEST = "holder_request"
+    NO_LONGER_ELIGIBLE = "no_longer_eligible"  # moved away, died, no longer in a target group
+    ISSUED_IN_ERROR = "issued_in_error"
+    ELIGIBILITY_ENDED = "eligibility_ended"  # the daily job: the grant and its grace ended
+    HOLDER_ERASED = "holder_erased"  # erasure revokes the holder's live cards
+    OTHER = "other"
+
+
+class DeviceRevocationReason(StrEnum):
+    """Why a provider's check-in device was revoked; closed for the same reason."""
+
+    LOST = "lost"
+    STOLEN = "stolen"
+    REPLACED = "replaced"  # by a new device
+    PROVIDER_STOPPED = "provider_stopped"  # the provider left the scheme or closed
+    KEY_COMPROMISED = "key_compromised"
+    OTHER = "other"
+
+
 class ProviderMode(StrEnum):
     REFUND = "refund"  # the card holder pays full price and is refunded
     TILL_DISCOUNT = "till_discount"  # the provider gives the discount and is reimbursed
@@ -77,7 +108,7 @@ class CardStatusChanged(EventPayload):
     card_number: str = Field(pattern=r"^[0-9]{13}$")
     holder_id: uuid.UUID
     status: CardStatus
-    reason: str = Field(max_length=200)
+    reason: CardStatusReason
     effective_at: Instant
 
 
@@ -137,7 +168,7 @@ class DeviceRevoked(EventPayload):
     device_id: uuid.UUID
     provider_id: uuid.UUID
     revoked_at: Instant
-    reason: str = Field(max_length=200)
+    reason: DeviceRevocationReason
 
 
 class EligibilityEndingSoon(EventPayload):

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from shared import topics
 from shared.envelope import new_envelope
-from shared.events.cards import DeviceRevoked
+from shared.events.cards import DeviceRevocationReason, DeviceRevoked
 from shared.events.checkins import Activity, ActivityCategory, CheckInRecorded
 from tests.support.kafka import header, read_topic
 from vtp.demo.seed import Seeded, seed
@@ -99,7 +99,7 @@ async def _revoke(world: World, identity: DeviceIdentity) -> str:
     before that is judged as from a registered device."""
     async with world.cards_client() as http:
         response = await http.post(
-            f"/devices/{identity.device_id}/revoke", json={"reason": "gestolen"}
+            f"/devices/{identity.device_id}/revoke", json={"reason": "stolen"}
         )
     if response.status_code < 400:
         await _claims_knows_revoked(world, identity)
@@ -109,7 +109,7 @@ async def _revoke(world: World, identity: DeviceIdentity) -> str:
         device_id=identity.device_id,
         provider_id=identity.provider_id,
         revoked_at=datetime.now(UTC),
-        reason="gestolen",
+        reason=DeviceRevocationReason.STOLEN,
     )
     envelope = new_envelope(type=topics.DEVICE_REVOKED.event_type, source="/vrijetijdspas/cards")
     producer = AIOKafkaProducer(bootstrap_servers=world.bootstrap)

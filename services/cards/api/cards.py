@@ -14,8 +14,9 @@ from services.cards.desk.people import load_person
 from services.cards.desk.unit import Unit
 from services.cards.domain.errors import NotFound
 from services.cards.domain.lifecycle import CardAction
+from services.cards.domain.reasons import CARD_REASONS, reason_codes
 from services.cards.repository import cards, eligibilities
-from services.cards.schemas import WithReason
+from services.cards.schemas import CardStatusChange
 from shared import localtime
 
 router = APIRouter(tags=["cards"])
@@ -51,41 +52,74 @@ async def get_card(card_id: uuid.UUID, principal: Caller, request: Request) -> d
 
 
 async def _change(
-    card_id: uuid.UUID, action: CardAction, body: WithReason, principal: Caller, request: Request
+    card_id: uuid.UUID,
+    action: CardAction,
+    body: CardStatusChange,
+    principal: Caller,
+    request: Request,
 ) -> dict[str, str]:
-    async with writing(request, principal, body.reason) as unit:
-        status = await desk.change_status(unit, card_id, action, body.reason)
+    # The unit's reason is the note, else the X-Audit-Reason header: it stays at the desk.
+    async with writing(request, principal, body.note) as unit:
+        status = await desk.change_status(unit, card_id, action, body.reason, unit.default_reason)
     return {"card_id": str(card_id), "status": status.value}
 
 
-@router.post("/cards/{card_id}/block")
+def _described(action: CardAction, text: str) -> str:
+    return f"{text} Reasons: {', '.join(CARD_REASONS[action])}."
+
+
+@router.get("/reason-codes")
+async def list_reason_codes(principal: Caller) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """The reason codes each card and device action takes, with their Dutch labels: what a
+    form offers to pick from."""
+    return reason_codes()
+
+
+@router.post(
+    "/cards/{card_id}/block",
+    description=_described(
+        CardAction.BLOCK, "Lost or stolen: check-ins with this card are refused from now on."
+    ),
+)
 async def block(
-    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+    card_id: uuid.UUID, body: CardStatusChange, principal: Caller, request: Request
 ) -> dict[str, str]:
-    """Lost or stolen: check-ins with this card are refused from now on."""
     return await _change(card_id, CardAction.BLOCK, body, principal, request)
 
 
-@router.post("/cards/{card_id}/unblock")
+@router.post(
+    "/cards/{card_id}/unblock",
+    description=_described(CardAction.UNBLOCK, "Found again before it was replaced."),
+)
 async def unblock(
-    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+    card_id: uuid.UUID, body: CardStatusChange, principal: Caller, request: Request
 ) -> dict[str, str]:
-    """Found again before it was replaced."""
     return await _change(card_id, CardAction.UNBLOCK, body, principal, request)
 
 
-@router.post("/cards/{card_id}/revoke")
+@router.post(
+    "/cards/{card_id}/revoke",
+    description=_described(CardAction.REVOKE, "The card ends for good."),
+)
 async def revoke(
-    card_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+    card_id: uuid.UUID, body: CardStatusChange, principal: Caller, request: Request
 ) -> dict[str, str]:
     return await _change(card_id, CardAction.REVOKE, body, principal, request)
 
 
-@router.post("/cards/{card_id}/replace", status_code=201)
-async def replace(card_id: uuid.UUID, body: WithReason, once: Idempotent) -> dict[str, str]:
-    """A new card for the same holder: budget and history stay with the holder."""
-    async with once.writing(body.reason) as unit:
-        card = await desk.replace_card(unit, card_id, body.reason, localtime.today())
+@router.post(
+    "/cards/{card_id}/replace",
+    status_code=201,
+    description=_described(
+        CardAction.REPLACE,
+        "A new card for the same holder: budget and history stay with the holder.",
+    ),
+)
+async def replace(card_id: uuid.UUID, body: CardStatusChange, once: Idempotent) -> dict[str, str]:
+    async with once.writing(body.note) as unit:
+        card = await desk.replace_card(
+            unit, card_id, body.reason, unit.default_reason, localtime.today()
+        )
         return await once.answer(
             unit,
             {

@@ -10,7 +10,7 @@ from services.cards.api.idempotency import Idempotent
 from services.cards.desk import providers as desk
 from services.cards.domain.access import Role, require_role
 from services.cards.repository import devices, providers
-from services.cards.schemas import NewActivity, ProviderDetails, WithReason
+from services.cards.schemas import DeviceRevocation, NewActivity, ProviderDetails, WithReason
 
 router = APIRouter(tags=["providers and devices"])
 
@@ -89,8 +89,10 @@ async def rotate_device(device_id: uuid.UUID, body: WithReason, once: Idempotent
 
 @router.post("/devices/{device_id}/revoke")
 async def revoke_device(
-    device_id: uuid.UUID, body: WithReason, principal: Caller, request: Request
+    device_id: uuid.UUID, body: DeviceRevocation, principal: Caller, request: Request
 ) -> dict[str, str]:
-    async with writing(request, principal, body.reason) as unit:
-        await desk.revoke_device(unit, device_id, body.reason)
+    """Its check-ins are refused from now on. The reason code travels in the event; the
+    note (else the X-Audit-Reason header) stays at the desk."""
+    async with writing(request, principal, body.note) as unit:
+        await desk.revoke_device(unit, device_id, body.reason, unit.default_reason)
     return {"device_id": str(device_id), "status": "revoked"}

@@ -15,6 +15,7 @@ from services.cards.desk.unit import Unit
 from services.cards.domain import eligibility as rules
 from services.cards.domain.errors import Conflict, NotFound
 from services.cards.domain.lifecycle import CardAction, check_can_issue, next_status
+from services.cards.domain.reasons import audit_reason, check_card_reason
 from services.cards.repository import cards, eligibilities
 from shared.events import cards as ev
 from shared.ids import uuid7
@@ -92,10 +93,16 @@ async def load_card(unit: Unit, card_id: uuid.UUID) -> asyncpg.Record:
 
 
 async def apply_action(
-    unit: Unit, card: asyncpg.Record, action: CardAction, reason: str
+    unit: Unit,
+    card: asyncpg.Record,
+    action: CardAction,
+    reason: ev.CardStatusReason,
+    note: str | None = None,
 ) -> ev.CardStatus:
+    """The event carries the reason's code only: the note, typed by a person, may name the
+    holder and stays here (card and audit log), where erasure can blank it."""
     status = next_status(ev.CardStatus(card["status"]), action)
-    await cards.set_status(unit.conn, card["card_id"], status.value, reason)
+    await cards.set_status(unit.conn, card["card_id"], status.value, reason.value, note)
     await unit.publish(
         ev.CardStatusChanged(
             card_id=card["card_id"],
@@ -106,18 +113,31 @@ async def apply_action(
             effective_at=datetime.now(UTC),
         )
     )
-    await unit.audit(f"card.{action.value}", "card", card["card_id"], reason)
+    await unit.audit(f"card.{action.value}", "card", card["card_id"], audit_reason(reason, note))
     return status
 
 
 async def change_status(
-    unit: Unit, card_id: uuid.UUID, action: CardAction, reason: str
+    unit: Unit,
+    card_id: uuid.UUID,
+    action: CardAction,
+    reason: ev.CardStatusReason,
+    note: str | None = None,
 ) -> ev.CardStatus:
-    return await apply_action(unit, await load_card(unit, card_id), action, reason)
+    """A person's change at the desk: the reason must be one offered for the action."""
+    check_card_reason(action, reason, note)
+    return await apply_action(unit, await load_card(unit, card_id), action, reason, note)
 
 
-async def replace_card(unit: Unit, card_id: uuid.UUID, reason: str, today: date) -> IssuedCard:
+async def replace_card(
+    unit: Unit,
+    card_id: uuid.UUID,
+    reason: ev.CardStatusReason,
+    note: str | None,
+    today: date,
+) -> IssuedCard:
     """The old card becomes `replaced` first, so the new one can be the only active one."""
+    check_card_reason(CardAction.REPLACE, reason, note)
     card = await load_card(unit, card_id)
-    await apply_action(unit, card, CardAction.REPLACE, reason)
+    await apply_action(unit, card, CardAction.REPLACE, reason, note)
     return await issue_card(unit, card["person_id"], today, replaces=card_id)

@@ -43,6 +43,7 @@ async def run_expiry(pool: asyncpg.Pool, desk: Desk, today: date) -> ExpiryRepor
                 unit,
                 card,
                 CardAction.EXPIRE,
+                ev.CardStatusReason.ELIGIBILITY_ENDED,
                 f"eligibility ended on {card['eligible_until'].isoformat()}",
             )
             expired += 1

@@ -66,7 +66,7 @@ async def erase_person(unit: Unit, person_id: uuid.UUID, reason: str) -> None:
     # a card it expired meanwhile must not be revoked from a status it no longer has.
     for card in await cards.of_person(unit.conn, person_id, for_update=True):
         if card["status"] in _LIVE:
-            await apply_action(unit, card, CardAction.REVOKE, "holder erased")
+            await apply_action(unit, card, CardAction.REVOKE, ev.CardStatusReason.HOLDER_ERASED)
     await people.shred(unit.conn, person_id)
     # Free text typed about the person may name them or their situation; the key that
     # sealed their details is gone, and so must be what was written beside them.

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from services.cards.desk.unit import Unit
 from services.cards.domain.access import Role, check_provider_access, require_role
 from services.cards.domain.errors import Conflict, Forbidden, InvalidField, NotFound
+from services.cards.domain.reasons import audit_reason, check_device_reason
 from services.cards.domain.validation import parse_iban
 from services.cards.repository import devices, organisations, providers
 from services.cards.schemas import NewActivity, ProviderDetails
@@ -221,9 +222,13 @@ async def rotate_device_key(unit: Unit, device_id: uuid.UUID, reason: str) -> De
     return DeviceCredentials(device_id, device["provider_id"], key_id, public, private)
 
 
-async def revoke_device(unit: Unit, device_id: uuid.UUID, reason: str) -> None:
+async def revoke_device(
+    unit: Unit, device_id: uuid.UUID, reason: ev.DeviceRevocationReason, note: str | None = None
+) -> None:
+    """The event carries the reason's code only; the typed note stays at the desk."""
+    check_device_reason(reason, note)
     device = await _live_device(unit, device_id)
-    await devices.revoke(unit.conn, device_id, reason)
+    await devices.revoke(unit.conn, device_id, reason.value, note)
     await unit.publish(
         ev.DeviceRevoked(
             device_id=device_id,
@@ -232,4 +237,4 @@ async def revoke_device(unit: Unit, device_id: uuid.UUID, reason: str) -> None:
             reason=reason,
         )
     )
-    await unit.audit("device.revoked", "device", device_id, reason)
+    await unit.audit("device.revoked", "device", device_id, audit_reason(reason, note))

@@ -7,8 +7,8 @@ import asyncpg
 from shared.db import DbConnection
 
 _COLUMNS = (
-    "card_id, card_number, person_id, status, status_reason, issued_at, status_changed_at,"
-    " replaces_card_id"
+    "card_id, card_number, person_id, status, status_reason, status_note, issued_at,"
+    " status_changed_at, replaces_card_id"
 )
 
 
@@ -53,21 +53,24 @@ async def of_person(
 
 
 async def forget_reasons(conn: DbConnection, person_id: uuid.UUID) -> list[str]:
-    """Blanks the typed reasons of a person's card changes (they may name the person);
-    the card ids, for the audit trail's entries about them."""
+    """Blanks the typed notes of a person's card changes (they may name the person; the
+    reason codes stay); the card ids, for the audit trail's entries about them."""
     rows = await conn.fetch(
-        "UPDATE cards SET status_reason = NULL WHERE person_id = $1 RETURNING card_id", person_id
+        "UPDATE cards SET status_note = NULL WHERE person_id = $1 RETURNING card_id", person_id
     )
     return [str(r["card_id"]) for r in rows]
 
 
-async def set_status(conn: DbConnection, card_id: uuid.UUID, status: str, reason: str) -> None:
+async def set_status(
+    conn: DbConnection, card_id: uuid.UUID, status: str, reason: str, note: str | None
+) -> None:
     await conn.execute(
-        "UPDATE cards SET status = $2, status_reason = $3, status_changed_at = now()"
-        " WHERE card_id = $1",
+        "UPDATE cards SET status = $2, status_reason = $3, status_note = $4,"
+        " status_changed_at = now() WHERE card_id = $1",
         card_id,
         status,
         reason,
+        note,
     )
 
 

@@ -21,8 +21,8 @@ async def insert(
 async def get(conn: DbConnection, device_id: uuid.UUID) -> asyncpg.Record | None:
     # Locked: two rotations at once must not hand out the same key id.
     return await conn.fetchrow(
-        "SELECT device_id, provider_id, public_key, key_id, revoked_at, revoke_reason"
-        " FROM devices WHERE device_id = $1 FOR UPDATE",
+        "SELECT device_id, provider_id, public_key, key_id, revoked_at, revoke_reason,"
+        " revoke_note FROM devices WHERE device_id = $1 FOR UPDATE",
         device_id,
     )
 
@@ -37,11 +37,13 @@ async def rotate(conn: DbConnection, device_id: uuid.UUID, public_key: str) -> i
     return key_id
 
 
-async def revoke(conn: DbConnection, device_id: uuid.UUID, reason: str) -> None:
+async def revoke(conn: DbConnection, device_id: uuid.UUID, reason: str, note: str | None) -> None:
     await conn.execute(
-        "UPDATE devices SET revoked_at = now(), revoke_reason = $2 WHERE device_id = $1",
+        "UPDATE devices SET revoked_at = now(), revoke_reason = $2, revoke_note = $3"
+        " WHERE device_id = $1",
         device_id,
         reason,
+        note,
     )
 
 

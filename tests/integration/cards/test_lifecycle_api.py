@@ -18,32 +18,35 @@ async def test_block_unblock_revoke_and_refusals(desk: Desk) -> None:
     ids = await new_holder(desk.referrer, 1)
     card = f"/cards/{ids['card_id']}"
 
-    blocked = await desk.referrer.post(f"{card}/block", json={"reason": "lost on the bus"})
+    blocked = await desk.referrer.post(
+        f"{card}/block", json={"reason": "lost", "note": "lost on the bus"}
+    )
     assert blocked.status_code == 200 and blocked.json()["status"] == "blocked"
     again = await desk.referrer.post(f"{card}/block", json={"reason": "lost"})
     assert again.status_code == 409
     assert again.json()["detail"] == (
         "status: cannot block a card that is blocked; only a card that is active can be blocked"
     )
-    unblocked = await desk.referrer.post(f"{card}/unblock", json={"reason": "found it"})
+    unblocked = await desk.referrer.post(f"{card}/unblock", json={"reason": "found"})
     assert unblocked.json()["status"] == "active"
-    not_blocked = await desk.referrer.post(f"{card}/unblock", json={"reason": "?"})
+    not_blocked = await desk.referrer.post(f"{card}/unblock", json={"reason": "found"})
     assert (
         not_blocked.status_code == 409
         and "cannot unblock a card that is active" in not_blocked.text
     )
-    revoked = await desk.referrer.post(f"{card}/revoke", json={"reason": "granted in error"})
+    revoked = await desk.referrer.post(f"{card}/revoke", json={"reason": "issued_in_error"})
     assert revoked.json()["status"] == "revoked"
     for action in ("block", "unblock", "revoke", "replace"):
-        refused = await desk.referrer.post(f"{card}/{action}", json={"reason": "try"})
+        why = {"reason": "other", "note": "try"}
+        refused = await desk.referrer.post(f"{card}/{action}", json=why)
         assert refused.status_code == 409, action
         assert f"cannot {action} a card that is revoked" in refused.json()["detail"]
 
     events = await desk.outbox(STATUS_TOPIC)
     assert [(e["status"], e["reason"]) for e in events] == [
-        ("blocked", "lost on the bus"),
-        ("active", "found it"),
-        ("revoked", "granted in error"),
+        ("blocked", "lost"),
+        ("active", "found"),
+        ("revoked", "issued_in_error"),
     ]
     assert {e["holder_id"] for e in events} == {ids["person_id"]}
     assert (await desk.referrer.get(card)).json()["status"] == "revoked"
@@ -54,6 +57,67 @@ async def test_a_reason_is_required(desk: Desk) -> None:
     response = await desk.referrer.post(f"/cards/{ids['card_id']}/block", json={})
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "reason", "reason": "Field required"}]
+
+
+async def test_an_unknown_reason_is_refused_naming_the_codes(desk: Desk) -> None:
+    ids = await new_holder(desk.referrer, 6)
+    card = f"/cards/{ids['card_id']}"
+    typed = "verhuisd naar de Kerkstraat 4 bij haar zus"
+    for action in ("block", "unblock", "revoke", "replace"):
+        response = await desk.referrer.post(f"{card}/{action}", json={"reason": typed})
+        assert response.status_code == 422, action
+        [error] = response.json()["errors"]
+        assert error["field"] == "reason"
+        assert error["reason"].startswith("must be one of: lost, stolen, damaged, found,")
+        assert "no_longer_eligible" in error["reason"] and "other" in error["reason"]
+        assert typed not in response.text  # a refusal never repeats what was typed
+    # Codes only the system gives (the daily job, erasure) are not offered at the desk.
+    system = await desk.referrer.post(f"{card}/revoke", json={"reason": "eligibility_ended"})
+    assert system.status_code == 422 and "must be one of:" in system.text
+
+    # A known code that does not fit the action names the ones that do.
+    unfit = await desk.referrer.post(f"{card}/block", json={"reason": "damaged"})
+    assert unfit.status_code == 422
+    assert unfit.json()["errors"] == [
+        {
+            "field": "reason",
+            "reason": "damaged is not a reason to block a card;"
+            " use one of: lost, stolen, fraud_suspected, holder_request, other",
+        }
+    ]
+    vague = await desk.referrer.post(f"{card}/revoke", json={"reason": "other"})
+    assert vague.status_code == 422 and vague.json()["errors"][0]["field"] == "note"
+    assert (await desk.referrer.get(card)).json()["status"] == "active"
+    assert await desk.outbox(STATUS_TOPIC) == []
+
+
+async def test_the_event_carries_the_code_and_the_note_stays_at_the_desk(desk: Desk) -> None:
+    ids = await new_holder(desk.referrer, 7)
+    card = f"/cards/{ids['card_id']}"
+    note = "verhuisd naar de Kerkstraat 4 bij haar zus"
+    revoked = await desk.referrer.post(
+        f"{card}/revoke", json={"reason": "no_longer_eligible", "note": note}
+    )
+    assert revoked.status_code == 200, revoked.text
+    [event] = await desk.outbox(STATUS_TOPIC)
+    assert (event["status"], event["reason"]) == ("revoked", "no_longer_eligible")
+    assert "note" not in event
+    assert note.encode() not in await desk.all_outbox_bytes()
+    kept = (await desk.referrer.get(card)).json()
+    assert (kept["status_reason"], kept["status_note"]) == ("no_longer_eligible", note)
+    trail = (await desk.admin.get("/audit", params={"subject_id": ids["card_id"]})).json()
+    assert ("card.revoke", f"no_longer_eligible: {note}") in {
+        (e["action"], e["reason"]) for e in trail
+    }
+
+
+async def test_the_desk_lists_the_reason_codes_with_dutch_labels(desk: Desk) -> None:
+    codes = (await desk.referrer.get("/reason-codes")).json()
+    assert {"code": "lost", "label": "verloren"} in codes["cards"]["block"]
+    assert [c["code"] for c in codes["cards"]["unblock"]] == ["found", "other"]
+    assert {"code": "key_compromised", "label": "sleutel uitgelekt"} in codes["devices"]["revoke"]
+    offered = {c["code"] for action in codes["cards"].values() for c in action}
+    assert not offered & {"eligibility_ended", "holder_erased"}
 
 
 async def test_replacing_a_lost_card_keeps_the_holder(desk: Desk) -> None:
@@ -73,14 +137,19 @@ async def test_replacing_a_lost_card_keeps_the_holder(desk: Desk) -> None:
     assert [e["holder_id"] for e in issued] == [ids["person_id"]] * 2  # budget follows holder
     assert issued[1]["replaces_card_id"] == ids["card_id"]
     statuses = await desk.outbox(STATUS_TOPIC)
-    assert [e["status"] for e in statuses] == ["blocked", "replaced"]
-    twice = await desk.referrer.post(f"/cards/{ids['card_id']}/replace", json={"reason": "again"})
+    assert [(e["status"], e["reason"]) for e in statuses] == [
+        ("blocked", "stolen"),
+        ("replaced", "stolen"),
+    ]
+    twice = await desk.referrer.post(f"/cards/{ids['card_id']}/replace", json={"reason": "lost"})
     assert twice.status_code == 409 and "cannot replace a card that is replaced" in twice.text
 
 
 async def test_an_active_card_can_be_replaced_directly(desk: Desk) -> None:
     ids = await new_holder(desk.referrer, 4)
-    replaced = await desk.referrer.post(f"/cards/{ids['card_id']}/replace", json={"reason": "worn"})
+    replaced = await desk.referrer.post(
+        f"/cards/{ids['card_id']}/replace", json={"reason": "damaged"}
+    )
     assert replaced.status_code == 201
 
 
@@ -156,7 +225,8 @@ async def test_expiry_job_expires_and_announces(desk: Desk) -> None:
     assert run.expired == 1
     card = (await desk.referrer.get(f"/cards/{ending['card_id']}")).json()
     assert card["status"] == "expired"
-    assert "eligibility ended on" in card["status_reason"]
+    assert card["status_reason"] == "eligibility_ended"
+    assert "eligibility ended on" in card["status_note"]
     block = await desk.referrer.post(f"/cards/{ending['card_id']}/block", json={"reason": "lost"})
     assert block.status_code == 409
     assert "cannot block a card that is expired" in block.json()["detail"]
@@ -173,7 +243,7 @@ async def test_referrer_cannot_touch_another_organisations_people(desk: Desk) ->
     attempts = [
         other.get(f"/people/{ids['person_id']}"),
         other.post(f"/people/{ids['person_id']}/cards"),
-        other.post(f"/cards/{ids['card_id']}/block", json={"reason": "x"}),
+        other.post(f"/cards/{ids['card_id']}/block", json={"reason": "lost"}),
         other.get(f"/people/{ids['person_id']}/export"),
         other.post(
             f"/people/{ids['person_id']}/eligibility",
@@ -227,12 +297,12 @@ async def test_every_write_is_audited(desk: Desk) -> None:
     ids = await new_holder(desk.referrer, 14)
     await desk.referrer.post(
         f"/cards/{ids['card_id']}/block",
-        json={"reason": "lost at the pool"},
+        json={"reason": "lost", "note": "lost at the pool"},
         headers={"X-Correlation-ID": "corr-abc"},
     )
     entries = (await desk.admin.get("/audit", params={"subject_id": ids["card_id"]})).json()
     actions = [(e["action"], e["actor_role"], e["reason"]) for e in entries]
-    assert ("card.block", "referrer", "lost at the pool") in actions
+    assert ("card.block", "referrer", "lost: lost at the pool") in actions
     assert any(a[0] == "card.issued" for a in actions)
     block = next(e for e in entries if e["action"] == "card.block")
     assert block["correlation_id"] == "corr-abc" and block["actor_org_id"] == desk.org_id

@@ -72,6 +72,8 @@ async def test_erasure_shreds_the_key(desk: Desk) -> None:
     assert await _tables_holding(desk, before["data_key"]) == set()
     assert card_status == "revoked"
 
+    [revocation] = await desk.outbox("cards.card-status-changed.v1")
+    assert (revocation["status"], revocation["reason"]) == ("revoked", "holder_erased")
     [event] = await desk.outbox("cards.holder-erased.v1")
     assert event["holder_id"] == ids["person_id"]
     issued = await desk.outbox("cards.card-issued.v1")
@@ -88,15 +90,18 @@ async def test_erasure_shreds_the_key(desk: Desk) -> None:
 async def test_erasure_also_forgets_what_was_typed_about_the_person(desk: Desk) -> None:
     ids = await new_holder(desk.referrer, 43, evidence_ref="dossier Jan Peeters 2026/17")
     note = "kwijt bij Jan Peeters thuis"
-    blocked = await desk.referrer.post(f"/cards/{ids['card_id']}/block", json={"reason": note})
+    blocked = await desk.referrer.post(
+        f"/cards/{ids['card_id']}/block", json={"reason": "lost", "note": note}
+    )
     assert blocked.status_code == 200, blocked.text
     async with desk.pool.acquire() as conn:
         typed = await conn.fetchval(
             "SELECT count(*) FROM (SELECT evidence_ref AS t FROM eligibilities"
-            " UNION ALL SELECT status_reason FROM cards UNION ALL SELECT reason FROM audit_log) x"
+            " UNION ALL SELECT status_note FROM cards UNION ALL SELECT reason FROM audit_log) x"
             " WHERE t LIKE '%Jan Peeters%'"
         )
-    assert typed >= 3  # the evidence, the card's reason, the audit entries
+    assert typed >= 3  # the evidence, the card's note, the audit entries
+    assert note.encode() not in await desk.all_outbox_bytes()  # never sent to other services
 
     erased = await desk.admin.post(
         f"/people/{ids['person_id']}/erasure", json={"reason": "GDPR art. 17 request"}

@@ -77,7 +77,18 @@ async def test_device_keys_register_rotate_revoke(desk: Desk) -> None:
     )
     assert rotated.status_code == 200
     assert rotated.json()["key_id"] == 2 and rotated.json()["public_key"] != device["public_key"]
-    revoked = await admin.post(f"/devices/{device['device_id']}/revoke", json={"reason": "stolen"})
+    path = f"/devices/{device['device_id']}/revoke"
+    typed = "gestolen uit de auto van Jan Peeters"
+    unknown = await admin.post(path, json={"reason": typed})
+    assert unknown.status_code == 422 and typed not in unknown.text
+    assert unknown.json()["errors"] == [
+        {
+            "field": "reason",
+            "reason": "must be one of: lost, stolen, replaced, provider_stopped,"
+            " key_compromised, other",
+        }
+    ]
+    revoked = await admin.post(path, json={"reason": "stolen", "note": typed})
     assert revoked.status_code == 200
     again = await admin.post(f"/devices/{device['device_id']}/rotate", json={"reason": "x"})
     assert again.status_code == 409 and "revoked" in again.json()["detail"]
@@ -90,6 +101,13 @@ async def test_device_keys_register_rotate_revoke(desk: Desk) -> None:
     [revocation] = await desk.outbox("cards.device-revoked.v1")
     assert revocation["reason"] == "stolen" and revocation["device_id"] == device["device_id"]
     published = await desk.all_outbox_bytes()
+    assert typed.encode() not in published and "note" not in revocation
+    async with desk.pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT revoke_reason, revoke_note FROM devices WHERE device_id = $1::uuid",
+            device["device_id"],
+        )
+    assert stored is not None and tuple(stored) == ("stolen", typed)
     for secret in (device["private_key"], rotated.json()["private_key"]):
         assert secret.encode() not in published
         assert base64.b64decode(secret) not in published

@@ -236,6 +236,7 @@ async def build_world(pool: asyncpg.Pool, *, holders: int = 3) -> World:
         )
         if blocked is not None:
             changes = ((blocked, "blocked"), (blocked + timedelta(days=4), "active"))
+            why = {"blocked": "lost", "active": "found"}
             for at, status in changes:
                 events.append(
                     ev.CardStatusChanged(
@@ -243,7 +244,7 @@ async def build_world(pool: asyncpg.Pool, *, holders: int = 3) -> World:
                         card_number=number,
                         holder_id=holder_id,
                         status=ev.CardStatus(status),
-                        reason="test",
+                        reason=why[status],
                         effective_at=at,
                     )
                 )

@@ -292,7 +292,7 @@ async def test_a_revocation_that_overtakes_the_registration_is_kept(claims: Clai
             device_id=stolen.device_id,
             provider_id=stolen.provider_id,
             revoked_at=datetime(2024, 12, 1, tzinfo=UTC),
-            reason="stolen",
+            reason=ev.DeviceRevocationReason.STOLEN,
         ),
         ev.DeviceRegistered(
             device_id=stolen.device_id,
@@ -319,6 +319,52 @@ async def test_a_revocation_that_overtakes_the_registration_is_kept(claims: Clai
         )
     assert decided == 0
     assert "device_revoked" in letter
+
+
+async def test_a_status_change_keeps_its_reason_code_and_an_old_free_text_one_is_refused(
+    claims: Claims,
+) -> None:
+    h = new_holder()
+    await claims.deliver(h.changed(GRANTED, POVERTY_2024), h.issued(POVERTY_2024))
+    blocked_at = datetime(2024, 6, 1, tzinfo=UTC)
+    await claims.deliver(
+        ev.CardStatusChanged(
+            card_id=h.card_id,
+            card_number=h.card_number,
+            holder_id=h.holder_id,
+            status=ev.CardStatus.BLOCKED,
+            reason=ev.CardStatusReason.STOLEN,
+            effective_at=blocked_at,
+        )
+    )
+    # As the cards service sent it before reasons were codes: what the desk typed.
+    typed = "verhuisd naar de Kerkstraat 4 bij haar zus"
+    old = {
+        "card_id": str(h.card_id),
+        "card_number": h.card_number,
+        "holder_id": str(h.holder_id),
+        "status": "revoked",
+        "reason": typed,
+        "effective_at": "2024-07-01T00:00:00+00:00",
+    }
+    envelope = new_envelope(type=topics.CARD_STATUS_CHANGED.event_type, source="/cards")
+    record = SourceRecord(
+        topics.CARD_STATUS_CHANGED.name, 0, 1, None, json.dumps(old).encode(), envelope.headers()
+    )
+    await claims.cards.process([record])
+    assert claims.cards.dead_lettered == 1
+    async with claims.pool.acquire() as conn:
+        history = await conn.fetch(
+            "SELECT status, reason FROM card_status_history WHERE card_id = $1", h.card_id
+        )
+        letter = await conn.fetchrow(
+            "SELECT headers::text AS headers FROM outbox WHERE topic = $1",
+            topics.DEAD_LETTER_TOPIC,
+        )
+    assert [tuple(r) for r in history] == [("blocked", "stolen")]
+    assert letter is not None and "schema_violation" in letter["headers"]
+    assert "reason: Input should be 'lost', 'stolen'" in letter["headers"]
+    assert typed not in letter["headers"]  # the detail names the field, not the text
 
 
 async def test_a_check_in_that_reached_the_broker_in_time_is_in_time_however_late_judged(

@@ -127,7 +127,7 @@ async def test_only_signed_heartbeats_of_the_registered_device_count(
             device_id=device.device_id,
             provider_id=device.provider_id,
             revoked_at=NOW,
-            reason="lost",
+            reason=ev.DeviceRevocationReason.LOST,
         ),
     )
     [late] = await receive(

@@ -1,0 +1,84 @@
+"""Card status changes and device revocations carry a reason code, never what a person typed
+at the desk. An event of the old shape (free text) is a schema violation: every consumer
+(claims, notifications: the same decode) dead-letters it with a detail that names the field
+and the codes, and never repeats the text."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from shared import topics
+from shared.consumer import Incoming, decode
+from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord
+from shared.envelope import new_envelope
+from shared.events.cards import (
+    CardStatusChanged,
+    CardStatusReason,
+    DeviceRevocationReason,
+    DeviceRevoked,
+)
+
+TOPICS = {t.name: t for t in topics.ALL_TOPICS}
+TYPED = "overleden, zie dossier bij haar zus in de Kerkstraat 4"
+
+
+def _status_body(reason: str) -> dict[str, Any]:
+    return {
+        "card_id": str(uuid.uuid4()),
+        "card_number": "6299001234568",
+        "holder_id": str(uuid.uuid4()),
+        "status": "revoked",
+        "reason": reason,
+        "effective_at": "2026-05-01T10:00:00+02:00",
+    }
+
+
+def _revoked_body(reason: str) -> dict[str, Any]:
+    return {
+        "device_id": str(uuid.uuid4()),
+        "provider_id": str(uuid.uuid4()),
+        "revoked_at": "2026-05-01T10:00:00+02:00",
+        "reason": reason,
+    }
+
+
+def _decoded(topic: topics.Topic, body: dict[str, Any]) -> Incoming[Any] | DeadLetter:
+    envelope = new_envelope(type=topic.event_type, source="/vrijetijdspas/cards")
+    record = SourceRecord(topic.name, 0, 0, b"k", json.dumps(body).encode(), envelope.headers())
+    return decode(record, TOPICS)
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "codes"),
+    [
+        (topics.CARD_STATUS_CHANGED, _status_body(TYPED), CardStatusReason),
+        (topics.DEVICE_REVOKED, _revoked_body(TYPED), DeviceRevocationReason),
+    ],
+)
+def test_an_old_free_text_reason_is_dead_lettered_without_repeating_it(
+    topic: topics.Topic, body: dict[str, Any], codes: type[CardStatusReason]
+) -> None:
+    result = _decoded(topic, body)
+    assert isinstance(result, DeadLetter)
+    assert result.reason is DeadLetterReason.SCHEMA_VIOLATION
+    assert result.detail.startswith("reason: Input should be ")
+    assert all(f"'{code.value}'" in result.detail for code in codes)
+    assert TYPED not in result.detail
+
+
+@pytest.mark.parametrize("code", list(CardStatusReason))
+def test_every_card_status_reason_travels(code: CardStatusReason) -> None:
+    result = _decoded(topics.CARD_STATUS_CHANGED, _status_body(code.value))
+    assert isinstance(result, Incoming) and isinstance(result.payload, CardStatusChanged)
+    assert result.payload.reason is code
+
+
+@pytest.mark.parametrize("code", list(DeviceRevocationReason))
+def test_every_device_revocation_reason_travels(code: DeviceRevocationReason) -> None:
+    result = _decoded(topics.DEVICE_REVOKED, _revoked_body(code.value))
+    assert isinstance(result, Incoming) and isinstance(result.payload, DeviceRevoked)
+    assert result.payload.reason is code
