@@ -175,6 +175,12 @@ PAYMENT_FAILED = Topic(
     payments.PaymentFailed,
     _by("payment_id"),
 )
+PAYMENT_RETURNED = Topic(
+    "payments.payment-returned.v1",
+    "be.vrijetijdspas.payments.PaymentReturned",
+    payments.PaymentReturned,
+    _by("payment_id"),
+)
 NOTIFICATION_DEAD = Topic(
     "ops.notification-dead.v1",
     "be.vrijetijdspas.notifications.NotificationDeadLettered",
@@ -206,6 +212,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PAYMENT_RUN_COMPLETED,
     PAYMENT_SETTLED,
     PAYMENT_FAILED,
+    PAYMENT_RETURNED,
     NOTIFICATION_DEAD,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

@@ -57,7 +57,7 @@ async def main() -> None:
     runtime.consume(
         BatchProcessor(
             "claims.settlements",
-            (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED),
+            (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED, topics.PAYMENT_RETURNED),
             apply_settlements,
             pool,
         ),

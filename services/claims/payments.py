@@ -4,7 +4,9 @@ A run gathers every payable account with a positive balance into one payment req
 payee, moves the amount to `clearing:payments-in-transit`, links the payee's unpaid claims
 to the payment and publishes PaymentRequested for finance. Finance answers: settled moves
 the amount on to the bank; failed returns it to payable and unlinks the claims, so the next
-run pays them again (and the PaymentFailed event tells the notifications service).
+run pays them again (and the PaymentFailed event tells the notifications service). A
+payment the bank returns after settling it (PaymentReturned) goes the same way: the amount
+moves from the bank back to payable and its claims are paid again.
 
 A payable can go negative when a claim that was already paid is reversed: nothing is paid
 then, and later claims of the same payee first make up the difference.
@@ -32,6 +34,7 @@ from shared.events.payments import (
     HoldReason,
     PaymentFailed,
     PaymentRequested,
+    PaymentReturned,
     PaymentRunCompleted,
     PaymentSettled,
     RefundHeld,
@@ -219,7 +222,8 @@ async def _hold_reasons(
     beneficiaries: dict[tuple[PayeeKind, uuid.UUID], str | None],
 ) -> dict[str, HoldReason]:
     """Per payable account of a card holder who cannot be paid now, why: no account known,
-    or the account known is the one the bank refused the holder's last payment for."""
+    or the account known is the one the bank refused (or returned) the holder's last
+    answered payment for."""
     holders = {
         payee[1]: row["account"]
         for row in rows
@@ -234,7 +238,7 @@ async def _hold_reasons(
         _LAST_PAYMENTS, [h for h, a in holders.items() if a not in reasons]
     ):
         if (
-            last["status"] == "failed"
+            last["status"] in ("failed", "returned")
             and last["reason_code"] in ACCOUNT_REASON_CODES
             and last["beneficiary_sealed"] is not None
             and last["beneficiary_sealed"]
@@ -244,11 +248,13 @@ async def _hold_reasons(
     return reasons
 
 
-# Each card holder's latest payment (one per run at most).
+# Each card holder's payment the bank answered last: a return comes after the settlement it
+# undoes, often after a later payment was requested (which says nothing about the account
+# until it is answered).
 _LAST_PAYMENTS = """
 SELECT DISTINCT ON (payee_id) payee_id, status, reason_code, beneficiary_sealed FROM payments
-WHERE payee_kind = 'card_holder' AND payee_id = ANY($1::uuid[])
-ORDER BY payee_id, created_at DESC
+WHERE payee_kind = 'card_holder' AND payee_id = ANY($1::uuid[]) AND closed_at IS NOT NULL
+ORDER BY payee_id, coalesce(returned_at, closed_at) DESC, created_at DESC
 """
 
 
@@ -383,10 +389,11 @@ def _envelope(topic: topics.Topic, subject: uuid.UUID, correlation_id: str | Non
 
 
 async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
-    """Finance's answers. A payment closes once; a repeated or late answer changes nothing,
-    and one that matches no payment (an unknown id, another amount, the opposite of the
-    answer that closed it) is dead-lettered as `unmatched` for finance to look at: the
-    payment it meant stays as it was meanwhile."""
+    """Finance's answers. A payment closes once, and a settled one is returned once; a
+    repeated or late answer changes nothing, and one that matches no payment (an unknown
+    id, another amount, the opposite of the answer that closed it, a return of a payment
+    not settled) is dead-lettered as `unmatched` for finance to look at: the payment it
+    meant stays as it was meanwhile."""
     refused: list[DeadLetter] = []
     for incoming in batch:
         with log_context(correlation_id=incoming.correlation_id):
@@ -398,6 +405,8 @@ async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> l
 
 async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> DeadLetter | None:
     e = incoming.payload
+    if isinstance(e, PaymentReturned):
+        return await _apply_return(conn, incoming, e)
     settled = isinstance(e, PaymentSettled)
     status = "settled" if settled else "failed"
     row = await conn.fetchrow(
@@ -429,30 +438,93 @@ async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> Dead
         ],
     )
     if not settled:
-        await conn.execute(
-            "UPDATE claims SET payment_id = NULL WHERE payment_id = $1", e.payment_id
-        )
+        await _unlink_claims(conn, e.payment_id)
     log.info(
         "payment " + status, payment_id=str(e.payment_id), amount_cents=int(row["amount_cents"])
     )
     return None
 
 
-async def _unmatched(
-    conn: DbConnection, incoming: Incoming[Any], e: PaymentSettled | PaymentFailed
+async def _apply_return(
+    conn: DbConnection, incoming: Incoming[Any], e: PaymentReturned
 ) -> DeadLetter | None:
-    """Why an answer closed nothing: a repeat (fine), or one that matches no payment or
-    contradicts the answer that closed it (the first answer stands)."""
+    """The bank took back a payment it had settled: the amount goes from the bank back to
+    the payee's payable account (a new transfer: the ledger is never rewritten) and the
+    claims are unlinked, so the next run pays them again, or holds them until another
+    account is recorded when the return was for the account's sake (`_hold_reasons`)."""
+    row = await conn.fetchrow(
+        "UPDATE payments SET status = 'returned', reason = $2, reason_code = $3,"
+        " returned_at = now() WHERE payment_id = $1 AND status = 'settled'"
+        " AND amount_cents = $4 RETURNING account, amount_cents",
+        e.payment_id,
+        e.reason,
+        e.reason_code,
+        e.amount_cents,
+    )
+    if row is None:
+        return await _unmatched(conn, incoming, e)
+    await _trace_claims(conn, e.payment_id, "claim payment returned")
+    amount = int(row["amount_cents"])
+    await ledger.post(
+        conn,
+        [
+            ledger.Transfer(
+                uuid7(),
+                ledger.BANK,
+                row["account"],
+                amount,
+                "payment_returned",
+                payment_id=e.payment_id,
+            )
+        ],
+    )
+    await _unlink_claims(conn, e.payment_id)
+    log.info(
+        "payment returned",
+        payment_id=str(e.payment_id),
+        amount_cents=amount,
+        reason_code=e.reason_code,
+    )
+    return None
+
+
+async def _unlink_claims(conn: DbConnection, payment_id: uuid.UUID) -> None:
+    """The payment paid nothing after all: its claims are the next run's to pay."""
+    await conn.execute("UPDATE claims SET payment_id = NULL WHERE payment_id = $1", payment_id)
+
+
+_STATUS_OF: dict[type[EventPayload], str] = {
+    PaymentSettled: "settled",
+    PaymentFailed: "failed",
+    PaymentReturned: "returned",
+}
+
+
+async def _unmatched(
+    conn: DbConnection,
+    incoming: Incoming[Any],
+    e: PaymentSettled | PaymentFailed | PaymentReturned,
+) -> DeadLetter | None:
+    """Why an answer changed nothing: a repeat (fine), or one that matches no payment,
+    contradicts the answer that closed it (the first answer stands) or returns a payment
+    that is not settled."""
     payment = await conn.fetchrow(
         "SELECT status, amount_cents FROM payments WHERE payment_id = $1", e.payment_id
     )
-    status = "settled" if isinstance(e, PaymentSettled) else "failed"
-    if payment is not None and payment["status"] == status:
-        log.info("payment answer repeated: already closed", payment_id=str(e.payment_id))
+    status = _STATUS_OF[type(e)]
+    # A returned payment was settled first: its settlement sent again is a repeat too.
+    repeated = (status, "returned") if status == "settled" else (status,)
+    if payment is not None and payment["status"] in repeated:
+        log.info("payment answer repeated: already applied", payment_id=str(e.payment_id))
         return None
     if payment is None:
         detail = f"no payment {e.payment_id}"
-    elif payment["status"] != "requested":
+    elif status == "returned" and payment["status"] != "settled":
+        detail = (
+            f"the payment is {payment['status']}, not settled: only a settled payment"
+            " can be returned"
+        )
+    elif status != "returned" and payment["status"] != "requested":
         detail = f"the payment was {payment['status']} before; this answer says {status}"
     else:
         detail = (

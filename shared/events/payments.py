@@ -70,3 +70,15 @@ class PaymentFailed(EventPayload):
     failed_at: Instant
     reason_code: str = Field(max_length=16, description="ISO 20022 status reason, e.g. AC01")
     reason: str = Field(max_length=200)
+
+
+class PaymentReturned(EventPayload):
+    """The bank returned a payment it had settled (an R-transaction: the account was closed
+    after booking, the holder died, ...). The amount is owed again; a return for the
+    account's sake (ACCOUNT_REASON_CODES) waits for another account like a refusal does."""
+
+    payment_id: uuid.UUID
+    amount_cents: int = Field(gt=0)
+    returned_at: Instant
+    reason_code: str = Field(max_length=16, description="ISO 20022 return reason, e.g. AC04")
+    reason: str = Field(max_length=200)

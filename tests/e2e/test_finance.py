@@ -1,8 +1,8 @@
 """Must-show 3 and 4 on the whole system: demo traffic, a payment run, the payment events
 read with kcat (a Kafka client that shares nothing with our code), `vtp finance export`
 (pain.001.001.09, validated against the XSD) and `vtp finance settle` — with one payment
-rejected by the bank and paid by the next run — leave every payable settled and the trial
-balance at zero difference."""
+rejected by the bank and paid by the next run, and one the bank returns after settling it
+and paid again — leave every payable settled and the trial balance at zero difference."""
 
 from __future__ import annotations
 
@@ -179,6 +179,23 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
         lambda: not _get(auth, f"{claims}/payments", status="requested"),
     )
 
+    # The bank returns a payment it had settled (reason not about the account): claims
+    # books it back to payable and the next run pays it again.
+    returned = rows[1]["payment_id"]
+    status_file.write_text(f"payment_id,status,reason_code\n{returned},returned,MS03\n")
+    _vtp(stack, "settle", str(status_file), "--bootstrap-servers", stack.bootstrap_servers)
+    [back] = _wait("return applied", lambda: _get(auth, f"{claims}/payments", status="returned"))
+    assert str(back["payment_id"]) == returned and back["reason_code"] == "MS03"
+    rerun = httpx.post(f"{claims}/payment-runs", headers=auth, timeout=60).json()
+    assert rerun["payments"] == 1 and rerun["total_cents"] == back["amount_cents"]
+    _, status_file, ids = _export(stack)
+    assert len(ids) == 1
+    _vtp(stack, "settle", str(status_file), "--bootstrap-servers", stack.bootstrap_servers)
+    _wait(
+        "third settlement applied",
+        lambda: not _get(auth, f"{claims}/payments", status="requested"),
+    )
+
     balance = _get(auth, f"{claims}/ledger/trial-balance")
     assert balance["difference_cents"] == 0
     open_accounts = {
@@ -193,7 +210,11 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
         for a, b in balance["accounts"].items()
         if a.startswith("expense:") or a.startswith("receivable:")
     )
-    assert json.loads(_vtp(stack, "status").strip()) == {"failed": 1, "settled": run["payments"]}
+    assert json.loads(_vtp(stack, "status").strip()) == {
+        "failed": 1,
+        "returned": 1,
+        "settled": run["payments"],
+    }
     # The monthly report, through the claims API with the stack's operations token.
     month = datetime.now(UTC).strftime("%Y-%m")
     written = _vtp(stack, "report", "--month", month, "--out", str(stack.state_dir / "reports"))

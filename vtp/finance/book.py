@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.events.payments import PaymentRequested
+from vtp.finance.refusals import PaidAnswer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
@@ -23,12 +24,21 @@ CREATE TABLE IF NOT EXISTS payments (
     remittance         TEXT NOT NULL,
     beneficiary_sealed TEXT,
     requested_at       TEXT NOT NULL,
-    -- pending -> exported -> settled | failed
+    -- pending -> exported -> settled (-> returned) | failed
     status             TEXT NOT NULL DEFAULT 'pending',
     export_file        TEXT,
     answered_at        TEXT
 );
+CREATE INDEX IF NOT EXISTS payments_payee ON payments (payee_id);
 """
+# Columns added after the first books were written: (name, declaration).
+_ADDED_COLUMNS = (
+    # The bank's reason for a failure or a return (ISO 20022, e.g. AC04).
+    ("reason_code", "TEXT"),
+    # The account it was paid to, as a keyed fingerprint (vtp/finance/refusals.py): no
+    # IBAN in the book. NULL for payments exported before.
+    ("paid_to", "TEXT"),
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,11 @@ class PaymentBook:
         self._db = sqlite3.connect(path, timeout=60)
         self._db.row_factory = sqlite3.Row
         self._db.executescript(_SCHEMA)
+        have = {r["name"] for r in self._db.execute("PRAGMA table_info(payments)")}
+        with self._db:
+            for name, declaration in _ADDED_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE payments ADD COLUMN {name} {declaration}")
 
     def close(self) -> None:
         self._db.close()
@@ -105,17 +120,40 @@ class PaymentBook:
         ).fetchone()
         return _booked(row) if row is not None else None
 
-    def mark_exported(self, payment_ids: Sequence[uuid.UUID], export_file: str) -> None:
+    def mark_exported(
+        self,
+        payment_ids: Sequence[uuid.UUID],
+        export_file: str,
+        paid_to: Mapping[uuid.UUID, str] | None = None,
+    ) -> None:
+        accounts = paid_to or {}
         self._db.executemany(
-            "UPDATE payments SET status = 'exported', export_file = ? WHERE payment_id = ?",
-            [(export_file, str(p)) for p in payment_ids],
+            "UPDATE payments SET status = 'exported', export_file = ?, paid_to = ?"
+            " WHERE payment_id = ?",
+            [(export_file, accounts.get(p), str(p)) for p in payment_ids],
         )
 
-    def mark_answered(self, payment_id: uuid.UUID, status: str, at: str) -> None:
+    def mark_answered(
+        self, payment_id: uuid.UUID, status: str, at: str, reason_code: str | None = None
+    ) -> None:
+        # A repeated answer keeps its first time: the order of answers decides which
+        # account the bank refused last (vtp/finance/refusals.py).
         self._db.execute(
-            "UPDATE payments SET status = ?, answered_at = ? WHERE payment_id = ?",
-            (status, at, str(payment_id)),
+            "UPDATE payments SET answered_at = CASE WHEN status = :status THEN answered_at"
+            " ELSE :at END, status = :status, reason_code = :reason_code WHERE payment_id = :id",
+            {"status": status, "at": at, "reason_code": reason_code, "id": str(payment_id)},
         )
+
+    def answers_to(self, payee_id: uuid.UUID) -> list[PaidAnswer]:
+        """The bank's answers about the payee's payments, oldest first, with the account
+        each went to (those exported before accounts were noted are left out)."""
+        rows = self._db.execute(
+            "SELECT paid_to, status, reason_code FROM payments WHERE payee_id = ?"
+            " AND paid_to IS NOT NULL AND answered_at IS NOT NULL"
+            " ORDER BY answered_at, payment_id",
+            (str(payee_id),),
+        ).fetchall()
+        return [PaidAnswer(r["paid_to"], r["status"], r["reason_code"]) for r in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, count(*) FROM payments GROUP BY status")

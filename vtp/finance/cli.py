@@ -126,6 +126,19 @@ def export(
             {(p.payee_kind, str(p.payee_id)) for p in result.without_beneficiary}
         ):
             console.print(f"  {kind} {payee}")
+    if result.account_refused:
+        console.print(
+            f"[yellow]{len(result.account_refused)} payment(s) kept pending: the bank refused"
+            " the payee's account; register another with `vtp finance creditor PAYEE_ID"
+            " --name NAME --iban IBAN` and the next export pays them[/] for these payees:"
+        )
+        for kind, payee, code in sorted(
+            {
+                (r.payment.payee_kind, str(r.payment.payee_id), r.reason_code)
+                for r in result.account_refused
+            }
+        ):
+            console.print(f"  {kind} {payee} ({code})")
     if result.file is None:
         console.print("nothing to pay")
         return
@@ -142,7 +155,7 @@ def settle_command(
     state_dir: Path | None = STATE_OPTION,
     bootstrap_servers: str | None = BOOTSTRAP_OPTION,
 ) -> None:
-    """Report the bank's answer back: PaymentSettled / PaymentFailed events."""
+    """Report the bank's answer back: PaymentSettled / PaymentFailed / PaymentReturned."""
     state = state_folder(state_dir)
     address = broker_address(state, bootstrap_servers)
     book = _book(state)
@@ -158,14 +171,18 @@ def settle_command(
         raise typer.Exit(1) from exc
     finally:
         book.close()
-    console.print(f"settled {result.settled}, failed {result.failed}")
+    console.print(f"settled {result.settled}, failed {result.failed}, returned {result.returned}")
     if result.already_answered:
-        console.print(f"{result.already_answered} were answered before (sent again, harmless)")
+        console.print(f"{result.already_answered} were answered before (harmless)")
     # Each line not sent is named: finance corrects the file and sends those lines again.
     not_sent = (
         (result.unknown, "are not in finance's book (a typo, or another municipality's file)"),
         (result.not_exported, "were never exported, so no bank can have paid them"),
         (result.contradicted, "were answered otherwise before: the first answer stands"),
+        (
+            result.returned_unsettled,
+            "are returned but were never settled: a bank returns only what it paid",
+        ),
     )
     for ids, why in not_sent:
         if ids:
@@ -181,7 +198,8 @@ def creditor(
     iban: str = typer.Option(..., help="IBAN."),
     state_dir: Path | None = STATE_OPTION,
 ) -> None:
-    """Record a payee's name and IBAN in finance's own register."""
+    """Record a payee's name and IBAN in finance's own register (also how to replace an
+    account the bank refused: the next export pays the payee's waiting payments there)."""
     try:
         CreditorRegister(state_folder(state_dir) / "finance" / "creditors.json").put(
             payee_id, name, iban

@@ -1,6 +1,8 @@
 """`vtp finance export`: take in new payment requests, open each payee's sealed name and
 IBAN with finance's private key (or use finance's own creditor register), write one
 validated pain.001.001.09 file and, beside it, the status file the bank's answer fills in.
+An account the bank refused for the account's sake is not paid again (vtp/finance/refusals.py):
+the payee's requests wait until finance registers another.
 
 Names and IBANs exist only in the SEPA file itself; nothing is logged or printed."""
 
@@ -19,6 +21,7 @@ from shared.localtime import business_day
 from shared.private_files import write_private
 from shared.sealing import SealError, unseal
 from vtp.finance.book import BookedPayment, PaymentBook
+from vtp.finance.refusals import account_key, refused_accounts
 from vtp.finance.sepa import CreditTransfer, Debtor, build_pain001
 
 STATUS_COLUMNS = ("payment_id", "status", "reason_code", "bank_reference")
@@ -31,6 +34,14 @@ class ExportResult:
     payments: int = 0
     total_cents: int = 0
     without_beneficiary: list[BookedPayment] = field(default_factory=list)
+    # Kept pending: every account finance knows for the payee is one the bank refused.
+    account_refused: list[RefusedAccount] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RefusedAccount:
+    payment: BookedPayment
+    reason_code: str  # the bank's last reason for refusing the account, e.g. AC04
 
 
 class CreditorRegister:
@@ -56,39 +67,52 @@ class CreditorRegister:
         write_private(self.path, json.dumps(data, indent=2).encode())  # names and IBANs
 
 
-def beneficiary(
+def beneficiaries(
     payment: BookedPayment, private_key: str, register: CreditorRegister
-) -> dict[str, str] | None:
-    """Name and IBAN of the payee, or None when finance cannot know them."""
+) -> list[dict[str, str]]:
+    """Names and IBANs finance knows for the payee, best first: the one sealed in the
+    request, then finance's own register (which is how finance replaces a refused one)."""
+    found: list[dict[str, str]] = []
     if payment.beneficiary_sealed:
         try:
             opened = unseal(private_key, payment.beneficiary_sealed)
         except SealError:
             opened = {}
         if opened.get("name") and opened.get("iban"):
-            return {"name": str(opened["name"]), "iban": str(opened["iban"])}
-    return register.get(payment.payee_id)
+            found.append({"name": str(opened["name"]), "iban": str(opened["iban"])})
+    registered = register.get(payment.payee_id)
+    if registered is not None:
+        found.append(registered)
+    return found
 
 
 def _transfers(
     book: PaymentBook, private_key: str, register: CreditorRegister, result: ExportResult
-) -> list[CreditTransfer]:
-    """The pending payments finance can pay; the others are listed in `result`."""
-    transfers: list[CreditTransfer] = []
+) -> list[tuple[CreditTransfer, str]]:
+    """The pending payments finance can pay, each with the key of the account it goes to;
+    the others are listed in `result`."""
+    transfers: list[tuple[CreditTransfer, str]] = []
+    refused: dict[uuid.UUID, dict[str, str]] = {}
     for payment in book.with_status("pending"):
-        who = beneficiary(payment, private_key, register)
-        if who is None:
+        accounts = [
+            (account_key(private_key, a["iban"]), a)
+            for a in beneficiaries(payment, private_key, register)
+        ]
+        if not accounts:
             result.without_beneficiary.append(payment)
             continue
-        transfers.append(
-            CreditTransfer(
-                payment.payment_id,
-                who["name"],
-                who["iban"],
-                payment.amount_cents,
-                payment.remittance,
-            )
+        if payment.payee_id not in refused:
+            refused[payment.payee_id] = refused_accounts(book.answers_to(payment.payee_id))
+        usable = [(key, a) for key, a in accounts if key not in refused[payment.payee_id]]
+        if not usable:
+            reason = refused[payment.payee_id][accounts[0][0]]
+            result.account_refused.append(RefusedAccount(payment, reason))
+            continue
+        key, who = usable[0]
+        transfer = CreditTransfer(
+            payment.payment_id, who["name"], who["iban"], payment.amount_cents, payment.remittance
         )
+        transfers.append((transfer, key))
     return transfers
 
 
@@ -106,7 +130,8 @@ def export_pending(
         # Read and marked in one locked transaction: two exports at once would each write
         # a file paying the same requests.
         with book.exclusive():
-            transfers = _transfers(book, private_key, register, result)
+            paying = _transfers(book, private_key, register, result)
+            transfers = [t for t, _ in paying]
             if not transfers:
                 return result
             now = datetime.now(UTC)
@@ -126,7 +151,11 @@ def export_pending(
                 for t in transfers:
                     # Pre-filled as executed; finance edits the rows the bank rejected.
                     writer.writerow((str(t.payment_id), "settled", "", ""))
-            book.mark_exported([t.payment_id for t in transfers], result.file.name)
+            book.mark_exported(
+                [t.payment_id for t in transfers],
+                result.file.name,
+                {t.payment_id: key for t, key in paying},
+            )
     except BaseException:
         # The requests are still pending: a file left behind would pay them a second time
         # beside the next export's.

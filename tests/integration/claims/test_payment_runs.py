@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.claims import payments
+from services.claims import ledger, payments
 from services.claims.checkins import CheckInHandler
 from services.claims.payments import run_payments, structured_reference
 from services.claims.projections import apply_card_events
@@ -23,7 +23,7 @@ from shared.consumer import Incoming
 from shared.envelope import new_envelope
 from shared.events import cards as ev
 from shared.events.checkins import CheckInRecorded
-from shared.events.payments import PaymentFailed, PaymentSettled
+from shared.events.payments import PaymentFailed, PaymentReturned, PaymentSettled
 from tests.integration.claims import scenario
 
 pytestmark = pytest.mark.integration
@@ -420,3 +420,136 @@ async def test_an_erased_holders_refund_is_held_and_nobody_is_asked_for_an_accou
         held = await run_payments(conn)
     assert (held["payments"], held["held_without_bank_account"]) == (0, 1)
     assert await _outbox(payee.pool, topics.REFUND_HELD.name) == []
+
+
+def _returned(
+    payee: Payee, payment_id: uuid.UUID, amount_cents: int, reason_code: str
+) -> Incoming[PaymentReturned]:
+    """A return as finance sends it (each sending stamped anew, so not an inbox duplicate)."""
+    answer = PaymentReturned(
+        payment_id=payment_id,
+        amount_cents=amount_cents,
+        returned_at=scenario.NOW,
+        reason_code=reason_code,
+        reason="teruggestort door de bank",
+    )
+    envelope = new_envelope(type=topics.PAYMENT_RETURNED.event_type, source="/finance")
+    return Incoming(envelope, answer, payee.world.record(envelope, answer))
+
+
+async def _settled_payment(payee: Payee) -> tuple[uuid.UUID, int]:
+    payment = await _one_payment(payee)
+    amount = int(payment["amount_cents"])
+    async with payee.pool.acquire() as conn, conn.transaction():
+        assert (
+            await payments.apply_settlements(conn, [_answer(payee, payment["payment_id"], amount)])
+            == []
+        )
+    return payment["payment_id"], amount
+
+
+async def test_a_returned_payment_is_booked_back_once_and_paid_by_the_next_run(
+    payee: Payee,
+) -> None:
+    """The bank took back a refund it had booked: the ledger said paid, and nothing paid
+    it again."""
+    payment_id, amount = await _settled_payment(payee)
+    [claim] = (await _payments(payee.pool))[0]["claim_ids"]
+    account = f"payable:holder:{payee.holder}"
+    async with payee.pool.acquire() as conn:
+        before = await ledger.trial_balance(conn)
+        async with conn.transaction():
+            refused = await payments.apply_settlements(
+                conn,
+                [
+                    _returned(payee, payment_id, amount, "MS03"),
+                    _returned(payee, payment_id, amount, "MS03"),  # finance settled twice
+                    _answer(payee, payment_id, amount),  # and the settlement again
+                ],
+            )
+        after = await ledger.trial_balance(conn)
+        returned = await conn.fetchrow(
+            "SELECT status, reason_code FROM payments WHERE payment_id = $1", payment_id
+        )
+        transfers = await conn.fetch(
+            "SELECT debit_account, credit_account, amount_cents FROM transfers"
+            " WHERE payment_id = $1 AND code = 'payment_returned'",
+            payment_id,
+        )
+    assert refused == []
+    assert returned is not None
+    assert (returned["status"], returned["reason_code"]) == ("returned", "MS03")
+    # Once, from the bank back to what we owe the holder; the ledger still balances.
+    assert [tuple(t) for t in transfers] == [(ledger.BANK, account, amount)]
+    assert after[ledger.BANK] == before[ledger.BANK] + amount
+    assert after[account] == before.get(account, 0) - amount  # owed again (a credit)
+    assert sum(after.values()) == 0
+
+    async with payee.pool.acquire() as conn:
+        again = await run_payments(conn)
+    assert (again["payments"], again["total_cents"]) == (1, amount)
+    _, paid_again = await _payments(payee.pool)
+    assert paid_again["claim_ids"] == [claim]
+    assert paid_again["amount_cents"] == paid_again["linked_cents"] == amount
+
+
+async def test_a_return_for_the_accounts_sake_holds_the_refund_until_another_account(
+    payee: Payee,
+) -> None:
+    """Returned for the account's sake (closed after booking), even after a later payment
+    was requested to it: the holder's refunds wait for another account."""
+    payment_id, amount = await _settled_payment(payee)
+    await payee.approved_claim(1)
+    async with payee.pool.acquire() as conn:
+        assert (await run_payments(conn))["payments"] == 1  # requested, not answered yet
+        async with conn.transaction():
+            assert (
+                await payments.apply_settlements(
+                    conn, [_returned(payee, payment_id, amount, "AC04")]
+                )
+                == []
+            )
+        held = await run_payments(conn)
+    assert (held["payments"], held["held_without_bank_account"]) == (0, 1)
+    assert held["held_cents"] == amount
+    [announced] = await _outbox(payee.pool, topics.REFUND_HELD.name)
+    assert announced["reason"] == "account_refused"
+
+    details = ev.HolderDetailsChanged(
+        holder_id=payee.holder,
+        referrer_org_id=uuid.uuid4(),
+        channel="email",
+        language="nl",
+        beneficiary_sealed="sealed-another-account",
+        changed_at=scenario.NOW,
+    )
+    async with payee.pool.acquire() as conn, conn.transaction():
+        await apply_card_events(conn, [scenario._incoming(details)])
+    async with payee.pool.acquire() as conn:
+        paid = await run_payments(conn)
+    assert (paid["payments"], paid["total_cents"]) == (1, amount)
+
+
+async def test_a_return_of_a_payment_not_settled_is_dead_lettered(payee: Payee) -> None:
+    payment = await _one_payment(payee)
+    amount = int(payment["amount_cents"])
+    batch: list[Incoming[Any]] = [
+        _returned(payee, payment["payment_id"], amount, "AC04"),  # still requested
+        _answer(payee, payment["payment_id"], amount, settled=False, reason_code="MS03"),
+        _returned(payee, payment["payment_id"], amount, "AC04"),  # failed, never paid
+    ]
+    async with payee.pool.acquire() as conn, conn.transaction():
+        refused = await payments.apply_settlements(conn, batch)
+        status = await conn.fetchval(
+            "SELECT status FROM payments WHERE payment_id = $1", payment["payment_id"]
+        )
+        returns = await conn.fetchval(
+            "SELECT count(*) FROM transfers WHERE code = 'payment_returned'"
+        )
+    assert [(r.source.offset, r.reason.value) for r in refused] == [
+        (batch[0].source.offset, "unmatched"),
+        (batch[2].source.offset, "unmatched"),
+    ]
+    assert "the payment is requested, not settled" in refused[0].detail
+    assert "the payment is failed, not settled" in refused[1].detail
+    assert (status, returns) == ("failed", 0)

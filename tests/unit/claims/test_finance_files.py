@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 
 from vtp.finance.reports import euros, write_report
 from vtp.finance.sepa import XSD, CreditTransfer, Debtor, build_pain001, validate_pain001
-from vtp.finance.settlement import SettleFileError, parse_status_file
+from vtp.finance.settlement import Outcome, SettleFileError, parse_status_file
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
 DEBTOR = Debtor("Gemeente Heist-op-den-Berg", "BE68539007547034", "GKCCBEBB")
@@ -72,9 +72,9 @@ def test_status_file_parsing() -> None:
     answers = parse_status_file(
         f"payment_id,status,reason_code,bank_reference\n{a},settled,,B1\n{b},RJCT,,\n"
     )
-    assert [(x.payment_id, x.settled, x.reason_code) for x in answers] == [
-        (a, True, ""),
-        (b, False, "MS03"),
+    assert [(x.payment_id, x.outcome, x.reason_code) for x in answers] == [
+        (a, Outcome.SETTLED, ""),
+        (b, Outcome.FAILED, "MS03"),
     ]
     for bad in (
         "id,status\nx,settled\n",

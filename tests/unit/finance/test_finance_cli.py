@@ -14,7 +14,8 @@ from typer.testing import CliRunner, Result
 from shared.events.claims import PayeeKind
 from tests.support.payments import payment_requested
 from vtp.finance import cli
-from vtp.finance.book import PaymentBook
+from vtp.finance.book import BookedPayment, PaymentBook
+from vtp.finance.export import ExportResult, RefusedAccount
 from vtp.finance.intake import IntakeReport
 from vtp.finance.settlement import SettleResult
 from vtp.locate import console
@@ -31,6 +32,7 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
         ("unknown", "are not in finance's book"),
         ("not_exported", "were never exported"),
         ("contradicted", "were answered otherwise before: the first answer stands"),
+        ("returned_unsettled", "are returned but were never settled"),
     ],
 )
 def test_settle_names_the_lines_it_did_not_send_and_exits_1(
@@ -89,6 +91,20 @@ def test_export_names_the_payees_whose_account_finance_lacks(
     assert result.exit_code == 0, result.output
     assert "1 payment(s) kept pending" in result.output
     assert f"provider {payee}" in result.output
+
+
+def test_export_names_the_payees_whose_account_the_bank_refused_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payee = uuid.uuid4()
+    payment = BookedPayment(uuid.uuid4(), "provider", payee, 1250, "", "", None, "pending")
+    refused = ExportResult(account_refused=[RefusedAccount(payment, "AC04")])
+    monkeypatch.setattr(cli, "export_pending", lambda *_, **__: refused)
+    result = _export(tmp_path, monkeypatch, IntakeReport())
+    assert result.exit_code == 0, result.output
+    assert "1 payment(s) kept pending: the bank refused the payee's account" in result.output
+    assert "vtp finance creditor PAYEE_ID --name NAME --iban IBAN" in result.output
+    assert f"provider {payee} (AC04)" in result.output
 
 
 def test_report_for_a_month_written_otherwise_is_a_usage_error(
