@@ -101,13 +101,27 @@ def build_app(
     ) -> dict[str, Any]:
         """An account's entries with a running balance (debits positive). A time without a
         zone is Belgian, as the monthly report's months are."""
-        async with pool_ref().acquire() as conn:
-            return await ledger.statement(
-                conn, account, since and zoned(since), until and zoned(until)
-            )
+        since, until = since and zoned(since), until and zoned(until)
+        if since is not None and until is not None and until < since:
+            # Swapped by hand, this was an empty statement that looked like a quiet period.
+            raise HTTPException(422, f"until ({until.isoformat()}) must come after since")
+        async with (
+            pool_ref().acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            # A mistyped account was an empty statement, as of an account nothing happened on.
+            if not await conn.fetchval("SELECT 1 FROM accounts WHERE account = $1", account):
+                raise HTTPException(404, f"no account {account}: nothing was ever booked on it")
+            # One snapshot: the opening balance and the entries after it from the same moment.
+            return await ledger.statement(conn, account, since, until)
 
     @api.get("/payments")
-    async def payments(status: str | None = None) -> list[dict[str, Any]]:
+    async def payments(
+        # An unknown status ("paid") was an empty list, as if nothing had that status.
+        status: str | None = Query(
+            default=None, pattern=r"^(requested|settled|failed|returned)$", description="status"
+        ),
+    ) -> list[dict[str, Any]]:
         async with pool_ref().acquire() as conn:
             rows = await conn.fetch(
                 "SELECT payment_id, run_id, payee_kind, payee_id, amount_cents, reference, claims,"

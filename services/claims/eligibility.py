@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,11 @@ class Grant:
     eligible_until: date
     grace_days: int
 
-    @property
-    def last_valid_day(self) -> date:
-        return self.eligible_until + timedelta(days=self.grace_days)
-
     def covers(self, day: date) -> bool:
-        """From the first day to the end date plus the grace days, both inclusive."""
-        return self.eligible_from <= day <= self.last_valid_day
+        """From the first day to the end date plus the grace days, both inclusive. Counted
+        without adding the grace days to the end date: a grant ending near 31 December 9999
+        (the events allow it) raised OverflowError for every check-in of its holder."""
+        return self.eligible_from <= day and (day - self.eligible_until).days <= self.grace_days
 
 
 def grant_on(grants: Iterable[Grant], day: date) -> Grant | None:

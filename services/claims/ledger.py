@@ -157,12 +157,13 @@ async def statement(
     until: datetime | None = None,
 ) -> dict[str, Any]:
     """An account's entries in order with a running balance (debits positive), opening
-    with the balance before `since`."""
+    with the balance before `since` (nothing before the start: without `since` every entry
+    is listed)."""
     opening = await conn.fetchval(
         """
         SELECT coalesce(sum(CASE WHEN debit_account = $1 THEN amount_cents ELSE -amount_cents END), 0)
         FROM transfers WHERE (debit_account = $1 OR credit_account = $1)
-          AND ($2::timestamptz IS NULL OR created_at < $2)
+          AND $2::timestamptz IS NOT NULL AND created_at < $2
         """,
         account,
         since,

@@ -34,6 +34,18 @@ def payer_of(cost_account: str) -> tuple[str, str]:
 
 
 async def monthly_report(conn: DbConnection, policy: RefundPolicy, month: str) -> dict[str, Any]:
+    """The month's figures, all read in one snapshot: claims booked while the report is read
+    (the running month always has some) would otherwise count in the figures read after
+    them and not in those before, and the totals per payer, per provider and per budget line
+    would disagree with each other and with the ledger. (In a caller's transaction, the
+    snapshot is the caller's to choose.)"""
+    if conn.is_in_transaction():
+        return await _monthly_report(conn, policy, month)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _monthly_report(conn, policy, month)
+
+
+async def _monthly_report(conn: DbConnection, policy: RefundPolicy, month: str) -> dict[str, Any]:
     start, end = month_bounds(month)
     by_account = await conn.fetch(
         """

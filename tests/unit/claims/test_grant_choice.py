@@ -136,3 +136,25 @@ def test_the_decision_prices_with_the_grant_of_the_day() -> None:
     new_year = datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
     assert _decide(POVERTY_2024, new_year) == (False, 0, RejectionReason.NOT_ELIGIBLE)
     assert _decide(SENIOR_2025, new_year) == (True, 500, None)
+
+
+# Days of these times and near the end of the calendar, where an end date plus grace days
+# does not exist.
+near_the_end = st.integers(0, 1200).map(lambda back: date.max - timedelta(days=back))
+any_day = days | near_the_end
+
+
+@given(start=any_day, length=st.integers(0, 800), grace=st.integers(0, 365), day=any_day)
+def test_a_grant_ending_at_the_end_of_the_calendar_covers_without_overflow(
+    start: date, length: int, grace: int, day: date
+) -> None:
+    until = start + timedelta(days=min(length, (date.max - start).days))
+    grant = Grant("poverty", start, until, grace)
+    # What "up to the end date plus the grace days" means, counted in ordinals (no overflow).
+    assert grant.covers(day) == (start.toordinal() <= day.toordinal() <= until.toordinal() + grace)
+    assert grant_on([grant], day) == (grant if grant.covers(day) else None)
+
+
+def test_a_grant_until_9999_prices_a_checkin() -> None:
+    forever = Grant("poverty", date(2020, 1, 1), date(9999, 12, 31), 30)
+    assert _decide(forever, datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == (True, 1500, None)
