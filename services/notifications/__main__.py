@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifications.api import notifications_router
+from services.notifications.api import install_error_handlers, notifications_router
 from services.notifications.delivery import DeliveryWorker
 from services.notifications.jobs import Jobs
 from services.notifications.routing import TOPICS, Router
@@ -35,6 +35,7 @@ async def main() -> None:
 
     app = FastAPI(title="Vrijetijdspas — notifications", version="1")
     add_correlation_middleware(app)
+    install_error_handlers(app)
     app.include_router(health_router(lambda: runtime.pool, stalls=runtime.stalls))
     app.include_router(
         notifications_router(

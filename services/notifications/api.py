@@ -4,30 +4,97 @@ on command (so nobody has to wait for a schedule to see its effect)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field, SecretStr
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
 from services.notifications import recipients
 from services.notifications.jobs import JOB_NAMES, Jobs, NotYet
+from services.notifications.messages import TEMPLATES
 from services.notifications.recipients import Recipient
 from shared.api_auth import protected_router
 
+DeliveryStatus = Literal["pending", "sent", "dead", "scheduled", "batched", "skipped"]
 _LOG_COLUMNS = (
     "delivery_id, event_id, kind, recipient, channel, status, attempts, last_error, batch,"
     " batch_ref, created_at, sent_at, next_attempt_at"
 )
 
 
+def opt_out_kinds() -> frozenset[str]:
+    """What a recipient can opt out of: every kind of notification queued for one ("*": all
+    of them). The daily digest is not one: it carries what was queued, opt-outs applied."""
+    return frozenset(TEMPLATES) - {"referrer_digest"} | {"provider_statement", "*"}
+
+
+def _known_kind(kind: str) -> str:
+    # A typo would be stored and silence nothing: the person keeps getting what they
+    # asked not to get. Not echoed: the answer names the field and the known kinds.
+    known = opt_out_kinds()
+    if kind not in known:
+        raise ValueError(f"not a kind of notification; known: {', '.join(sorted(known))}")
+    return kind
+
+
 class Preferences(BaseModel):
     channel: Literal["email", "webhook", "letter"] | None = None
     language: Literal["nl", "en"] | None = None
     digest: bool = True
-    opted_out: list[str] = Field(default_factory=list, max_length=50)
+    opted_out: list[Annotated[str, AfterValidator(_known_kind)]] = Field(
+        default_factory=list, max_length=50
+    )
+
+
+_RECIPIENT_KINDS = ("org", "provider", "holder")
+
+
+def _recipient_key(key: str) -> str:
+    """A recipient key as recipients.py writes them, or a 422 naming the field."""
+    if key == "finance":
+        return key
+    kind, _, raw = key.partition(":")
+    try:
+        if kind in _RECIPIENT_KINDS and str(uuid.UUID(raw)) == raw.lower():
+            return f"{kind}:{raw.lower()}"
+    except ValueError:
+        pass
+    raise _invalid(
+        ("path", "recipient"), "expected org:<uuid>, provider:<uuid>, holder:<uuid> or finance"
+    )
+
+
+def _invalid(location: tuple[str, ...], reason: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": location, "msg": reason, "type": "value_error"}])
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Validation errors as {field, reason}, without the rejected input: an operator may
+    paste a name, an address or a national number into the wrong field, and answers end up
+    in browser histories and logs."""
+    described = []
+    for error in errors:
+        location = [
+            str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
+        ]
+        reason = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        described.append({"field": ".".join(location) or "body", "reason": reason})
+    return described
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """422 answers that name the field and the reason, never the value that was refused."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = field_errors(exc.errors())
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
 async def _resolve(conn: Any, key: str, private_key: str | None) -> Recipient | None:
@@ -100,10 +167,10 @@ def notifications_router(
 
     @router.get("/deliveries")
     async def deliveries(
-        status: str | None = None,
+        status: DeliveryStatus | None = None,
         kind: str | None = None,
         recipient: str | None = None,
-        channel: str | None = None,
+        channel: Literal["email", "webhook", "letter"] | None = None,
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
@@ -141,15 +208,18 @@ def notifications_router(
 
     @router.get("/preferences/{recipient}")
     async def get_preferences(recipient: str) -> Preferences:
+        recipient = _recipient_key(recipient)
         async with pool().acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT channel, language, digest, opted_out FROM preferences WHERE recipient = $1",
                 recipient,
             )
-        return Preferences(**dict(row)) if row else Preferences()
+        # As stored, even an opt-out stored before kinds were checked.
+        return Preferences.model_construct(**dict(row)) if row else Preferences()
 
     @router.put("/preferences/{recipient}")
     async def put_preferences(recipient: str, body: Preferences) -> Preferences:
+        recipient = _recipient_key(recipient)
         async with pool().acquire() as conn:
             await conn.execute(
                 "INSERT INTO preferences (recipient, channel, language, digest, opted_out)"
@@ -175,8 +245,8 @@ def notifications_router(
         if name not in JOB_NAMES:
             raise HTTPException(404, f"unknown job; known: {', '.join(JOB_NAMES)}")
         if at is not None and at.tzinfo is None:
-            raise HTTPException(422, "`at` must carry a UTC offset")
-        period = (period_from, period_to) if period_from and period_to else None
+            raise _invalid(("query", "at"), "must carry a UTC offset")
+        period = _period(name, period_from, period_to)
         try:
             return await jobs().run(name, at or datetime.now(UTC), period)
         except NotYet as exc:
@@ -184,3 +254,19 @@ def notifications_router(
             raise HTTPException(409, f"{name}: {exc}; try again once it is over") from exc
 
     return router
+
+
+def _period(name: str, start: date | None, end: date | None) -> tuple[date, date] | None:
+    """A statement's period as asked: both ends or neither (then: last month), in order,
+    and only for the job that has a period. Anything else is refused, not ignored: the
+    operator would get another period's statement than the one asked for."""
+    if start is None and end is None:
+        return None
+    if name != "provider-statements":
+        raise _invalid(("query", "period_from"), "only provider-statements has a period")
+    if start is None or end is None:
+        missing = "period_from" if start is None else "period_to"
+        raise _invalid(("query", missing), "give both period_from and period_to, or neither")
+    if start > end:
+        raise _invalid(("query", "period_to"), "must not be before period_from")
+    return start, end

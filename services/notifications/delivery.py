@@ -22,11 +22,18 @@ import asyncpg
 import httpx
 
 from services.notifications.email_channel import Attachment, Email, EmailChannel
-from services.notifications.outcomes import Outcome, permanent, unexpected, without_addresses
+from services.notifications.outcomes import (
+    SENT,
+    Outcome,
+    deferred,
+    permanent,
+    unexpected,
+    without_addresses,
+)
 from services.notifications.printing import PrintableCard, cards_pdf
 from services.notifications.settings import NotificationsSettings
 from services.notifications.signals import retry_delay_s
-from services.notifications.webhooks import WebhookChannel
+from services.notifications.webhooks import WebhookChannel, endpoint_of
 from shared import topics
 from shared.db import DbConnection
 from shared.envelope import Envelope, new_envelope
@@ -36,6 +43,9 @@ from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
 SOURCE = "/vrijetijdspas/notifications"
+# Requests in flight to one partner's endpoint at once.
+WEBHOOKS_PER_PARTNER = 8
+_PARTNER_FAILED = "not tried: the partner's endpoint failed earlier in this pass"
 
 
 def dead_lettered(
@@ -87,6 +97,9 @@ class DeliveryWorker:
         self.webhooks = WebhookChannel(settings.webhook_master_secret, settings.webhook_timeout_s)
         # Long enough for a whole pass of slow sends; only a crashed worker's rows wait it out.
         self.lease_s = 3 * max(settings.smtp_timeout_s, settings.webhook_timeout_s) + 30
+        # Passes in a row in which a partner's endpoint failed, by endpoint (an endpoint
+        # leaves this map at its first pass without a failure).
+        self._partner_failures: dict[str, int] = {}
 
     def wake(self, *_: object) -> None:
         self._wake.set()
@@ -186,10 +199,73 @@ class DeliveryWorker:
                 results = [_unexpected(r, exc) for r, _ in emails]
             outcomes |= {r["delivery_id"]: o for (r, _), o in zip(emails, results, strict=True)}
         if hooks:
-            async with httpx.AsyncClient() as client:
-                results = await asyncio.gather(*(self._webhook(client, r) for r in hooks))
+            results = await self._webhooks(hooks)
             outcomes |= {r["delivery_id"]: o for r, o in zip(hooks, results, strict=True)}
         return [outcomes[r["delivery_id"]] for r in rows]
+
+    async def _webhooks(self, rows: list[asyncpg.Record]) -> list[Outcome]:
+        """Each partner's endpoint on its own, a few requests at a time: no connection pool
+        is shared between partners, so one that hangs never makes another's requests wait
+        (and time out). Once a request to an endpoint fails in a way worth retrying, the
+        rest of its deliveries are not tried in this pass: they wait with the partner,
+        without counting as tries, and the pass lasts one timeout, not one per delivery."""
+        by_endpoint: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_endpoint.setdefault(endpoint_of(row["address"]), []).append(i)
+        outcomes: list[Outcome] = [SENT] * len(rows)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
+        async with httpx.AsyncClient(limits=limits) as client:
+            await asyncio.gather(
+                *(
+                    self._endpoint(client, endpoint, [(i, rows[i]) for i in indexes], outcomes)
+                    for endpoint, indexes in by_endpoint.items()
+                )
+            )
+        return outcomes
+
+    async def _endpoint(
+        self,
+        client: httpx.AsyncClient,
+        endpoint: str,
+        rows: list[tuple[int, asyncpg.Record]],
+        outcomes: list[Outcome],
+    ) -> None:
+        gate = asyncio.Semaphore(WEBHOOKS_PER_PARTNER)
+        failing = False
+
+        async def one(i: int, row: asyncpg.Record) -> None:
+            nonlocal failing
+            async with gate:
+                if failing:
+                    outcomes[i] = deferred(_PARTNER_FAILED, self._partner_wait_s(endpoint))
+                    return
+                outcome = await self._webhook(client, row)
+                outcomes[i] = outcome
+                if not outcome.sent and not outcome.permanent and not failing:
+                    failing = True
+                    self._partner_failures[endpoint] = self._partner_failures.get(endpoint, 0) + 1
+
+        await asyncio.gather(*(one(i, row) for i, row in rows))
+        if not failing:
+            self._partner_failures.pop(endpoint, None)
+            return
+        waiting = [row for i, row in rows if outcomes[i].deferred_s is not None]
+        if waiting:
+            log.warning(
+                "partner failing: its other webhooks wait",
+                recipients=sorted({row["recipient"] for row in waiting}),
+                waiting=len(waiting),
+                retry_in_s=self._partner_wait_s(endpoint),
+            )
+
+    def _partner_wait_s(self, endpoint: str) -> float:
+        """How long a failing partner's untried deliveries wait: its own backoff, which
+        grows with each pass in a row in which it failed."""
+        return retry_delay_s(
+            self._partner_failures.get(endpoint, 1),
+            self._settings.retry_base_s,
+            self._settings.retry_max_s,
+        )
 
     def _email(self, row: asyncpg.Record) -> Email:
         return Email(
@@ -219,6 +295,16 @@ class DeliveryWorker:
     async def _record(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
         """A failed attempt: retried later, or given up. The error is stored as the outcome
         carries it, masked and cut (outcomes.py): GET /deliveries lists it."""
+        if outcome.deferred_s is not None:
+            await conn.execute(
+                "UPDATE deliveries SET last_error = $2,"
+                " next_attempt_at = now() + make_interval(secs => $3)"
+                " WHERE delivery_id = $1 AND status = 'pending'",
+                row["delivery_id"],
+                outcome.error,
+                outcome.deferred_s,
+            )
+            return
         attempts = row["attempts"] + 1
         fields = _fields(row)
         error = outcome.error

@@ -367,9 +367,10 @@ class Jobs:
 
     async def letters(self, now: datetime, claim: Claim | None = None) -> dict[str, Any]:
         """Today's letters as one PDF. The file is written before the commit and removed if
-        the commit fails, so a letter is in exactly one printed batch."""
+        the batch was not recorded, so a letter is in exactly one printed batch."""
         today = local_day(now)
         path: Path | None = None
+        first: uuid.UUID | None = None
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -391,6 +392,7 @@ class Jobs:
                     name = f"brieven-{today.isoformat()}-{str(uuid7())[-12:]}.pdf"
                     folder = Path(self.settings.letters_dir)
                     path = await asyncio.to_thread(_write_file, folder, name, pdf)
+                    first = rows[0]["delivery_id"]
                     await conn.execute(
                         "UPDATE deliveries SET status = 'sent', sent_at = now(), attempts = 1,"
                         " batch_ref = $2 WHERE delivery_id = ANY($1::uuid[])",
@@ -398,11 +400,32 @@ class Jobs:
                         path.name,
                     )
             except BaseException:
-                if path is not None:
+                if path is not None and not await self._batch_recorded(first, path.name):
                     path.unlink(missing_ok=True)
                 raise
         log.info("letter batch written", letters=len(rows), file=path.name)
         return {"job": "letters", "letters": len(rows), "file": str(path)}
+
+    async def _batch_recorded(self, delivery_id: uuid.UUID | None, name: str) -> bool:
+        """Whether a letters batch whose transaction failed was recorded all the same: a
+        connection lost during COMMIT leaves that open, and removing the file of a recorded
+        batch would leave its letters marked printed and never printed. Asked on another
+        connection; when even that fails, the file stays (a letter twice beats none)."""
+        if delivery_id is None:
+            return False
+        try:
+            async with self.pool.acquire() as conn:
+                ref = await conn.fetchval(
+                    "SELECT batch_ref FROM deliveries WHERE delivery_id = $1", delivery_id
+                )
+        except Exception as exc:
+            log.error(
+                "letter batch kept: cannot tell whether it was recorded",
+                file=name,
+                error=type(exc).__name__,
+            )
+            return True
+        return bool(ref == name)
 
 
 def _local_midnight(day: date) -> datetime:

@@ -21,6 +21,9 @@ class Outcome:
     sent: bool
     permanent: bool = False
     error: str = ""
+    # Not attempted at all (its partner failed earlier in the pass): no try is counted, and
+    # the delivery waits this many seconds, with its partner.
+    deferred_s: float | None = None
 
 
 SENT = Outcome(sent=True)
@@ -34,6 +37,10 @@ def transient(error: str) -> Outcome:
 
 def permanent(error: str) -> Outcome:
     return Outcome(sent=False, permanent=True, error=without_addresses(error)[:300])
+
+
+def deferred(reason: str, delay_s: float) -> Outcome:
+    return Outcome(sent=False, error=without_addresses(reason)[:300], deferred_s=delay_s)
 
 
 def http_outcome(status: int) -> Outcome:

@@ -4,6 +4,7 @@ without e-mail (one A4 page per letter, the address where a window envelope show
 from __future__ import annotations
 
 import io
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -31,6 +32,37 @@ class Letter:
     subject: str
     body: str
     dated: date
+
+
+# The standard PDF fonts (Helvetica) draw the WinAnsi characters (cp1252) only: any other
+# would print as a black box, in a name or a street on the envelope too. Such a character is
+# printed as its base letter (ś → s, Ş → S, ł → l); one without a Latin base as "?".
+_NO_DECOMPOSITION = str.maketrans(
+    {"ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ı": "i", "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T"}
+)
+
+
+def _drawable(char: str) -> bool:
+    try:
+        char.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """`text` as the standard font can print it: unchanged where it can."""
+    if _drawable(text):
+        return text
+    out = []
+    for char in text:
+        if _drawable(char):
+            out.append(char)
+            continue
+        decomposed = unicodedata.normalize("NFKD", char.translate(_NO_DECOMPOSITION))
+        base = "".join(c for c in decomposed if not unicodedata.combining(c) and _drawable(c))
+        out.append(base or "?")
+    return "".join(out)
 
 
 def cards_pdf(cards: list[PrintableCard]) -> bytes:
@@ -72,18 +104,18 @@ def letters_pdf(letters: list[Letter]) -> bytes:
         pdf.setFont(_FONT, 11)
         y = height - 50 * mm  # the window of a DL envelope
         for line in letter.address_lines:
-            pdf.drawString(110 * mm, y, line)
+            pdf.drawString(110 * mm, y, printable(line))
             y -= 5 * mm
         y = height - 95 * mm
         pdf.drawString(left, y, f"Heist-op-den-Berg, {letter.dated:%d/%m/%Y}")
         y -= 12 * mm
         pdf.setFont(f"{_FONT}-Bold", 11)
-        for line in simpleSplit(letter.subject, f"{_FONT}-Bold", 11, text_width):
+        for line in simpleSplit(printable(letter.subject), f"{_FONT}-Bold", 11, text_width):
             pdf.drawString(left, y, line)
             y -= 6 * mm
         y -= 4 * mm
         pdf.setFont(_FONT, 11)
-        for paragraph in letter.body.split("\n"):
+        for paragraph in printable(letter.body).split("\n"):
             for line in simpleSplit(paragraph, _FONT, 11, text_width) or [""]:
                 pdf.drawString(left, y, line)
                 y -= 5.5 * mm

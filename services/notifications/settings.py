@@ -26,9 +26,11 @@ class NotificationsSettings(ServiceSettings):
     private_key: str | None = None
 
     # Delivery: transient failures wait base·2^(attempt-1) seconds (capped), then give up.
-    max_attempts: int = 8
+    # With these, a delivery is tried for a day (2 s, 4 s, … then hourly): a mail relay's
+    # maintenance or a partner's outage of some hours loses nobody's message.
+    max_attempts: int = 35
     retry_base_s: float = 2.0
-    retry_max_s: float = 600.0
+    retry_max_s: float = 3600.0
     webhook_timeout_s: float = 10.0
     # Each partner's Standard Webhooks secret is derived from this one (see webhooks.py).
     # Required outside the dev environment: no default secret in production.

@@ -62,6 +62,16 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def endpoint_of(url: str) -> str:
+    """The server a webhook goes to (scheme, host, port): the unit that is up or down. A URL
+    that cannot be parsed is its own endpoint (its send fails at once, url_problem)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
+
+
 class WebhookChannel:
     def __init__(self, master_secret: str, timeout_s: float) -> None:
         self.master_secret = master_secret
