@@ -1,7 +1,8 @@
 """Posting to the municipal cost ledger. Account names say what they hold:
 
 expense:discount:<target group>       the municipality's discount cost, per budget line
-receivable:provider:<id>              a provider's share of the discount cost (distribution key)
+receivable:provider:<id>              a provider's share of the discount cost (distribution key),
+                                      less what was netted against its payable (netting.py)
 receivable:government:<name>          another government's share
 payable:holder:<id> / payable:provider:<id>   what we owe a card holder or provider
 clearing:payments-in-transit          requested from finance, not yet settled
@@ -40,8 +41,13 @@ def cost_account(payer: str, target_group: str, provider_id: uuid.UUID) -> str:
     if payer == "municipality":
         return discount_account(target_group)
     if payer == "provider":
-        return f"receivable:provider:{provider_id}"
+        return provider_receivable(provider_id)
     return f"receivable:{payer}"  # government:<name>
+
+
+def provider_receivable(provider_id: uuid.UUID) -> str:
+    """What a provider owes us: its shares of the discount cost."""
+    return f"receivable:provider:{provider_id}"
 
 
 def account_kind(account: str) -> str:

@@ -10,6 +10,14 @@ moves from the bank back to payable and its claims are paid again.
 
 A payable can go negative when a claim that was already paid is reversed: nothing is paid
 then, and later claims of the same payee first make up the difference.
+
+A provider that bears a share of the discount cost (distribution key) owes it on its
+receivable; in till-discount mode we owe it the whole discount on its payable. Each run
+first nets the two (netting.py): one transfer per provider of min(payable, receivable)
+(`provider_share_netted`), so the provider is paid the discount less its own share, and its
+receivable keeps only what it still owes. A netted share of a claim reversed afterwards is
+moved back to the payable by the next run (`provider_share_netting_undone`). A refund-mode
+provider is owed nothing: its receivable stays for the monthly report.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 import asyncpg
 from stdnum.be import ogm_vcs
 
-from services.claims import ledger
+from services.claims import ledger, netting
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -88,6 +96,7 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
     # snapshot. At read committed a claim committed between the two was linked to a
     # payment that did not include its amount.
     async with conn.transaction(isolation="repeatable_read"):
+        netted = await _net_provider_shares(conn)
         rows = await conn.fetch(
             """
             SELECT account, sum(amount) AS balance FROM (
@@ -205,15 +214,56 @@ async def _run(conn: DbConnection, correlation_id: str | None) -> dict[str, Any]
         total_cents=total,
         held=len(held),
         held_cents=held_cents,
+        netted_cents=netted,
     )
     return {
         "run_id": str(run_id),
         "payments": len(payments),
         "total_cents": total,
+        # Providers' shares of the discount cost set off against what we owed them (less
+        # any netted shares of reversed claims given back): see netting.py.
+        "netted_cents": netted,
         # Card holders owed a refund without a bank account we can pay (none, or refused).
         "held_without_bank_account": len(held),
         "held_cents": held_cents,
     }
+
+
+async def _net_provider_shares(conn: DbConnection) -> int:
+    """Before anything is paid: per provider, one transfer that sets what it owes us (its
+    shares of the discount cost) off against what we owe it (netting.py), posted in the
+    run's transaction, so the payables read next are net and an attempt rolled back nets
+    nothing. The signed total moved from payables to receivables."""
+    transfers: list[ledger.Transfer] = []
+    for r in await conn.fetch(_PROVIDER_BALANCES):
+        transfer = netting.netting_transfer(
+            r["provider_id"], int(r["payable"]), int(r["receivable"])
+        )
+        if transfer is not None:
+            log.info(
+                "provider share netted against its payable",
+                provider_id=str(r["provider_id"]),
+                code=transfer.code,
+                amount_cents=transfer.amount_cents,
+            )
+            transfers.append(transfer)
+    await ledger.post(conn, transfers)
+    return sum(t.amount_cents if t.code == netting.NETTED else -t.amount_cents for t in transfers)
+
+
+# Each provider's payable (its credit balance) and receivable (its debit balance).
+_PROVIDER_BALANCES = """
+SELECT split_part(account, ':', 3)::uuid AS provider_id,
+       coalesce(sum(amount) FILTER (WHERE account LIKE 'payable:%'), 0) AS payable,
+       coalesce(-sum(amount) FILTER (WHERE account LIKE 'receivable:%'), 0) AS receivable
+FROM (
+    SELECT credit_account AS account, amount_cents AS amount FROM transfers
+    WHERE credit_account LIKE 'payable:provider:%' OR credit_account LIKE 'receivable:provider:%'
+    UNION ALL
+    SELECT debit_account, -amount_cents FROM transfers
+    WHERE debit_account LIKE 'payable:provider:%' OR debit_account LIKE 'receivable:provider:%'
+) e GROUP BY 1 ORDER BY 1
+"""
 
 
 async def _hold_reasons(
