@@ -131,7 +131,9 @@ SELECT
               WHERE holder_id = w.holder_id AND occurred_at BETWEEN w.f AND w.t
                 AND outcome <> 'rejected' AND reversed_at IS NULL
               OFFSET 0  -- keeps the planner from flattening this back into a join
-          ) AS c) AS visits
+          ) AS c) AS visits,
+    ARRAY(SELECT ROW(record_key, arrived_at) FROM released_checkins
+          WHERE record_key = ANY($11::uuid[])) AS released
 """
 
 
@@ -156,6 +158,8 @@ class _Context:
     used: dict[tuple[uuid.UUID, int], int]
     grants: dict[uuid.UUID, list[Grant]] = field(default_factory=dict)
     visits: dict[uuid.UUID, list[Visit]] = field(default_factory=dict)
+    # The batch's copies of parked check-ins: when their originals reached us, by copy key.
+    released: dict[uuid.UUID, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,7 +172,9 @@ class _Writes:
     transfers: list[ledger.Transfer] = field(default_factory=list)
     events: list[tuple[Envelope, EventPayload]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    parked: list[Incoming[CheckInRecorded]] = field(default_factory=list)
+    # Each with when it reached us.
+    parked: list[tuple[Incoming[CheckInRecorded], datetime]] = field(default_factory=list)
+    released: list[uuid.UUID] = field(default_factory=list)  # copy keys read, now used
 
     def spend(self, key: tuple[uuid.UUID, int], cents: int, limit: int) -> None:
         delta, old_limit = self.budget.get(key, (0, 0))
@@ -207,7 +213,7 @@ class CheckInHandler:
         now = self._clock()
         if not all(valid):
             await _accept_replaced_keys(conn, checkins, valid, ctx, now)
-        writes = _Writes()
+        writes = _Writes(released=list(ctx.released))
         for incoming, signature_valid in zip(checkins, valid, strict=True):
             with log_context(correlation_id=incoming.correlation_id):
                 self._judge(incoming, signature_valid, ctx, writes, now)
@@ -223,6 +229,8 @@ class CheckInHandler:
         holders = sorted({c["holder_id"] for c in cards})
         checkin_ids = list({p.checkin_id for p in payloads})
         holder_of = {c["card_number"]: c["holder_id"] for c in cards}
+        # Only the records that name themselves copies are looked for (none, as a rule).
+        copy_keys = [k for i in batch if (k := parking.copy_key(i)) is not None]
         windows = visit_windows(
             (
                 (holder_of[p.card_number], p.occurred_at)
@@ -243,6 +251,7 @@ class CheckInHandler:
             [w[0] for w in windows],
             [w[1] for w in windows],
             [w[2] for w in windows],
+            copy_keys,
         )
         assert facts is not None  # a SELECT without FROM always returns its one row
         history: dict[uuid.UUID, list[tuple[datetime, str]]] = {}
@@ -257,6 +266,7 @@ class CheckInHandler:
             seen_nonces={(d, n) for d, n in facts["nonces"]},
             cancelled={c[0]: _PendingCancellation(c[1], c[2]) for c in facts["cancelled"]},
             used={(h, period): int(used) for h, period, used in facts["budgets"]},
+            released=dict(facts["released"]),
         )
         for holder_id, *grant in facts["grants"]:
             ctx.grants.setdefault(holder_id, []).append(Grant(*grant))
@@ -280,10 +290,14 @@ class CheckInHandler:
         if c.checkin_id in ctx.decided:
             log.info("duplicate check-in ignored", checkin_id=c.checkin_id)
             return
+        # Judged against when the check-in reached the broker, where the broker says so: one
+        # that arrived in time stays in time however late it is judged (a backlog, a replay,
+        # a wait for its device in parking.py).
+        received_at = _arrival(incoming, ctx, now)
         device = ctx.devices.get(c.device_id)
         if device is None:
             # Not known yet: its DeviceRegistered may still be on its way (parking.py).
-            w.parked.append(incoming)
+            w.parked.append((incoming, received_at))
             log.warning(
                 "check-in parked: device not known yet",
                 checkin_id=c.checkin_id,
@@ -298,7 +312,8 @@ class CheckInHandler:
             and failure.reason is RejectionReason.BAD_SIGNATURE
             and awaits_newer_key(c, device)
         ):
-            w.parked.append(incoming)  # until that key's DeviceRegistered (parking.py)
+            # Until that key's DeviceRegistered (parking.py).
+            w.parked.append((incoming, received_at))
             log.warning(
                 "check-in parked: signed with a key not known yet",
                 checkin_id=c.checkin_id,
@@ -328,9 +343,6 @@ class CheckInHandler:
             if card_row is not None
             else None
         )
-        # Judged against when the check-in reached the broker, where the broker says so: one
-        # that arrived in time stays in time however late it is judged (a backlog, a replay).
-        received_at = _arrived(incoming, now)
         decision = self._cancelled_before(c, ctx, w) or check_timing(
             self.policy, c.occurred_at, received_at
         )
@@ -544,6 +556,10 @@ async def _store(conn: DbConnection, w: _Writes) -> None:
             "DELETE FROM pending_cancellations WHERE checkin_id = ANY($1::uuid[])",
             w.consumed_cancellations,
         )
+    if w.released:
+        await conn.execute(
+            "DELETE FROM released_checkins WHERE record_key = ANY($1::uuid[])", w.released
+        )
     await ledger.post(conn, w.transfers)
     await enqueue_events(conn, w.events)
     if w.parked:
@@ -611,11 +627,13 @@ def _card_at(
     )
 
 
-def _arrived(incoming: Incoming[Any], now: datetime) -> datetime:
-    """When a check-in reached us: the broker's time where its topic stamps one, else now
-    (never later than now: a broker clock ahead of ours must not push a check-in out of
-    its window)."""
-    return min(incoming.source.appended_at or now, now)
+def _arrival(incoming: Incoming[Any], ctx: _Context, now: datetime) -> datetime:
+    """When a check-in reached us: for the copy of a parked check-in, when its original did
+    (parking.py); else the broker's time where its topic stamps one, else now (never later
+    than now: a broker clock ahead of ours must not push a check-in out of its window)."""
+    key = parking.copy_key(incoming) if ctx.released else None
+    at = ctx.released.get(key) if key is not None else None
+    return min(at or incoming.source.appended_at or now, now)
 
 
 async def _accept_replaced_keys(
@@ -640,7 +658,7 @@ async def _accept_replaced_keys(
     for i in failed:
         incoming = checkins[i]
         keys = replaced.get(incoming.payload.device_id)
-        if keys and signed_before_rotation(incoming.payload, keys, _arrived(incoming, now)):
+        if keys and signed_before_rotation(incoming.payload, keys, _arrival(incoming, ctx, now)):
             valid[i] = True
 
 

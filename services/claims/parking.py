@@ -24,6 +24,17 @@ and releasing the same row twice makes the same outbox row. Whatever happens, a 
 has one outcome: its claim is keyed by checkin_id (UNIQUE in `claims`, and the handler
 skips a check-in already decided), and its nonce was not used while it was parked.
 
+The copy reaches the broker when it is released, days after the check-in itself may have:
+judged against that, a check-in that came in time would be `out_of_window` through no fault
+of the card holder (and one from a device whose clock is ahead would no longer be
+`in_the_future`). So the row keeps when the check-in reached us (`arrived_at`, as the
+handler counts it), and releasing it writes that time in `released_checkins` under the
+copy's inbox key — its event id and body together (shared/inbox.py) — where the handler
+finds it (`copy_key`): a header could not say it, since every device may write to the
+check-in topic, and a device could name any record a copy to backdate it. A record that
+does not name itself a copy (`causation_id` whose `copy_id` is its `ce_id`) is not looked
+for, and the lookup rides on the batch's read of its facts: no round trip of its own.
+
 The check-in batch and the projection batch may run at once: the batch reads "no such
 device", the projection inserts the device and releases what is parked (nothing yet), the
 batch parks — and nobody would release that row. Both therefore take one advisory lock
@@ -53,6 +64,7 @@ from shared.db import DbConnection
 from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_letter_record
 from shared.envelope import Headers
 from shared.events.checkins import CheckInRecorded
+from shared.inbox import inbox_key
 from shared.logging import get_logger, log_context
 from shared.outbox import OutgoingRecord, enqueue, headers_from_json, headers_to_json
 
@@ -66,9 +78,10 @@ _KNOWN_KEYS = "SELECT device_id, key_id FROM devices WHERE device_id = ANY($1::u
 _PARK = """
 INSERT INTO parked_checkins (event_id, checkin_id, device_id, correlation_id, key, headers,
                              payload, source_topic, source_partition, source_offset,
-                             awaiting_key_id)
+                             awaiting_key_id, arrived_at)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[], $6::bytea[],
-                     $7::bytea[], $8::text[], $9::int[], $10::bigint[], $11::int[])
+                     $7::bytea[], $8::text[], $9::int[], $10::bigint[], $11::int[],
+                     $12::timestamptz[])
 ON CONFLICT (event_id) DO NOTHING
 """
 # What the devices' keys now let go: the device is known, with the key awaited or a later.
@@ -77,8 +90,17 @@ DELETE FROM parked_checkins p USING devices d
 WHERE p.device_id = ANY($1::uuid[]) AND d.device_id = p.device_id
   AND d.key_id >= p.awaiting_key_id
 RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
-          p.parked_at
+          p.parked_at, p.arrived_at
 """
+# A copy's inbox key and when its original reached us: read by the check-in handler.
+_REMEMBER = """
+INSERT INTO released_checkins (record_key, arrived_at)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+ON CONFLICT (record_key) DO NOTHING
+"""
+# Copies judged (the handler deletes their rows) or never delivered: not kept longer than a
+# parked check-in is.
+_FORGET = "DELETE FROM released_checkins WHERE released_at < now() - $1::interval"
 _REPLACED_HEADERS = frozenset({"ce_id", "causation_id"})
 # $1: how long a check-in waits for a device claims never heard of; $2: for a key of a
 # device it knows (a rotation's registration comes within seconds when all is well).
@@ -105,6 +127,23 @@ def copy_id(event_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(_COPY_NAMESPACE, str(event_id))
 
 
+def copy_key(incoming: Incoming[Any]) -> uuid.UUID | None:
+    """The key under which a copy's original arrival is kept, for a record that names
+    itself a copy (its `ce_id` derived from its `causation_id`); None for any other, which
+    costs one test. Naming itself a copy proves nothing (every device may write to the
+    topic): only a row under this key, written when the copy was released, does."""
+    caused_by = incoming.envelope.causation_id
+    if caused_by is None:
+        return None
+    try:
+        original = uuid.UUID(caused_by)
+    except ValueError:
+        return None
+    if incoming.envelope.id != copy_id(original):
+        return None
+    return inbox_key(incoming.envelope.id, incoming.source.value or b"")
+
+
 @dataclass(frozen=True)
 class _Parked:
     event_id: uuid.UUID
@@ -116,9 +155,10 @@ class _Parked:
     payload: bytes
     source: tuple[str, int, int]
     awaiting_key_id: int  # the key it says signed it; 0: any key of its device
+    arrived_at: datetime  # when it reached us (the original, for a copy parked again)
 
     @classmethod
-    def of(cls, incoming: Incoming[CheckInRecorded]) -> _Parked:
+    def of(cls, incoming: Incoming[CheckInRecorded], arrived_at: datetime) -> _Parked:
         c, src = incoming.payload, incoming.source
         return cls(
             incoming.envelope.id,
@@ -130,15 +170,19 @@ class _Parked:
             src.value or b"",
             (src.topic, src.partition, src.offset),
             c.key_id or 0,
+            arrived_at,
         )
 
 
-async def park(conn: DbConnection, checkins: Sequence[Incoming[CheckInRecorded]]) -> None:
-    """Inside the batch's transaction, after its other writes: park these check-ins, or
-    put those whose device has come since the batch read the devices straight back."""
+async def park(
+    conn: DbConnection, checkins: Sequence[tuple[Incoming[CheckInRecorded], datetime]]
+) -> None:
+    """Inside the batch's transaction, after its other writes: park these check-ins (each
+    with when it reached us), or put those whose device has come since the batch read the
+    devices straight back."""
     if not checkins:
         return
-    parked = [_Parked.of(i) for i in checkins]
+    parked = [_Parked.of(i, arrived_at) for i, arrived_at in checkins]
     await conn.execute(_LOCK)
     keys = {
         r["device_id"]: r["key_id"]
@@ -163,9 +207,12 @@ async def park(conn: DbConnection, checkins: Sequence[Incoming[CheckInRecorded]]
             [p.source[1] for p in waiting],
             [p.source[2] for p in waiting],
             [p.awaiting_key_id for p in waiting],
+            [p.arrived_at for p in waiting],
         )
     arrived = [p for p in parked if ready(p)]
-    await enqueue(conn, [_copy(p.event_id, p.key, p.headers, p.payload) for p in arrived])
+    copies = [_copy(p.event_id, p.key, p.headers, p.payload) for p in arrived]
+    await _remember(conn, copies, [p.arrived_at for p in arrived])
+    await enqueue(conn, copies)
     for p in arrived:
         with log_context(correlation_id=p.correlation_id):
             log.info(
@@ -183,18 +230,17 @@ async def release(conn: DbConnection, device_ids: Collection[uuid.UUID]) -> int:
         return 0
     await conn.execute(_LOCK)
     rows = await conn.fetch(_RELEASE, list(set(device_ids)))
-    await enqueue(
-        conn,
-        [
-            _copy(
-                r["event_id"],
-                r["key"],
-                headers_from_json(bytes(r["headers"]).decode()),
-                r["payload"],
-            )
-            for r in rows
-        ],
-    )
+    copies = [
+        _copy(
+            r["event_id"],
+            r["key"],
+            headers_from_json(bytes(r["headers"]).decode()),
+            r["payload"],
+        )
+        for r in rows
+    ]
+    await _remember(conn, copies, [r["arrived_at"] for r in rows])
+    await enqueue(conn, copies)
     now = datetime.now(UTC)
     for r in rows:
         with log_context(correlation_id=r["correlation_id"]):
@@ -204,8 +250,21 @@ async def release(conn: DbConnection, device_ids: Collection[uuid.UUID]) -> int:
                 device_id=r["device_id"],
                 event_id=copy_id(r["event_id"]),
                 parked_s=round((now - r["parked_at"]).total_seconds(), 1),
+                arrived_at=r["arrived_at"].isoformat(),
             )
     return len(rows)
+
+
+async def _remember(
+    conn: DbConnection, copies: Sequence[OutgoingRecord], arrived_at: Sequence[datetime]
+) -> None:
+    """Keeps when each copy's original reached us, under the copy's inbox key (copy_key)."""
+    if copies:
+        await conn.execute(
+            _REMEMBER,
+            [inbox_key(uuid.UUID(c.event_id), c.payload) for c in copies],
+            list(arrived_at),
+        )
 
 
 def _copy(event_id: uuid.UUID, key: bytes, headers: Headers, payload: bytes) -> OutgoingRecord:
@@ -269,7 +328,9 @@ async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta 
     older than the check-in window could not be approved anyway (judged now, it would be
     `out_of_window`); and those parked longer than `key_wait` for a key of a device it knows
     (`bad_signature`: a key that was never registered signed them). The table stays bounded,
-    and an operator sees them in `vtp deadletters list` and `vtp status`."""
+    and an operator sees them in `vtp deadletters list` and `vtp status`. The arrivals of
+    copies released as long ago go too."""
+    await conn.execute(_FORGET, older_than)
     rows = await conn.fetch(_EXPIRE, older_than, key_wait)
     letters = [
         DeadLetter(

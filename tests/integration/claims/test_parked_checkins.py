@@ -350,3 +350,90 @@ async def test_a_checkin_waiting_for_a_key_that_never_comes_is_refused_after_an_
     assert headers["dlq_reason"] == b"bad_signature"
     assert b"signed with key 7" in headers["dlq_detail"]
     assert b"claims knows key 1" in headers["dlq_detail"]
+
+
+@pytest.mark.parametrize(
+    ("occurred", "expected"),
+    [
+        # From a device that was offline for four weeks: it reached us in its window.
+        (-timedelta(days=29), ("approved", None)),
+        # From a device whose clock is an hour ahead: in the future when it reached us.
+        (timedelta(hours=1), ("rejected", "in_the_future")),
+    ],
+)
+async def test_a_parked_checkin_is_judged_against_when_it_reached_us_not_its_copy(
+    new_device: NewDevice, occurred: timedelta, expected: tuple[str, str | None]
+) -> None:
+    """Its copy reaches the broker when its device's registration comes (here two days
+    later): judged against the copy's time, a check-in that came in time would be
+    `out_of_window` through no fault of the card holder, and one from a device whose clock
+    is ahead would pass."""
+    d = new_device
+    envelope, checkin = d.device.check_in(
+        card_number=d.world.card_numbers[1],
+        activity=scenario.ACTIVITIES[0],
+        price_cents=4500,
+        occurred_at=scenario.NOW + occurred,
+    )
+    record = dataclasses.replace(d.world.record(envelope, checkin), appended_at=scenario.NOW)
+    await d.checkins.process([record])
+    assert await d.parked() == 1
+
+    later = scenario.NOW + timedelta(days=2)
+    await d.cards.process([d.registration.source])
+    [copy] = await d.outbox(topics.CHECKIN_RECORDED.name)
+    judging = BatchProcessor(
+        "claims.checkins",
+        (topics.CHECKIN_RECORDED,),
+        CheckInHandler(scenario.policy(), lambda: later),
+        d.pool,
+    )
+    await judging.process([dataclasses.replace(copy, appended_at=later)])
+    decided = await d.pool.fetch(
+        "SELECT outcome, reason FROM claims WHERE checkin_id = $1", checkin.checkin_id
+    )
+    assert [tuple(r) for r in decided] == [expected]
+
+
+async def test_a_record_posing_as_a_copy_is_judged_against_when_it_reached_us(
+    new_device: NewDevice,
+) -> None:
+    """Anyone who may write to the check-in topic (every device) can send a record with a
+    copy's `ce_id` and `causation_id`: only the copy claims itself put back, byte for byte,
+    is judged against the time its original reached us."""
+    d = new_device
+    original = dataclasses.replace(d.checkin.source, appended_at=scenario.NOW)
+    await d.checkins.process([original])
+    await d.cards.process([d.registration.source])
+    [copy] = await d.outbox(topics.CHECKIN_RECORDED.name)
+    later = scenario.NOW + timedelta(days=2)
+    # The device sends a check-in of 29 days ago under the copy's id: out of its window
+    # now, in it when the original reached us.
+    envelope, stale = d.device.check_in(
+        card_number=d.world.card_numbers[1],
+        activity=scenario.ACTIVITIES[1],
+        price_cents=4500,
+        occurred_at=scenario.NOW - timedelta(days=29),
+    )
+    posing = envelope.model_copy(
+        update={
+            "id": copy_id(d.checkin.envelope.id),
+            "causation_id": str(d.checkin.envelope.id),
+        }
+    )
+    judging = BatchProcessor(
+        "claims.checkins",
+        (topics.CHECKIN_RECORDED,),
+        CheckInHandler(scenario.policy(), lambda: later),
+        d.pool,
+    )
+    await judging.process([dataclasses.replace(d.world.record(posing, stale), appended_at=later)])
+    await judging.process([dataclasses.replace(copy, appended_at=later)])
+    decided = await d.pool.fetch(
+        "SELECT checkin_id, outcome, reason FROM claims WHERE checkin_id = ANY($1::uuid[])",
+        [stale.checkin_id, d.checkin.payload.checkin_id],
+    )
+    assert {r["checkin_id"]: (r["outcome"], r["reason"]) for r in decided} == {
+        stale.checkin_id: ("rejected", "out_of_window"),
+        d.checkin.payload.checkin_id: ("approved", None),
+    }

@@ -88,7 +88,9 @@ def test_a_checkin_from_a_device_not_known_yet_is_parked_without_any_outcome() -
     assert writes.claims == [] and writes.events == [] and writes.transfers == []
     assert writes.dead == [] and writes.unauthenticated == []
     assert writes.nonces == []  # the nonce is still free for when it is judged
-    assert [i.payload.device_id for i in writes.parked] == [DEVICE.device_id]
+    # With when it reached us (no broker time here: the handler's clock), which its copy
+    # will be judged against.
+    assert [(i.payload.device_id, at) for i, at in writes.parked] == [(DEVICE.device_id, NOW)]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +119,7 @@ def test_a_known_device_is_judged_as_before() -> None:
 
 def test_the_copy_put_back_is_the_check_in_as_it_came_under_a_derived_id() -> None:
     original = _incoming(extra_headers=[("x-odd", "café".encode())])
-    parked = parking._Parked.of(original)
+    parked = parking._Parked.of(original, NOW)
     copy = parking._copy(parked.event_id, parked.key, parked.headers, parked.payload)
     new_id = parking.copy_id(original.envelope.id)
     assert new_id != original.envelope.id
@@ -141,3 +143,28 @@ def test_stored_headers_come_back_byte_for_byte() -> None:
     headers = [("ce_id", b"x"), ("odd", bytes(range(256)))]
     stored = headers_to_json(headers).encode()  # as parking stores them
     assert headers_from_json(stored.decode()) == headers
+
+
+def test_only_a_record_that_names_itself_a_copy_is_looked_for_under_its_body() -> None:
+    original = _incoming()
+    parked = parking._Parked.of(original, NOW)
+    copy = parking._copy(parked.event_id, parked.key, parked.headers, parked.payload)
+    topic = {topics.CHECKIN_RECORDED.name: topics.CHECKIN_RECORDED}
+
+    def received(headers: list[tuple[str, bytes]], body: bytes) -> Incoming[Any]:
+        decoded = decode(SourceRecord(copy.topic, 0, 1, copy.key, body, headers), topic)
+        assert isinstance(decoded, Incoming)
+        return decoded
+
+    key = parking.copy_key(received(copy.headers, copy.payload))
+    assert key is not None
+    assert parking.copy_key(original) is None  # no causation_id: not looked for
+    # Caused by something else than the event its id is derived from: not a copy.
+    other = [(k, str(uuid.uuid4()).encode() if k == "causation_id" else v) for k, v in copy.headers]
+    assert parking.copy_key(received(other, copy.payload)) is None
+    odd = [(k, b"not-a-uuid" if k == "causation_id" else v) for k, v in copy.headers]
+    assert parking.copy_key(received(odd, copy.payload)) is None
+    # The copy's headers on another body: another key, which nothing released.
+    body = copy.payload.replace(b'"price_cents":2000', b'"price_cents":2001')
+    assert body != copy.payload
+    assert parking.copy_key(received(copy.headers, body)) not in (None, key)
