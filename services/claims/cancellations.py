@@ -1,4 +1,5 @@
-"""A provider cancels a check-in (the activity did not take place): the claim is reversed.
+"""A provider cancels a check-in (the activity did not take place, a card scanned by
+mistake, ...): the claim is reversed.
 
 Reversal = a mirror transfer for each of the claim's transfers, the budget given back, the
 frequency slot freed (counting skips reversed claims) and a ClaimReversed event. A
@@ -10,6 +11,10 @@ Concurrency: the batch first locks its holders' rows, the lock the check-in hand
 before it reads pending cancellations. Without it a cancellation could park itself after a
 check-in batch had read "no pending cancellation" but before that batch committed its
 claim: the claim stayed approved (refunded) and the parked row was never consumed.
+
+The cancellation's reason is a code (CancellationReason), kept as such in
+`pending_cancellations.reason` and `claims.reversal_reason` and carried on as the
+ClaimReversed's ReversalReason: no text a provider typed reaches this service.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter
-from shared.events.checkins import CheckInCancelled
-from shared.events.claims import ClaimReversed, PayeeKind
+from shared.events.checkins import CancellationReason, CheckInCancelled
+from shared.events.claims import ClaimReversed, PayeeKind, ReversalReason
 from shared.localtime import business_day
 from shared.logging import get_logger, log_context
 from shared.outbox import enqueue_events
@@ -41,6 +46,11 @@ WHERE holder_id IN (SELECT holder_id FROM cards WHERE card_number = ANY($1::text
                     UNION SELECT holder_id FROM claims WHERE checkin_id = ANY($2::uuid[]))
 ORDER BY holder_id FOR UPDATE
 """
+
+
+def reversal_reason(reason: CancellationReason) -> ReversalReason:
+    """The reversal's reason for a cancellation's: the same code."""
+    return ReversalReason(reason.value)
 
 
 class CancellationHandler:
@@ -77,7 +87,7 @@ class CancellationHandler:
                 " VALUES ($1, $2, $3, $4) ON CONFLICT (checkin_id) DO NOTHING",
                 e.checkin_id,
                 e.provider_id,
-                e.reason,
+                e.reason.value,
                 e.cancelled_at,
             )
             log.info("cancellation parked until its check-in arrives", checkin_id=str(e.checkin_id))
@@ -97,7 +107,7 @@ class CancellationHandler:
             "UPDATE claims SET reversed_at = now(), reversal_reason = $2"
             " WHERE claim_id = $1 AND reversed_at IS NULL RETURNING reversed_at",
             claim["claim_id"],
-            e.reason,
+            reversal_reason(e.reason).value,
         )
         if reversed_now is None:
             log.info("claim already reversed", claim_id=str(claim["claim_id"]))
@@ -122,7 +132,7 @@ class CancellationHandler:
             holder_id=claim["holder_id"],
             provider_id=e.provider_id,
             amount_cents=amount,
-            reason=e.reason,
+            reason=reversal_reason(e.reason),
             reversed_at=datetime.now(UTC),
             payee_kind=PayeeKind(claim["payee_kind"]),
         )

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from shared.events.claims import RejectionReason
+from shared.events.claims import RejectionReason, ReversalReason
 from shared.money import format_eur
 
 Language = Literal["nl", "en"]
@@ -207,15 +207,15 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
     "refund_reversed": {
         "nl": (
             "Vrijetijdspas: terugbetaling van {amount} geannuleerd",
-            "Op {day:" + _D + "} heeft {provider} uw deelname aan een activiteit geannuleerd."
-            " De terugbetaling van {amount} voor die activiteit gaat daarom niet door. Was dat"
+            "Op {day:" + _D + "} heeft {provider} uw deelname aan een activiteit geannuleerd"
+            " ({reason}). De terugbetaling van {amount} voor die activiteit gaat daarom niet door. Was dat"
             " bedrag al op uw rekening gestort, dan trekken we het af van uw volgende"
             " terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.",
         ),
         "en": (
             "Leisure card: refund of {amount} cancelled",
-            "On {day:" + _D + "} {provider} cancelled your participation in an activity. The"
-            " refund of {amount} for that activity will therefore not be made. If that amount"
+            "On {day:" + _D + "} {provider} cancelled your participation in an activity"
+            " ({reason}). The refund of {amount} for that activity will therefore not be made. If that amount"
             " was already paid into your account, we deduct it from your next refund. Any"
             " questions? The person who supports you is glad to help.",
         ),
@@ -224,15 +224,15 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
     "till_discount_reversed": {
         "nl": (
             "Vrijetijdspas: korting van {amount} aan de kassa geannuleerd",
-            "Op {day:" + _D + "} heeft {provider} uw deelname aan een activiteit geannuleerd."
-            " De korting van {amount} die u daarvoor aan de kassa kreeg, vervalt daarom. U"
+            "Op {day:" + _D + "} heeft {provider} uw deelname aan een activiteit geannuleerd"
+            " ({reason}). De korting van {amount} die u daarvoor aan de kassa kreeg, vervalt daarom. U"
             " hoeft niets te doen en niets terug te betalen. Hebt u vragen? Uw begeleider"
             " helpt u graag.",
         ),
         "en": (
             "Leisure card: discount of {amount} at the till cancelled",
-            "On {day:" + _D + "} {provider} cancelled your participation in an activity. The"
-            " discount of {amount} you got at the till for it therefore lapses. You need not"
+            "On {day:" + _D + "} {provider} cancelled your participation in an activity"
+            " ({reason}). The discount of {amount} you got at the till for it therefore lapses. You need not"
             " do anything or pay anything back. Any questions? The person who supports you is"
             " glad to help.",
         ),
@@ -426,6 +426,27 @@ REJECTION_REASONS: dict[Language, dict[str, str]] = {
     },
 }
 
+# Why a claim was reversed (ReversalReason: the code the provider picked when it cancelled
+# the check-in), said to the card holder between brackets after "… geannuleerd".
+REVERSAL_REASONS: dict[Language, dict[str, str]] = {
+    "nl": {
+        "activity_cancelled": "de activiteit ging niet door",
+        "scanned_in_error": "uw kaart werd bij vergissing gescand",
+        "scanned_twice": "uw kaart werd twee keer gescand voor hetzelfde bezoek",
+        "did_not_attend": "u nam uiteindelijk niet deel",
+        "refunded_at_till": "de aanbieder betaalde u de prijs zelf terug",
+        "other": "om een andere reden",
+    },
+    "en": {
+        "activity_cancelled": "the activity did not take place",
+        "scanned_in_error": "your card was scanned by mistake",
+        "scanned_twice": "your card was scanned twice for the same visit",
+        "did_not_attend": "you did not take part in the end",
+        "refunded_at_till": "the provider paid the price back to you itself",
+        "other": "for another reason",
+    },
+}
+
 CATEGORIES: dict[Language, dict[str, str]] = {
     "nl": {
         "culture": "cultuur",
@@ -529,6 +550,12 @@ def rejection_reason(
         if specific is not None:
             return specific
     return REJECTION_REASONS[language].get(str(reason), _UNKNOWN_REASON[language])
+
+
+def reversal_reason(reason: ReversalReason | str, language: Language) -> str:
+    # Keyed by the reason's value: a reason added later is at least "another reason".
+    phrases = REVERSAL_REASONS[language]
+    return phrases.get(str(reason), phrases[ReversalReason.OTHER.value])
 
 
 def payment_failure(code: str, fallback: str, language: Language) -> str:

@@ -19,6 +19,7 @@ from services.notifications.messages import (
     payment_failure,
     rejection_reason,
     render,
+    reversal_reason,
 )
 from services.notifications.queueing import Notice, notify_many
 from services.notifications.recipients import Recipient
@@ -254,9 +255,10 @@ class Router:
         self, conn: DbConnection, incoming: Incoming[Any], e: ClaimReversed
     ) -> None:
         """The holder was told a refund was coming, or of a discount at the till; now they
-        hear it is not, or that it lapses (they owe nothing). The day named is the
-        cancellation's, which is known even if the approval has not reached us yet; so is whom
-        the approval paid (the event says)."""
+        hear it is not, or that it lapses (they owe nothing), and why in words of their own
+        language (the event's reason is a code). The day named is the cancellation's, which
+        is known even if the approval has not reached us yet; so is whom the approval paid
+        (the event says)."""
         holder = await recipients.holder(conn, e.holder_id, self.settings.private_key)
         if e.payee_kind is None:  # a reversal from before the event said whom it paid
             till = await projections.was_till_discount(conn, e.claim_id)
@@ -267,10 +269,15 @@ class Router:
             incoming,
             holder,
             "till_discount_reversed" if till else "refund_reversed",
-            {"claim_id": str(e.claim_id), "amount_cents": e.amount_cents},
+            {
+                "claim_id": str(e.claim_id),
+                "amount_cents": e.amount_cents,
+                "reason": e.reason.value,
+            },
             day=local_day(e.reversed_at),
             provider=await projections.provider_name(conn, e.provider_id),
             amount=Eur(e.amount_cents),
+            reason=reversal_reason(e.reason, holder.language if holder else "nl"),
         )
 
     async def _outcomes(self, conn: DbConnection, batch: list[Incoming[Any]]) -> None:

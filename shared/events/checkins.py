@@ -42,11 +42,27 @@ class CheckInRecorded(EventPayload):
     key_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
+class CancellationReason(StrEnum):
+    """Why a provider cancelled a check-in: the provider picks one. A closed set: what staff
+    type at a till ("klant was ziek", "verkeerde kaart gescand bij Jan") can name the card
+    holder, their health or a colleague, and would stay on the broker for every consumer,
+    where it cannot be erased. It travels on into ClaimReversed (shared/events/claims.py)."""
+
+    ACTIVITY_CANCELLED = "activity_cancelled"  # the activity did not take place
+    SCANNED_IN_ERROR = "scanned_in_error"  # by mistake: the wrong card, or no visit at all
+    SCANNED_TWICE = "scanned_twice"  # the same visit scanned again (another checkin_id)
+    DID_NOT_ATTEND = "did_not_attend"  # checked in, but did not take part after all
+    REFUNDED_AT_TILL = "refunded_at_till"  # the provider paid the price back itself
+    OTHER = "other"
+
+
 class CheckInCancelled(EventPayload):
+    """A provider cancels one of its check-ins, with a reason code (never free text)."""
+
     checkin_id: uuid.UUID
     provider_id: uuid.UUID
     card_number: str = Field(pattern=r"^[0-9]{13}$")
-    reason: str = Field(max_length=200)
+    reason: CancellationReason
     cancelled_at: Instant
 
 

@@ -72,13 +72,29 @@ class ClaimRejected(EventPayload):
     payee_kind: PayeeKind | None = None
 
 
+class ReversalReason(StrEnum):
+    """Why claims reversed an approved claim. A code, never text a person typed (it reaches
+    the card holder's notifications and stays on the broker). Claims reverses a claim only
+    when its provider cancels the check-in, so these are the CancellationReason codes
+    (shared/events/checkins.py), one for one; a reversal for another cause adds its own."""
+
+    ACTIVITY_CANCELLED = "activity_cancelled"
+    SCANNED_IN_ERROR = "scanned_in_error"
+    SCANNED_TWICE = "scanned_twice"
+    DID_NOT_ATTEND = "did_not_attend"
+    REFUNDED_AT_TILL = "refunded_at_till"
+    OTHER = "other"
+
+
 class ClaimReversed(EventPayload):
+    """An approved claim is undone: its transfers mirrored, its budget given back."""
+
     claim_id: uuid.UUID
     checkin_id: uuid.UUID
     holder_id: uuid.UUID
     provider_id: uuid.UUID
     amount_cents: int = Field(gt=0)
-    reason: str = Field(max_length=200)
+    reason: ReversalReason
     reversed_at: Instant
     # Added later, so optional: who the approval paid. A discount given at the till
     # (provider) lapses, a refund (card holder) is withdrawn; the holder is told which even

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared import topics
 from shared.envelope import new_envelope
-from shared.events.checkins import CheckInCancelled
+from shared.events.checkins import CancellationReason, CheckInCancelled
 from shared.kafka import make_producer
 from vtp.chaos.faults import Injector, schedule
 from vtp.chaos.reference import CHAOS_POLICY_TOML, Model, Visit
@@ -293,7 +293,7 @@ async def _cancel(stack: Stack, workload: Workload, plan: Plan, model: Model) ->
                 checkin_id=uuid.UUID(checkin_id),
                 provider_id=uuid.UUID(plan.provider_of[checkin_id]),
                 card_number=plan.card_of[checkin_id],
-                reason="activiteit afgelast",
+                reason=CancellationReason.ACTIVITY_CANCELLED,
                 cancelled_at=datetime.now(UTC),
             )
             envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/chaos")

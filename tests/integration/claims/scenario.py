@@ -23,7 +23,12 @@ from shared.deadletter import SourceRecord
 from shared.envelope import Envelope, new_envelope
 from shared.events import cards as ev
 from shared.events.base import EventPayload
-from shared.events.checkins import Activity, ActivityCategory, CheckInCancelled
+from shared.events.checkins import (
+    Activity,
+    ActivityCategory,
+    CancellationReason,
+    CheckInCancelled,
+)
 from tests.integration.claims.reference_policy import RefCard, RefGrant, RefProvider
 from vtp.device.signer import DeviceIdentity
 
@@ -285,7 +290,7 @@ async def cancel_claim(
         checkin_id=row["checkin_id"],
         provider_id=row["provider_id"],
         card_number=card,
-        reason="voorstelling afgelast",
+        reason=CancellationReason.ACTIVITY_CANCELLED,
         cancelled_at=NOW,
     )
     envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")

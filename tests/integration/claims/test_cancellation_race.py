@@ -1,8 +1,10 @@
 """A cancellation racing its check-in: whichever transaction takes the holder lock first,
-the other sees its effect, so a cancelled activity is never refunded."""
+the other sees its effect, so a cancelled activity is never refunded. Either way the
+provider's reason code is what claims keeps and passes on."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +18,7 @@ from services.claims.checkins import CheckInHandler
 from shared import topics
 from shared.consumer import BatchProcessor, Incoming
 from shared.envelope import new_envelope
-from shared.events.checkins import CheckInCancelled, CheckInRecorded
+from shared.events.checkins import CancellationReason, CheckInCancelled, CheckInRecorded
 from tests.integration.claims import scenario
 from tests.support.locks import second_waits_for_first
 
@@ -49,7 +51,7 @@ async def race(database: str) -> AsyncIterator[Race]:
             checkin_id=checkin.checkin_id,
             provider_id=checkin.provider_id,
             card_number=card,
-            reason="voorstelling afgelast",
+            reason=CancellationReason.SCANNED_IN_ERROR,
             cancelled_at=scenario.NOW,
         )
         cancel_envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
@@ -83,12 +85,21 @@ async def test_a_cancellation_waits_for_the_checkin_batch_and_reverses_its_claim
     checkin_id = race.checkin.payload.checkin_id
     async with race.pool.acquire() as conn:
         claim = await conn.fetchrow(
-            "SELECT claim_id, outcome, amount_cents, reversed_at FROM claims WHERE checkin_id = $1",
+            "SELECT claim_id, outcome, amount_cents, reversed_at, reversal_reason FROM claims"
+            " WHERE checkin_id = $1",
             checkin_id,
         )
         assert claim is not None
         assert claim["outcome"] == "approved" and claim["amount_cents"] > 0
         assert claim["reversed_at"] is not None
+        assert claim["reversal_reason"] == "scanned_in_error"
+        # The ClaimReversed carries the provider's code, as a ReversalReason.
+        [published] = await conn.fetch(
+            "SELECT payload FROM outbox WHERE topic = $1", topics.CLAIM_REVERSED.name
+        )
+        reversal = json.loads(published["payload"])
+        assert reversal["claim_id"] == str(claim["claim_id"])
+        assert reversal["reason"] == "scanned_in_error"
         approved = await conn.fetch(
             "SELECT transfer_id, debit_account, credit_account, amount_cents FROM transfers"
             " WHERE claim_id = $1 AND code = 'claim_approved'",
@@ -132,10 +143,13 @@ async def test_a_checkin_batch_waits_for_the_cancellation_and_is_rejected(race: 
     checkin_id = race.checkin.payload.checkin_id
     async with race.pool.acquire() as conn:
         claim = await conn.fetchrow(
-            "SELECT outcome, reason, amount_cents FROM claims WHERE checkin_id = $1", checkin_id
+            "SELECT outcome, reason, detail, amount_cents FROM claims WHERE checkin_id = $1",
+            checkin_id,
         )
         assert claim is not None
         assert (claim["outcome"], claim["reason"]) == ("rejected", "checkin_cancelled")
+        # The parked cancellation's code is all its rejection says of why.
+        assert claim["detail"] == "cancelled by the provider: scanned_in_error"
         assert not await conn.fetchval(
             "SELECT count(*) FROM pending_cancellations WHERE checkin_id = $1", checkin_id
         )

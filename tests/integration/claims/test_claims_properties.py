@@ -22,7 +22,7 @@ from shared import topics
 from shared.consumer import BatchProcessor
 from shared.deadletter import SourceRecord
 from shared.envelope import new_envelope
-from shared.events.checkins import CheckInCancelled, CheckInRecorded
+from shared.events.checkins import CancellationReason, CheckInCancelled, CheckInRecorded
 from tests.integration.claims import scenario
 from tests.integration.claims.reference_policy import ReferencePolicy
 
@@ -186,7 +186,7 @@ async def _check(
                 checkin_id=target.checkin_id,
                 provider_id=provider,
                 card_number=target.card_number,
-                reason="activiteit geannuleerd",
+                reason=CancellationReason.ACTIVITY_CANCELLED,
                 cancelled_at=scenario.NOW,
             )
             envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/provider")

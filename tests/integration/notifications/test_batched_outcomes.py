@@ -25,6 +25,7 @@ from shared.events.claims import (
     ClaimRejected,
     ClaimReversed,
     RejectionReason,
+    ReversalReason,
 )
 from tests.integration.notifications.conftest import (
     MIGRATIONS,
@@ -95,7 +96,7 @@ def _scenario(public_key: str) -> list[EventPayload]:
             holder_id=by_mail,
             provider_id=cancelled.provider_id,
             amount_cents=900,
-            reason="voorstelling afgelast",
+            reason=ReversalReason.ACTIVITY_CANCELLED,
             reversed_at=NOW,
         ),
         approved(by_letter, 1000),

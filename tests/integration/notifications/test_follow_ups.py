@@ -27,6 +27,7 @@ from shared.events.claims import (
     ClaimReversed,
     PayeeKind,
     RejectionReason,
+    ReversalReason,
 )
 from shared.events.notifications import NotificationDeadLettered
 from shared.kafka import KafkaSender, make_producer
@@ -166,7 +167,7 @@ async def test_reversed_claim_is_told_to_the_card_holder_in_dutch(
         holder_id=person,
         provider_id=claim.provider_id,
         amount_cents=1250,
-        reason="voorstelling afgelast",
+        reason=ReversalReason.ACTIVITY_CANCELLED,
         reversed_at=NOW,
     )
     record = feed.record(reversal)
@@ -184,10 +185,10 @@ async def test_reversed_claim_is_told_to_the_card_holder_in_dutch(
     assert body.startswith("Beste An Peeters,")
     assert (
         f"Op {local_day(NOW):%d/%m/%Y} heeft Cultuurcentrum Zwaneberg uw deelname aan een"
-        " activiteit geannuleerd. De terugbetaling van € 12,50 voor die activiteit gaat daarom"
-        " niet door." in body
+        " activiteit geannuleerd (de activiteit ging niet door). De terugbetaling van € 12,50"
+        " voor die activiteit gaat daarom niet door." in body
     )
-    assert "voorstelling afgelast" not in body  # the provider's own words stay with claims
+    assert "activity_cancelled" not in body  # the code, said in words
     # Budget lines are counted by claims, from its ledger (reversals included): neither the
     # approval nor its reversal is counted here, nor tells finance anything.
     assert await _budget_bookkeeping(pool) == (0, 0)
@@ -208,7 +209,7 @@ async def test_a_reversal_that_overtakes_its_approval_leaves_no_refund_announced
             holder_id=person,
             provider_id=claim.provider_id,
             amount_cents=1250,
-            reason="afgelast",
+            reason=ReversalReason.OTHER,
             reversed_at=NOW,
         )
     )
@@ -240,7 +241,7 @@ def _reversal_of(claim: ClaimApproved, *, names_payee: bool = False) -> ClaimRev
         holder_id=claim.holder_id,
         provider_id=claim.provider_id,
         amount_cents=claim.amount_cents,
-        reason="afgelast",
+        reason=ReversalReason.DID_NOT_ATTEND,
         reversed_at=NOW,
         payee_kind=claim.payee_kind if names_payee else None,
     )
@@ -273,15 +274,17 @@ async def test_a_cancelled_till_discount_is_not_told_as_a_cancelled_refund(
         await feed(*events)
     await drain(worker, pool)
     kinds = await pool.fetch(
-        "SELECT kind, payload->>'claim_id' AS claim FROM deliveries WHERE kind LIKE '%reversed'"
+        "SELECT kind, payload->>'claim_id' AS claim, payload->>'reason' AS reason"
+        " FROM deliveries WHERE kind LIKE '%reversed'"
     )
-    assert {(r["kind"], r["claim"]) for r in kinds} == {
-        ("till_discount_reversed", str(at_till.claim_id)),
-        ("refund_reversed", str(refund.claim_id)),
+    assert {(r["kind"], r["claim"], r["reason"]) for r in kinds} == {
+        ("till_discount_reversed", str(at_till.claim_id), "did_not_attend"),
+        ("refund_reversed", str(refund.claim_id), "did_not_attend"),
     }
     told = {m["Subject"]: text_of(m) for m in mails(smtp)}
     till = told["Vrijetijdspas: korting van € 4,00 aan de kassa geannuleerd"]
     assert till.startswith("Beste An Peeters,")
+    assert "uw deelname aan een activiteit geannuleerd (u nam uiteindelijk niet deel)." in till
     assert (
         "De korting van € 4,00 die u daarvoor aan de kassa kreeg, vervalt daarom. U hoeft"
         " niets te doen en niets terug te betalen." in till

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from services.claims.authentication import KnownDevice, authenticate
+from services.notifications.messages import REVERSAL_REASONS
 from shared.checkin_signature import canonical_checkin, verify
-from shared.events.checkins import CheckInRecorded
+from shared.events.checkins import CancellationReason, CheckInRecorded
 from vtp.device.example import DEVICE_ID, PROVIDER_ID, worked_example
 
 DOC = Path(__file__).parents[3] / "docs" / "device-protocol.md"
@@ -61,3 +62,15 @@ def test_a_changed_byte_of_the_documented_message_breaks_the_signature(
 ) -> None:
     tampered = blocks["canonical"].replace("\n1250\n", "\n1251\n").encode()
     assert not verify(blocks["public-key"], tampered, blocks["signature"])
+
+
+_REASON_ROW = re.compile(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|$", re.M)
+
+
+def test_the_cancellation_reasons_are_the_codes_and_the_words_the_holder_reads() -> None:
+    """Section 9 lists every cancellation code, and what the card holder then reads."""
+    section = DOC.read_text().split("## 9. Cancelling a check-in")[1].split("\n## ")[0]
+    rows = {code: words.strip() for code, words in _REASON_ROW.findall(section)}
+    assert rows.pop("reason") == "the card holder reads (nl)"  # the table's header
+    assert set(rows) == {r.value for r in CancellationReason}
+    assert rows == {code: REVERSAL_REASONS["nl"][code] for code in rows}

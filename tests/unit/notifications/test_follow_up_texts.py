@@ -19,9 +19,10 @@ from services.notifications.messages import (
     frequency_limit,
     rejection_reason,
     render,
+    reversal_reason,
 )
 from services.notifications.outcomes import without_addresses
-from shared.events.claims import RejectionReason
+from shared.events.claims import RejectionReason, ReversalReason
 from shared.events.notifications import NotificationDeadLettered
 
 DAY = date(2026, 11, 27)
@@ -30,24 +31,71 @@ GENERIC_NL = "de aanvraag niet aan de voorwaarden voldeed"
 
 def test_refund_reversed_in_plain_dutch() -> None:
     m = render(
-        "refund_reversed", "nl", "An Peeters", day=DAY, provider="JH De Kajuit", amount=Eur(750)
+        "refund_reversed",
+        "nl",
+        "An Peeters",
+        day=DAY,
+        provider="JH De Kajuit",
+        amount=Eur(750),
+        reason=reversal_reason(ReversalReason.ACTIVITY_CANCELLED, "nl"),
     )
     assert m.subject == "Vrijetijdspas: terugbetaling van € 7,50 geannuleerd"
     assert m.body == (
         "Beste An Peeters,\n\n"
-        "Op 27/11/2026 heeft JH De Kajuit uw deelname aan een activiteit geannuleerd."
-        " De terugbetaling van € 7,50 voor die activiteit gaat daarom niet door. Was dat"
+        "Op 27/11/2026 heeft JH De Kajuit uw deelname aan een activiteit geannuleerd"
+        " (de activiteit ging niet door). De terugbetaling van € 7,50 voor die activiteit gaat daarom niet door. Was dat"
         " bedrag al op uw rekening gestort, dan trekken we het af van uw volgende terugbetaling. Hebt u vragen? Uw begeleider helpt u graag.\n\n"
         "Vrijetijdspas\n"
     )
 
 
 def test_refund_reversed_in_english() -> None:
-    m = render("refund_reversed", "en", None, day=DAY, provider="Sportdienst", amount=Eur(123_405))
+    m = render(
+        "refund_reversed",
+        "en",
+        None,
+        day=DAY,
+        provider="Sportdienst",
+        amount=Eur(123_405),
+        reason=reversal_reason(ReversalReason.SCANNED_IN_ERROR, "en"),
+    )
     assert m.subject == "Leisure card: refund of € 1.234,05 cancelled"
-    assert m.body.startswith("Dear card holder,\n\nOn 27/11/2026 Sportdienst cancelled")
+    assert m.body.startswith(
+        "Dear card holder,\n\nOn 27/11/2026 Sportdienst cancelled your participation in an"
+        " activity (your card was scanned by mistake)."
+    )
     assert "The refund of € 1.234,05 for that activity will therefore not be made" in m.body
     assert "we deduct it from your next refund" in m.body
+
+
+REVERSAL_PHRASES_NL = {
+    ReversalReason.ACTIVITY_CANCELLED: "de activiteit ging niet door",
+    ReversalReason.SCANNED_IN_ERROR: "uw kaart werd bij vergissing gescand",
+    ReversalReason.SCANNED_TWICE: "uw kaart werd twee keer gescand voor hetzelfde bezoek",
+    ReversalReason.DID_NOT_ATTEND: "u nam uiteindelijk niet deel",
+    ReversalReason.REFUNDED_AT_TILL: "de aanbieder betaalde u de prijs zelf terug",
+    ReversalReason.OTHER: "om een andere reden",
+}
+
+
+@pytest.mark.parametrize("reason", list(ReversalReason))
+def test_every_reversal_reason_is_told_in_plain_words(reason: ReversalReason) -> None:
+    assert set(REVERSAL_PHRASES_NL) == set(ReversalReason)
+    nl = reversal_reason(reason, "nl")
+    assert nl == REVERSAL_PHRASES_NL[reason]
+    en = reversal_reason(reason, "en")
+    assert en and en != nl and "_" not in en
+    # Said between brackets after "… geannuleerd", so it reads as one sentence.
+    for kind in ("refund_reversed", "till_discount_reversed"):
+        body = render(
+            kind, "nl", None, day=DAY, provider="JH De Kajuit", amount=Eur(400), reason=nl
+        )
+        assert f"uw deelname aan een activiteit geannuleerd ({nl})." in body.body
+        assert reason.value not in body.body
+
+
+def test_the_english_reversal_reasons_differ_from_each_other() -> None:
+    assert len({reversal_reason(r, "en") for r in ReversalReason}) == len(ReversalReason)
 
 
 def rejected(reason: RejectionReason, detail: str, language: str = "nl") -> str:

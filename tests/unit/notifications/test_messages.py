@@ -273,23 +273,25 @@ def test_staff_without_a_name_are_not_greeted_as_card_holders(
 
 def test_a_cancelled_till_discount_lapses_and_asks_nothing_back() -> None:
     facts = {"day": DAY, "provider": "JH De Kajuit", "amount": Eur(400)}
-    nl = render("till_discount_reversed", "nl", None, **facts)
+    nl = render(
+        "till_discount_reversed", "nl", None, **facts, reason="de activiteit ging niet door"
+    )
     assert nl.subject == "Vrijetijdspas: korting van € 4,00 aan de kassa geannuleerd"
     assert nl.body == (
         "Beste kaarthouder,\n\n"
-        "Op 27/11/2026 heeft JH De Kajuit uw deelname aan een activiteit geannuleerd."
-        " De korting van € 4,00 die u daarvoor aan de kassa kreeg, vervalt daarom. U hoeft"
+        "Op 27/11/2026 heeft JH De Kajuit uw deelname aan een activiteit geannuleerd"
+        " (de activiteit ging niet door). De korting van € 4,00 die u daarvoor aan de kassa kreeg, vervalt daarom. U hoeft"
         " niets te doen en niets terug te betalen. Hebt u vragen? Uw begeleider helpt u"
         " graag.\n\n"
         "Vrijetijdspas\n"
     )
     # Nothing of a refund: the holder had the discount at the till and was paid nothing.
     assert "terugbetaling" not in nl.body and "rekening" not in nl.body
-    en = render("till_discount_reversed", "en", "An Peeters", **facts)
+    en = render("till_discount_reversed", "en", "An Peeters", **facts, reason="for another reason")
     assert en.subject == "Leisure card: discount of € 4,00 at the till cancelled"
     assert en.body.startswith(
         "Dear An Peeters,\n\nOn 27/11/2026 JH De Kajuit cancelled your participation in an"
-        " activity. The discount of € 4,00 you got at the till for it therefore lapses."
+        " activity (for another reason). The discount of € 4,00 you got at the till for it therefore lapses."
     )
     assert "You need not do anything or pay anything back." in en.body
     assert "refund" not in en.body and "account" not in en.body

@@ -1,7 +1,8 @@
-"""Card status changes and device revocations carry a reason code, never what a person typed
-at the desk. An event of the old shape (free text) is a schema violation: every consumer
-(claims, notifications: the same decode) dead-letters it with a detail that names the field
-and the codes, and never repeats the text."""
+"""Card status changes, device revocations, check-in cancellations and claim reversals carry
+a reason code, never what a person typed at the desk or a provider at the till. An event of
+the old shape (free text) is a schema violation: every consumer (claims, notifications: the
+same decode) dead-letters it with a detail that names the field and the codes, and never
+repeats the text."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ from shared.events.cards import (
     DeviceRevocationReason,
     DeviceRevoked,
 )
+from shared.events.checkins import CancellationReason, CheckInCancelled
+from shared.events.claims import ClaimReversed, ReversalReason
 
 TOPICS = {t.name: t for t in topics.ALL_TOPICS}
 TYPED = "overleden, zie dossier bij haar zus in de Kerkstraat 4"
+TYPED_AT_THE_TILL = "verkeerde kaart gescand bij Jan, klant was ziek"
 
 
 def _status_body(reason: str) -> dict[str, Any]:
@@ -46,6 +50,29 @@ def _revoked_body(reason: str) -> dict[str, Any]:
     }
 
 
+def _cancelled_body(reason: str) -> dict[str, Any]:
+    return {
+        "checkin_id": str(uuid.uuid4()),
+        "provider_id": str(uuid.uuid4()),
+        "card_number": "6299001234568",
+        "reason": reason,
+        "cancelled_at": "2026-05-01T10:00:00+02:00",
+    }
+
+
+def _reversed_body(reason: str) -> dict[str, Any]:
+    return {
+        "claim_id": str(uuid.uuid4()),
+        "checkin_id": str(uuid.uuid4()),
+        "holder_id": str(uuid.uuid4()),
+        "provider_id": str(uuid.uuid4()),
+        "amount_cents": 750,
+        "reason": reason,
+        "reversed_at": "2026-05-01T10:00:00+02:00",
+        "payee_kind": "card_holder",
+    }
+
+
 def _decoded(topic: topics.Topic, body: dict[str, Any]) -> Incoming[Any] | DeadLetter:
     envelope = new_envelope(type=topic.event_type, source="/vrijetijdspas/cards")
     record = SourceRecord(topic.name, 0, 0, b"k", json.dumps(body).encode(), envelope.headers())
@@ -57,6 +84,8 @@ def _decoded(topic: topics.Topic, body: dict[str, Any]) -> Incoming[Any] | DeadL
     [
         (topics.CARD_STATUS_CHANGED, _status_body(TYPED), CardStatusReason),
         (topics.DEVICE_REVOKED, _revoked_body(TYPED), DeviceRevocationReason),
+        (topics.CHECKIN_CANCELLED, _cancelled_body(TYPED_AT_THE_TILL), CancellationReason),
+        (topics.CLAIM_REVERSED, _reversed_body(TYPED_AT_THE_TILL), ReversalReason),
     ],
 )
 def test_an_old_free_text_reason_is_dead_lettered_without_repeating_it(
@@ -67,7 +96,7 @@ def test_an_old_free_text_reason_is_dead_lettered_without_repeating_it(
     assert result.reason is DeadLetterReason.SCHEMA_VIOLATION
     assert result.detail.startswith("reason: Input should be ")
     assert all(f"'{code.value}'" in result.detail for code in codes)
-    assert TYPED not in result.detail
+    assert body["reason"] not in result.detail
 
 
 @pytest.mark.parametrize("code", list(CardStatusReason))
@@ -82,3 +111,22 @@ def test_every_device_revocation_reason_travels(code: DeviceRevocationReason) ->
     result = _decoded(topics.DEVICE_REVOKED, _revoked_body(code.value))
     assert isinstance(result, Incoming) and isinstance(result.payload, DeviceRevoked)
     assert result.payload.reason is code
+
+
+@pytest.mark.parametrize("code", list(CancellationReason))
+def test_every_cancellation_reason_travels(code: CancellationReason) -> None:
+    result = _decoded(topics.CHECKIN_CANCELLED, _cancelled_body(code.value))
+    assert isinstance(result, Incoming) and isinstance(result.payload, CheckInCancelled)
+    assert result.payload.reason is code
+
+
+@pytest.mark.parametrize("code", list(ReversalReason))
+def test_every_reversal_reason_travels(code: ReversalReason) -> None:
+    result = _decoded(topics.CLAIM_REVERSED, _reversed_body(code.value))
+    assert isinstance(result, Incoming) and isinstance(result.payload, ClaimReversed)
+    assert result.payload.reason is code
+
+
+def test_every_cancellation_reason_is_a_reversal_reason() -> None:
+    """Claims reverses a claim with its cancellation's code: each one must exist there."""
+    assert {c.value for c in CancellationReason} <= {r.value for r in ReversalReason}
