@@ -392,9 +392,9 @@ class CheckInHandler:
     ) -> None:
         c: CheckInRecorded = incoming.payload
         claim_id = uuid7()
-        payee = None
+        payee, own_share = None, 0
         if decision.approved and card is not None:
-            payee = self._book(c, card, decision, claim_id, ctx, w)
+            payee, own_share = self._book(c, card, decision, claim_id, ctx, w)
         outcome = (
             "rejected" if not decision.approved else ("capped" if decision.capped else "approved")
         )
@@ -429,6 +429,7 @@ class CheckInHandler:
             claim_id,
             payee or _payee(_provider_at(ctx.providers, c.provider_id, c.occurred_at)),
             now,
+            own_share,
         )
         topic = topics.topic_for(payload)
         w.events.append((incoming.envelope.caused(type=topic.event_type, source=SOURCE), payload))
@@ -449,8 +450,10 @@ class CheckInHandler:
         claim_id: uuid.UUID,
         ctx: _Context,
         w: _Writes,
-    ) -> PayeeKind:
-        """Spend the budget, count the visit and post one transfer per payer share."""
+    ) -> tuple[PayeeKind, int]:
+        """Spend the budget, count the visit and post one transfer per payer share. The
+        payee, and the provider's own share of the discount (netting.py sets it off against
+        what a till-discount provider is paid; its statement says so)."""
         payee = _payee(_provider_at(ctx.providers, c.provider_id, c.occurred_at))
         assert payee is not None  # decide() approved, so the provider is known
         day = _day(c.occurred_at)
@@ -464,9 +467,12 @@ class CheckInHandler:
         payable = ledger.payable_account(payee.value, payee_id)
         # The cost is booked on the target group of the grant in force that day.
         assert card.grant is not None  # decide() approved, so a grant covers the day
+        own_share = 0
         for share in split_cost(
             decision.amount_cents, version.distribution, resident=card.resident
         ):
+            if share.payer == "provider":
+                own_share += share.amount_cents
             w.transfers.append(
                 ledger.Transfer(
                     uuid7(),
@@ -477,7 +483,7 @@ class CheckInHandler:
                     claim_id=claim_id,
                 )
             )
-        return payee
+        return payee, own_share
 
 
 def _checkins(batch: list[Incoming[Any]]) -> list[CheckInRecorded]:
@@ -499,6 +505,7 @@ def _outcome_event(
     claim_id: uuid.UUID,
     payee: PayeeKind | None,
     now: datetime,
+    own_share_cents: int = 0,
 ) -> EventPayload:
     if decision.approved and card is not None and card.grant is not None and payee is not None:
         return ClaimApproved(
@@ -516,6 +523,7 @@ def _outcome_event(
             payee_kind=payee,
             occurred_at=c.occurred_at,
             decided_at=now,
+            own_share_cents=own_share_cents,
         )
     assert decision.reason is not None
     return ClaimRejected(

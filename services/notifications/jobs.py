@@ -264,7 +264,9 @@ class Jobs:
             " bool_or(till_discount) AS till,"
             " count(*) FILTER (WHERE till_discount AND approved AND NOT reversed) AS discounts,"
             " coalesce(sum(amount_cents) FILTER (WHERE till_discount AND approved"
-            "  AND NOT reversed), 0)::bigint AS reimbursed"
+            "  AND NOT reversed), 0)::bigint AS given,"
+            " coalesce(sum(own_share_cents) FILTER (WHERE till_discount AND approved"
+            "  AND NOT reversed), 0)::bigint AS own_share"
             " FROM checkins WHERE recorded_at >= $1 AND recorded_at < $2 GROUP BY provider_id",
             opens,
             closes,
@@ -274,7 +276,13 @@ class Jobs:
             recipient = await recipients.provider(conn, r["provider_id"])
             if recipient is None:
                 continue
-            till = TillReimbursement(r["discounts"], Eur(r["reimbursed"])) if r["till"] else None
+            # Paid the discounts it gave less its own share of them (claims nets the two).
+            reimbursed = r["given"] - r["own_share"]
+            till = (
+                TillReimbursement(r["discounts"], Eur(reimbursed), Eur(r["own_share"]))
+                if r["till"]
+                else None
+            )
             facts: dict[str, Any] = {
                 "period_from": start,
                 "period_to": end,
@@ -282,7 +290,11 @@ class Jobs:
                 "late_checkins": r["late"],
             }
             if till is not None:
-                facts |= {"till_discounts": till.discounts, "reimbursed_cents": r["reimbursed"]}
+                facts |= {
+                    "till_discounts": till.discounts,
+                    "reimbursed_cents": reimbursed,
+                    "own_share_cents": r["own_share"],
+                }
             told += await notify(
                 conn,
                 key=notification_key("statement", r["provider_id"], start, end),

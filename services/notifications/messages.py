@@ -597,6 +597,7 @@ STATEMENT: dict[Language, dict[str, str]] = {
         " periode waarin hij bij ons binnenkwam.",
         "till": "Voor de kortingen die u aan de kassa gaf, betalen wij u {reimbursed} terug"
         " ({discounts}).",
+        "own_share": "Uw eigen aandeel in die kortingen, {share}, is daar al van afgetrokken.",
         "anonymous": "Dit overzicht bevat bewust geen namen en zegt niet wie korting krijgt.",
         "no_names": "Dit overzicht bevat bewust geen namen.",
     },
@@ -607,6 +608,7 @@ STATEMENT: dict[Language, dict[str, str]] = {
         " connection sends its scans later. Every scan is in one statement: that of the"
         " period in which it reached us.",
         "till": "For the discounts you gave at the till, we pay you {reimbursed} ({discounts}).",
+        "own_share": "Your own share of those discounts, {share}, has already been deducted.",
         "anonymous": "This statement deliberately contains no names and does not say who gets"
         " a discount.",
         "no_names": "This statement deliberately contains no names.",
@@ -668,7 +670,8 @@ class TillReimbursement:
     """What a provider in till-discount mode is reimbursed for the discounts it gave."""
 
     discounts: int
-    reimbursed: Eur
+    reimbursed: Eur  # the discounts less the provider's own share of them
+    own_share: Eur = Eur(0)
 
 
 def provider_statement(
@@ -699,7 +702,10 @@ def provider_statement(
             if nl
             else _counted(till.discounts, "discount", "discounts")
         )
-        paragraphs.append(words["till"].format(reimbursed=till.reimbursed, discounts=discounts))
+        till_words = words["till"].format(reimbursed=till.reimbursed, discounts=discounts)
+        if till.own_share.cents:
+            till_words += " " + words["own_share"].format(share=till.own_share)
+        paragraphs.append(till_words)
     paragraphs.append(words["no_names" if till is not None else "anonymous"])
     return _letter(
         language,

@@ -232,12 +232,12 @@ WITH used AS (
     WHERE cards.card_id = u.card_id AND (cards.last_used_at IS NULL OR cards.last_used_at < u.at)
 )
 INSERT INTO checkins (claim_id, provider_id, holder_id, target_group, approved, price_cents,
-                      amount_cents, occurred_at, till_discount, reversed)
+                      amount_cents, occurred_at, till_discount, own_share_cents, reversed)
 SELECT c.*, c.approved AND EXISTS (SELECT 1 FROM reversed_claims r WHERE r.claim_id = c.claim_id)
 FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::boolean[], $8::bigint[],
-            $9::bigint[], $10::timestamptz[], $11::boolean[])
+            $9::bigint[], $10::timestamptz[], $11::boolean[], $12::bigint[])
      AS c(claim_id, provider_id, holder_id, target_group, approved, price_cents, amount_cents,
-          occurred_at, till_discount)
+          occurred_at, till_discount, own_share_cents)
 ON CONFLICT (claim_id) DO NOTHING
 RETURNING claim_id, approved, reversed
 """
@@ -279,6 +279,7 @@ def _decided_row(e: ClaimApproved | ClaimRejected) -> tuple[object, ...]:
         e.amount_cents if isinstance(e, ClaimApproved) else 0,
         e.occurred_at,
         isinstance(e, ClaimApproved) and e.payee_kind is PayeeKind.PROVIDER,
+        e.own_share_cents if isinstance(e, ClaimApproved) else 0,
     )
 
 

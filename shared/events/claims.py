@@ -53,6 +53,9 @@ class ClaimApproved(EventPayload):
     payee_kind: PayeeKind
     occurred_at: Instant
     decided_at: Instant
+    # Added later, so 0 by default: the provider's own share of `amount_cents` by the
+    # distribution key. A till-discount provider is paid the discount less it.
+    own_share_cents: int = Field(default=0, ge=0)
 
 
 class ClaimRejected(EventPayload):

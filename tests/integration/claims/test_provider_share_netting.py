@@ -5,6 +5,7 @@ a claim is reversed after its share was netted or while the run reads the balanc
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -169,6 +170,24 @@ async def test_a_till_discount_provider_is_paid_the_discount_less_its_own_share(
     assert balances[refund_receivable] == SENIOR_PROVIDER_SHARE  # for the monthly report
     assert await till.requested(till.refund_provider) == []
     assert sum(balances.values()) == 0
+
+
+async def test_each_approval_tells_the_providers_own_share(till: Till) -> None:
+    """The provider's statement (notifications) says what it is paid: the discounts less its
+    own share, which each ClaimApproved carries (0 where the provider bears none)."""
+    senior = await till.claim(1, 0)
+    resident = await till.claim(0, 1)
+    rows = await till.pool.fetch(
+        "SELECT payload FROM outbox WHERE topic = $1", topics.CLAIM_APPROVED.name
+    )
+    shares = {
+        uuid.UUID(p["claim_id"]): (p["amount_cents"], p["own_share_cents"])
+        for p in (json.loads(r["payload"]) for r in rows)
+    }
+    assert shares == {
+        senior: (SENIOR_DISCOUNT, SENIOR_PROVIDER_SHARE),
+        resident: (POVERTY_DISCOUNT, 0),
+    }
 
 
 async def test_a_claim_reversed_after_its_share_was_netted_is_made_up_exactly(

@@ -48,7 +48,12 @@ def provider(
 
 
 def approved(
-    provider_id: uuid.UUID, at: datetime, amount: int = 900, *, till: bool = False
+    provider_id: uuid.UUID,
+    at: datetime,
+    amount: int = 900,
+    *,
+    till: bool = False,
+    own_share: int = 0,
 ) -> ClaimApproved:
     return ClaimApproved(
         claim_id=uuid.uuid4(),
@@ -65,6 +70,7 @@ def approved(
         payee_kind=PayeeKind.PROVIDER if till else PayeeKind.CARD_HOLDER,
         occurred_at=at,
         decided_at=at,
+        own_share_cents=own_share,
     )
 
 
@@ -120,7 +126,7 @@ async def test_a_refund_mode_statement_is_the_same_whoever_had_a_discount(
         approved(some, may),
         rejected(some, may),
         approved(some, may, 600),
-        approved(till, may, 900, till=True),
+        approved(till, may, 900, till=True, own_share=200),
         approved(till, may, 400, till=True),
         rejected(till, may),
     )
@@ -144,11 +150,15 @@ async def test_a_refund_mode_statement_is_the_same_whoever_had_a_discount(
     assert json.loads(sent[everyone]["payload"]) == json.loads(sent[nobody]["payload"])
     assert json.loads(sent[some]["payload"])["checkins"] == 3
     # Till-discount mode: the provider gave the discounts at its till; it hears what it is
-    # reimbursed for them, and no name.
+    # reimbursed for them (less its own share of one of them, as it is paid), and no name.
     body, payload = sent[till]["body"], json.loads(sent[till]["payload"])
     assert "Uw toestellen stuurden ons in mei 2025 3 scans van de vrijetijdspas." in body
-    assert "betalen wij u € 13,00 terug (2 kortingen)." in body
-    assert payload["till_discounts"] == 2 and payload["reimbursed_cents"] == 1300
+    assert (
+        "betalen wij u € 11,00 terug (2 kortingen). Uw eigen aandeel in die kortingen,"
+        " € 2,00, is daar al van afgetrokken." in body
+    )
+    assert payload["till_discounts"] == 2 and payload["reimbursed_cents"] == 1100
+    assert payload["own_share_cents"] == 200
     assert "Dit overzicht bevat bewust geen namen." in body
 
 

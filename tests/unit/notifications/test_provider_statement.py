@@ -9,6 +9,7 @@ import pytest
 
 from services.notifications.messages import (
     Eur,
+    Language,
     TillReimbursement,
     period_words,
     provider_statement,
@@ -82,6 +83,35 @@ def test_a_till_discount_provider_hears_its_reimbursement() -> None:
     )
     assert en.body.startswith("Dear colleagues,")
     assert "we pay you € 9,00 (1 discount)." in en.body
+    assert "share" not in en.body and "aandeel" not in m.body  # it bears none
+
+
+LANGUAGES: tuple[Language, Language] = ("nl", "en")
+
+
+def test_a_till_discount_provider_hears_its_own_share_was_deducted() -> None:
+    """Paid the discounts less its own share (claims nets the two): the statement must
+    say so, or the amount on its bank statement looks wrong."""
+    till = TillReimbursement(discounts=4, reimbursed=Eur(2880), own_share=Eur(720))
+    nl, en = (
+        provider_statement(
+            language,
+            None,
+            period_from=JUNE[0],
+            period_to=JUNE[1],
+            checkins=4,
+            late=0,
+            till=till,
+        )
+        for language in LANGUAGES
+    )
+    assert (
+        "betalen wij u € 28,80 terug (4 kortingen). Uw eigen aandeel in die kortingen,"
+        " € 7,20, is daar al van afgetrokken." in nl.body
+    )
+    assert "we pay you € 28,80 (4 discounts). Your own share of those discounts, € 7,20," in (
+        en.body
+    )
 
 
 @pytest.mark.parametrize(
