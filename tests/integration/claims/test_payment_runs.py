@@ -62,6 +62,19 @@ class Payee:
         async with self.pool.acquire() as conn, conn.transaction():
             await scenario.cancel_claim(conn, self.world, self.card, claim_id, scenario.policy())
 
+    async def record_account(self, sealed: str | None) -> None:
+        """The desk records the holder's details with this (sealed) bank account, or none."""
+        details = ev.HolderDetailsChanged(
+            holder_id=self.holder,
+            referrer_org_id=uuid.uuid4(),
+            channel="email",
+            language="nl",
+            beneficiary_sealed=sealed,
+            changed_at=scenario.NOW,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await apply_card_events(conn, [scenario._incoming(details)])
+
 
 @pytest.fixture
 async def payee(database: str) -> AsyncIterator[Payee]:
@@ -310,16 +323,7 @@ async def test_a_refund_waits_for_the_holders_bank_account_then_is_paid_whole(
 ) -> None:
     """A request without an account waited at finance for ever: finance cannot know whose
     it is, and the account recorded later never reached it."""
-    details = ev.HolderDetailsChanged(
-        holder_id=payee.holder,
-        referrer_org_id=uuid.uuid4(),
-        channel="email",
-        language="nl",
-        beneficiary_sealed=None,  # registered without a bank account
-        changed_at=scenario.NOW,
-    )
-    async with payee.pool.acquire() as conn, conn.transaction():
-        await apply_card_events(conn, [scenario._incoming(details)])
+    await payee.record_account(None)  # registered without a bank account
     first = await payee.approved_claim(0)
     async with payee.pool.acquire() as conn:
         held = await run_payments(conn)
@@ -336,9 +340,7 @@ async def test_a_refund_waits_for_the_holders_bank_account_then_is_paid_whole(
     )
 
     second = await payee.approved_claim(1)
-    account = details.model_copy(update={"beneficiary_sealed": scenario.SEALED_ACCOUNT})
-    async with payee.pool.acquire() as conn, conn.transaction():
-        await apply_card_events(conn, [scenario._incoming(account)])
+    await payee.record_account(scenario.SEALED_ACCOUNT)
     async with payee.pool.acquire() as conn:
         paid = await run_payments(conn)
     assert (paid["payments"], paid["held_without_bank_account"]) == (1, 0)
@@ -389,16 +391,7 @@ async def test_an_account_the_bank_refused_is_not_paid_again_until_it_changes(
     assert announced["reason"] == "account_refused"
 
     # The desk records another account (sealed anew): the next run pays it all.
-    details = ev.HolderDetailsChanged(
-        holder_id=payee.holder,
-        referrer_org_id=uuid.uuid4(),
-        channel="email",
-        language="nl",
-        beneficiary_sealed="sealed-another-account",
-        changed_at=scenario.NOW,
-    )
-    async with payee.pool.acquire() as conn, conn.transaction():
-        await apply_card_events(conn, [scenario._incoming(details)])
+    await payee.record_account("sealed-another-account")
     paid = await run_and_answer(None)
     assert (paid["payments"], paid["held_without_bank_account"]) == (1, 0)
     requested = await _outbox(payee.pool, topics.PAYMENT_REQUESTED.name)
@@ -515,16 +508,7 @@ async def test_a_return_for_the_accounts_sake_holds_the_refund_until_another_acc
     [announced] = await _outbox(payee.pool, topics.REFUND_HELD.name)
     assert announced["reason"] == "account_refused"
 
-    details = ev.HolderDetailsChanged(
-        holder_id=payee.holder,
-        referrer_org_id=uuid.uuid4(),
-        channel="email",
-        language="nl",
-        beneficiary_sealed="sealed-another-account",
-        changed_at=scenario.NOW,
-    )
-    async with payee.pool.acquire() as conn, conn.transaction():
-        await apply_card_events(conn, [scenario._incoming(details)])
+    await payee.record_account("sealed-another-account")
     async with payee.pool.acquire() as conn:
         paid = await run_payments(conn)
     assert (paid["payments"], paid["total_cents"]) == (1, amount)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -99,31 +101,28 @@ def test_an_old_free_text_reason_is_dead_lettered_without_repeating_it(
     assert body["reason"] not in result.detail
 
 
-@pytest.mark.parametrize("code", list(CardStatusReason))
-def test_every_card_status_reason_travels(code: CardStatusReason) -> None:
-    result = _decoded(topics.CARD_STATUS_CHANGED, _status_body(code.value))
-    assert isinstance(result, Incoming) and isinstance(result.payload, CardStatusChanged)
-    assert result.payload.reason is code
+# Each topic with a reason code: its body builder and its event type.
+CODED: list[tuple[topics.Topic, Callable[[str], dict[str, Any]], type[Any], type[StrEnum]]] = [
+    (topics.CARD_STATUS_CHANGED, _status_body, CardStatusChanged, CardStatusReason),
+    (topics.DEVICE_REVOKED, _revoked_body, DeviceRevoked, DeviceRevocationReason),
+    (topics.CHECKIN_CANCELLED, _cancelled_body, CheckInCancelled, CancellationReason),
+    (topics.CLAIM_REVERSED, _reversed_body, ClaimReversed, ReversalReason),
+]
 
 
-@pytest.mark.parametrize("code", list(DeviceRevocationReason))
-def test_every_device_revocation_reason_travels(code: DeviceRevocationReason) -> None:
-    result = _decoded(topics.DEVICE_REVOKED, _revoked_body(code.value))
-    assert isinstance(result, Incoming) and isinstance(result.payload, DeviceRevoked)
-    assert result.payload.reason is code
-
-
-@pytest.mark.parametrize("code", list(CancellationReason))
-def test_every_cancellation_reason_travels(code: CancellationReason) -> None:
-    result = _decoded(topics.CHECKIN_CANCELLED, _cancelled_body(code.value))
-    assert isinstance(result, Incoming) and isinstance(result.payload, CheckInCancelled)
-    assert result.payload.reason is code
-
-
-@pytest.mark.parametrize("code", list(ReversalReason))
-def test_every_reversal_reason_travels(code: ReversalReason) -> None:
-    result = _decoded(topics.CLAIM_REVERSED, _reversed_body(code.value))
-    assert isinstance(result, Incoming) and isinstance(result.payload, ClaimReversed)
+@pytest.mark.parametrize(
+    ("topic", "body", "event", "code"),
+    [(topic, body, event, code) for topic, body, event, codes in CODED for code in codes],
+    ids=lambda v: v.value if isinstance(v, StrEnum) else None,
+)
+def test_every_reason_code_travels(
+    topic: topics.Topic,
+    body: Callable[[str], dict[str, Any]],
+    event: type[Any],
+    code: StrEnum,
+) -> None:
+    result = _decoded(topic, body(code.value))
+    assert isinstance(result, Incoming) and isinstance(result.payload, event)
     assert result.payload.reason is code
 
 
