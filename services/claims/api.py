@@ -37,11 +37,21 @@ def build_app(
 
     @api.get("/stats")
     async def stats() -> dict[str, Any]:
-        """Outcome counts and ledger totals: what the demo and operators look at."""
-        async with pool_ref().acquire() as conn:
+        """Outcome counts and ledger totals: what the demo and operators look at. `approved`
+        counts every approval; the cents are those of the claims that stand, the reversed
+        ones (a cancelled check-in) apart."""
+        async with (
+            pool_ref().acquire() as conn,
+            # One snapshot: read one after the other while check-ins went on, the counts
+            # and the ledger totals were of different moments and did not add up.
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             outcomes = await conn.fetch(
                 "SELECT outcome, coalesce(reason, '') AS reason, count(*) AS n,"
-                " coalesce(sum(amount_cents), 0)::bigint AS cents FROM claims GROUP BY 1, 2 ORDER BY 1, 2"
+                " coalesce(sum(amount_cents) FILTER (WHERE reversed_at IS NULL), 0)::bigint"
+                " AS cents, count(reversed_at) AS reversed,"
+                " coalesce(sum(amount_cents) FILTER (WHERE reversed_at IS NOT NULL), 0)::bigint"
+                " AS reversed_cents FROM claims GROUP BY 1, 2 ORDER BY 1, 2"
             )
             unauth = await conn.fetch(
                 "SELECT reason, count(DISTINCT checkin_id) AS n FROM unauthenticated_checkins"
@@ -72,7 +82,11 @@ def build_app(
             "approved": sum(r["n"] for r in outcomes if r["outcome"] != "rejected"),
             "rejected": sum(r["n"] for r in outcomes if r["outcome"] == "rejected")
             + sum(r["n"] for r in unauth),
+            # What the standing claims refund or reimburse: a reversed claim's transfers
+            # are undone in the ledger (cancellations.py), so its cents are counted apart.
             "approved_cents": sum(int(r["cents"]) for r in outcomes),
+            "reversed": sum(r["reversed"] for r in outcomes),
+            "reversed_cents": sum(int(r["reversed_cents"]) for r in outcomes),
             "payments": [dict(r) for r in payments],
             "ledger_debit_cents": debit,
             "ledger_credit_cents": credit,
@@ -147,15 +161,50 @@ def build_app(
 
     @api.get("/claims/by-checkin/{checkin_id}")
     async def claim_for_checkin(checkin_id: uuid.UUID) -> dict[str, Any]:
-        async with pool_ref().acquire() as conn:
+        """The check-in's outcome: its claim; or, refused before it was judged (bad
+        signature, unknown or revoked device, replayed nonce: authentication.py), outcome
+        `not_authenticated` with the reason and every message under this id that was
+        refused (a genuine one that comes later is still judged: a forgery cannot take its
+        id). A 404 says why there is none yet: waiting for its device's registration or
+        key (parking.py) and since when, or not come (or not judged) yet."""
+        async with (
+            pool_ref().acquire() as conn,
+            # One snapshot: a check-in released and judged between two reads is never
+            # "not come yet".
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             row = await conn.fetchrow(
                 "SELECT claim_id, checkin_id, outcome, reason, detail, amount_cents, decided_at"
                 " FROM claims WHERE checkin_id = $1",
                 checkin_id,
             )
-        if row is None:
-            raise HTTPException(404, f"no outcome for check-in {checkin_id} yet")
-        return dict(row)
+            if row is not None:
+                return dict(row)
+            waiting = await parking.waiting(conn, checkin_id, parking.keep_for(policy))
+            if waiting is not None:
+                raise HTTPException(404, waiting)
+            refused = await conn.fetch(
+                "SELECT event_id, device_id, reason, detail, received_at FROM"
+                " unauthenticated_checkins WHERE checkin_id = $1 ORDER BY received_at, event_id",
+                checkin_id,
+            )
+        if not refused:
+            raise HTTPException(
+                404,
+                f"no outcome for check-in {checkin_id}: it has not reached claims or is not"
+                " judged yet (a message claims could not read is only in the dead letters)",
+            )
+        last = refused[-1]
+        return {
+            "claim_id": None,
+            "checkin_id": checkin_id,
+            "outcome": "not_authenticated",
+            "reason": last["reason"],
+            "detail": last["detail"],
+            "amount_cents": 0,
+            "decided_at": last["received_at"],
+            "refused": [dict(r) for r in refused],
+        }
 
     app.include_router(api)
     return app

@@ -123,11 +123,20 @@ def decide(
         )
     if limit_reached is not None:
         return _frequency_rejection(limit_reached)
-    basis_points = version.discount_basis_points.get(card.grant.target_group, 0)
+    group = card.grant.target_group
+    basis_points = version.discount_basis_points.get(group, 0)
+    if basis_points == 0:
+        # Said as such: "no discount applies to this price" read as if the activity was free.
+        return Decision.reject(
+            RejectionReason.NOTHING_TO_REFUND,
+            f"target group {group} has no discount in the refund policy version in force"
+            f" that day (effective from {version.effective_from.isoformat()})",
+        )
     discount = percent_of(facts.price_cents, basis_points)
     if discount <= 0:
         return Decision.reject(
-            RejectionReason.NOTHING_TO_REFUND, "no discount applies to this price"
+            RejectionReason.NOTHING_TO_REFUND,
+            f"a price of {facts.price_cents} cents leaves no discount to refund",
         )
     remaining = version.yearly_budget_cents - used_cents
     if remaining <= 0:

@@ -116,6 +116,19 @@ RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.head
           p.source_topic, p.source_partition, p.source_offset, p.parked_at, p.awaiting_key_id,
           due.known_key_id
 """
+# Expired, they are refused as the handler refuses a check-in it cannot authenticate: kept
+# with the reason, so `GET /claims/by-checkin` answers for them, and counted in `/stats`.
+_REFUSED = """
+INSERT INTO unauthenticated_checkins (event_id, checkin_id, device_id, reason, detail)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[])
+ON CONFLICT DO NOTHING
+"""
+# The rows of one check-in still waiting, with the key its device has (null: none yet).
+_WAITING = """
+SELECT p.device_id, p.awaiting_key_id, p.parked_at, d.key_id AS known_key_id
+FROM parked_checkins p LEFT JOIN devices d ON d.device_id = p.device_id
+WHERE p.checkin_id = $1 ORDER BY p.parked_at
+"""
 # A rotation's new key reaches claims within seconds; an hour later it is not coming.
 KEY_WAIT = timedelta(hours=1)
 # The consumer the check-ins came to: their dead letters name it, as if it had refused them.
@@ -328,7 +341,8 @@ async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta 
     older than the check-in window could not be approved anyway (judged now, it would be
     `out_of_window`); and those parked longer than `key_wait` for a key of a device it knows
     (`bad_signature`: a key that was never registered signed them). The table stays bounded,
-    and an operator sees them in `vtp deadletters list` and `vtp status`. The arrivals of
+    and an operator sees them in `vtp deadletters list` and `vtp status`; they are kept as
+    refused, as the handler keeps a check-in it cannot authenticate. The arrivals of
     copies released as long ago go too."""
     await conn.execute(_FORGET, older_than)
     rows = await conn.fetch(_EXPIRE, older_than, key_wait)
@@ -347,6 +361,15 @@ async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta 
         for r in rows
     ]
     await enqueue(conn, [dead_letter_record(letter, CONSUMER) for letter in letters])
+    if rows:
+        await conn.execute(
+            _REFUSED,
+            [r["event_id"] for r in rows],
+            [r["checkin_id"] for r in rows],
+            [r["device_id"] for r in rows],
+            [letter.reason.value for letter in letters],
+            [letter.detail for letter in letters],
+        )
     for r, letter in zip(rows, letters, strict=True):
         with log_context(correlation_id=r["correlation_id"]):
             log.warning(
@@ -369,6 +392,34 @@ def _why_expired(r: Any) -> tuple[DeadLetterReason, str]:
         DeadLetterReason.BAD_SIGNATURE,
         f"signed with key {r['awaiting_key_id']} of device {r['device_id']}, which was never"
         f" registered (claims knows key {r['known_key_id']}): parked since {since}",
+    )
+
+
+async def waiting(
+    conn: DbConnection, checkin_id: uuid.UUID, older_than: timedelta, key_wait: timedelta = KEY_WAIT
+) -> str | None:
+    """What a parked check-in waits for, since when, and until when it waits (`expire`'s
+    `older_than` and `key_wait`); None for one that is not parked."""
+    rows = await conn.fetch(_WAITING, checkin_id)
+    return _why_waiting(checkin_id, rows[0], older_than, key_wait) if rows else None
+
+
+def _why_waiting(checkin_id: uuid.UUID, r: Any, older_than: timedelta, key_wait: timedelta) -> str:
+    """In the words of `_why_expired`: what it waits for, since when, until when."""
+    since = r["parked_at"]
+    if r["known_key_id"] is None:
+        return (
+            f"check-in {checkin_id} has no outcome yet: it waits for the registration of its"
+            f" device {r['device_id']}, which claims has not received, since"
+            f" {since.isoformat()}; it is judged when that comes, and refused as unknown_device"
+            f" if it has not come by {(since + older_than).isoformat()}"
+        )
+    return (
+        f"check-in {checkin_id} has no outcome yet: it is signed with key"
+        f" {r['awaiting_key_id']} of device {r['device_id']} and waits for that key's"
+        f" registration (claims knows key {r['known_key_id']}), since {since.isoformat()};"
+        f" it is judged when that comes, and refused as bad_signature if it has not come by"
+        f" {(since + key_wait).isoformat()}"
     )
 
 

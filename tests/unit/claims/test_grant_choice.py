@@ -158,3 +158,54 @@ def test_a_grant_ending_at_the_end_of_the_calendar_covers_without_overflow(
 def test_a_grant_until_9999_prices_a_checkin() -> None:
     forever = Grant("poverty", date(2020, 1, 1), date(9999, 12, 31), 30)
     assert _decide(forever, datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == (True, 1500, None)
+
+
+def test_a_target_group_without_a_discount_is_told_apart_from_a_price_with_none() -> None:
+    """A group the version in force gives no discount (left out, or 0 basis points) was
+    refused as "no discount applies to this price": read as if the activity were free."""
+    policy = RefundPolicy.model_validate(
+        {
+            "municipality": "Proefgemeente",
+            "versions": [
+                {
+                    "effective_from": date(2020, 1, 1),
+                    "discount_basis_points": {"poverty": 7500, "senior": 2500},
+                    "cap_per_checkin_cents": 5000,
+                    "yearly_budget_cents": 50000,
+                    "eligible_categories": ["culture"],
+                },
+                {
+                    "effective_from": date(2025, 1, 1),
+                    "discount_basis_points": {"poverty": 7500, "disability": 0},
+                    "cap_per_checkin_cents": 5000,
+                    "yearly_budget_cents": 50000,
+                    "eligible_categories": ["culture"],
+                },
+            ],
+        }
+    )
+    day = datetime(2025, 3, 4, 18, 0, tzinfo=UTC)
+
+    def rejected(group: str, price_cents: int) -> tuple[RejectionReason | None, str]:
+        decision = decide(
+            policy,
+            CheckInFacts(day, ActivityCategory.CULTURE, price_cents),
+            _card(Grant(group, date(2024, 1, 1), date(2025, 12, 31), 0)),
+            ProviderView(partner=True, mode=ProviderMode.REFUND),
+            used_cents=0,
+            limit_reached=None,
+        )
+        assert not decision.approved
+        return decision.reason, decision.detail
+
+    for group in ("senior", "disability"):  # dropped from the version; kept at 0 %
+        assert rejected(group, 2000) == (
+            RejectionReason.NOTHING_TO_REFUND,
+            f"target group {group} has no discount in the refund policy version in force"
+            " that day (effective from 2025-01-01)",
+        )
+    # A group with a discount and a free activity: the price is the reason.
+    assert rejected("poverty", 0) == (
+        RejectionReason.NOTHING_TO_REFUND,
+        "a price of 0 cents leaves no discount to refund",
+    )
