@@ -16,21 +16,21 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
 from services.notifications import recipients
 from services.notifications.jobs import JOB_NAMES, Jobs, NotYet
-from services.notifications.messages import TEMPLATES
+from services.notifications.messages import TEMPLATES, WORDINGS
 from services.notifications.recipients import Recipient
 from shared.api_auth import protected_router
 
 DeliveryStatus = Literal["pending", "sent", "dead", "scheduled", "batched", "skipped"]
 _LOG_COLUMNS = (
     "delivery_id, event_id, kind, recipient, channel, status, attempts, last_error, batch,"
-    " batch_ref, created_at, sent_at, next_attempt_at"
+    " batch_ref, created_at, sent_at, next_attempt_at, redacted_at"
 )
 
 
 def opt_out_kinds() -> frozenset[str]:
     """What a recipient can opt out of: every kind of notification queued for one ("*": all
     of them). The daily digest is not one: it carries what was queued, opt-outs applied."""
-    return frozenset(TEMPLATES) - {"referrer_digest"} | {"provider_statement", "*"}
+    return frozenset(TEMPLATES) - {"referrer_digest", *WORDINGS} | {"provider_statement", "*"}
 
 
 def _known_kind(kind: str) -> str:
@@ -194,15 +194,19 @@ def notifications_router(
 
     @router.post("/deliveries/{delivery_id}/retry")
     async def retry(delivery_id: uuid.UUID) -> dict[str, Any]:
-        """An operator sends a dead delivery again after fixing its cause."""
+        """An operator sends a dead delivery again after fixing its cause (while its text
+        is kept: after the retention period there is nothing left to send)."""
         async with pool().acquire() as conn:
             row = await conn.fetchrow(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now()"
-                " WHERE delivery_id = $1 AND status = 'dead' RETURNING delivery_id",
+                " WHERE delivery_id = $1 AND status = 'dead' AND redacted_at IS NULL"
+                " RETURNING delivery_id",
                 delivery_id,
             )
             if row is None:
-                raise HTTPException(409, "only a dead delivery can be retried")
+                raise HTTPException(
+                    409, "only a dead delivery within the retention period can be retried"
+                )
             await conn.execute("SELECT pg_notify('deliveries', '')")
         return {"delivery_id": delivery_id, "status": "pending"}
 

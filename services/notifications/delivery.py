@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from services.notifications import fallback
 from services.notifications.email_channel import Attachment, Email, EmailChannel
 from services.notifications.outcomes import (
     SENT,
@@ -323,6 +324,8 @@ class DeliveryWorker:
                 return
             await enqueue_events(conn, [dead_lettered(row, attempts, reason, datetime.now(UTC))])
             log.error("notification dead-lettered", reason=reason, **fields)
+            if fallback.applies(row, outcome):
+                await self._fall_back(conn, row, outcome)
             return
         delay_s = retry_delay_s(attempts, self._settings.retry_base_s, self._settings.retry_max_s)
         await conn.execute(
@@ -334,6 +337,22 @@ class DeliveryWorker:
             delay_s,
         )
         log.warning("delivery failed, will retry", error=error, retry_in_s=delay_s, **fields)
+
+    async def _fall_back(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
+        """A card holder's e-mail failed for good: a letter, the referrer told (fallback.py).
+        In a savepoint: should that fail, the delivery is still recorded dead (and
+        announced), and the other failures of the pass are recorded too."""
+        try:
+            async with conn.transaction():
+                await fallback.email_failed(
+                    conn, row, outcome, _payload(row), self._settings.private_key
+                )
+        except Exception as exc:
+            log.error(
+                "no letter instead of a failed e-mail",
+                delivery_id=str(row["delivery_id"]),
+                error=type(exc).__name__,
+            )
 
 
 def _fields(row: asyncpg.Record) -> dict[str, Any]:

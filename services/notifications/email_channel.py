@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from services.notifications.outcomes import (
     SENT,
     Outcome,
-    permanent,
+    address_refused,
     smtp_outcome,
     transient,
     unexpected,
@@ -157,7 +157,7 @@ class EmailChannel:
         pending = []
         for email in emails:
             reason = invalid_address(email.to)
-            outcomes.append(permanent(reason) if reason else SENT)
+            outcomes.append(address_refused(reason) if reason else SENT)
             if reason is None:
                 pending.append(len(outcomes) - 1)
         sessions = min(self.sessions, -(-len(pending) // self.per_session))
@@ -201,7 +201,7 @@ class EmailChannel:
                 except aiosmtplib.SMTPRecipientsRefused as exc:
                     refusals = list(exc.recipients)
                     code = refusals[0].code if refusals else 550
-                    outcomes[i] = smtp_outcome(code, f"recipient refused: {exc}")
+                    outcomes[i] = smtp_outcome(code, f"recipient refused: {exc}", to_recipient=True)
                 except aiosmtplib.SMTPResponseException as exc:
                     outcomes[i] = smtp_outcome(exc.code, exc.message)
                 except (aiosmtplib.SMTPException, OSError) as exc:

@@ -47,6 +47,7 @@ JOB_NAMES = (
     "provider-statements",
     "referrer-digests",
     "letters",
+    "retention",
 )
 
 
@@ -80,6 +81,8 @@ class Jobs:
         correlation_id = f"job:{name}:{now.isoformat()}"
         if name == "letters":
             return await self.letters(now, claim)
+        if name == "retention":
+            return await self.retention(now, claim)
         async with self.pool.acquire() as conn, conn.transaction():
             if claim is not None and not await claim(conn):
                 return {"job": name, "skipped": True}
@@ -109,8 +112,10 @@ class Jobs:
         kind: str,
         payload: dict[str, Any],
         digestible: bool,
+        wording: str | None = None,
         **facts: Any,
     ) -> bool:
+        """`wording`: another template for this kind (messages.WORDINGS)."""
         recipient = await recipients.organisation(conn, org_id)
         if recipient is None:
             return False
@@ -120,7 +125,7 @@ class Jobs:
             correlation_id=correlation_id,
             kind=kind,
             recipient=recipient,
-            message=render(kind, recipient.language, recipient.name, **facts),
+            message=render(wording or kind, recipient.language, recipient.name, **facts),
             payload=payload,
             digestible=digestible,
         )
@@ -129,7 +134,7 @@ class Jobs:
         cutoff = now - timedelta(days=self.settings.unused_after_days)
         rows = await conn.fetch(
             # Only cards the person may still use: an expired right is not "unused".
-            "SELECT c.card_id, c.card_number, c.referrer_org_id,"
+            "SELECT c.card_id, c.card_number, c.referrer_org_id, c.last_used_at IS NULL AS never,"
             " coalesce(c.last_used_at, c.issued_at) AS last_use FROM cards c"
             " WHERE c.status = 'active' AND coalesce(c.last_used_at, c.issued_at) <= $1"
             " AND EXISTS (SELECT 1 FROM eligibilities e WHERE e.holder_id = c.holder_id"
@@ -146,8 +151,15 @@ class Jobs:
                 notification_key("card-unused", r["card_id"], r["last_use"].isoformat()),
                 correlation_id,
                 "card_unused",
-                {"card_id": str(r["card_id"]), "card_number": r["card_number"], "since": since},
+                {
+                    "card_id": str(r["card_id"]),
+                    "card_number": r["card_number"],
+                    "since": since,
+                    "never_used": r["never"],
+                },
                 True,
+                # A card never used is not "no longer" used: `since` is when it was issued.
+                wording="card_never_used" if r["never"] else None,
                 card_number=r["card_number"],
                 since=since,
                 days=(now - r["last_use"]).days,
@@ -418,6 +430,30 @@ class Jobs:
         log.info("letter batch written", letters=len(rows), file=path.name)
         return {"job": "letters", "letters": len(rows), "file": str(path)}
 
+    async def retention(self, now: datetime, claim: Claim | None = None) -> dict[str, Any]:
+        """Forget what is no longer needed, `retention_days` after it was written: the
+        address, subject, body and payload of a delivery that is over (the row stays, so
+        the delivery log still counts it), and device_days and job_runs rows nothing reads
+        any more. In batches of `retention_batch` rows, each its own short transaction: a
+        first run over years of deliveries never holds a lock for long, and one that stops
+        halfway has kept what it did. The period counts as done with the last batch."""
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        size = self.settings.retention_batch
+        redacted = pruned = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                blanked = _count(await conn.execute(_REDACT, cutoff, size))
+                days = _count(await conn.execute(_PRUNE_DAYS, local_day(cutoff), size))
+                redacted, pruned = redacted + blanked, pruned + days
+                if blanked < size and days < size:
+                    # The last batch: nothing older is left. Old job runs are few.
+                    await conn.execute("DELETE FROM job_runs WHERE ran_at < $1", cutoff)
+                    if claim is not None and not await claim(conn):
+                        return {"job": "retention", "skipped": True}
+                    break
+        log.info("job ran", job="retention", deliveries_redacted=redacted, device_days=pruned)
+        return {"job": "retention", "deliveries_redacted": redacted, "device_days_removed": pruned}
+
     async def _batch_recorded(self, delivery_id: uuid.UUID | None, name: str) -> bool:
         """Whether a letters batch whose transaction failed was recorded all the same: a
         connection lost during COMMIT leaves that open, and removing the file of a recorded
@@ -438,6 +474,31 @@ class Jobs:
             )
             return True
         return bool(ref == name)
+
+
+# One batch of deliveries that are over and older than the cutoff, oldest first (the partial
+# index deliveries_to_redact); a row the worker or an operator holds is left to the next day.
+_REDACT = """
+UPDATE deliveries d SET address = '', subject = '', body = '', payload = '{}',
+    redacted_at = now()
+FROM (SELECT delivery_id FROM deliveries
+      WHERE redacted_at IS NULL AND status IN ('sent', 'batched', 'dead', 'skipped')
+        AND created_at < $1
+      ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
+WHERE d.delivery_id = due.delivery_id
+"""
+# Days a device was heard. silent_devices reads the week before a device's last heartbeat,
+# and tells its provider device_silent_hours after it (settings.py keeps the retention
+# longer than that): older days are never read again.
+_PRUNE_DAYS = """
+DELETE FROM device_days WHERE (device_id, day) IN
+    (SELECT device_id, day FROM device_days WHERE day < $1 LIMIT $2)
+"""
+
+
+def _count(status: str) -> int:
+    """The row count of a command status ("UPDATE 500", "DELETE 0")."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _local_midnight(day: date) -> datetime:

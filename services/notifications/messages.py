@@ -14,6 +14,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from shared.events.claims import RejectionReason, ReversalReason
+from shared.events.payments import ACCOUNT_REASON_CODES
 from shared.money import format_eur
 
 Language = Literal["nl", "en"]
@@ -103,16 +104,65 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " A conversation might help remove a barrier.",
         ),
     },
+    # card_unused's wording for a card that was never used: `since` is when it was issued.
+    "card_never_used": {
+        "nl": (
+            "Vrijetijdspas: kaart {card_number} wordt niet gebruikt",
+            "Kaart {card_number}, uitgereikt op {since:" + _D + "}, werd nog niet gebruikt"
+            " ({days} dagen). Misschien helpt een gesprek om een drempel weg te nemen.",
+        ),
+        "en": (
+            "Leisure card: card {card_number} is not being used",
+            "Card {card_number}, issued on {since:" + _D + "}, has not been used yet"
+            " ({days} days). A conversation might help remove a barrier.",
+        ),
+    },
     "payment_failed": {
         "nl": (
             "Vrijetijdspas: terugbetaling van {amount} mislukt",
             "De terugbetaling van {amount} aan de kaarthouder met kaart {card_number} is"
-            " mislukt: {reason}. Wilt u samen met de kaarthouder het rekeningnummer nakijken?",
+            " mislukt: {reason}. {next_step}",
         ),
         "en": (
             "Leisure card: refund of {amount} failed",
             "The refund of {amount} to the card holder with card {card_number} failed:"
-            " {reason}. Could you check the bank account with the card holder?",
+            " {reason}. {next_step}",
+        ),
+    },
+    # The mail server refused a card holder's e-mail address for good: the message went by
+    # letter instead (or, the variant below, could not: no postal address is known). The
+    # address itself is not repeated here.
+    "holder_email_refused": {
+        "nl": (
+            "Vrijetijdspas: e-mailadres van kaart {card_number} werkt niet",
+            "Een e-mail aan de kaarthouder met kaart {card_number} kwam niet aan: de"
+            " mailserver weigert het e-mailadres dat we kennen. We hebben het bericht daarom"
+            " per brief verstuurd. Wilt u het e-mailadres samen met de kaarthouder nakijken"
+            " en aanpassen in de kaartenbalie?",
+        ),
+        "en": (
+            "Leisure card: e-mail address of card {card_number} does not work",
+            "An e-mail to the card holder with card {card_number} did not arrive: the mail"
+            " server refuses the e-mail address we know. We have therefore sent the message by"
+            " letter. Could you check the e-mail address with the card holder and change it at"
+            " the cards desk?",
+        ),
+    },
+    "holder_email_refused_no_letter": {
+        "nl": (
+            "Vrijetijdspas: e-mailadres van kaart {card_number} werkt niet",
+            "Een e-mail aan de kaarthouder met kaart {card_number} kwam niet aan: de"
+            " mailserver weigert het e-mailadres dat we kennen. We kennen geen postadres, dus"
+            " de kaarthouder heeft het bericht niet gekregen. Wilt u het e-mailadres samen met"
+            " de kaarthouder nakijken en aanpassen in de kaartenbalie, of een postadres"
+            " toevoegen?",
+        ),
+        "en": (
+            "Leisure card: e-mail address of card {card_number} does not work",
+            "An e-mail to the card holder with card {card_number} did not arrive: the mail"
+            " server refuses the e-mail address we know. We know no postal address, so the"
+            " card holder did not get the message. Could you check the e-mail address with the"
+            " card holder and change it at the cards desk, or add a postal address?",
         ),
     },
     "refund_approved": {
@@ -464,27 +514,59 @@ CATEGORIES: dict[Language, dict[str, str]] = {
     },
 }
 
-# ISO 20022 status reasons finance reports most; others fall back to the bank's own text.
+# ISO 20022 status reasons finance reports most, said in the referrer's language (the
+# bank's own text is often English, and never shown). Any other code: PAYMENT_FAILURE_OTHER.
 PAYMENT_FAILURES: dict[Language, dict[str, str]] = {
     "nl": {
         "AC01": "het rekeningnummer is onjuist",
         "AC04": "de rekening is afgesloten",
         "AC06": "de rekening is geblokkeerd",
-        "AG01": "de bank weigert deze overschrijving",
-        "BE04": "het adres van de begunstigde ontbreekt",
-        "MD07": "de rekeninghouder is overleden",
-        "RC01": "de bankcode is onjuist",
+        "AG01": "de bank laat deze overschrijving naar die rekening niet toe",
+        "AM04": "er stond op dat moment te weinig geld op de rekening van de gemeente",
+        "BE04": "het adres van de rekeninghouder ontbreekt",
+        "MD07": "de bank meldt dat de rekeninghouder overleden is",
+        "MS03": "de bank heeft geen reden opgegeven",
+        "RC01": "de bankcode (BIC) is onjuist",
     },
     "en": {
         "AC01": "the account number is incorrect",
         "AC04": "the account is closed",
         "AC06": "the account is blocked",
-        "AG01": "the bank refuses this transfer",
-        "BE04": "the beneficiary address is missing",
-        "MD07": "the account holder has died",
-        "RC01": "the bank code is incorrect",
+        "AG01": "the bank does not allow this transfer to that account",
+        "AM04": "there was not enough money on the municipality's account at the time",
+        "BE04": "the account holder's address is missing",
+        "MD07": "the bank reports that the account holder has passed away",
+        "MS03": "the bank gave no reason",
+        "RC01": "the bank code (BIC) is incorrect",
     },
 }
+PAYMENT_FAILURE_OTHER: dict[Language, tuple[str, str]] = {
+    # (with the code, when it looks like one; without)
+    "nl": (
+        "de bank heeft de overschrijving geweigerd (code {code})",
+        "de bank heeft de overschrijving geweigerd",
+    ),
+    "en": ("the bank refused the transfer (code {code})", "the bank refused the transfer"),
+}
+# What the referrer can do. A refusal for the account's sake (ACCOUNT_REASON_CODES) is not
+# paid again to the same account; any other failure is paid again at the next payment run.
+PAYMENT_FAILURE_STEPS: dict[Language, dict[str, str]] = {
+    "nl": {
+        "account": "Wilt u samen met de kaarthouder het rekeningnummer nakijken en aanpassen"
+        " in de kaartenbalie? Naar deze rekening betalen we niet opnieuw.",
+        "MD07": "Wilt u nagaan op welke rekening we voortaan kunnen betalen, en die"
+        " aanpassen in de kaartenbalie?",
+        "again": "We proberen het bij de volgende betaling opnieuw. U hoeft niets te doen.",
+    },
+    "en": {
+        "account": "Could you check the bank account with the card holder and change it at"
+        " the cards desk? We will not pay this account again.",
+        "MD07": "Could you find out which account we can pay from now on, and change it at the"
+        " cards desk?",
+        "again": "We will try again with the next payment. No action is needed.",
+    },
+}
+_REASON_CODE = re.compile(r"^[A-Z0-9]{2,8}$")
 
 
 _UNKNOWN_REASON: dict[Language, str] = {
@@ -558,17 +640,44 @@ def reversal_reason(reason: ReversalReason | str, language: Language) -> str:
     return phrases.get(str(reason), phrases[ReversalReason.OTHER.value])
 
 
-def payment_failure(code: str, fallback: str, language: Language) -> str:
-    return PAYMENT_FAILURES[language].get(code, fallback)
+def payment_failure(code: str, language: Language) -> str:
+    """Why a refund failed, in words of the referrer's language: never the bank's own text
+    (often English, sometimes with a name in it). An unknown code is named, if it is one."""
+    code = code.strip().upper()
+    known = PAYMENT_FAILURES[language].get(code)
+    if known is not None:
+        return known
+    with_code, without = PAYMENT_FAILURE_OTHER[language]
+    return with_code.format(code=code) if _REASON_CODE.match(code) else without
+
+
+def payment_failure_next_step(code: str, language: Language) -> str:
+    """What the referrer can do about a failed refund (see PAYMENT_FAILURE_STEPS)."""
+    code = code.strip().upper()
+    steps = PAYMENT_FAILURE_STEPS[language]
+    if code == "MD07":
+        return steps["MD07"]
+    return steps["account" if code in ACCOUNT_REASON_CODES else "again"]
 
 
 def category(value: str, language: Language) -> str:
     return CATEGORIES[language].get(value, value)
 
 
+# Templates that are another kind's wording in one case, not kinds of their own: a delivery
+# keeps the kind (what a recipient opts out of, what the log counts), `render` is told which
+# wording to use.
+WORDINGS: dict[str, str] = {
+    "card_never_used": "card_unused",
+    "holder_email_refused_no_letter": "holder_email_refused",
+}
+
+
 def render(kind: str, language: Language, greet: str | None = None, **facts: Any) -> Message:
-    """The message of one kind; `greet` is whom we address (an organisation or a person)."""
+    """The message of one kind (or one of WORDINGS); `greet` is whom we address (an
+    organisation or a person)."""
     subject, body = TEMPLATES[kind][language]
+    kind = WORDINGS.get(kind, kind)
     name = greet or _FALLBACK_NAME[kind in HOLDER_KINDS][language]
     return _letter(language, name, subject.format(**facts), body.format(**facts))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 # A partner's webhook URL can carry a token in its path or query.
@@ -24,6 +24,9 @@ class Outcome:
     # Not attempted at all (its partner failed earlier in the pass): no try is counted, and
     # the delivery waits this many seconds, with its partner.
     deferred_s: float | None = None
+    # A final refusal of the recipient's address itself (an SMTP 5xx to RCPT TO, or an
+    # address that is not one): asking again, or sending anything else there, is pointless.
+    address_refused: bool = False
 
 
 SENT = Outcome(sent=True)
@@ -53,10 +56,18 @@ def http_outcome(status: int) -> Outcome:
     return permanent(f"HTTP {status}: the receiver refused the webhook")
 
 
-def smtp_outcome(code: int, message: str) -> Outcome:
-    """SMTP 5xx is a final refusal (unknown mailbox, rejected address); 4xx means later."""
+def address_refused(error: str) -> Outcome:
+    """The recipient's address will never take mail (see Outcome.address_refused)."""
+    return replace(permanent(error), address_refused=True)
+
+
+def smtp_outcome(code: int, message: str, *, to_recipient: bool = False) -> Outcome:
+    """SMTP 5xx is a final refusal (unknown mailbox, rejected address); 4xx means later.
+    `to_recipient`: the server's answer to RCPT TO, i.e. about the address."""
     text = f"SMTP {code}: {message}"
-    return permanent(text) if 500 <= code < 600 else transient(text)
+    if not 500 <= code < 600:
+        return transient(text)
+    return address_refused(text) if to_recipient else permanent(text)
 
 
 def unexpected(exc: BaseException) -> Outcome:

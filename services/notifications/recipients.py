@@ -134,29 +134,85 @@ async def holders(
     return {row["holder_id"]: _holder(row, private_key) for row in rows}
 
 
-def _holder(row: asyncpg.Record, private_key: str | None) -> Recipient:
-    key = f"holder:{row['holder_id']}"
-    prefs = (
-        {
-            "channel": row["preferred_channel"],
-            "language": row["preferred_language"],
-            "digest": row["digest"],
-            "opted_out": row["opted_out"],
-        }
-        if row["prefs_of"] is not None
-        else None
-    )
-    contact = _open_contact(row["contact_sealed"], private_key)
+def _holder_prefs(row: asyncpg.Record) -> dict[str, Any] | None:
+    if row["prefs_of"] is None:
+        return None
+    return {
+        "channel": row["preferred_channel"],
+        "language": row["preferred_language"],
+        "digest": row["digest"],
+        "opted_out": row["opted_out"],
+    }
+
+
+def _reachable(row: asyncpg.Record, contact: dict[str, str]) -> dict[str, str]:
+    if row["channel"] == "none":
+        return {}
     name = contact.get("name") or None
-    reachable = {
+    return {
         "email": contact.get("email") or "",
         # A letter needs the name above the postal address.
         "letter": f"{name}\n{contact['address']}" if contact.get("address") and name else "",
     }
-    if row["channel"] == "none":
-        reachable = {}
+
+
+def _holder(row: asyncpg.Record, private_key: str | None) -> Recipient:
+    key = f"holder:{row['holder_id']}"
+    contact = _open_contact(row["contact_sealed"], private_key)
+    reachable = _reachable(row, contact)
     order = ("email", "letter") if row["channel"] == "email" else ("letter", "email")
-    return _with_preferences(key, name, reachable, order, prefs, language=row["language"])
+    return _with_preferences(
+        key,
+        contact.get("name") or None,
+        reachable,
+        order,
+        _holder_prefs(row),
+        language=row["language"],
+    )
+
+
+@dataclass(frozen=True)
+class HolderContact:
+    """What we know now of how to reach a card holder whose e-mail failed for good."""
+
+    email: str  # the e-mail address of their current contact details ("" if none)
+    letter: Recipient | None  # them by post, whatever channel they chose; None: no address
+    # Different for every change of their contact details (the sealed text, never opened
+    # here): what the referrer hears about an address is keyed by it, once per version.
+    version: str
+
+
+async def holder_contact(
+    conn: DbConnection, holder_id: uuid.UUID, private_key: str | None
+) -> HolderContact | None:
+    """None for a holder we no longer know (erased) or whose details we cannot open."""
+    row = await conn.fetchrow(
+        "SELECT h.holder_id, h.channel, h.language, h.contact_sealed, p.recipient AS prefs_of,"
+        " p.channel AS preferred_channel, p.language AS preferred_language, p.digest,"
+        " p.opted_out FROM holders h"
+        " LEFT JOIN preferences p ON p.recipient = 'holder:' || h.holder_id::text"
+        " WHERE h.holder_id = $1 AND h.contact_sealed IS NOT NULL",
+        holder_id,
+    )
+    if row is None:
+        return None
+    contact = _open_contact(row["contact_sealed"], private_key)
+    if not contact:
+        return None
+    postal = _reachable(row, contact).get("letter")
+    letter = (
+        _with_preferences(
+            f"holder:{holder_id}",
+            contact.get("name") or None,
+            {"letter": postal},
+            ("letter",),
+            _holder_prefs(row),
+            language=row["language"],
+        )
+        if postal
+        else None
+    )
+    return HolderContact(contact.get("email") or "", letter, row["contact_sealed"])
 
 
 def _open_contact(sealed: str, private_key: str | None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from services.notifications.messages import (
     category,
     local_day,
     payment_failure,
+    payment_failure_next_step,
     rejection_reason,
     render,
     reversal_reason,
@@ -478,7 +479,8 @@ class Router:
             },
             amount=Eur(e.amount_cents),
             card_number=card_number,
-            reason=payment_failure(e.reason_code, e.reason, language),
+            reason=payment_failure(e.reason_code, language),
+            next_step=payment_failure_next_step(e.reason_code, language),
         )
 
 

@@ -40,6 +40,7 @@ def due_jobs(now: datetime, batch_hour: int) -> list[tuple[str, str]]:
         ("eligibility-ending", day),
         # The statement of last month, from the first day of this month on.
         ("provider-statements", f"{local.year}-{local.month:02d}"),
+        ("retention", day),
     ]
     if local.hour >= batch_hour:
         jobs += [("referrer-digests", day), ("letters", day)]

@@ -52,6 +52,23 @@ class NotificationsSettings(ServiceSettings):
     daily_batch_hour: int = 7
     letters_dir: Path = Path(".vtp/letters")
 
+    # Retention: a delivery that is over keeps its address, subject, body and payload this
+    # many days, then only what the delivery log counts; device_days and job_runs rows older
+    # than this are removed. At least 60: a month's statement job must still find its run.
+    retention_days: int = Field(default=180, ge=60)
+    # Rows per transaction of the retention job: short locks, however much is due.
+    retention_batch: int = Field(default=500, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _device_days_outlive_silence(self) -> NotificationsSettings:
+        # A silent device is judged by its days in the week before it went quiet, and told
+        # device_silent_hours later: those days must still be there.
+        if self.retention_days * 24 <= self.device_silent_hours + 8 * 24:
+            raise ValueError(
+                "NOTIFICATIONS_RETENTION_DAYS must exceed device_silent_hours + 8 days"
+            )
+        return self
+
     @model_validator(mode="after")
     def _secret_outside_dev(self) -> NotificationsSettings:
         if not self.webhook_master_secret:

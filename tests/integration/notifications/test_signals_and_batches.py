@@ -211,9 +211,13 @@ async def test_scans_unused_card_eligibility_and_silent_device(
         "device_silent": 1,
     }
     rows = {r["kind"]: r for r in deliveries}
+    # Never used: not "no longer used since" the day it was handed out.
+    issued_on = local_day(issued.issued_at)
     assert (
-        "werd sinds" in rows["card_unused"]["body"] and "(100 dagen)" in rows["card_unused"]["body"]
+        f"Kaart {issued.card_number}, uitgereikt op {issued_on:%d/%m/%Y}, werd nog niet"
+        " gebruikt (100 dagen)." in rows["card_unused"]["body"]
     )
+    assert "niet meer" not in rows["card_unused"]["body"]
     assert f"eindigt op {issued.eligible_until:%d/%m/%Y}" in rows["eligibility_ending"]["body"]
     assert rows["device_silent"]["recipient"] == f"provider:{prov}"
     assert rows["device_silent"]["status"] == "pending"
@@ -221,6 +225,16 @@ async def test_scans_unused_card_eligibility_and_silent_device(
     # Used again: no longer unused.
     await feed(claim(person, issued.card_id, prov, 100))
     assert (await jobs.run("unused-cards", NOW + timedelta(days=1)))["notifications"] == 0
+    # Unused since that use (the right extended meanwhile): "no longer used since".
+    later = NOW + timedelta(days=95)
+    await pool.execute(
+        "UPDATE eligibilities SET eligible_until = $1", (later + timedelta(days=60)).date()
+    )
+    assert (await jobs.run("unused-cards", later))["notifications"] == 1
+    body = await pool.fetchval(
+        "SELECT body FROM deliveries WHERE kind = 'card_unused' ORDER BY created_at DESC LIMIT 1"
+    )
+    assert f"werd sinds {local_day(NOW):%d/%m/%Y} niet meer gebruikt (95 dagen)." in body
 
 
 async def test_a_card_is_last_used_at_its_latest_check_in_whatever_the_order(
@@ -328,6 +342,9 @@ async def test_statement_finance_and_payment_outcomes(
     assert paid["To"] == "an@example.org" and "+++123/4567/89012+++" in text_of(paid)
     failed = text_of(by_subject["Vrijetijdspas: terugbetaling van € 5,00 mislukt"])
     assert "met kaart 1234567890128 is mislukt: de rekening is afgesloten." in failed
+    # In Dutch throughout: the bank's own text is not quoted.
+    assert "Closed account" not in failed
+    assert "Naar deze rekening betalen we niet opnieuw." in failed
     assert "Vrijetijdspas: terugbetaling van € 105,00 aangevraagd" in by_subject  # the demo's mail
     capped = [m for m in mails(smtp) if "minder dan de gewone korting" in text_of(m)]
     assert len(capped) == 1 and capped[0]["Subject"] == "Vrijetijdspas: u krijgt € 15,00 terug"

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.notifications.messages import (
+    LANGUAGES,
     REJECTION_REASONS,
     TEMPLATES,
     Eur,
@@ -16,6 +17,7 @@ from services.notifications.messages import (
     digest_line,
     local_day,
     payment_failure,
+    payment_failure_next_step,
     provider_statement,
     rejection_reason,
     render,
@@ -148,11 +150,12 @@ def test_referrer_messages() -> None:
         "OCMW",
         amount=Eur(1250),
         card_number="1234567890128",
-        reason=payment_failure("AC01", "Incorrect Account Number", "nl"),
+        reason=payment_failure("AC01", "nl"),
+        next_step=payment_failure_next_step("AC01", "nl"),
     )
     assert failed.subject == "Vrijetijdspas: terugbetaling van € 12,50 mislukt"
     assert "met kaart 1234567890128 is mislukt: het rekeningnummer is onjuist." in failed.body
-    assert payment_failure("XX99", "Other bank reason", "nl") == "Other bank reason"
+    assert "Wilt u samen met de kaarthouder het rekeningnummer nakijken" in failed.body
 
     requested = render(
         "payment_requested", "nl", "OCMW", amount=Eur(990), claims=2, reference="+++1+++"
@@ -295,3 +298,87 @@ def test_a_cancelled_till_discount_lapses_and_asks_nothing_back() -> None:
     )
     assert "You need not do anything or pay anything back." in en.body
     assert "refund" not in en.body and "account" not in en.body
+
+
+def test_a_card_never_used_is_not_called_no_longer_used() -> None:
+    never = render(
+        "card_never_used",
+        "nl",
+        "OCMW",
+        card_number="1234567890128",
+        since=date(2026, 8, 1),
+        days=118,
+    )
+    assert never.subject == "Vrijetijdspas: kaart 1234567890128 wordt niet gebruikt"
+    assert (
+        "Kaart 1234567890128, uitgereikt op 01/08/2026, werd nog niet gebruikt (118 dagen)."
+        in never.body
+    )
+    assert "sinds" not in never.body and "niet meer" not in never.body
+    english = render(
+        "card_never_used", "en", None, card_number="1", since=date(2026, 8, 1), days=118
+    )
+    assert "issued on 01/08/2026, has not been used yet (118 days)" in english.body
+    assert english.body.startswith("Dear colleagues,")
+
+
+# What a referrer reads for each reason the bank gives: the bank's own text never.
+@pytest.mark.parametrize(
+    ("code", "nl", "en"),
+    [
+        ("AC01", "het rekeningnummer is onjuist", "the account number is incorrect"),
+        ("AC04", "de rekening is afgesloten", "the account is closed"),
+        ("AC06", "de rekening is geblokkeerd", "the account is blocked"),
+        ("AG01", "de bank laat deze overschrijving naar die rekening niet toe", "does not allow"),
+        ("AM04", "te weinig geld op de rekening van de gemeente", "not enough money"),
+        ("BE04", "het adres van de rekeninghouder ontbreekt", "address is missing"),
+        ("MD07", "de bank meldt dat de rekeninghouder overleden is", "has passed away"),
+        ("MS03", "de bank heeft geen reden opgegeven", "the bank gave no reason"),
+        ("RC01", "de bankcode (BIC) is onjuist", "the bank code (BIC) is incorrect"),
+        ("ms03", "de bank heeft geen reden opgegeven", "the bank gave no reason"),
+        ("XX99", "de bank heeft de overschrijving geweigerd (code XX99)", "(code XX99)"),
+        ("", "de bank heeft de overschrijving geweigerd", "the bank refused the transfer"),
+        ("<b>Jan", "de bank heeft de overschrijving geweigerd", "the bank refused the transfer"),
+    ],
+)
+def test_a_failed_refund_is_explained_in_the_referrer_s_language(
+    code: str, nl: str, en: str
+) -> None:
+    assert nl in payment_failure(code, "nl")
+    assert en in payment_failure(code, "en")
+    assert "Jan" not in payment_failure(code, "nl")
+    for language in LANGUAGES:
+        message = render(
+            "payment_failed",
+            language,
+            "OCMW",
+            amount=Eur(500),
+            card_number="1234567890128",
+            reason=payment_failure(code, language),
+            next_step=payment_failure_next_step(code, language),
+        )
+        assert "{" not in message.body and ": " in message.body
+
+
+def test_what_the_referrer_can_do_follows_the_reason() -> None:
+    # The account must change: we do not pay it again (claims holds the refund).
+    assert "Naar deze rekening betalen we niet opnieuw" in payment_failure_next_step("AC04", "nl")
+    # Gently, and not "check it with the card holder", who may be the one who died.
+    died = payment_failure_next_step("MD07", "nl")
+    assert "kaarthouder" not in died and "op welke rekening we voortaan kunnen betalen" in died
+    # Not the account's fault: paid again with the next payment, nothing to do.
+    for code in ("AM04", "MS03", "XX99"):
+        assert payment_failure_next_step(code, "nl") == (
+            "We proberen het bij de volgende betaling opnieuw. U hoeft niets te doen."
+        )
+        assert "No action is needed" in payment_failure_next_step(code, "en")
+
+
+def test_holder_email_refused_names_the_card_not_the_address() -> None:
+    by_letter = render("holder_email_refused", "nl", "OCMW Heist", card_number="1234567890128")
+    assert by_letter.subject == "Vrijetijdspas: e-mailadres van kaart 1234567890128 werkt niet"
+    assert by_letter.body.startswith("Beste OCMW Heist,")
+    assert "per brief verstuurd" in by_letter.body and "@" not in by_letter.body
+    no_letter = render("holder_email_refused_no_letter", "en", None, card_number="1")
+    assert "We know no postal address" in no_letter.body
+    assert no_letter.body.startswith("Dear colleagues,")
