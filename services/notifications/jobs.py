@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
@@ -413,7 +414,7 @@ class Jobs:
                             for r in rows
                         ]
                     )
-                    name = f"brieven-{today.isoformat()}-{str(uuid7())[-12:]}.pdf"
+                    name = _letters_file_name(today)
                     folder = Path(self.settings.letters_dir)
                     path = await asyncio.to_thread(_write_file, folder, name, pdf)
                     first = rows[0]["delivery_id"]
@@ -433,8 +434,9 @@ class Jobs:
     async def retention(self, now: datetime, claim: Claim | None = None) -> dict[str, Any]:
         """Forget what is no longer needed, `retention_days` after it was written: the
         address, subject, body and payload of a delivery that is over (the row stays, so
-        the delivery log still counts it), and device_days and job_runs rows nothing reads
-        any more. In batches of `retention_batch` rows, each its own short transaction: a
+        the delivery log still counts it), device_days and job_runs rows nothing reads
+        any more, and the letters job's PDFs (names and postal addresses) in `letters_dir`.
+        In batches of `retention_batch` rows, each its own short transaction: a
         first run over years of deliveries never holds a lock for long, and one that stops
         halfway has kept what it did. The period counts as done with the last batch."""
         cutoff = now - timedelta(days=self.settings.retention_days)
@@ -451,8 +453,22 @@ class Jobs:
                     if claim is not None and not await claim(conn):
                         return {"job": "retention", "skipped": True}
                     break
-        log.info("job ran", job="retention", deliveries_redacted=redacted, device_days=pruned)
-        return {"job": "retention", "deliveries_redacted": redacted, "device_days_removed": pruned}
+        letters = await asyncio.to_thread(
+            _remove_old_letters, Path(self.settings.letters_dir), local_day(cutoff)
+        )
+        log.info(
+            "job ran",
+            job="retention",
+            deliveries_redacted=redacted,
+            device_days=pruned,
+            letter_files=letters,
+        )
+        return {
+            "job": "retention",
+            "deliveries_redacted": redacted,
+            "device_days_removed": pruned,
+            "letter_files_removed": letters,
+        }
 
     async def _batch_recorded(self, delivery_id: uuid.UUID | None, name: str) -> bool:
         """Whether a letters batch whose transaction failed was recorded all the same: a
@@ -504,6 +520,37 @@ def _count(status: str) -> int:
 def _local_midnight(day: date) -> datetime:
     """The moment a Brussels calendar day begins."""
     return datetime.combine(day, time(), BRUSSELS)
+
+
+# The letters job's files: `brieven-<day of the batch>-<12 hex digits>.pdf`, and the `.tmp`
+# it writes first (left behind only by a crash before the rename). Nothing else in the
+# folder is the retention job's to remove.
+_LETTERS_FILE = re.compile(r"brieven-(\d{4}-\d{2}-\d{2})-[0-9a-f]{12}\.(?:pdf|tmp)")
+
+
+def _letters_file_name(day: date) -> str:
+    return f"brieven-{day.isoformat()}-{str(uuid7())[-12:]}.pdf"
+
+
+def _remove_old_letters(folder: Path, before: date) -> int:
+    """Remove the letters job's files in `folder` of batches from before `before` (by the
+    day in the name: the day the batch was printed, after every letter in it was queued, so
+    a file goes no earlier than its deliveries' texts); how many were removed."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.iterdir():
+        found = _LETTERS_FILE.fullmatch(path.name)
+        if found is None or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            day = date.fromisoformat(found[1])
+        except ValueError:
+            continue
+        if day < before:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _write_file(folder: Path, name: str, content: bytes) -> Path:

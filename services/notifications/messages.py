@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from shared.events.checkins import CancellationReason
 from shared.events.claims import RejectionReason, ReversalReason
 from shared.events.payments import ACCOUNT_REASON_CODES
 from shared.money import format_eur
@@ -623,14 +624,59 @@ def frequency_limit(detail: str, language: Language) -> str | None:
     return " ".join(w for w in words if w) + ", the most the rules allow"
 
 
+# A check-in its provider cancelled before it reached claims is rejected with the detail
+# "cancelled by the provider: <CancellationReason code>" (services/claims/checkins.py); the
+# holder hears the code in the words of a reversal, between brackets as there.
+_CANCELLED_DETAIL = re.compile(r"^cancelled by the provider: (?P<code>[a-z_]{1,40})$")
+_CANCELLED: dict[Language, str] = {
+    "nl": "de aanbieder uw deelname aan deze activiteit heeft geannuleerd ({why}), en een"
+    " geannuleerde deelname wordt niet terugbetaald",
+    "en": "the provider cancelled your participation in this activity ({why}), and a"
+    " cancelled participation is not refunded",
+}
+
+
+def cancelled_before(detail: str, language: Language) -> str | None:
+    """Why the provider cancelled, in plain words, or None when the detail is not the claims
+    wording with a known code (then the general sentence, never the text itself)."""
+    match = _CANCELLED_DETAIL.match(detail.strip())
+    if match is None:
+        return None
+    try:
+        code = CancellationReason(match["code"])
+    except ValueError:
+        return None
+    why = REVERSAL_REASONS[language].get(code.value)
+    return None if why is None else _CANCELLED[language].format(why=why)
+
+
+# A target group that has no discount at all in the refund policy of the day is rejected as
+# nothing_to_refund with the detail "target group <group> has no discount in the refund
+# policy version in force that day (…)" (services/claims/decisions.py). Said as such: "there
+# was nothing to refund" would read as if the activity had been free. The group is not named.
+_NO_DISCOUNT_DETAIL = re.compile(r"^target group .{1,50}? has no discount\b", re.DOTALL)
+_NO_DISCOUNT: dict[Language, str] = {
+    "nl": "er op die dag volgens het reglement geen korting was voor uw doelgroep",
+    "en": "the rules in force that day gave no discount to your target group",
+}
+
+
 def rejection_reason(
     reason: RejectionReason | str, language: Language, detail: str | None = None
 ) -> str:
     # Keyed by the reason's value: a reason added later still gets a plain sentence.
-    if str(reason) == RejectionReason.FREQUENCY_LIMIT.value and detail:
-        specific = frequency_limit(detail, language)
-        if specific is not None:
-            return specific
+    specific: str | None = None
+    if detail:
+        match str(reason):
+            case RejectionReason.FREQUENCY_LIMIT.value:
+                specific = frequency_limit(detail, language)
+            case RejectionReason.CHECKIN_CANCELLED.value:
+                specific = cancelled_before(detail, language)
+            case RejectionReason.NOTHING_TO_REFUND.value:
+                if _NO_DISCOUNT_DETAIL.match(detail.strip()):
+                    specific = _NO_DISCOUNT[language]
+    if specific is not None:
+        return specific
     return REJECTION_REASONS[language].get(str(reason), _UNKNOWN_REASON[language])
 
 

@@ -8,7 +8,9 @@ from the device, deduplicated by the consumers on the event id and the check-in 
 
 Sent records leave no trace in the files: the journal runs with `secure_delete` and empties
 its WAL after each acknowledgement, so a card number is kept only while its check-in waits
-to be sent (or is set aside as damaged, for an operator).
+to be sent (or is set aside as damaged, for an operator). A journal made before it did may
+still hold deleted card numbers in its free space: it is rewritten once (`VACUUM`), the
+first time it is opened while nothing else has it open (`_scrub_once`).
 
 A key rotation re-signs the pending check-ins in place, in one transaction with the new
 key (`rewrite_pending`, `key_rotation`; vtp/device/rotation.py).
@@ -26,7 +28,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.logging import get_logger
@@ -88,6 +90,15 @@ CREATE TABLE IF NOT EXISTS clock (
 );
 """
 
+# One row once the file holds no deleted row's bytes: rewritten by `_scrub_once`, or made by
+# a journal that zeroed every deletion from the start.
+_SCRUBBED = """
+CREATE TABLE IF NOT EXISTS scrubbed (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at TEXT NOT NULL
+);
+"""
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -122,6 +133,7 @@ class Journal:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         path.chmod(0o600)
         self.path = path
+        _scrub_once(path)  # before this process opens it too: it needs the file to itself
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a check-in the device showed as scanned must survive a power cut.
@@ -131,7 +143,13 @@ class Journal:
         # overwritten with zeros (SQLite's default only where it was built so; the WAL:
         # `acknowledge_through`).
         self._db.execute("PRAGMA secure_delete=ON")
-        self._db.executescript(_SCHEMA)
+        made_now = not _has_table(self._db, "device_state")
+        self._db.executescript(_SCHEMA + _SCRUBBED)
+        if made_now:  # zeroed every deletion from the start: nothing to scrub
+            self._db.execute(
+                "INSERT OR IGNORE INTO scrubbed (id, at) VALUES (1, ?)",
+                (datetime.now(UTC).isoformat(),),
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -330,6 +348,63 @@ class Journal:
                 None if boot is None else boot.wall_minus_boot_ms,
             ),
         )
+
+
+def _scrub_once(path: Path) -> None:
+    """Rewrite a journal made before deleted rows were zeroed, once, so that the card numbers
+    of check-ins sent back then leave its free pages (and the WAL) too.
+
+    `VACUUM` rebuilds the file from its live rows only (every table has an INTEGER PRIMARY
+    KEY, so each `seq` stays what it was), and the checkpoint after it writes the rebuilt
+    pages over the old ones and cuts the file and the WAL to size. Both need the file to
+    themselves: a reader elsewhere would keep the old pages alive. So the rewrite runs only
+    when this connection gets SQLite's exclusive lock on the file at once, which it does not
+    while any other connection, in any process, has the journal open (a WAL connection holds
+    a shared lock on it as long as it is open); otherwise it is left for the next opening.
+    The connection is closed either way: that, not a change of locking mode, is what lets
+    go of the lock it took or tried to take."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        if not _has_table(db, "device_state"):
+            return  # made now, by this opening: its deletions are zeroed from the start
+        if _has_table(db, "scrubbed") and db.execute("SELECT 1 FROM scrubbed").fetchone():
+            return
+        db.execute("PRAGMA secure_delete=ON")
+        # The rebuilt copy of the live rows stays in memory, not in a temporary file.
+        db.execute("PRAGMA temp_store=MEMORY")
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        try:
+            # With exclusive locking, a write transaction takes the file's EXCLUSIVE lock
+            # (in WAL mode too) and keeps it until the connection closes.
+            db.execute("BEGIN EXCLUSIVE")
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            log.info("journal in use elsewhere, scrub left for later", error=str(exc)[:200])
+            return
+        db.execute("VACUUM")
+        db.executescript(_SCRUBBED)
+        db.execute(
+            "INSERT OR IGNORE INTO scrubbed (id, at) VALUES (1, ?)",
+            (datetime.now(UTC).isoformat(),),
+        )
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:  # cannot happen with the lock held; never marked scrubbed without it
+            db.execute("DELETE FROM scrubbed")
+            return
+        log.info("journal scrubbed of deleted rows")
+    except sqlite3.DatabaseError as exc:
+        # Busy at the first read (another process is scrubbing it), or a damaged file:
+        # the journal opens as it is, and the next opening tries again.
+        log.warning("journal scrub skipped", error=str(exc)[:200])
+    finally:
+        db.close()
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None
 
 
 def _encode_headers(headers: list[tuple[str, bytes]]) -> str:

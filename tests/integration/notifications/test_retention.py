@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -159,3 +160,41 @@ async def test_the_scheduler_runs_retention_once_a_day(
     assert "retention" in await scheduler.tick(NOW)
     assert "retention" not in await scheduler.tick(NOW + timedelta(minutes=5))
     assert await pool.fetchval("SELECT count(*) FROM job_runs WHERE job = 'retention'") == 1
+
+
+async def test_letter_pdfs_of_batches_printed_before_the_period_are_removed(
+    feed: Feed, jobs: Jobs, keys: tuple[str, str]
+) -> None:
+    org, person = uuid.uuid4(), uuid.uuid4()
+    await feed(organisation(org), holder(person, org, keys[1], email=None, channel="letter"))
+    await feed(approved(person))
+    old = await jobs.run("letters", NOW - OLD)
+    await feed(approved(person))
+    within = await jobs.run("letters", NOW - timedelta(days=179))
+    assert old["letters"] == within["letters"] == 1
+    folder = jobs.settings.letters_dir
+    # A batch whose writing was cut short, and files in the folder that are not the job's.
+    old_day = local_day(NOW - OLD).isoformat()
+    cut_short = folder / f"brieven-{old_day}-0123456789ab.tmp"
+    not_the_jobs = [
+        folder / "adressenlijst-2020.pdf",
+        folder / f"brieven-{old_day}-kopie.pdf",
+        folder / f"brieven-{old_day}-0123456789ab.pdf.bak",
+        folder / "archief" / f"brieven-{old_day}-0123456789ab.pdf",
+    ]
+    for path in [cut_short, *not_the_jobs]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"%PDF-")
+
+    before = _files(folder)
+    assert {Path(old["file"]).name, Path(within["file"]).name} < before
+
+    result = await jobs.run("retention", NOW)
+    assert result["letter_files_removed"] == 2
+    assert _files(folder) == before - {Path(old["file"]).name, cut_short.name}
+    assert (await jobs.run("retention", NOW))["letter_files_removed"] == 0
+
+
+def _files(folder: Path) -> set[str]:
+    """Every file under `folder`, by its path relative to it."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}

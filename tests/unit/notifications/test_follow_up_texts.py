@@ -1,6 +1,7 @@
 """Rendered texts of the follow-ups: a reversed refund, the specific reasons for a frequency
-limit and a cancelled check-in (with a property test of the detail parser), and the
-operators' dead-letter event that carries no address and no name."""
+limit (with a property test of the detail parser), a check-in its provider cancelled and a
+target group without a discount, and the operators' dead-letter event that carries no
+address and no name."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from services.claims.decisions import CardAtCheckIn, CheckInFacts, ProviderView, decide
+from services.claims.eligibility import Grant
+from services.claims.policy import RefundPolicy
 from services.notifications.delivery import dead_lettered
 from services.notifications.messages import (
     Eur,
@@ -22,6 +26,8 @@ from services.notifications.messages import (
     reversal_reason,
 )
 from services.notifications.outcomes import without_addresses
+from shared.events.cards import CardStatus, ProviderMode
+from shared.events.checkins import ActivityCategory, CancellationReason
 from shared.events.claims import RejectionReason, ReversalReason
 from shared.events.notifications import NotificationDeadLettered
 
@@ -158,12 +164,137 @@ def test_cancelled_checkin_says_the_provider_cancelled() -> None:
     assert "because the provider cancelled your participation in this activity" in english
 
 
-def test_the_detail_matters_only_for_frequency_limits() -> None:
-    for reason in RejectionReason:
-        if reason is not RejectionReason.FREQUENCY_LIMIT:
-            assert rejection_reason(reason, "nl", "at most 2 per provider per week") == (
-                rejection_reason(reason, "nl")
+@pytest.mark.parametrize("code", list(CancellationReason))
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_checkin_cancelled_before_it_arrived_says_why_in_words(
+    code: CancellationReason, language: str
+) -> None:
+    lang: Language = "en" if language == "en" else "nl"
+    why = reversal_reason(code.value, lang)  # the words a reversal uses for the same code
+    body = rejected(RejectionReason.CHECKIN_CANCELLED, f"cancelled by the provider: {code}", lang)
+    if lang == "nl":
+        assert (
+            f"omdat de aanbieder uw deelname aan deze activiteit heeft geannuleerd ({why}), en"
+            " een geannuleerde deelname wordt niet terugbetaald." in body
+        )
+        assert "bijvoorbeeld" not in body
+    else:
+        assert (
+            f"because the provider cancelled your participation in this activity ({why}), and"
+            " a cancelled participation is not refunded." in body
+        )
+        assert "for instance" not in body
+    assert code.value not in body.replace(why, "")  # the code itself is never shown
+
+
+def test_the_cancellation_reasons_read_apart() -> None:
+    for lang in ("nl", "en"):
+        language: Language = "en" if lang == "en" else "nl"
+        texts = {
+            rejection_reason(
+                RejectionReason.CHECKIN_CANCELLED, language, f"cancelled by the provider: {code}"
             )
+            for code in CancellationReason
+        }
+        assert len(texts) == len(CancellationReason)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "cancelled by the provider: zieke trainer",  # free text from before the codes
+        "cancelled by the provider: no_such_code",
+        "cancelled by the provider:",
+        "activity_cancelled",
+        "cancelled by the provider: activity_cancelled (and more)",
+    ],
+)
+def test_a_cancellation_detail_not_in_the_claims_wording_gets_the_general_sentence(
+    detail: str,
+) -> None:
+    assert rejection_reason(RejectionReason.CHECKIN_CANCELLED, "nl", detail) == (
+        rejection_reason(RejectionReason.CHECKIN_CANCELLED, "nl")
+    )
+
+
+def _no_discount_detail(group: str) -> str:
+    """What claims writes for a target group its policy of the day gives no discount."""
+    policy = RefundPolicy.model_validate(
+        {
+            "municipality": "Proefgemeente",
+            "versions": [
+                {
+                    "effective_from": date(2025, 1, 1),
+                    "discount_basis_points": {"poverty": 7500},
+                    "cap_per_checkin_cents": 5000,
+                    "yearly_budget_cents": 50000,
+                    "eligible_categories": ["culture"],
+                }
+            ],
+        }
+    )
+    decision = decide(
+        policy,
+        CheckInFacts(datetime(2025, 3, 4, 18, tzinfo=UTC), ActivityCategory.CULTURE, 2000),
+        CardAtCheckIn(
+            uuid.uuid4(),
+            uuid.uuid4(),
+            Grant(group, date(2025, 1, 1), date(2025, 12, 31), 0),
+            CardStatus.ACTIVE,
+        ),
+        ProviderView(partner=True, mode=ProviderMode.REFUND),
+        used_cents=0,
+        limit_reached=None,
+    )
+    assert decision.reason is RejectionReason.NOTHING_TO_REFUND
+    return decision.detail
+
+
+@pytest.mark.parametrize("group", ["senior", "mensen met een beperking"])
+def test_a_target_group_without_a_discount_is_not_told_there_was_nothing_to_refund(
+    group: str,
+) -> None:
+    detail = _no_discount_detail(group)
+    nl = rejected(RejectionReason.NOTHING_TO_REFUND, detail)
+    assert (
+        "wordt niet terugbetaald, omdat er op die dag volgens het reglement geen korting was"
+        " voor uw doelgroep." in nl
+    )
+    en = rejected(RejectionReason.NOTHING_TO_REFUND, detail, "en")
+    assert (
+        "is not refunded, because the rules in force that day gave no discount to your"
+        " target group." in en
+    )
+    for body in (nl, en):
+        assert "niets terug te betalen" not in body and "nothing to refund" not in body
+        assert group not in body  # the target group is not named
+
+
+def test_a_price_without_a_discount_still_has_nothing_to_refund() -> None:
+    detail = "a price of 0 cents leaves no discount to refund"
+    assert "omdat er niets terug te betalen was." in rejected(
+        RejectionReason.NOTHING_TO_REFUND, detail
+    )
+    assert "because there was nothing to refund." in rejected(
+        RejectionReason.NOTHING_TO_REFUND, detail, "en"
+    )
+
+
+def test_the_detail_matters_only_where_it_has_words_for_the_holder() -> None:
+    specific = {
+        RejectionReason.FREQUENCY_LIMIT,
+        RejectionReason.CHECKIN_CANCELLED,
+        RejectionReason.NOTHING_TO_REFUND,
+    }
+    details = [
+        "at most 2 per provider per week",
+        "cancelled by the provider: scanned_twice",
+        "target group senior has no discount in the refund policy version in force that day",
+    ]
+    for reason in RejectionReason:
+        if reason not in specific:
+            for detail in details:
+                assert rejection_reason(reason, "nl", detail) == rejection_reason(reason, "nl")
 
 
 @given(
