@@ -59,18 +59,21 @@ def up(
         with console.status("starting") as status:
             stack.start(progress=lambda text: status.update(text))
         console.print(f"[bold green]Vrijetijdspas is running[/] (state in {stack.state_dir})")
-        console.print(f"  Kafka bootstrap   {stack.bootstrap_servers}")
-        for name, dsn in stack.dsns.items():
-            console.print(f"  PostgreSQL {name:<13}{dsn}")
-        console.print(
-            f"  SMTP sink         127.0.0.1:{stack.smtp.port if stack.smtp else '-'}"
-            f"  (mail in {stack.smtp.mailbox if stack.smtp else '-'})"
-        )
-        for service in stack.services:
-            console.print(
-                f"  {service.name:<18}{service.url}  (API docs {service.url}/docs,"
-                f" logs {service.log_path})"
+        rows = [("Kafka bootstrap", stack.bootstrap_servers)]
+        rows += [(f"PostgreSQL {name}", dsn) for name, dsn in stack.dsns.items()]
+        rows.append(
+            (
+                "SMTP sink",
+                f"127.0.0.1:{stack.smtp.port if stack.smtp else '-'}"
+                f"  (mail in {stack.smtp.mailbox if stack.smtp else '-'})",
             )
+        )
+        rows += [
+            (s.name, f"{s.url}  (API docs {s.url}/docs, logs {s.log_path})") for s in stack.services
+        ]
+        width = max(len(label) for label, _ in rows) + 2  # one column, however long a name
+        for label, value in rows:
+            console.print(f"  {label:<{width}}{value}", soft_wrap=True)  # URLs stay whole
         console.print(
             "  claims and notifications want 'Authorization: Bearer <token>': the token is"
             f" {OPERATIONS_TOKEN!r} in {stack.state_dir / KEYS_FILE}"
