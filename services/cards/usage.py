@@ -1,6 +1,7 @@
 """Card usage from the claims service's outcome events: when a card was last used, how
-often, how much it brought back. The consumer logs under the check-in's correlation id, so
-an operator following one check-in sees it here too."""
+often, how much it brought back. A reversal (the provider cancelled the check-in) takes its
+approval and refund back out; the check-in still counts as one. The consumer logs under the
+check-in's correlation id, so an operator following one check-in sees it here too."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter
-from shared.events.claims import ClaimApproved, ClaimRejected
+from shared.events.claims import ClaimApproved, ClaimRejected, ClaimReversed
 from shared.logging import get_logger, log_context
 
 log = get_logger(__name__)
-TOPICS = (topics.CLAIM_APPROVED, topics.CLAIM_REJECTED)
+TOPICS = (topics.CLAIM_APPROVED, topics.CLAIM_REJECTED, topics.CLAIM_REVERSED)
 
 
 @dataclass
@@ -30,8 +31,15 @@ class _Usage:
 
 
 async def record_usage(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
+    outcomes = [i for i in batch if not isinstance(i.payload, ClaimReversed)]
+    reversals = [i.payload for i in batch if isinstance(i.payload, ClaimReversed)]
+    # Approvals first: a reversal in the same batch then finds the card it takes back from.
+    already_reversed = await _remember_approvals(
+        conn,
+        [i.payload for i in outcomes if isinstance(i.payload, ClaimApproved)],
+    )
     usage: dict[uuid.UUID, _Usage] = {}
-    for incoming in batch:
+    for incoming in outcomes:
         e: ClaimApproved | ClaimRejected = incoming.payload
         if e.card_id is None:
             continue  # an unknown card number: nothing of ours was used
@@ -40,7 +48,7 @@ async def record_usage(conn: DbConnection, batch: list[Incoming[Any]]) -> list[D
         u.first_used_at = min(u.first_used_at, e.occurred_at)
         u.last_used_at = max(u.last_used_at, e.occurred_at)
         u.checkins += 1
-        if isinstance(e, ClaimApproved):
+        if isinstance(e, ClaimApproved) and e.claim_id not in already_reversed:
             u.approved += 1
             u.refunded_cents += e.amount_cents
         with log_context(correlation_id=incoming.correlation_id):
@@ -71,4 +79,63 @@ async def record_usage(conn: DbConnection, batch: list[Incoming[Any]]) -> list[D
             [usage[c].approved for c in cards],
             [usage[c].refunded_cents for c in cards],
         )
+    if reversals:
+        await _take_back(conn, reversals)
     return []
+
+
+async def _remember_approvals(conn: DbConnection, approvals: list[ClaimApproved]) -> set[uuid.UUID]:
+    """Keeps each approval's card and amount for a later reversal; the approvals whose
+    reversal came first (they are counted as check-ins only)."""
+    if not approvals:
+        return set()
+    # One row per claim (a statement may not update a row twice), in a fixed lock order.
+    approvals = sorted({e.claim_id: e for e in approvals}.values(), key=lambda e: e.claim_id)
+    rows = await conn.fetch(
+        """
+        INSERT INTO card_usage_claims (claim_id, card_id, amount_cents)
+        SELECT a.* FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
+            AS a (claim_id, card_id, amount_cents)
+        JOIN cards USING (card_id)
+        ON CONFLICT (claim_id) DO UPDATE SET
+            card_id = excluded.card_id, amount_cents = excluded.amount_cents
+        RETURNING claim_id, reversed
+        """,
+        [e.claim_id for e in approvals],
+        [e.card_id for e in approvals],
+        [e.amount_cents for e in approvals],
+    )
+    return {r["claim_id"] for r in rows if r["reversed"]}
+
+
+async def _take_back(conn: DbConnection, reversals: list[ClaimReversed]) -> None:
+    """Marks the claims reversed (once, however often the reversal is delivered) and takes
+    the approvals already counted back out of their cards' usage."""
+    newly = await conn.fetch(
+        """
+        INSERT INTO card_usage_claims (claim_id, reversed)
+        SELECT unnest($1::uuid[]), true
+        ON CONFLICT (claim_id) DO UPDATE SET reversed = true
+            WHERE NOT card_usage_claims.reversed
+        RETURNING card_id, amount_cents
+        """,
+        sorted({e.claim_id for e in reversals}),
+    )
+    taken: dict[uuid.UUID, tuple[int, int]] = {}
+    for row in newly:
+        if row["card_id"] is not None:  # else its approval is not here (yet)
+            count, cents = taken.get(row["card_id"], (0, 0))
+            taken[row["card_id"]] = (count + 1, cents + row["amount_cents"])
+    if taken:
+        cards = sorted(taken)  # the same lock order as the insert above
+        await conn.execute(
+            """
+            UPDATE card_usage u SET approved = u.approved - t.approved,
+                                    refunded_cents = u.refunded_cents - t.refunded_cents
+            FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS t (card_id, approved, refunded_cents)
+            WHERE u.card_id = t.card_id
+            """,
+            cards,
+            [taken[c][0] for c in cards],
+            [taken[c][1] for c in cards],
+        )

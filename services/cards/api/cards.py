@@ -13,11 +13,12 @@ from services.cards.desk import cards as desk
 from services.cards.desk.people import load_person
 from services.cards.desk.unit import Unit
 from services.cards.domain.errors import NotFound
-from services.cards.domain.lifecycle import CardAction
+from services.cards.domain.lifecycle import CardAction, check_printable
 from services.cards.domain.reasons import CARD_REASONS, reason_codes
 from services.cards.repository import cards, eligibilities
 from services.cards.schemas import CardStatusChange
 from shared import localtime
+from shared.events.cards import CardStatus
 
 router = APIRouter(tags=["cards"])
 
@@ -141,6 +142,7 @@ async def qr(card_id: uuid.UUID, principal: Caller, request: Request) -> dict[st
 async def printable(card_id: uuid.UUID, principal: Caller, request: Request) -> Response:
     async with reading(request, principal) as unit:
         card = await _readable_card(unit, card_id)
+        check_printable(CardStatus(card["status"]))
         grant = await eligibilities.current(unit.conn, card["person_id"])
     pdf = card_pdf(card["card_number"], grant["eligible_until"] if grant else None)
     return Response(

@@ -48,11 +48,15 @@ async def run_expiry(pool: asyncpg.Pool, desk: Desk, today: date) -> ExpiryRepor
             )
             expired += 1
         horizon = today + timedelta(days=desk.settings.announce_ending_days)
-        ending = await eligibilities.ending_unannounced(unit.conn, today, horizon)
-        for grant in ending:
-            await eligibilities.mark_announced(
+        announced = 0
+        for grant in await eligibilities.ending_unannounced(unit.conn, today, horizon):
+            # Two runs at once (the loop and an operator, two replicas) may both read a grant
+            # as unannounced: only the one that records the announcement tells the referrer.
+            if not await eligibilities.mark_announced(
                 unit.conn, grant["eligibility_id"], grant["eligible_until"]
-            )
+            ):
+                continue
+            announced += 1
             await unit.publish(
                 ev.EligibilityEndingSoon(
                     holder_id=grant["person_id"],
@@ -67,16 +71,16 @@ async def run_expiry(pool: asyncpg.Pool, desk: Desk, today: date) -> ExpiryRepor
         # this keeps the table to about a day's keys.
         forgotten = await idempotency.forget_expired(unit.conn, RETENTION)
         await unit.audit(
-            "job.expiry", "job", today.isoformat(), f"{expired} expired, {len(ending)} announced"
+            "job.expiry", "job", today.isoformat(), f"{expired} expired, {announced} announced"
         )
     log.info(
         "expiry job done",
         day=today.isoformat(),
         expired=expired,
-        announced=len(ending),
+        announced=announced,
         idempotency_keys_forgotten=forgotten,
     )
-    return ExpiryReport(expired, len(ending))
+    return ExpiryReport(expired, announced)
 
 
 # After local midnight, not on it: a referrer's grant ends at the end of its last day, and

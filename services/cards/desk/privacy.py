@@ -68,6 +68,8 @@ async def erase_person(unit: Unit, person_id: uuid.UUID, reason: str) -> None:
         if card["status"] in _LIVE:
             await apply_action(unit, card, CardAction.REVOKE, ev.CardStatusReason.HOLDER_ERASED)
     await people.shred(unit.conn, person_id)
+    # Details not yet sent would reach finance and notifications after the erasure.
+    await people.withdraw_unpublished_details(unit.conn, person_id)
     # Free text typed about the person may name them or their situation; the key that
     # sealed their details is gone, and so must be what was written beside them.
     await eligibilities.forget_evidence(unit.conn, person_id)

@@ -62,3 +62,21 @@ def check_can_issue(statuses_held: Iterable[CardStatus]) -> None:
         raise Conflict("card: this person already has an active card; block or replace it")
     if CardStatus.BLOCKED in held:
         raise Conflict("card: this person has a blocked card; replace it instead")
+
+
+_PRINT_INSTEAD: dict[CardStatus, str] = {
+    CardStatus.BLOCKED: "unblock it, or replace it and print the new card",
+    CardStatus.REPLACED: "print the card that replaced it",
+    CardStatus.EXPIRED: "extend the eligibility and issue a new card",
+    CardStatus.REVOKED: "issue a new card if the person is eligible",
+}
+
+
+def check_printable(status: CardStatus) -> None:
+    """Only an active card is printed: any other would be refused at every check-in while
+    it reads "geldig tot …"."""
+    if status is not CardStatus.ACTIVE:
+        raise Conflict(
+            f"status: the card is {status.value}; only an active card is printed"
+            f" ({_PRINT_INSTEAD[status]})"
+        )

@@ -5,6 +5,7 @@ the value (it is personal data)."""
 from __future__ import annotations
 
 from datetime import date
+from types import ModuleType
 
 from schwifty import IBAN
 from schwifty import exceptions as iban_errors
@@ -58,10 +59,22 @@ def parse_national_number(value: str, date_of_birth: date | None = None) -> str:
             "is not a valid Belgian national register or BIS number",
         )
         raise InvalidField("national_number", reason) from None
-    born = kind.get_birth_date(number)
-    if date_of_birth is not None and born is not None and born != date_of_birth:
+    if date_of_birth is not None and not _birth_date_agrees(kind, number, date_of_birth):
         raise InvalidField("national_number", "does not match date_of_birth")
     return number
+
+
+def _birth_date_agrees(kind: ModuleType, number: str, date_of_birth: date) -> bool:
+    """Compares what the number knows of the birth date: all of it, or only the year and
+    month (day 00), or only the year (month 00: unknown, or the day's counter ran out), or
+    nothing (the fictitious 1900-00-01 or 2000-00-01)."""
+    year, month = kind.get_birth_year(number), kind.get_birth_month(number)
+    born = kind.get_birth_date(number)
+    return (
+        (year is None or year == date_of_birth.year)
+        and (month is None or month == date_of_birth.month)
+        and (born is None or born == date_of_birth)
+    )
 
 
 def parse_iban(value: str) -> str:

@@ -141,10 +141,13 @@ async def live_cards_past_grace(conn: DbConnection, today: date) -> list[asyncpg
     )
 
 
-async def mark_announced(conn: DbConnection, eligibility_id: uuid.UUID, until: date) -> None:
-    await conn.execute(
+async def mark_announced(conn: DbConnection, eligibility_id: uuid.UUID, until: date) -> bool:
+    """Records the announcement; False when another run recorded it first (a run that read
+    the grant as unannounced while that one had not committed yet waits here for it)."""
+    inserted = await conn.fetchval(
         "INSERT INTO ending_announcements (eligibility_id, eligible_until) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING",
+        " ON CONFLICT DO NOTHING RETURNING true",
         eligibility_id,
         until,
     )
+    return inserted is not None

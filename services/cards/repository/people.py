@@ -4,6 +4,7 @@ import uuid
 
 import asyncpg
 
+from shared import topics
 from shared.db import DbConnection
 
 _COLUMNS = (
@@ -81,3 +82,17 @@ async def shred(conn: DbConnection, person_id: uuid.UUID) -> None:
         " WHERE person_id = $1",
         person_id,
     )
+
+
+async def withdraw_unpublished_details(conn: DbConnection, person_id: uuid.UUID) -> int:
+    """Deletes the person's HolderDetailsChanged events still waiting in the outbox (the
+    broker away, or parked by the relay): sealed for finance and notifications, they hold
+    the name, bank account and contact details, and must not reach anyone after erasure.
+    A row the relay is publishing right now is locked: this waits, then finds it gone."""
+    deleted = await conn.fetchval(
+        "WITH gone AS (DELETE FROM outbox WHERE topic = $1 AND key = $2"
+        " AND published_at IS NULL RETURNING 1) SELECT count(*) FROM gone",
+        topics.HOLDER_DETAILS_CHANGED.name,
+        str(person_id).encode(),
+    )
+    return int(deleted)

@@ -19,6 +19,7 @@ import pytest
 import services.cards
 from services.cards.api import build_app
 from services.cards.settings import CardsSettings
+from shared import localtime
 from shared.db import create_pool, migrate_service
 from shared.sealing import generate_keypair
 from vtp.demo.municipality import iban, national_number
@@ -89,7 +90,7 @@ def person_body(seed: int = 0, **overrides: Any) -> dict[str, Any]:
 
 
 def grant_body(**overrides: Any) -> dict[str, Any]:
-    today = date.today()
+    today = localtime.today()
     body: dict[str, Any] = {
         "target_group": "poverty",
         "eligible_from": (today - timedelta(days=10)).isoformat(),

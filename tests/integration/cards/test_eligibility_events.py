@@ -4,9 +4,10 @@ top-level fields the one that reaches furthest, as before."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
+from shared import localtime
 from tests.integration.cards.conftest import Desk, grant_body, new_holder
 
 TOPIC = "cards.eligibility-changed.v1"
@@ -17,7 +18,7 @@ def _grant(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_every_change_carries_all_grants(desk: Desk) -> None:
-    today = date.today()
+    today = localtime.today()
     first = grant_body()
     ids = await new_holder(desk.referrer, 21)
     person = f"/people/{ids['person_id']}"

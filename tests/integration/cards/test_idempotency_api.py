@@ -5,11 +5,12 @@ once create once; without the header nothing changes; keys are forgotten after 2
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from shared import localtime
 from tests.integration.cards.conftest import Desk, grant_body, person_body
 
 KEY = "Idempotency-Key"
@@ -157,7 +158,7 @@ async def test_every_creating_request_takes_a_key(desk: Desk) -> None:
     assert await _count(desk, "SELECT count(*) FROM devices") == 1
     await twice("/people", json=person_body(9, referrer_org_id=desk.org_id))
     grant = (await twice(f"/people/{person_id}/eligibility", json=grant_body())).json()["id"]
-    until = (date.today() + timedelta(days=400)).isoformat()
+    until = (localtime.today() + timedelta(days=400)).isoformat()
     extension = {"eligible_until": until, "reason": "renewed certificate"}
     extended = await twice(f"/people/{person_id}/eligibility/{grant}/extension", json=extension)
     assert extended.status_code == 200

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared import localtime
 from tests.integration.cards.conftest import Desk, grant_body, new_holder, person_body
 from vtp.demo.municipality import national_number
 
@@ -154,7 +155,7 @@ async def test_a_grant_reaching_year_9999_is_refused(desk: Desk) -> None:
     extension = await desk.referrer.post(
         f"{path}/{ids['eligibility_id']}/extension",
         json={
-            "eligible_until": (date.today() + timedelta(days=11 * 366)).isoformat(),
+            "eligible_until": (localtime.today() + timedelta(days=11 * 366)).isoformat(),
             "reason": "x",
         },
     )
@@ -207,7 +208,7 @@ def _csv(*rows: str) -> bytes:
 
 async def test_csv_stray_quote_rejects_one_line_and_keeps_the_others(desk: Desk) -> None:
     rng = random.Random(46)
-    today = date.today()
+    today = localtime.today()
     start, end = (today - timedelta(days=1)).isoformat(), (today + timedelta(days=300)).isoformat()
 
     def row(first: str, born: date) -> str:
@@ -230,7 +231,7 @@ async def test_csv_stray_quote_rejects_one_line_and_keeps_the_others(desk: Desk)
 
 async def test_csv_oversized_cell_is_reported_not_a_500(desk: Desk) -> None:
     rng = random.Random(47)
-    today = date.today()
+    today = localtime.today()
     start, end = (today - timedelta(days=1)).isoformat(), (today + timedelta(days=300)).isoformat()
     good = (
         f"An;Peeters;1980-01-02;{national_number(rng, date(1980, 1, 2))};poverty;{start};{end};nee"

@@ -3,11 +3,12 @@ messages, the events they put in the outbox, and the audit line every write leav
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from services.cards.desk import unit
 from services.cards.desk.expiry import run_expiry
 from services.cards.personal_data import PersonalDataVault
+from shared import localtime
 from tests.integration.cards.conftest import Desk, new_holder, person_body
 
 STATUS_TOPIC = "cards.card-status-changed.v1"
@@ -171,7 +172,7 @@ async def test_no_card_without_a_current_grant(desk: Desk) -> None:
     person = (await desk.referrer.post("/people", json=person_body(7))).json()["id"]
     none = await desk.referrer.post(f"/people/{person}/cards")
     assert none.status_code == 409 and "grant a target group" in none.text
-    today = date.today()
+    today = localtime.today()
     old = await new_holder(
         desk.referrer,
         8,
@@ -192,7 +193,7 @@ async def test_no_card_without_a_current_grant(desk: Desk) -> None:
 
 
 async def test_expiry_job_expires_and_announces(desk: Desk) -> None:
-    today = date.today()
+    today = localtime.today()
     ending = await new_holder(
         desk.referrer, 9, eligible_until=(today + timedelta(days=20)).isoformat(), grace_days=5
     )
@@ -321,3 +322,31 @@ async def test_openapi_document_declares_bearer_tokens(desk: Desk) -> None:
     document = (await desk.admin.get("/openapi.json")).json()
     assert "HTTPBearer" in document["components"]["securitySchemes"]
     assert "/cards/{card_id}/replace" in document["paths"]
+
+
+async def test_only_a_live_card_is_printed(desk: Desk) -> None:
+    """A replaced, revoked or blocked card printed again would be refused at every check-in
+    while it reads "geldig tot …": the desk prints the card that works, and says which."""
+    ids = await new_holder(desk.referrer, 24)
+    old = ids["card_id"]
+    blocked = await desk.referrer.post(f"/cards/{old}/block", json={"reason": "lost"})
+    assert blocked.status_code == 200, blocked.text
+    refused = await desk.referrer.get(f"/cards/{old}/card.pdf")
+    assert refused.status_code == 409
+    assert refused.json()["errors"] == [
+        {
+            "field": "status",
+            "reason": "the card is blocked; only an active card is printed"
+            " (unblock it, or replace it and print the new card)",
+        }
+    ]
+    replaced = await desk.referrer.post(f"/cards/{old}/replace", json={"reason": "lost"})
+    assert replaced.status_code == 201, replaced.text
+    new = replaced.json()["card_id"]
+    assert (await desk.referrer.get(f"/cards/{old}/card.pdf")).status_code == 409
+    printed = await desk.referrer.get(f"/cards/{new}/card.pdf")
+    assert printed.status_code == 200 and printed.content.startswith(b"%PDF")
+    revoked = await desk.referrer.post(f"/cards/{new}/revoke", json={"reason": "issued_in_error"})
+    assert revoked.status_code == 200, revoked.text
+    gone = await desk.referrer.get(f"/cards/{new}/card.pdf")
+    assert gone.status_code == 409 and "revoked" in gone.json()["detail"]

@@ -5,6 +5,7 @@ every lookup."""
 from __future__ import annotations
 
 from services.cards.personal_data import PersonalDataVault
+from shared.sealing import unseal
 from tests.integration.cards.conftest import Desk, new_holder, person_body
 
 
@@ -118,3 +119,32 @@ async def test_erasure_also_forgets_what_was_typed_about_the_person(desk: Desk) 
     assert not [r["line"] for r in left if "Jan Peeters" in r["line"]]
     # Who did what stays on the record; the erasure's own reason is written after.
     assert {"card.issued", "card.block"} <= {r["action"] for r in actions}
+
+
+async def test_erasure_withdraws_the_holders_details_not_yet_published(desk: Desk) -> None:
+    """Details changed while the broker was away (or parked by the relay) still wait in the
+    outbox at erasure: sealed for finance, they hold the name and the bank account. They are
+    withdrawn, so no service learns the details of a person who is already erased; another
+    person's waiting details stay."""
+    ids = await new_holder(desk.referrer, 44)
+    other = await new_holder(desk.referrer, 45, card=False)
+    changed = await desk.referrer.patch(
+        f"/people/{ids['person_id']}", json={"email": "nieuw@example.org"}
+    )
+    assert changed.status_code == 200, changed.text
+    topic = "cards.holder-details-changed.v1"
+    waiting = [e for e in await desk.outbox(topic) if e["holder_id"] == ids["person_id"]]
+    assert len(waiting) == 2
+    assert unseal(desk.finance_private_key, waiting[0]["beneficiary_sealed"])["name"] == (
+        "Testa Persoon44"
+    )
+
+    erased = await desk.admin.post(
+        f"/people/{ids['person_id']}/erasure", json={"reason": "art. 17"}
+    )
+    assert erased.status_code == 200, erased.text
+    left = await desk.outbox(topic)
+    assert [e["holder_id"] for e in left] == [other["person_id"]]
+    assert [e["holder_id"] for e in await desk.outbox("cards.holder-erased.v1")] == [
+        ids["person_id"]
+    ]

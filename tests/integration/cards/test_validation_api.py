@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from shared import localtime
 from tests.integration.cards.conftest import Desk, grant_body, new_holder, person_body
 from vtp.demo.municipality import iban, national_number
 
@@ -27,7 +28,7 @@ def _errors(response: object) -> list[dict[str, str]]:
         ({"iban": "BE68539007547"}, "iban", "length"),
         ({"date_of_birth": "1985-13-01"}, "date_of_birth", "valid date"),
         (
-            {"date_of_birth": (date.today() + timedelta(days=1)).isoformat()},
+            {"date_of_birth": (localtime.today() + timedelta(days=1)).isoformat()},
             "date_of_birth",
             "future",
         ),
@@ -85,7 +86,7 @@ async def test_eligibility_dates_and_groups(desk: Desk) -> None:
     assert _errors(grace)[0]["field"] == "grace_days"
     shorter = await desk.referrer.post(
         f"{path}/{ids['eligibility_id']}/extension",
-        json={"eligible_until": date.today().isoformat(), "reason": "shorter"},
+        json={"eligible_until": localtime.today().isoformat(), "reason": "shorter"},
     )
     assert shorter.status_code == 422
     assert "an extension must end after the current end date" in shorter.json()["detail"]
@@ -109,7 +110,7 @@ async def test_csv_import_keeps_good_rows_and_reports_bad_ones(desk: Desk) -> No
     born = date(1979, 4, 2)
     good_one = national_number(rng, born)
     good_two = national_number(rng, date(1990, 7, 7))
-    today = date.today()
+    today = localtime.today()
     start, end = (today - timedelta(days=1)).isoformat(), (today + timedelta(days=300)).isoformat()
     lines = [
         "first_name;last_name;date_of_birth;national_number;iban;target_group;eligible_from;eligible_until;issue_card",

@@ -153,3 +153,32 @@ def test_an_account_outside_the_sepa_zone_is_refused(value: str) -> None:
 @pytest.mark.parametrize("value", ["CH9300762011623852957", "GB33BUKB20201555555555"])
 def test_sepa_accounts_outside_the_eu_are_accepted(value: str) -> None:
     assert parse_iban(value) == value
+
+
+def _with_check_digits(first_nine: str, born_after_1999: bool = False) -> str:
+    base = int(("2" if born_after_1999 else "") + first_nine)
+    return f"{first_nine}{97 - base % 97:02d}"
+
+
+@pytest.mark.parametrize(
+    ("first_nine", "known"),
+    [
+        ("850700123", "year and month"),  # day 00: the day was not known
+        ("850000123", "year"),  # month 00: month and day not known (or the counter ran out)
+        ("852700123", "year and month"),  # BIS, month + 20, day not known
+        ("854000123", "year"),  # BIS, month + 40 with month 00
+    ],
+)
+def test_a_partly_known_birth_date_must_still_match(first_nine: str, known: str) -> None:
+    """A number that knows only part of the birth date is still checked on that part: 1985
+    (or July 1985) is not 5 March 1962."""
+    number = _with_check_digits(first_nine)
+    with pytest.raises(InvalidField, match="national_number: does not match date_of_birth"):
+        parse_national_number(number, date(1962, 3, 5))
+    month = 7 if known == "year and month" else 3
+    assert parse_national_number(number, date(1985, month, 5)) == number
+
+
+def test_a_wholly_unknown_birth_date_matches_any() -> None:
+    number = _with_check_digits("000001123")  # the fictitious 1900-00-01: nothing known
+    assert parse_national_number(number, date(1962, 3, 5)) == number
