@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,6 +18,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from services.cards.domain.access import Role
 from services.cards.domain.reasons import CARD_REASONS
@@ -33,6 +34,13 @@ from shared.text import MultilineText, PlainText
 Channel = Literal["email", "letter", "none"]
 Language = Literal["nl", "en"]
 Reason = Field(min_length=1, max_length=200)
+
+# A first or last name: at registration, and when a typo in it is corrected.
+PersonName = Annotated[PlainText, Field(min_length=1, max_length=100)]
+IDENTITY_FIXED = (
+    "cannot be changed: another national number or birth date is another person; register"
+    " them anew (the program administrator can erase a record made in error)"
+)
 
 
 class Strict(BaseModel):
@@ -120,8 +128,8 @@ class NewActivity(Strict):
 
 
 class NewPerson(Strict):
-    first_name: PlainText = Field(min_length=1, max_length=100)
-    last_name: PlainText = Field(min_length=1, max_length=100)
+    first_name: PersonName
+    last_name: PersonName
     date_of_birth: date
     national_number: str = Field(max_length=20, description="Belgian national register number")
     iban: str | None = Field(default=None, max_length=42)
@@ -140,14 +148,33 @@ class NewPerson(Strict):
 
 
 class PersonUpdate(Strict):
-    """Only what is sent changes; `null` clears an optional field."""
+    """Only what is sent changes; `null` clears an optional field. A name may be corrected
+    but not cleared. The national number and birth date cannot be changed: another one is
+    another person."""
 
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
     iban: str | None = Field(default=None, max_length=42)
     email: EmailStr | None = None
     address: MultilineText | None = Field(default=None, max_length=300)
     sub_municipality: PlainText | None = Field(default=None, max_length=100)
     channel: Channel | None = None
     language: Language | None = None
+    # Declared only to refuse them by name, with the reason (not "extra inputs").
+    national_number: SkipJsonSchema[None] = None
+    date_of_birth: SkipJsonSchema[None] = None
+
+    @field_validator("first_name", "last_name", mode="before")
+    @classmethod
+    def _not_cleared(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be cleared; send the corrected name")
+        return value
+
+    @field_validator("national_number", "date_of_birth", mode="before")
+    @classmethod
+    def _identity(cls, value: object) -> object:
+        raise ValueError(IDENTITY_FIXED)
 
 
 class NewEligibility(Strict):
@@ -222,6 +249,16 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     described = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
-        reason = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-        described.append({"field": ".".join(location) or "body", "reason": reason})
+        described.append({"field": ".".join(location) or "body", "reason": _reason(error)})
     return described
+
+
+def _reason(error: Any) -> str:
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    limit = ctx.get("min_length" if kind == "too_short" else "max_length")
+    if kind in ("too_short", "too_long") and isinstance(error.get("input"), str) and limit:
+        # A text's length checked after its own validator (`PersonName`, an optional
+        # `PlainText`): pydantic words it for collections ("items after validation").
+        bound = "least" if kind == "too_short" else "most"
+        return f"String should have at {bound} {limit} character{'' if limit == 1 else 's'}"
+    return str(error.get("msg", "is not valid")).removeprefix("Value error, ")

@@ -124,7 +124,9 @@ async def update_person(unit: Unit, person_id: uuid.UUID, body: PersonUpdate) ->
     changes = body.model_dump(exclude_unset=True)
     if changes.get("iban"):
         changes["iban"] = parse_iban(changes["iban"])
-    for key in ("iban", "email", "address"):
+    # A corrected name is re-sealed below for finance (the bank may refuse a transfer whose
+    # name does not match the account) and notifications (letters), as at registration.
+    for key in ("first_name", "last_name", "iban", "email", "address"):
         if key in changes:
             personal[key] = changes[key]
     channel = changes.get("channel") or person["channel"]

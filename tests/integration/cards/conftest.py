@@ -39,6 +39,7 @@ class Desk:
     admin: httpx.AsyncClient
     org_id: str
     referrer: httpx.AsyncClient
+    notifications_private_key: str
 
     def client(self, token: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -124,7 +125,7 @@ async def desk(database: str) -> AsyncIterator[Desk]:
     pool = await create_pool(database)
     await migrate_service(pool, MIGRATIONS)
     _finance_private, finance_public = generate_keypair()
-    _notif_private, notif_public = generate_keypair()
+    notifications_private, notif_public = generate_keypair()
     settings = CardsSettings(
         database_url=database,
         master_key=os.urandom(32).hex(),
@@ -138,10 +139,14 @@ async def desk(database: str) -> AsyncIterator[Desk]:
         base_url="http://cards",
         headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"},
     )
-    provisional = Desk(pool, settings, _finance_private, transport, admin, "", admin)
+    provisional = Desk(
+        pool, settings, _finance_private, transport, admin, "", admin, notifications_private
+    )
     org_id = await provisional.organisation()
     referrer = provisional.client(await provisional.token("referrer", organisation_id=org_id))
-    ready = Desk(pool, settings, _finance_private, transport, admin, org_id, referrer)
+    ready = Desk(
+        pool, settings, _finance_private, transport, admin, org_id, referrer, notifications_private
+    )
     try:
         yield ready
     finally:

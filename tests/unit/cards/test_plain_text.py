@@ -8,7 +8,13 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from services.cards.schemas import NewEligibility, NewPerson, WithReason, field_errors
+from services.cards.schemas import (
+    NewEligibility,
+    NewPerson,
+    PersonUpdate,
+    WithReason,
+    field_errors,
+)
 
 PERSON = {
     "first_name": "An",
@@ -46,3 +52,30 @@ def test_reasons_and_evidence_are_plain_text() -> None:
                 "evidence_ref": "OCMW\x00-1",
             }
         )
+
+
+@pytest.mark.parametrize("name", ["", "x" * 101, "Jan\x00", "Jan\nPeeters"])
+@pytest.mark.parametrize("field", ["first_name", "last_name"])
+def test_a_corrected_name_is_refused_as_at_registration(field: str, name: str) -> None:
+    """PATCH /people/{id} takes the registration's name type: the same refusal, in the same
+    words (a length said in characters, not pydantic's "items after validation")."""
+    with pytest.raises(ValidationError) as at_registration:
+        NewPerson.model_validate({**PERSON, field: name})
+    with pytest.raises(ValidationError) as on_correction:
+        PersonUpdate.model_validate({field: name})
+    [registration] = field_errors(at_registration.value.errors())
+    [correction] = field_errors(on_correction.value.errors())
+    assert correction == registration
+    assert "items" not in correction["reason"]
+    assert not name or name not in correction["reason"]
+    assert PersonUpdate.model_validate({field: "Jan-Pieter"}).model_dump(exclude_unset=True) == {
+        field: "Jan-Pieter"
+    }
+
+
+def test_an_optional_text_too_long_is_said_in_characters() -> None:
+    with pytest.raises(ValidationError) as refused:
+        PersonUpdate.model_validate({"address": "x" * 301})
+    assert field_errors(refused.value.errors()) == [
+        {"field": "address", "reason": "String should have at most 300 characters"}
+    ]
