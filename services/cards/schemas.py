@@ -9,6 +9,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -36,7 +37,16 @@ Language = Literal["nl", "en"]
 Reason = Field(min_length=1, max_length=200)
 
 # A first or last name: at registration, and when a typo in it is corrected.
-PersonName = Annotated[PlainText, Field(min_length=1, max_length=100)]
+
+
+def _not_blank(value: str) -> str:
+    """A name of spaces only would print an empty line on a letter and a transfer."""
+    if not value.strip():
+        raise ValueError("is only spaces: type the name")
+    return value.strip()
+
+
+PersonName = Annotated[PlainText, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
 IDENTITY_FIXED = (
     "cannot be changed: another national number or birth date is another person; register"
     " them anew (the program administrator can erase a record made in error)"

@@ -54,7 +54,7 @@ def test_reasons_and_evidence_are_plain_text() -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["", "x" * 101, "Jan\x00", "Jan\nPeeters"])
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101, "Jan\x00", "Jan\nPeeters"])
 @pytest.mark.parametrize("field", ["first_name", "last_name"])
 def test_a_corrected_name_is_refused_as_at_registration(field: str, name: str) -> None:
     """PATCH /people/{id} takes the registration's name type: the same refusal, in the same
@@ -79,3 +79,12 @@ def test_an_optional_text_too_long_is_said_in_characters() -> None:
     assert field_errors(refused.value.errors()) == [
         {"field": "address", "reason": "String should have at most 300 characters"}
     ]
+
+
+@pytest.mark.parametrize("field", ["first_name", "last_name"])
+def test_a_name_of_spaces_only_is_refused_and_spaces_around_one_dropped(field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        NewPerson.model_validate({**PERSON, field: "   "})
+    [error] = field_errors(refused.value.errors())
+    assert error == {"field": field, "reason": "is only spaces: type the name"}
+    assert getattr(NewPerson.model_validate({**PERSON, field: "  Jan "}), field) == "Jan"
