@@ -9,6 +9,12 @@ device in any language can reproduce it with string formatting alone:
 UUIDs lower-case with hyphens; `occurred_at` in UTC as `YYYY-MM-DDTHH:MM:SS.mmmZ`; integers
 in decimal without sign or leading zeros; no trailing newline. The signature is the 64-byte
 Ed25519 signature in standard base64; the public key is the raw 32 bytes in standard base64.
+
+A cancellation is signed the same way over its own canonical form, whose first line names
+another domain, so that no check-in's signature is ever a cancellation's (or a heartbeat's):
+
+    vtp-cancel-v1\\n<checkin_id>\\n<device_id>\\n<provider_id>\\n<card_number>\\n<reason>\\n
+    <cancelled_at>
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
-from shared.events.checkins import CheckInRecorded, DeviceHeartbeat
+from shared.events.checkins import CheckInCancelled, CheckInRecorded, DeviceHeartbeat
 
 CHECKIN_DOMAIN = "vtp-checkin-v1"
 HEARTBEAT_DOMAIN = "vtp-heartbeat-v1"
+CANCELLATION_DOMAIN = "vtp-cancel-v1"
 
 
 def format_timestamp(value: datetime) -> str:
@@ -48,6 +55,19 @@ def canonical_checkin(c: CheckInRecorded) -> bytes:
         format_timestamp(c.occurred_at),
         str(c.counter),
         c.nonce,
+    )
+    return "\n".join(fields).encode()
+
+
+def canonical_cancellation(c: CheckInCancelled) -> bytes:
+    fields = (
+        CANCELLATION_DOMAIN,
+        str(c.checkin_id),
+        str(c.device_id),
+        str(c.provider_id),
+        c.card_number,
+        c.reason.value,
+        format_timestamp(c.cancelled_at),
     )
     return "\n".join(fields).encode()
 

@@ -32,6 +32,8 @@ class DeadLetterReason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_DEVICE = "unknown_device"
     DEVICE_REVOKED = "device_revoked"
+    # A cancellation of a check-in of another provider than its device's, or naming one.
+    WRONG_PROVIDER = "wrong_provider"
     REPLAYED = "replayed"
     IN_THE_FUTURE = "in_the_future"
     OUT_OF_WINDOW = "out_of_window"

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.checkin_signature import canonical_checkin, verify
-from shared.events.checkins import CheckInRecorded
+from shared.checkin_signature import canonical_cancellation, canonical_checkin, verify
+from shared.deadletter import DeadLetterReason
+from shared.events.checkins import CheckInCancelled, CheckInRecorded
 from shared.events.claims import RejectionReason
 
 
@@ -42,9 +43,16 @@ def signed_before_rotation(
     was sent before the rotation, when that key was the device's. (A device re-signs with
     its new key only what it has not sent yet.) A key replaced because it leaked is
     revoked with its device, not rotated: nothing signed with it counts then."""
-    message = canonical_checkin(checkin)
+    return _signed_with_replaced_key(
+        canonical_checkin(checkin), checkin.signature, replaced, arrived
+    )
+
+
+def _signed_with_replaced_key(
+    message: bytes, signature: str, replaced: Sequence[ReplacedKey], arrived: datetime
+) -> bool:
     return any(
-        arrived < key.superseded_at and verify(key.public_key, message, checkin.signature)
+        arrived < key.superseded_at and verify(key.public_key, message, signature)
         for key in replaced
     )
 
@@ -87,5 +95,39 @@ def authenticate(
     if nonce_already_used:
         return AuthenticationFailure(
             RejectionReason.REPLAYED, "nonce was already used by this device"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class CancellationFailure:
+    reason: DeadLetterReason
+    detail: str
+
+
+def authenticate_cancellation(
+    cancellation: CheckInCancelled,
+    device: KnownDevice | None,
+    replaced: Sequence[ReplacedKey],
+    arrived: datetime,
+) -> CancellationFailure | None:
+    """Whether a cancellation is signed by a known, non-revoked device of the provider it
+    names, with the device's current key or a key replaced only after the cancellation
+    reached the broker (`arrived`), as for a check-in. A device not known (yet) is refused:
+    unlike a check-in, a cancellation is not parked for its device's registration."""
+    if device is None:
+        return CancellationFailure(DeadLetterReason.UNKNOWN_DEVICE, "device is not registered")
+    if device.provider_id != cancellation.provider_id:
+        return CancellationFailure(
+            DeadLetterReason.WRONG_PROVIDER, "device is registered to another provider"
+        )
+    if device.revoked_at is not None:
+        return CancellationFailure(DeadLetterReason.DEVICE_REVOKED, "device was revoked")
+    message = canonical_cancellation(cancellation)
+    if not verify(
+        device.public_key, message, cancellation.signature
+    ) and not _signed_with_replaced_key(message, cancellation.signature, replaced, arrived):
+        return CancellationFailure(
+            DeadLetterReason.BAD_SIGNATURE, "signature does not match the device's key"
         )
     return None

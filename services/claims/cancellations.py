@@ -7,6 +7,14 @@ cancellation that overtakes its check-in is parked in `pending_cancellations`; t
 handler then rejects the check-in as cancelled. Only the check-in's own provider can
 cancel it; a second cancellation changes nothing.
 
+Authentication: every device may write to the check-in topics, so a cancellation counts
+only when signed by a known, non-revoked device of the provider it names
+(authentication.authenticate_cancellation); one that is not, or that names another
+provider's check-in, is dead-lettered (`unknown_device`, `device_revoked`, `bad_signature`,
+`wrong_provider`) and reverses nothing. A parked cancellation keeps its (authenticated)
+provider and applies only to a check-in of that provider: parked per (check-in, provider),
+so one by another provider, parked first, neither cancels nor blocks the real one.
+
 Concurrency: the batch first locks its holders' rows, the lock the check-in handler takes
 before it reads pending cancellations. Without it a cancellation could park itself after a
 check-in batch had read "no pending cancellation" but before that batch committed its
@@ -19,15 +27,21 @@ ClaimReversed's ReversalReason: no text a provider typed reaches this service.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from services.claims import ledger
+from services.claims.authentication import (
+    KnownDevice,
+    ReplacedKey,
+    authenticate_cancellation,
+)
 from services.claims.policy import RefundPolicy
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
-from shared.deadletter import DeadLetter
+from shared.deadletter import DeadLetter, DeadLetterReason
 from shared.events.checkins import CancellationReason, CheckInCancelled
 from shared.events.claims import ClaimReversed, PayeeKind, ReversalReason
 from shared.localtime import business_day
@@ -46,6 +60,14 @@ WHERE holder_id IN (SELECT holder_id FROM cards WHERE card_number = ANY($1::text
                     UNION SELECT holder_id FROM claims WHERE checkin_id = ANY($2::uuid[]))
 ORDER BY holder_id FOR UPDATE
 """
+_DEVICES = """
+SELECT device_id, provider_id, public_key, revoked_at, key_id FROM devices
+WHERE device_id = ANY($1::uuid[])
+"""
+_REPLACED_KEYS = """
+SELECT device_id, public_key, superseded_at FROM device_key_history
+WHERE device_id = ANY($1::uuid[])
+"""
 
 
 def reversal_reason(reason: CancellationReason) -> ReversalReason:
@@ -58,9 +80,13 @@ class CancellationHandler:
         self.policy = policy
 
     async def __call__(self, conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
-        cancellations = [i for i in batch if isinstance(i.payload, CheckInCancelled)]
-        if not cancellations:
+        received = [i for i in batch if isinstance(i.payload, CheckInCancelled)]
+        if not received:
             return []
+        dead: list[DeadLetter] = []
+        cancellations = await self._authenticated(conn, received, dead)
+        if not cancellations:
+            return dead
         # Before anything reads claims: a check-in batch of these holders that is under
         # way has then committed its claim (which we reverse), or has not started (and
         # will see the cancellation we park).
@@ -71,10 +97,52 @@ class CancellationHandler:
         )
         for incoming in cancellations:
             with log_context(correlation_id=incoming.correlation_id):
-                await self._cancel(conn, incoming)
-        return []
+                refused = await self._cancel(conn, incoming)
+            if refused is not None:
+                dead.append(refused)
+        return dead
 
-    async def _cancel(self, conn: DbConnection, incoming: Incoming[CheckInCancelled]) -> None:
+    @staticmethod
+    async def _authenticated(
+        conn: DbConnection, batch: list[Incoming[CheckInCancelled]], dead: list[DeadLetter]
+    ) -> list[Incoming[CheckInCancelled]]:
+        """The batch's cancellations signed by a device of their provider; the others
+        dead-lettered. With the current key or one replaced after the cancellation reached
+        the broker (as for a check-in: authentication.signed_before_rotation)."""
+        device_ids = list({i.payload.device_id for i in batch})
+        devices = {r[0]: KnownDevice(*r) for r in await conn.fetch(_DEVICES, device_ids)}
+        replaced: dict[uuid.UUID, list[ReplacedKey]] = {}
+        for row in await conn.fetch(_REPLACED_KEYS, list(devices)):
+            replaced.setdefault(row["device_id"], []).append(
+                ReplacedKey(row["public_key"], row["superseded_at"])
+            )
+        now = datetime.now(UTC)
+        accepted = []
+        for incoming in batch:
+            e = incoming.payload
+            failure = authenticate_cancellation(
+                e,
+                devices.get(e.device_id),
+                replaced.get(e.device_id, []),
+                min(incoming.source.appended_at or now, now),
+            )
+            if failure is None:
+                accepted.append(incoming)
+                continue
+            dead.append(DeadLetter(incoming.source, failure.reason, failure.detail))
+            with log_context(correlation_id=incoming.correlation_id):
+                log.warning(
+                    "cancellation not authenticated",
+                    reason=failure.reason.value,
+                    detail=failure.detail,
+                    checkin_id=str(e.checkin_id),
+                    device_id=str(e.device_id),
+                )
+        return accepted
+
+    async def _cancel(
+        self, conn: DbConnection, incoming: Incoming[CheckInCancelled]
+    ) -> DeadLetter | None:
         e = incoming.payload
         claim = await conn.fetchrow(
             "SELECT claim_id, holder_id, provider_id, outcome, amount_cents, occurred_at,"
@@ -82,22 +150,32 @@ class CancellationHandler:
             e.checkin_id,
         )
         if claim is None:
+            # Per provider: a check-in is cancelled only by a cancellation of its own
+            # provider (checkins.py), and another provider's, parked first, keeps no one
+            # else's out.
             await conn.execute(
                 "INSERT INTO pending_cancellations (checkin_id, provider_id, reason, cancelled_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (checkin_id) DO NOTHING",
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (checkin_id, provider_id) DO NOTHING",
                 e.checkin_id,
                 e.provider_id,
                 e.reason.value,
                 e.cancelled_at,
             )
             log.info("cancellation parked until its check-in arrives", checkin_id=str(e.checkin_id))
-            return
+            return None
         if claim["provider_id"] != e.provider_id:
-            log.warning("cancellation by another provider ignored", checkin_id=str(e.checkin_id))
-            return
+            detail = "the check-in is another provider's"
+            log.warning(
+                "cancellation refused",
+                reason=DeadLetterReason.WRONG_PROVIDER.value,
+                detail=detail,
+                checkin_id=str(e.checkin_id),
+                device_id=str(e.device_id),
+            )
+            return DeadLetter(incoming.source, DeadLetterReason.WRONG_PROVIDER, detail)
         if claim["outcome"] == "rejected" or claim["holder_id"] is None:
             log.info("cancellation of a rejected check-in: nothing to reverse")
-            return
+            return None
         # Budget and frequency change together under the holder lock: normally held since
         # the batch began, taken here if the card number named another holder.
         await conn.execute(
@@ -111,7 +189,7 @@ class CancellationHandler:
         )
         if reversed_now is None:
             log.info("claim already reversed", claim_id=str(claim["claim_id"]))
-            return
+            return None
         originals = ledger.transfers_from_rows(
             await conn.fetch(
                 "SELECT * FROM transfers WHERE claim_id = $1 AND code = 'claim_approved'",
@@ -141,3 +219,4 @@ class CancellationHandler:
         )
         await enqueue_events(conn, [(envelope, payload)])
         log.info("claim reversed", claim_id=str(claim["claim_id"]), amount_cents=amount)
+        return None

@@ -137,12 +137,6 @@ SELECT
 """
 
 
-@dataclass(frozen=True)
-class _PendingCancellation:
-    provider_id: uuid.UUID | None
-    reason: str
-
-
 @dataclass
 class _Context:
     """Everything the batch needs from the database, loaded in a few round trips."""
@@ -154,7 +148,8 @@ class _Context:
     providers: dict[uuid.UUID, list[tuple[datetime, ProviderView]]]
     decided: set[uuid.UUID]
     seen_nonces: set[tuple[uuid.UUID, str]]
-    cancelled: dict[uuid.UUID, _PendingCancellation]
+    # Parked cancellations: each check-in's, by the (authenticated) provider that sent it.
+    cancelled: dict[uuid.UUID, dict[uuid.UUID, str]]
     used: dict[tuple[uuid.UUID, int], int]
     grants: dict[uuid.UUID, list[Grant]] = field(default_factory=dict)
     visits: dict[uuid.UUID, list[Visit]] = field(default_factory=dict)
@@ -264,7 +259,7 @@ class CheckInHandler:
             providers=_terms(facts["providers"]),
             decided=set(facts["decided"]),
             seen_nonces={(d, n) for d, n in facts["nonces"]},
-            cancelled={c[0]: _PendingCancellation(c[1], c[2]) for c in facts["cancelled"]},
+            cancelled=_by_checkin(facts["cancelled"]),
             used={(h, period): int(used) for h, period, used in facts["budgets"]},
             released=dict(facts["released"]),
         )
@@ -356,14 +351,20 @@ class CheckInHandler:
 
     @staticmethod
     def _cancelled_before(c: CheckInRecorded, ctx: _Context, w: _Writes) -> Decision | None:
-        """The provider cancelled this check-in before it reached us: nothing to refund."""
-        pending = ctx.cancelled.get(c.checkin_id)
-        if pending is None or pending.provider_id != c.provider_id:
+        """The provider cancelled this check-in before it reached us: nothing to refund.
+        Only its own provider's cancellation counts; another's is dropped with it (it was
+        dead-lettered as `wrong_provider` had it come after the check-in)."""
+        parked = ctx.cancelled.get(c.checkin_id)
+        if not parked:
             return None
         w.consumed_cancellations.append(c.checkin_id)
+        reason = parked.get(c.provider_id)
+        if len(parked) > (reason is not None):
+            log.warning("parked cancellation by another provider dropped", checkin_id=c.checkin_id)
+        if reason is None:
+            return None
         return Decision.reject(
-            RejectionReason.CHECKIN_CANCELLED,
-            f"cancelled by the provider: {pending.reason}"[:300],
+            RejectionReason.CHECKIN_CANCELLED, f"cancelled by the provider: {reason}"[:300]
         )
 
     def _price(self, c: CheckInRecorded, card: CardAtCheckIn | None, ctx: _Context) -> Decision:
@@ -572,6 +573,13 @@ async def _store(conn: DbConnection, w: _Writes) -> None:
     await enqueue_events(conn, w.events)
     if w.parked:
         await parking.park(conn, w.parked)  # last: it takes a lock (parking.py)
+
+
+def _by_checkin(rows: Iterable[Any]) -> dict[uuid.UUID, dict[uuid.UUID, str]]:
+    parked: dict[uuid.UUID, dict[uuid.UUID, str]] = {}
+    for checkin_id, provider_id, reason in rows:
+        parked.setdefault(checkin_id, {})[provider_id] = reason
+    return parked
 
 
 def _terms(rows: Iterable[Any]) -> dict[uuid.UUID, list[tuple[datetime, ProviderView]]]:

@@ -57,13 +57,18 @@ class CancellationReason(StrEnum):
 
 
 class CheckInCancelled(EventPayload):
-    """A provider cancels one of its check-ins, with a reason code (never free text)."""
+    """A provider cancels one of its check-ins, with a reason code (never free text), signed
+    by one of the provider's devices (shared/checkin_signature.canonical_cancellation)."""
 
     checkin_id: uuid.UUID
+    device_id: uuid.UUID
     provider_id: uuid.UUID
     card_number: str = Field(pattern=r"^[0-9]{13}$")
     reason: CancellationReason
     cancelled_at: Instant
+    signature: str = Field(min_length=1, max_length=200)
+    # As on CheckInRecorded: the key that signed it, if the device says; not signed itself.
+    key_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class DeviceHeartbeat(EventPayload):

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared import topics
 from shared.envelope import new_envelope
-from shared.events.checkins import CancellationReason, CheckInCancelled
+from shared.events.checkins import CancellationReason
 from shared.kafka import make_producer
 from vtp.chaos.faults import Injector, schedule
 from vtp.chaos.reference import CHAOS_POLICY_TOML, Model, Visit
@@ -29,6 +29,7 @@ from vtp.chaos.workload import Kind, Workload, generate
 from vtp.demo.municipality import PROVIDERS
 from vtp.demo.seed import Seeded, seed
 from vtp.demo.traffic import UNKNOWN_CARD
+from vtp.device.signer import DeviceIdentity
 from vtp.devstack.stack import Stack
 
 Message = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
@@ -40,6 +41,7 @@ class Plan:
     authenticated: set[str] = field(default_factory=set)  # check-ins that must get a claim row
     forged: set[str] = field(default_factory=set)  # must be refused as unauthenticated
     provider_of: dict[str, str] = field(default_factory=dict)
+    device_of: dict[str, DeviceIdentity] = field(default_factory=dict)  # signs its cancellation
     card_of: dict[str, str] = field(default_factory=dict)
     index_to_checkin: dict[int, str] = field(default_factory=dict)
 
@@ -86,6 +88,7 @@ def build_plan(workload: Workload, seeded: Seeded, model: Model, now: datetime) 
         else:
             plan.authenticated.add(checkin_id)
             plan.provider_of[checkin_id] = str(device.identity.provider_id)
+            plan.device_of[checkin_id] = device.identity
             plan.card_of[checkin_id] = card
             visit = Visit(
                 holder=holder.holder_id,
@@ -289,14 +292,11 @@ async def _cancel(stack: Stack, workload: Workload, plan: Plan, model: Model) ->
                 continue
             if model.cancel(checkin_id) > 0:
                 reversed_count += 1
-            cancelled = CheckInCancelled(
+            envelope, cancelled = plan.device_of[checkin_id].cancellation(
                 checkin_id=uuid.UUID(checkin_id),
-                provider_id=uuid.UUID(plan.provider_of[checkin_id]),
                 card_number=plan.card_of[checkin_id],
                 reason=CancellationReason.ACTIVITY_CANCELLED,
-                cancelled_at=datetime.now(UTC),
             )
-            envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/chaos")
             for _ in range(2):
                 await producer.send(
                     topics.CHECKIN_CANCELLED.name,

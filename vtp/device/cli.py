@@ -1,5 +1,5 @@
-"""`vtp device …`: register a device, scan, flush the journal, send a heartbeat, rotate the
-device's key, simulate load. Each command lives in its own module; what they share is the
+"""`vtp device …`: register a device, scan, cancel a check-in, flush the journal, send a
+heartbeat, rotate the device's key, simulate load. Each command lives in its own module; what they share is the
 device session (vtp/device/session.py: device file, lock, journal, broker client) and where
 the broker and cards API are (vtp/device/endpoints.py).
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import typer
 
+from vtp.device.cancel_cli import cancel
 from vtp.device.register_cli import register
 from vtp.device.rotate_cli import rotate_command
 from vtp.device.scan_cli import scan
@@ -26,6 +27,7 @@ from vtp.device.simulate_cli import simulate_command
 device_app = typer.Typer(help="A provider's check-in device.", no_args_is_help=True)
 device_app.command()(register)
 device_app.command()(scan)
+device_app.command()(cancel)
 device_app.command()(flush)
 device_app.command()(heartbeat)
 device_app.command("rotate")(rotate_command)

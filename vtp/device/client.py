@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.events.checkins import Activity, CheckInRecorded
+from shared.events.checkins import (
+    Activity,
+    CancellationReason,
+    CheckInCancelled,
+    CheckInRecorded,
+)
 from shared.logging import get_logger
 from shared.outbox import OutgoingRecord, record_for
 from vtp.device.cardscan import card_number_from_scan
@@ -154,6 +160,26 @@ class DeviceClient:
         if when.source == "corrected" and self._clock_notice is not None:
             self._clock_notice(correction_notice(when.corrected_ms))
         return made[0]
+
+    def cancel(
+        self,
+        *,
+        checkin_id: uuid.UUID,
+        card: str,
+        reason: CancellationReason,
+    ) -> CheckInCancelled:
+        """Sign and journal the cancellation of one of this provider's check-ins; `card` is
+        its card number or QR payload. Sent with the journal, after what was scanned before
+        it (a cancellation of a check-in still in the journal follows it)."""
+        envelope, cancellation = self.identity.cancellation(
+            checkin_id=checkin_id,
+            card_number=card_number_from_scan(card),
+            reason=reason,
+            cancelled_at=self._now(),
+        )
+        self.journal.add(record_for(envelope, cancellation))
+        self._wake.set()
+        return cancellation
 
     def scan_time(self, occurred_at: datetime | None = None) -> ScanTime | ClockRefusal:
         """The time a check-in scanned now would name (vtp/device/scantime.py)."""

@@ -13,8 +13,14 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.checkin_signature import canonical_checkin, public_key_b64
-from shared.events.checkins import Activity, ActivityCategory, CheckInRecorded
+from shared.checkin_signature import canonical_cancellation, canonical_checkin, public_key_b64
+from shared.events.checkins import (
+    Activity,
+    ActivityCategory,
+    CancellationReason,
+    CheckInCancelled,
+    CheckInRecorded,
+)
 from vtp.device.signer import DeviceIdentity
 
 SEED = bytes(range(32))  # 00 01 02 … 1f: a test key, public on purpose
@@ -29,6 +35,9 @@ PRICE_CENTS = 1250
 OCCURRED_AT = datetime(2026, 5, 1, 14, 30, 0, 250_000, tzinfo=UTC)
 COUNTER = 42
 NONCE = "00112233445566778899aabbccddeeff"
+# The same check-in cancelled by the same device (section 9).
+CANCEL_REASON = CancellationReason.ACTIVITY_CANCELLED
+CANCELLED_AT = datetime(2026, 5, 2, 9, 15, 0, 500_000, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,9 @@ class WorkedExample:
     canonical: bytes
     signature_b64: str
     body: bytes
+    cancel_canonical: bytes
+    cancel_signature_b64: str
+    cancel_body: bytes
 
 
 def worked_example() -> WorkedExample:
@@ -54,6 +66,13 @@ def worked_example() -> WorkedExample:
         checkin_id=CHECKIN_ID,
     )
     unsigned: CheckInRecorded = checkin.model_copy(update={"signature": "-"})
+    _, cancellation = identity.cancellation(
+        checkin_id=CHECKIN_ID,
+        card_number=CARD_NUMBER,
+        reason=CANCEL_REASON,
+        cancelled_at=CANCELLED_AT,
+    )
+    unsigned_cancel: CheckInCancelled = cancellation.model_copy(update={"signature": "-"})
     return WorkedExample(
         seed_hex=SEED.hex(),
         private_key_b64=base64.b64encode(SEED).decode(),
@@ -61,6 +80,9 @@ def worked_example() -> WorkedExample:
         canonical=canonical_checkin(unsigned),
         signature_b64=checkin.signature,
         body=checkin.model_dump_json().encode(),
+        cancel_canonical=canonical_cancellation(unsigned_cancel),
+        cancel_signature_b64=cancellation.signature,
+        cancel_body=cancellation.model_dump_json().encode(),
     )
 
 

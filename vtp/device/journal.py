@@ -177,6 +177,19 @@ class Journal:
             )
         return record
 
+    def add(self, record: OutgoingRecord) -> None:
+        """Store a record that is not a check-in (a cancellation): the counter stays."""
+        self._db.execute(
+            "INSERT INTO pending (event_id, topic, key, headers, payload) VALUES (?, ?, ?, ?, ?)",
+            (
+                record.event_id,
+                record.topic,
+                record.key,
+                _encode_headers(record.headers),
+                record.payload,
+            ),
+        )
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")

@@ -1,5 +1,6 @@
 """Key rotation on the device: ask the cards API for a new key, re-sign with it every
-check-in the broker has not acknowledged yet, and keep the new key in the device file.
+check-in (and cancellation) the broker has not acknowledged yet, and keep the new key in the
+device file.
 
 Once the claims service knows the new key it accepts the previous one only for check-ins
 that reached the broker before the rotation; a check-in still in the journal will reach it
@@ -45,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared import topics
 from shared.checkin_signature import canonical_checkin, public_key_b64, sign
 from shared.envelope import Envelope, parse_headers
-from shared.events.checkins import CheckInRecorded
+from shared.events.checkins import CheckInCancelled, CheckInRecorded
 from shared.ids import uuid7
 from shared.logging import get_logger
 from shared.outbox import OutgoingRecord, record_for
@@ -55,6 +56,7 @@ from vtp.device.signer import DeviceIdentity
 
 log = get_logger(__name__)
 CHECKIN_TOPIC = topics.CHECKIN_RECORDED.name
+CANCELLATION_TOPIC = topics.CHECKIN_CANCELLED.name
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Read when a request is made (tests set them lower).
 ATTEMPTS = 3
@@ -113,14 +115,44 @@ def resign_checkin(
     return record_for(envelope, signed)
 
 
+def resign_cancellation(record: OutgoingRecord, identity: DeviceIdentity) -> OutgoingRecord:
+    """The same cancellation signed by `identity`'s key, as a new message (a fresh `ce_id`
+    and `ce_time`; subject and correlation id kept). ValueError when `record` is not a
+    readable cancellation of this device."""
+    if record.topic != CANCELLATION_TOPIC:
+        raise ValueError(f"not a cancellation but a record of {record.topic}")
+    cancellation = CheckInCancelled.model_validate_json(record.payload)
+    if (cancellation.device_id, cancellation.provider_id) != (
+        identity.device_id,
+        identity.provider_id,
+    ):
+        raise ValueError(f"cancellation of {cancellation.checkin_id} is another device's")
+    fresh, signed = identity.signed_cancellation(cancellation)
+    old = parse_headers(record.headers)
+    envelope = Envelope(
+        id=fresh.id,
+        type=old.type,
+        source=old.source,
+        time=fresh.time,
+        subject=old.subject,
+        correlation_id=old.correlation_id,
+        causation_id=old.causation_id,
+    )
+    return record_for(envelope, signed)
+
+
 def resigning(identity: DeviceIdentity) -> Callable[[OutgoingRecord], OutgoingRecord | None]:
-    """For Journal.rewrite_pending: check-ins re-signed, any other record left as it is."""
+    """For Journal.rewrite_pending: check-ins and cancellations re-signed, any other record
+    left as it is."""
 
     def rewrite(record: OutgoingRecord) -> OutgoingRecord | None:
-        if record.topic != CHECKIN_TOPIC:
+        resign = {CHECKIN_TOPIC: resign_checkin, CANCELLATION_TOPIC: resign_cancellation}.get(
+            record.topic
+        )
+        if resign is None:
             return None
         try:
-            return resign_checkin(record, identity)
+            return resign(record, identity)
         except ValueError as exc:  # unreadable: claims will dead-letter it as it is
             log.error("journal record not re-signed", event_id=record.event_id, error=str(exc))
             return None

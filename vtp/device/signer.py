@@ -13,9 +13,20 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared import topics
-from shared.checkin_signature import canonical_checkin, canonical_heartbeat, sign
+from shared.checkin_signature import (
+    canonical_cancellation,
+    canonical_checkin,
+    canonical_heartbeat,
+    sign,
+)
 from shared.envelope import Envelope, new_envelope
-from shared.events.checkins import Activity, CheckInRecorded, DeviceHeartbeat
+from shared.events.checkins import (
+    Activity,
+    CancellationReason,
+    CheckInCancelled,
+    CheckInRecorded,
+    DeviceHeartbeat,
+)
 from shared.ids import uuid7
 
 
@@ -86,6 +97,45 @@ class DeviceIdentity:
         )
         envelope = new_envelope(
             type=topics.CHECKIN_RECORDED.event_type,
+            source=self.source,
+            subject=str(signed.checkin_id),
+        )
+        return envelope, signed
+
+    def cancellation(
+        self,
+        *,
+        checkin_id: uuid.UUID,
+        card_number: str,
+        reason: CancellationReason,
+        cancelled_at: datetime | None = None,
+    ) -> tuple[Envelope, CheckInCancelled]:
+        """A signed cancellation of one of this provider's check-ins (docs/device-protocol.md
+        section 9). It does not use the check-in counter."""
+        unsigned = CheckInCancelled(
+            checkin_id=checkin_id,
+            device_id=self.device_id,
+            provider_id=self.provider_id,
+            card_number=card_number,
+            reason=reason,
+            cancelled_at=to_millis(cancelled_at or datetime.now(UTC)),
+            signature="-",
+            key_id=self.key_id,
+        )
+        return self.signed_cancellation(unsigned)
+
+    def signed_cancellation(
+        self, cancellation: CheckInCancelled
+    ) -> tuple[Envelope, CheckInCancelled]:
+        """`cancellation` signed with this device's key (and its key_id), in a new message."""
+        signed = cancellation.model_copy(
+            update={
+                "signature": sign(self.private_key, canonical_cancellation(cancellation)),
+                "key_id": self.key_id,
+            }
+        )
+        envelope = new_envelope(
+            type=topics.CHECKIN_CANCELLED.event_type,
             source=self.source,
             subject=str(signed.checkin_id),
         )

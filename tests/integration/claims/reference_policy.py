@@ -94,7 +94,7 @@ class ReferencePolicy:
     now: datetime
     outcomes: dict[uuid.UUID, Outcome] = field(default_factory=dict)
     claims: dict[uuid.UUID, _Claim] = field(default_factory=dict)
-    pending_cancellations: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    pending_cancellations: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
     used: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
     nonces: set[tuple[uuid.UUID, str]] = field(default_factory=set)
 
@@ -205,8 +205,8 @@ class ReferencePolicy:
         return Outcome("rejected", reason, 0)
 
     def _judge(self, c: CheckInRecorded) -> Outcome:
-        if self.pending_cancellations.get(c.checkin_id) == c.provider_id:
-            del self.pending_cancellations[c.checkin_id]
+        # Parked per provider: only the check-in's own provider's counts, and all go.
+        if c.provider_id in self.pending_cancellations.pop(c.checkin_id, set()):
             return self._reject("checkin_cancelled")
         day = _local_day(c.occurred_at)
         timing = self._version(day) or self.policy["versions"][0]
@@ -271,7 +271,7 @@ class ReferencePolicy:
             e.checkin_id not in self.outcomes
             or self.outcomes[e.checkin_id].outcome == "unauthenticated"
         ):
-            self.pending_cancellations.setdefault(e.checkin_id, e.provider_id)
+            self.pending_cancellations.setdefault(e.checkin_id, set()).add(e.provider_id)
             return
         if claim is None or claim.reversed or claim.checkin.provider_id != e.provider_id:
             return

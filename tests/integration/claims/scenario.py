@@ -27,9 +27,9 @@ from shared.events.checkins import (
     Activity,
     ActivityCategory,
     CancellationReason,
-    CheckInCancelled,
 )
 from tests.integration.claims.reference_policy import RefCard, RefGrant, RefProvider
+from tests.support.cancellations import signed_cancellation
 from vtp.device.signer import DeviceIdentity
 
 MIGRATIONS = Path(__file__).parents[3] / "services" / "claims" / "migrations"
@@ -105,6 +105,10 @@ class World:
     card_numbers: list[str]
     providers: dict[uuid.UUID, RefProvider]
     offsets: list[int] = field(default_factory=lambda: [0])
+
+    def device_of(self, provider_id: uuid.UUID) -> DeviceIdentity:
+        """A device of that provider."""
+        return next(d for d in self.devices if d.provider_id == provider_id)
 
     def record(self, envelope: Envelope, payload: EventPayload) -> SourceRecord:
         """The Kafka record a producer would have sent: headers, key and JSON body."""
@@ -286,14 +290,13 @@ async def cancel_claim(
         "SELECT checkin_id, provider_id FROM claims WHERE claim_id = $1", claim_id
     )
     assert row is not None
-    cancel = CheckInCancelled(
+    envelope, cancel = signed_cancellation(
+        world.device_of(row["provider_id"]),
         checkin_id=row["checkin_id"],
-        provider_id=row["provider_id"],
         card_number=card,
         reason=CancellationReason.ACTIVITY_CANCELLED,
         cancelled_at=NOW,
     )
-    envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
     await CancellationHandler(policy)(
         conn, [Incoming(envelope, cancel, world.record(envelope, cancel))]
     )

@@ -17,9 +17,9 @@ from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from shared import topics
 from shared.consumer import BatchProcessor, Incoming
-from shared.envelope import new_envelope
 from shared.events.checkins import CancellationReason, CheckInCancelled, CheckInRecorded
 from tests.integration.claims import scenario
+from tests.support.cancellations import signed_cancellation
 from tests.support.locks import second_waits_for_first
 
 pytestmark = pytest.mark.integration
@@ -47,14 +47,13 @@ async def race(database: str) -> AsyncIterator[Race]:
             price_cents=4500,
             occurred_at=scenario.NOW - timedelta(minutes=5),
         )
-        cancel = CheckInCancelled(
+        cancel_envelope, cancel = signed_cancellation(
+            world.devices[0],
             checkin_id=checkin.checkin_id,
-            provider_id=checkin.provider_id,
             card_number=card,
             reason=CancellationReason.SCANNED_IN_ERROR,
             cancelled_at=scenario.NOW,
         )
-        cancel_envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
         yield Race(
             pool,
             world,

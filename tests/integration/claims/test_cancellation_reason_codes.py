@@ -12,11 +12,10 @@ import pytest
 
 from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
-from shared import topics
 from shared.consumer import Incoming
-from shared.envelope import new_envelope
-from shared.events.checkins import CancellationReason, CheckInCancelled
+from shared.events.checkins import CancellationReason
 from tests.integration.claims import scenario
+from tests.support.cancellations import signed_cancellation
 
 pytestmark = pytest.mark.integration
 
@@ -49,14 +48,13 @@ async def test_free_text_reasons_become_other_and_codes_stay(database: str) -> N
         parked_with_text, approved, parked_with_code = checkins
         async with pool.acquire() as conn, conn.transaction():
             await CheckInHandler(policy, lambda: scenario.NOW)(conn, [approved])
-            cancel = CheckInCancelled(
+            envelope, cancel = signed_cancellation(
+                world.devices[0],
                 checkin_id=approved.payload.checkin_id,
-                provider_id=approved.payload.provider_id,
                 card_number=card,
                 reason=CancellationReason.REFUNDED_AT_TILL,
                 cancelled_at=scenario.NOW,
             )
-            envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/p")
             await CancellationHandler(policy)(
                 conn, [Incoming(envelope, cancel, world.record(envelope, cancel))]
             )

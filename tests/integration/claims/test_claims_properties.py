@@ -22,9 +22,10 @@ from shared import topics
 from shared.consumer import BatchProcessor
 from shared.deadletter import SourceRecord
 from shared.envelope import new_envelope
-from shared.events.checkins import CancellationReason, CheckInCancelled, CheckInRecorded
+from shared.events.checkins import CancellationReason, CheckInRecorded
 from tests.integration.claims import scenario
 from tests.integration.claims.reference_policy import ReferencePolicy
+from tests.support.cancellations import signed_cancellation
 
 pytestmark = pytest.mark.integration
 
@@ -182,14 +183,15 @@ async def _check(
                 if op.by_other_provider
                 else target.provider_id
             )
-            cancel = CheckInCancelled(
+            # Signed by a device of the provider it names (another provider's cancels what
+            # it may not: dead-lettered, or parked and never applied).
+            envelope, cancel = signed_cancellation(
+                world.device_of(provider),
                 checkin_id=target.checkin_id,
-                provider_id=provider,
                 card_number=target.card_number,
                 reason=CancellationReason.ACTIVITY_CANCELLED,
                 cancelled_at=scenario.NOW,
             )
-            envelope = new_envelope(type=topics.CHECKIN_CANCELLED.event_type, source="/provider")
             messages.append((world.record(envelope, cancel), ("cancel", cancel, False)))
     # Deliver in batches (cut after a message where `cuts` says so, and wherever the topic
     # changes): each batch is one transaction of the real consumer.

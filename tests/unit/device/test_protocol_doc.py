@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from services.claims.authentication import KnownDevice, authenticate
+from services.claims.authentication import KnownDevice, authenticate, authenticate_cancellation
 from services.notifications.messages import REVERSAL_REASONS
-from shared.checkin_signature import canonical_checkin, verify
-from shared.events.checkins import CancellationReason, CheckInRecorded
+from shared.checkin_signature import canonical_cancellation, canonical_checkin, verify
+from shared.events.checkins import CancellationReason, CheckInCancelled, CheckInRecorded
 from vtp.device.example import DEVICE_ID, PROVIDER_ID, worked_example
 
 DOC = Path(__file__).parents[3] / "docs" / "device-protocol.md"
@@ -32,6 +33,9 @@ def test_the_document_shows_every_value_of_the_example(blocks: dict[str, str]) -
         "canonical-sha256",
         "signature",
         "body",
+        "cancel-canonical",
+        "cancel-signature",
+        "cancel-body",
     }
 
 
@@ -45,6 +49,10 @@ def test_the_documented_values_are_what_the_code_computes(blocks: dict[str, str]
     assert blocks["signature"] == example.signature_b64
     assert blocks["body"].encode() == example.body
     assert f"Canonical bytes ({len(example.canonical)} bytes" in DOC.read_text()
+    assert blocks["cancel-canonical"].encode() == example.cancel_canonical
+    assert blocks["cancel-signature"] == example.cancel_signature_b64
+    assert blocks["cancel-body"].encode() == example.cancel_body
+    assert f"canonical bytes ({len(example.cancel_canonical)} bytes" in DOC.read_text()
 
 
 def test_the_documented_message_is_accepted_by_the_claims_authentication(
@@ -55,6 +63,29 @@ def test_the_documented_message_is_accepted_by_the_claims_authentication(
     assert verify(blocks["public-key"], blocks["canonical"].encode(), blocks["signature"])
     device = KnownDevice(DEVICE_ID, PROVIDER_ID, blocks["public-key"], revoked_at=None)
     assert authenticate(checkin, device, nonce_already_used=False) is None
+
+
+def test_the_documented_cancellation_is_accepted_by_the_claims_authentication(
+    blocks: dict[str, str],
+) -> None:
+    cancellation = CheckInCancelled.model_validate_json(blocks["cancel-body"])
+    assert canonical_cancellation(cancellation) == blocks["cancel-canonical"].encode()
+    assert blocks["cancel-canonical"].startswith("vtp-cancel-v1\n")
+    device = KnownDevice(DEVICE_ID, PROVIDER_ID, blocks["public-key"], revoked_at=None)
+    arrived = datetime(2026, 5, 2, 9, 15, 1, tzinfo=UTC)
+    assert authenticate_cancellation(cancellation, device, [], arrived) is None
+
+
+def test_a_checkin_signature_never_passes_as_a_cancellations_nor_the_other_way(
+    blocks: dict[str, str],
+) -> None:
+    """Distinct first lines: each signature verifies only over its own kind of bytes."""
+    key = blocks["public-key"]
+    assert not verify(key, blocks["cancel-canonical"].encode(), blocks["signature"])
+    assert not verify(key, blocks["canonical"].encode(), blocks["cancel-signature"])
+    # The cancellation's values signed under the check-in's domain do not verify either.
+    relabelled = blocks["cancel-canonical"].replace("vtp-cancel-v1", "vtp-checkin-v1", 1)
+    assert not verify(key, relabelled.encode(), blocks["cancel-signature"])
 
 
 def test_a_changed_byte_of_the_documented_message_breaks_the_signature(

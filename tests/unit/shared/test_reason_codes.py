@@ -55,10 +55,12 @@ def _revoked_body(reason: str) -> dict[str, Any]:
 def _cancelled_body(reason: str) -> dict[str, Any]:
     return {
         "checkin_id": str(uuid.uuid4()),
+        "device_id": str(uuid.uuid4()),
         "provider_id": str(uuid.uuid4()),
         "card_number": "6299001234568",
         "reason": reason,
         "cancelled_at": "2026-05-01T10:00:00+02:00",
+        "signature": "c2lnbmF0dXJl",
     }
 
 
