@@ -48,4 +48,13 @@ async def audit_log(
 ) -> list[dict[str, Any]]:
     require_role(principal, Role.OPERATOR, Role.PROGRAM_ADMIN)
     async with reading(request, principal) as unit:
-        return [dict(r) for r in await audit.entries(unit.conn, subject_id=subject_id, limit=limit)]
+        entries = [
+            dict(r) for r in await audit.entries(unit.conn, subject_id=subject_id, limit=limit)
+        ]
+    if principal.role is Role.OPERATOR:
+        # Operators run the system; what referrers wrote about a person (a card's note, why
+        # an eligibility was extended) is not theirs to read: who did what, when, stays.
+        for entry in entries:
+            entry["reason_withheld"] = entry.pop("reason") is not None
+            entry["reason"] = None
+    return entries

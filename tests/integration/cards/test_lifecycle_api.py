@@ -3,6 +3,7 @@ messages, the events they put in the outbox, and the audit line every write leav
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from services.cards.desk import unit
@@ -110,6 +111,14 @@ async def test_the_event_carries_the_code_and_the_note_stays_at_the_desk(desk: D
     assert ("card.revoke", f"no_longer_eligible: {note}") in {
         (e["action"], e["reason"]) for e in trail
     }
+    # An operator sees who did what and when, not what was written about the person.
+    issued = await desk.admin.post("/api-tokens", json={"label": "ops", "role": "operator"})
+    operator = desk.client(issued.json()["token"])
+    seen = (await operator.get("/audit", params={"subject_id": ids["card_id"]})).json()
+    assert ("card.revoke", None, True) in {
+        (e["action"], e["reason"], e["reason_withheld"]) for e in seen
+    }
+    assert note not in json.dumps(seen)
 
 
 async def test_the_desk_lists_the_reason_codes_with_dutch_labels(desk: Desk) -> None:
