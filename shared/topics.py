@@ -114,6 +114,9 @@ CHECKIN_CANCELLED = Topic(
     "be.vrijetijdspas.checkins.CheckInCancelled",
     checkins.CheckInCancelled,
     _by("card_number"),
+    # A cancellation signed with a key replaced since counts if it arrived before the
+    # rotation (services/claims/cancellations.py): arrival as the broker saw it.
+    broker_time=True,
 )
 DEVICE_HEARTBEAT = Topic(
     "devices.device-heartbeat.v1",
