@@ -56,6 +56,9 @@ def _wait(what: str, check: Any, timeout_s: float = 90) -> Any:
         time.sleep(0.3)
 
 
+DEBTOR_IBAN = "BE68539007547034"
+
+
 def _vtp(stack: Stack, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "vtp.cli", "finance", *args, "--state-dir", str(stack.state_dir)],
@@ -98,7 +101,9 @@ def _export(stack: Stack) -> tuple[Path, Path, set[str]]:
     xml_file = Path(out.strip().splitlines()[-1])
     xml = xml_file.read_bytes()
     validate_pain001(xml)  # raises on any deviation from the pain.001.001.09 XSD
-    ids = {e.text or "" for e in ET.fromstring(xml).iterfind(".//p:EndToEndId", NS)}
+    root = ET.fromstring(xml)
+    assert root.findtext(".//p:DbtrAcct/p:Id/p:IBAN", namespaces=NS) == DEBTOR_IBAN
+    ids = {e.text or "" for e in root.iterfind(".//p:EndToEndId", NS)}
     return xml_file, xml_file.with_suffix(".status.csv"), ids
 
 
@@ -119,6 +124,17 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
     run = httpx.post(f"{claims}/payment-runs", headers=auth, timeout=60).json()
     assert run["payments"] > 0
 
+    # The municipality's account, from which every export pays (there is no default).
+    _vtp(
+        stack,
+        "debtor",
+        "--name",
+        "Gemeente Heist-op-den-Berg",
+        "--iban",
+        DEBTOR_IBAN,
+        "--bic",
+        "GKCCBEBB",
+    )
     # Finance keeps its own register for payees whose account did not come sealed with
     # the request (the demo registers providers without one).
     providers = sorted({str(d.identity.provider_id) for d in seeded.devices})

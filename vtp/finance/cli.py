@@ -19,6 +19,7 @@ from shared.money import format_eur
 from vtp.devstack.stack import bearer, operations_token, read_keys
 from vtp.finance.asyncapi import asyncapi_document
 from vtp.finance.book import PaymentBook
+from vtp.finance.debtor import DebtorMissing, checked, record, resolve
 from vtp.finance.export import CreditorRegister, export_pending
 from vtp.finance.intake import take_in
 from vtp.finance.reports import write_report
@@ -72,6 +73,36 @@ def _book(state: Path) -> PaymentBook:
     return PaymentBook(state / "finance" / "payments.sqlite")
 
 
+DEBTOR_NAME_OPTION = typer.Option(
+    None, envvar="VTP_FINANCE_DEBTOR_NAME", help="Our account's name (else `vtp finance debtor`'s)."
+)
+DEBTOR_IBAN_OPTION = typer.Option(
+    None, envvar="VTP_FINANCE_DEBTOR_IBAN", help="Our account, the debtor (else the recorded one)."
+)
+DEBTOR_BIC_OPTION = typer.Option(
+    None, envvar="VTP_FINANCE_DEBTOR_BIC", help="Our bank's BIC (else the recorded one)."
+)
+
+
+def _debtor(state: Path, name: str | None, iban: str | None, bic: str | None) -> Debtor:
+    try:
+        return resolve(state, name, iban, bic)
+    except DebtorMissing as exc:
+        console.print(f"[red]{exc}[/]; nothing read, no file written")
+        raise typer.Exit(2) from exc
+    except (SchwiftyException, ValueError) as exc:
+        console.print(f"[red]the account to pay from is not valid[/]: {_why(exc)}; no file written")
+        raise typer.Exit(2) from exc
+
+
+def _why(exc: Exception) -> str:
+    """The reason only: an IBAN is personal data (ours is not, but a payee's would be), and
+    schwifty quotes some of them."""
+    if isinstance(exc, SchwiftyException):
+        return re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()
+    return str(exc)
+
+
 def _broker_unreachable(address: str, exc: KafkaError, what: str) -> NoReturn:
     """The broker is away: said in one line, not a traceback; nothing half done."""
     console.print(
@@ -85,13 +116,15 @@ def _broker_unreachable(address: str, exc: KafkaError, what: str) -> NoReturn:
 def export(
     state_dir: Path | None = STATE_OPTION,
     bootstrap_servers: str | None = BOOTSTRAP_OPTION,
-    debtor_name: str = typer.Option("Gemeente Heist-op-den-Berg", help="Our account's name."),
-    debtor_iban: str = typer.Option("BE68539007547034", help="Our account (the debtor)."),
-    debtor_bic: str = typer.Option("GKCCBEBB", help="Our bank's BIC."),
+    debtor_name: str | None = DEBTOR_NAME_OPTION,
+    debtor_iban: str | None = DEBTOR_IBAN_OPTION,
+    debtor_bic: str | None = DEBTOR_BIC_OPTION,
     idle_s: float = typer.Option(3.0, help="Stop reading Kafka after this many quiet seconds."),
 ) -> None:
     """Read new payment requests from Kafka and write a pain.001.001.09 file for them."""
     state = state_folder(state_dir)
+    # Before anything is read: without the account to pay from there is no file to write.
+    paying = _debtor(state, debtor_name, debtor_iban, debtor_bic)
     address = broker_address(state, bootstrap_servers)
     book = _book(state)
     try:
@@ -103,7 +136,7 @@ def export(
         result = export_pending(
             book,
             state / "finance" / "exports",
-            Debtor(debtor_name, debtor_iban, debtor_bic),
+            paying,
             _private_key(state),
             CreditorRegister(state / "finance" / "creditors.json"),
         )
@@ -205,11 +238,26 @@ def creditor(
             payee_id, name, iban
         )
     except SchwiftyException as exc:
-        # The reason only: an IBAN is personal data, and schwifty quotes some of them.
-        reason = re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()
-        console.print(f"[red]not a valid IBAN[/]: {reason}; nothing recorded")
+        console.print(f"[red]not a valid IBAN[/]: {_why(exc)}; nothing recorded")
         raise typer.Exit(2) from exc
     console.print("creditor recorded")
+
+
+@finance_app.command()
+def debtor(
+    name: str = typer.Option(..., help="The municipality's account name, as the bank has it."),
+    iban: str = typer.Option(..., help="The account finance pays from."),
+    bic: str = typer.Option(..., help="Its bank's BIC."),
+    state_dir: Path | None = STATE_OPTION,
+) -> None:
+    """Record the municipality's own account, from which every export pays (once; again to
+    change it)."""
+    try:
+        record(state_folder(state_dir), checked(name, iban, bic))
+    except (SchwiftyException, ValueError) as exc:
+        console.print(f"[red]not a valid account[/]: {_why(exc)}; nothing recorded")
+        raise typer.Exit(2) from exc
+    console.print("account to pay from recorded")
 
 
 @finance_app.command()

@@ -17,6 +17,7 @@ from vtp.finance import cli
 from vtp.finance.book import BookedPayment, PaymentBook
 from vtp.finance.export import ExportResult, RefusedAccount
 from vtp.finance.intake import IntakeReport
+from vtp.finance.sepa import Debtor
 from vtp.finance.settlement import SettleResult
 from vtp.locate import console
 
@@ -24,6 +25,19 @@ from vtp.locate import console
 @pytest.fixture(autouse=True)
 def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(console, "width", 400)  # one message, one line
+
+
+OUR_ACCOUNT = {
+    "VTP_FINANCE_DEBTOR_NAME": "Gemeente Heist-op-den-Berg",
+    "VTP_FINANCE_DEBTOR_IBAN": "BE68539007547034",
+    "VTP_FINANCE_DEBTOR_BIC": "GKCCBEBB",
+}
+
+
+@pytest.fixture(autouse=True)
+def _our_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in OUR_ACCOUNT.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.mark.parametrize(
@@ -147,3 +161,57 @@ def test_a_broker_that_does_not_answer_is_one_line_and_exit_1_not_a_traceback(
     assert not (tmp_path / "finance" / "exports").exists() or not any(
         (tmp_path / "finance" / "exports").iterdir()
     )
+
+
+def test_export_without_the_account_to_pay_from_refuses_before_reading_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It had a default: an example account, which a real export would have paid from."""
+    for name in OUR_ACCOUNT:
+        monkeypatch.delenv(name)
+    read: list[object] = []
+    monkeypatch.setattr(cli, "take_in", lambda *a, **_: read.append(a))
+    result = CliRunner().invoke(
+        cli.finance_app, ["export", "--state-dir", str(tmp_path), "--bootstrap-servers", "x:1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "vtp finance debtor --name NAME --iban IBAN --bic BIC" in result.output
+    assert read == [] and not (tmp_path / "finance" / "exports").exists()
+
+
+DEBTOR = ("debtor", "--name")
+ONE_OF_OURS = "be68 5390 0754 7034"  # as typed: spaces, lower case
+OUR_NAME = OUR_ACCOUNT["VTP_FINANCE_DEBTOR_NAME"]
+
+
+def _in(state: Path) -> tuple[str, str]:
+    return ("--state-dir", str(state))
+
+
+def test_the_recorded_account_is_the_one_exports_pay_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in OUR_ACCOUNT:
+        monkeypatch.delenv(name)
+    runner = CliRunner()
+    bad = runner.invoke(
+        cli.finance_app,
+        [*DEBTOR, "Gemeente", "--iban", "BE00 0000", "--bic", "GKCCBEBB", *_in(tmp_path)],
+    )
+    assert bad.exit_code == 2 and "nothing recorded" in bad.output
+    assert "BE00" not in bad.output  # the reason, never the number
+    recorded = runner.invoke(
+        cli.finance_app,
+        [*DEBTOR, OUR_NAME, "--iban", ONE_OF_OURS, "--bic", "gkccbebb", *_in(tmp_path)],
+    )
+    assert recorded.exit_code == 0, recorded.output
+    used: list[Debtor] = []
+
+    def export_pending(_book: object, _out: object, debtor: Debtor, *_: object) -> ExportResult:
+        used.append(debtor)
+        return ExportResult()
+
+    monkeypatch.setattr(cli, "export_pending", export_pending)
+    result = _export(tmp_path, monkeypatch, IntakeReport())
+    assert result.exit_code == 0, result.output
+    assert used == [Debtor(OUR_NAME, "BE68539007547034", "GKCCBEBB")]
