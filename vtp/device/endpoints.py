@@ -13,7 +13,11 @@ from vtp.locate import state_folder
 TOKEN_OPTION = typer.Option(
     None, "--token", envvar="VTP_CARDS_TOKEN", help="Cards API bearer token."
 )
-BOOTSTRAP_OPTION = typer.Option(None, "--bootstrap", help="Kafka bootstrap servers.")
+# `--bootstrap-servers` as in every other vtp command; `--bootstrap` as the device commands
+# have always said it.
+BOOTSTRAP_OPTION = typer.Option(
+    None, "--bootstrap-servers", "--bootstrap", help="Kafka bootstrap servers."
+)
 
 
 def _running() -> dict[str, Any]:

@@ -68,3 +68,17 @@ def test_a_scan_that_cannot_be_recorded_is_refused_in_dutch_with_exit_code_2(
         journal = Journal(device)
         assert (journal.counter, journal.count()) == (0, 0)
         journal.close()
+
+
+@pytest.mark.parametrize("option", ["--bootstrap-servers", "--bootstrap"])
+def test_the_broker_is_named_as_in_every_vtp_command_or_as_before(
+    device: Path, option: str
+) -> None:
+    """With the broker away, the check-in waits in the journal: either name reaches it."""
+    broker = [option, f"127.0.0.1:{_closed_port()}", "--timeout-ms", "300"]
+    scan = ["scan", "--card", "6299001234568", "--activity", "zwembad", "--price-cents", "450"]
+    result = CliRunner().invoke(device_app, [*scan, *broker])
+    assert result.exit_code == 0, result.output
+    journal = Journal(device)
+    assert journal.count() == 1
+    journal.close()
