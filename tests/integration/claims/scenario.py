@@ -27,6 +27,7 @@ from shared.events.checkins import (
     Activity,
     ActivityCategory,
     CancellationReason,
+    CheckInRecorded,
 )
 from tests.integration.claims.reference_policy import RefCard, RefGrant, RefProvider
 from tests.support.cancellations import signed_cancellation
@@ -122,6 +123,17 @@ class World:
             payload.model_dump_json().encode(),
             envelope.headers(),
         )
+
+    def senior_checkin(self) -> Incoming[CheckInRecorded]:
+        """A check-in that is approved: a senior card (never blocked) at the refund
+        partner's theatre, 45 euro, five minutes ago."""
+        envelope, checkin = self.devices[0].check_in(
+            card_number=self.card_numbers[1],
+            activity=ACTIVITIES[0],
+            price_cents=4500,
+            occurred_at=NOW - timedelta(minutes=5),
+        )
+        return Incoming(envelope, checkin, self.record(envelope, checkin))
 
 
 # Every example of a property test adds its cards to the same database: drawn at random

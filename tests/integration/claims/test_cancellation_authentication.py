@@ -92,16 +92,7 @@ async def setting(database: str) -> AsyncIterator[Setting]:
     try:
         await scenario.prepare(pool)
         world = await scenario.build_world(pool, holders=2)
-        card = world.card_numbers[1]  # a senior card, never blocked
-        envelope, checkin = world.devices[0].check_in(  # a refund partner
-            card_number=card,
-            activity=scenario.ACTIVITIES[0],
-            price_cents=4500,
-            occurred_at=scenario.NOW - timedelta(minutes=5),
-        )
-        yield Setting(
-            pool, world, card, Incoming(envelope, checkin, world.record(envelope, checkin))
-        )
+        yield Setting(pool, world, world.card_numbers[1], world.senior_checkin())
     finally:
         await pool.close()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -40,16 +39,11 @@ async def race(database: str) -> AsyncIterator[Race]:
     try:
         await scenario.prepare(pool)
         world = await scenario.build_world(pool, holders=2)
-        card = world.card_numbers[1]  # a senior card, never blocked
-        envelope, checkin = world.devices[0].check_in(  # a refund partner
-            card_number=card,
-            activity=scenario.ACTIVITIES[0],
-            price_cents=4500,
-            occurred_at=scenario.NOW - timedelta(minutes=5),
-        )
+        checkin = world.senior_checkin()
+        card = checkin.payload.card_number
         cancel_envelope, cancel = signed_cancellation(
             world.devices[0],
-            checkin_id=checkin.checkin_id,
+            checkin_id=checkin.payload.checkin_id,
             card_number=card,
             reason=CancellationReason.SCANNED_IN_ERROR,
             cancelled_at=scenario.NOW,
@@ -58,7 +52,7 @@ async def race(database: str) -> AsyncIterator[Race]:
             pool,
             world,
             world.cards[card].holder_id,
-            Incoming(envelope, checkin, world.record(envelope, checkin)),
+            checkin,
             Incoming(cancel_envelope, cancel, world.record(cancel_envelope, cancel)),
         )
     finally:

@@ -45,6 +45,18 @@ async def _queue_letters(feed: Feed, keys: tuple[str, str], count: int) -> None:
     await feed(*(approved(person) for _ in range(count)))
 
 
+async def _letters_losing_the_connection(
+    jobs: Jobs, monkeypatch: pytest.MonkeyPatch, *, after_commit: bool
+) -> None:
+    """The letters job, its connection dropped at COMMIT: after the server committed, or
+    before the COMMIT reached it."""
+    real: Any = getattr(Transaction, _COMMIT)
+    monkeypatch.setattr(Transaction, _COMMIT, _dropping_at_commit(real, after=after_commit))
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+        await jobs.run("letters", NOW)
+    monkeypatch.setattr(Transaction, _COMMIT, real)
+
+
 def _pdfs(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.pdf")) if folder.exists() else []
 
@@ -57,11 +69,7 @@ async def test_a_batch_recorded_before_the_connection_dropped_keeps_its_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await _queue_letters(feed, keys, 2)
-    real: Any = getattr(Transaction, _COMMIT)
-    monkeypatch.setattr(Transaction, _COMMIT, _dropping_at_commit(real, after=True))
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
-        await jobs.run("letters", NOW)
-    monkeypatch.setattr(Transaction, _COMMIT, real)
+    await _letters_losing_the_connection(jobs, monkeypatch, after_commit=True)
 
     # The batch was recorded: its letters are marked printed in this file...
     refs = await pool.fetch("SELECT status, batch_ref FROM deliveries WHERE batch = 'letters'")
@@ -81,11 +89,7 @@ async def test_a_batch_not_recorded_leaves_no_file_and_its_letters_for_the_next(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await _queue_letters(feed, keys, 2)
-    real: Any = getattr(Transaction, _COMMIT)
-    monkeypatch.setattr(Transaction, _COMMIT, _dropping_at_commit(real, after=False))
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
-        await jobs.run("letters", NOW)
-    monkeypatch.setattr(Transaction, _COMMIT, real)
+    await _letters_losing_the_connection(jobs, monkeypatch, after_commit=False)
 
     assert _pdfs(jobs.settings.letters_dir) == []
     result = await jobs.run("letters", NOW)
