@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -251,24 +251,3 @@ class DeviceRevocation(Strict):
     @classmethod
     def _offered(cls, value: object) -> object:
         return _one_of(value, tuple(DeviceRevocationReason))
-
-
-def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Pydantic's errors as {field, reason}, without the rejected input (it may be a
-    national number or an IBAN, and responses end up in browser histories and logs)."""
-    described = []
-    for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
-        described.append({"field": ".".join(location) or "body", "reason": _reason(error)})
-    return described
-
-
-def _reason(error: Any) -> str:
-    kind, ctx = error.get("type"), error.get("ctx") or {}
-    limit = ctx.get("min_length" if kind == "too_short" else "max_length")
-    if kind in ("too_short", "too_long") and isinstance(error.get("input"), str) and limit:
-        # A text's length checked after its own validator (`PersonName`, an optional
-        # `PlainText`): pydantic words it for collections ("items after validation").
-        bound = "least" if kind == "too_short" else "most"
-        return f"String should have at {bound} {limit} character{'' if limit == 1 else 's'}"
-    return str(error.get("msg", "is not valid")).removeprefix("Value error, ")

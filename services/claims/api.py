@@ -19,6 +19,7 @@ from services.claims.reports import monthly_report
 from shared.api_auth import protected_router
 from shared.consumer import Stall
 from shared.http import add_correlation_middleware, health_router
+from shared.http_errors import install_validation_errors
 from shared.localtime import zoned
 
 
@@ -32,6 +33,7 @@ def build_app(
     id would tell a provider which of its visitors has the reduced tariff."""
     app = FastAPI(title="Vrijetijdspas — claims", version="1")
     add_correlation_middleware(app)
+    install_validation_errors(app)
     app.include_router(health_router(pool_ref, parking.readiness_figures, stalls))
     api = protected_router(token_secret)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifications.api import install_error_handlers, notifications_router
+from services.notifications.api import notifications_router
 from services.notifications.delivery import DeliveryWorker
 from services.notifications.jobs import Jobs
 from services.notifications.routing import TOPICS, Router
@@ -15,6 +15,7 @@ from services.notifications.settings import NotificationsSettings
 from shared import eventloop
 from shared.consumer import BatchProcessor
 from shared.http import add_correlation_middleware, health_router
+from shared.http_errors import install_validation_errors
 from shared.runtime import ServiceRuntime
 
 
@@ -35,7 +36,7 @@ async def main() -> None:
 
     app = FastAPI(title="Vrijetijdspas — notifications", version="1")
     add_correlation_middleware(app)
-    install_error_handlers(app)
+    install_validation_errors(app)
     app.include_router(health_router(lambda: runtime.pool, stalls=runtime.stalls))
     app.include_router(
         notifications_router(

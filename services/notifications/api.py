@@ -4,14 +4,13 @@ on command (so nobody has to wait for a schedule to see its effect)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
 from services.notifications import recipients
@@ -71,30 +70,6 @@ def _recipient_key(key: str) -> str:
 
 def _invalid(location: tuple[str, ...], reason: str) -> RequestValidationError:
     return RequestValidationError([{"loc": location, "msg": reason, "type": "value_error"}])
-
-
-def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Validation errors as {field, reason}, without the rejected input: an operator may
-    paste a name, an address or a national number into the wrong field, and answers end up
-    in browser histories and logs."""
-    described = []
-    for error in errors:
-        location = [
-            str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
-        ]
-        reason = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-        described.append({"field": ".".join(location) or "body", "reason": reason})
-    return described
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """422 answers that name the field and the reason, never the value that was refused."""
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(exc.errors())
-        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
 async def _resolve(conn: Any, key: str, private_key: str | None) -> Recipient | None:

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.cards.domain.errors import Conflict, Forbidden, InvalidField, NotFound, Refused
-from services.cards.schemas import field_errors
+from shared.http_errors import install_validation_errors
 
 _STATUS: tuple[tuple[type[Refused], int], ...] = (
     (NotFound, 404),
@@ -29,8 +28,4 @@ def install_error_handlers(app: FastAPI) -> None:
             {"detail": exc.message, "errors": [exc.as_error()]}, status_code=_status_of(exc)
         )
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(exc.errors())
-        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+    install_validation_errors(app)

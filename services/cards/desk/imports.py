@@ -16,7 +16,8 @@ from services.cards.desk.unit import Desk, unit_of_work
 from services.cards.domain.access import Principal
 from services.cards.domain.csv_rows import CsvRow, read_rows, truthy
 from services.cards.domain.errors import Refused
-from services.cards.schemas import NewEligibility, NewPerson, field_errors
+from services.cards.schemas import NewEligibility, NewPerson
+from shared.http_errors import field_errors
 from shared.logging import get_logger
 
 log = get_logger(__name__)

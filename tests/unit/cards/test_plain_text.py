@@ -8,13 +8,8 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from services.cards.schemas import (
-    NewEligibility,
-    NewPerson,
-    PersonUpdate,
-    WithReason,
-    field_errors,
-)
+from services.cards.schemas import NewEligibility, NewPerson, PersonUpdate, WithReason
+from shared.http_errors import field_errors
 
 PERSON = {
     "first_name": "An",

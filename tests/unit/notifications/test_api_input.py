@@ -15,7 +15,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from services.notifications.api import install_error_handlers, notifications_router
+from services.notifications.api import notifications_router
+from shared.http_errors import install_validation_errors
 
 TOKEN = "test-operations-token-of-40-characters!!"
 PERSONAL = "An Peeters 85.07.30-033.61"
@@ -45,7 +46,7 @@ def jobs() -> _Jobs:
 @pytest.fixture
 async def http(jobs: _Jobs) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    install_error_handlers(app)
+    install_validation_errors(app)
     app.include_router(
         notifications_router(
             lambda: _NoDatabase(),  # type: ignore[arg-type, return-value]
