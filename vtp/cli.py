@@ -21,6 +21,7 @@ from vtp.devstack.stack import (
     Stack,
     operations_token,
     read_running_stack,
+    without_password,
 )
 from vtp.finance.cli import finance_app
 from vtp.locate import state_folder
@@ -60,7 +61,7 @@ def up(
             stack.start(progress=lambda text: status.update(text))
         console.print(f"[bold green]Vrijetijdspas is running[/] (state in {stack.state_dir})")
         rows = [("Kafka bootstrap", stack.bootstrap_servers)]
-        rows += [(f"PostgreSQL {name}", dsn) for name, dsn in stack.dsns.items()]
+        rows += [(f"PostgreSQL {name}", without_password(dsn)) for name, dsn in stack.dsns.items()]
         rows.append(
             (
                 "SMTP sink",

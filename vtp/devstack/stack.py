@@ -2,8 +2,8 @@
 separate OS processes. Everything it starts lives under one state folder and is stopped by
 pid when the stack stops.
 
-When `KAFKA_BOOTSTRAP_SERVERS` or `DATABASE_URL` are set, those are used instead of the
-embedded broker or database.
+When `KAFKA_BOOTSTRAP_SERVERS` or `DATABASE_URL` (or a service's own `<SERVICE>_DATABASE_URL`)
+are set, those are used instead of the embedded broker or database.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -25,6 +27,33 @@ from vtp.devstack.processes import free_port, spawn, stop_process, wait_until
 from vtp.devstack.smtp import SmtpSinkProcess
 
 SERVICES = ("cards", "claims", "notifications")
+
+
+def configured_dsns(environ: Mapping[str, str]) -> dict[str, str]:
+    """The databases the environment names: a service's own `<SERVICE>_DATABASE_URL`, else
+    the database named after it on `DATABASE_URL`'s server (its options, such as
+    `?sslmode=require`, kept). Services it names none for get the embedded PostgreSQL."""
+    server = environ.get("DATABASE_URL")
+    dsns = {}
+    for service in SERVICES:
+        own = environ.get(f"{service.upper()}_DATABASE_URL")
+        if own:
+            dsns[service] = own
+        elif server:
+            dsns[service] = urlunsplit(urlsplit(server)._replace(path=f"/{service}"))
+    return dsns
+
+
+def without_password(dsn: str) -> str:
+    """A database URL fit to print or to leave in a state file: an external server's
+    password (from `DATABASE_URL`) replaced by `***`."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 # CPU priority (nice steps) when the machine has fewer cores than work: the money path
 # (claims, the broker, the database) comes first and mail may wait. Measured with
 # `vtp bench` on two cores: without it, notifications took a third of the CPU while
@@ -116,20 +145,16 @@ class Stack:
             self.broker = EmbeddedBroker(self.log_dir)
             self.broker.start()
             self.bootstrap_servers = self.broker.bootstrap_servers
-        external_db = os.environ.get("DATABASE_URL")
-        if external_db:
-            base = external_db.rsplit("/", 1)[0]
-            self.dsns = {
-                s: os.environ.get(f"{s.upper()}_DATABASE_URL", f"{base}/{s}") for s in SERVICES
-            }
-        else:
+        self.dsns = configured_dsns(os.environ)
+        embedded = [s for s in SERVICES if s not in self.dsns]
+        if embedded:
             step("starting embedded PostgreSQL")
             self.postgres = EmbeddedPostgres(
                 self.state_dir / "pgdata", self.log_dir, statement_stats=self.statement_stats
             )
             self.postgres.start()
-            self.postgres.create_databases(list(SERVICES))
-            self.dsns = {s: self.postgres.dsn(s) for s in SERVICES}
+            self.postgres.create_databases(embedded)
+            self.dsns |= {s: self.postgres.dsn(s) for s in embedded}
         step("starting the SMTP sink")
         self.smtp = SmtpSinkProcess(self.state_dir / "mail", self.log_dir)
         self.smtp.start()
@@ -210,7 +235,7 @@ class Stack:
         state = {
             "pid": os.getpid(),
             "bootstrap_servers": self.bootstrap_servers,
-            "dsns": self.dsns,
+            "dsns": {name: without_password(dsn) for name, dsn in self.dsns.items()},
             "smtp_port": self.smtp.port if self.smtp else None,
             "smtp_pid": self.smtp.pid if self.smtp else None,
             "mailbox": str(self.smtp.mailbox) if self.smtp else None,
