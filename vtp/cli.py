@@ -28,6 +28,7 @@ from vtp.locate import state_folder
 from vtp.operations.deadletters_cli import deadletters_app
 from vtp.operations.lag_cli import lag_command
 from vtp.operations.status_cli import status_command
+from vtp.usage.cli import usage_command
 
 app = typer.Typer(help="Vrijetijdspas: leisure card refunds from check-ins.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -204,6 +205,7 @@ def chaos(
 # The operator's looks, listed after the commands that start and exercise the system.
 app.command("status")(status_command)
 app.command("lag")(lag_command)
+app.command("usage")(usage_command)
 
 if __name__ == "__main__":
     app()

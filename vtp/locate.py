@@ -10,11 +10,17 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from vtp.devstack.stack import read_running_stack
+from vtp.devstack.stack import operations_token, read_running_stack
 
 console = Console(stderr=True)
 
 STATE_OPTION = typer.Option(None, help="State folder (default: $VTP_STATE_DIR or .vtp).")
+TOKEN_OPTION = typer.Option(
+    None,
+    envvar="VTP_OPERATIONS_TOKEN",
+    show_default=False,
+    help="The claims API's operations token (default: the running stack's keys).",
+)
 BOOTSTRAP_OPTION = typer.Option(
     None, help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or the running stack)."
 )
@@ -38,3 +44,12 @@ def broker_address(state: Path, given: str | None) -> str:
         or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         or running_stack(state)["bootstrap_servers"]
     )
+
+
+def api_token(state: Path) -> str:
+    """The running stack's operations token, or a clear exit saying how to give one."""
+    try:
+        return operations_token(state)
+    except RuntimeError as exc:
+        console.print(f"[red]no operations token[/]: set VTP_OPERATIONS_TOKEN or --token ({exc})")
+        raise typer.Exit(2) from exc

@@ -16,6 +16,7 @@ from services.claims import ledger, parking
 from services.claims.payments import run_payments
 from services.claims.policy import RefundPolicy
 from services.claims.reports import monthly_report
+from services.claims.usage import period_of, usage_report
 from shared.api_auth import protected_router
 from shared.consumer import Stall
 from shared.http import add_correlation_middleware, health_router
@@ -155,6 +156,20 @@ def build_app(
         """Net discount cost per payer and per provider, budget consumption per budget line."""
         async with pool_ref().acquire() as conn:
             return await monthly_report(conn, policy, month)
+
+    @api.get("/reports/usage")
+    async def usage(
+        period: str = Query(description="a year (YYYY) or a month (YYYY-MM)"),
+    ) -> dict[str, Any]:
+        """Take-up and use for the network and the council: eligible and active card holders
+        per target group and sub-municipality, check-ins per provider, category and month;
+        counts of fewer than five holders suppressed (usage.py)."""
+        try:
+            chosen = period_of(period)
+        except ValueError as exc:
+            raise HTTPException(422, f"period: {exc}") from None
+        async with pool_ref().acquire() as conn:
+            return await usage_report(conn, chosen)
 
     @api.post("/payment-runs", status_code=201)
     async def payment_run(request: Request) -> dict[str, Any]:

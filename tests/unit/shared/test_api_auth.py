@@ -165,3 +165,11 @@ async def test_a_report_month_out_of_range_is_refused_before_the_database(month:
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["month"]
     assert month not in response.text
+
+
+@pytest.mark.parametrize("period", ["2026-13", "26", "1999", "2026-03-01"])
+async def test_a_usage_period_out_of_range_is_refused_before_the_database(period: str) -> None:
+    async with _client(_claims_app(), {"Authorization": f"Bearer {TOKEN}"}) as http:
+        response = await http.get("/reports/usage", params={"period": period})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "period: expected a year (2026) or a month (2026-03)"
