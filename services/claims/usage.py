@@ -12,7 +12,8 @@ in a small sub-municipality "2 holders with a disability went to the swimming po
 at people. In a row about a group of holders (a target group, a sub-municipality) the
 check-ins and the amount go with it, since they would tell what those few did; in a row
 about a provider, a category or a month only the number of holders is hidden. Take-up is
-given where both its counts are shown.
+given where both its counts are shown. A second group is hidden with one that would be
+hidden alone (group_rows), or subtraction from the totals would give it away.
 """
 
 from __future__ import annotations
@@ -111,11 +112,33 @@ def activity_row(key: Mapping[str, Any], use: Use) -> dict[str, Any]:
 def group_rows(
     name: str, eligible: Mapping[str, int], used: Mapping[str, Use]
 ) -> list[dict[str, Any]]:
-    """One row per group that had eligible holders or check-ins, in name order."""
-    return [
+    """One row per group that had eligible holders or check-ins, in name order. The groups
+    of a dimension add up to the totals (the check-ins and discount exactly), so one hidden
+    row among shown ones could be worked out by subtraction: the smallest shown row is then
+    hidden with it (complementary suppression)."""
+    rows = [
         group_row({name: group}, eligible.get(group, 0), used.get(group, Use()))
         for group in sorted(set(eligible) | set(used))
     ]
+    hidden = [row for row in rows if _hides_something(row)]
+    shown_rows = [row for row in rows if not _hides_something(row)]
+    if len(hidden) == 1 and shown_rows:
+        smallest = min(shown_rows, key=lambda row: (row["eligible_holders"], row["checkins"]))
+        smallest.update(dict.fromkeys(_GROUP_FIGURES))
+    return rows
+
+
+_GROUP_FIGURES = (
+    "eligible_holders",
+    "active_holders",
+    "take_up_basis_points",
+    "checkins",
+    "discount_cents",
+)
+
+
+def _hides_something(row: Mapping[str, Any]) -> bool:
+    return any(row[figure] is None for figure in _GROUP_FIGURES if figure != "take_up_basis_points")
 
 
 # --- reading -------------------------------------------------------------------------------
