@@ -57,6 +57,9 @@ def write_views(
         for row in rows:
             # Euro amounts go in as numbers, parsed from their exact text (never a float).
             sheet.append([_number(v) for v in row])
+            for written_cell in sheet[sheet.max_row]:
+                if written_cell.data_type == "f":  # a name typed in elsewhere, never a formula
+                    written_cell.data_type = "s"
         path = out_dir / f"{stem}-{view}.csv"
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)

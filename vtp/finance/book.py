@@ -133,6 +133,13 @@ class PaymentBook:
             [(export_file, accounts.get(p), str(p)) for p in payment_ids],
         )
 
+    def export_files(self) -> set[str]:
+        """The names of the credit-transfer files the book has payments exported in."""
+        rows = self._db.execute(
+            "SELECT DISTINCT export_file FROM payments WHERE export_file IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+
     def mark_answered(
         self, payment_id: uuid.UUID, status: str, at: str, reason_code: str | None = None
     ) -> None:

@@ -20,7 +20,7 @@ from vtp.devstack.stack import bearer, operations_token, read_keys
 from vtp.finance.asyncapi import asyncapi_document
 from vtp.finance.book import PaymentBook
 from vtp.finance.debtor import DebtorMissing, checked, record, resolve
-from vtp.finance.export import CreditorRegister, export_pending
+from vtp.finance.export import CreditorRefused, CreditorRegister, export_pending
 from vtp.finance.intake import take_in
 from vtp.finance.reports import write_report
 from vtp.finance.sepa import Debtor
@@ -149,6 +149,18 @@ def export(
             " dead-lettered (`vtp deadletters list`); once this tool reads them, send them"
             " back with `vtp deadletters redrive --consumer finance`"
         )
+    for path in result.finished:
+        console.print(
+            f"[yellow]an earlier export was stopped before it could name its file; it is"
+            f" finished now: send {path} to the bank too[/] (its payments are in no other file)"
+        )
+    if result.sealed_for_another_key:
+        console.print(
+            f"[red]{len(result.sealed_for_another_key)} payment(s) kept pending: their name and"
+            " IBAN are sealed for another key than the one this export used[/]: check"
+            " VTP_FINANCE_PRIVATE_KEY (or the stack's keys) and export again; do not register"
+            " these payees by hand"
+        )
     if result.without_beneficiary:
         console.print(
             f"[yellow]{len(result.without_beneficiary)} payment(s) kept pending: no name and IBAN"
@@ -172,6 +184,17 @@ def export(
             }
         ):
             console.print(f"  {kind} {payee} ({code})")
+    if result.unreadable_name:
+        console.print(
+            f"[yellow]{len(result.unreadable_name)} payment(s) kept pending: the payee's name has"
+            " no letters or digits a bank can read; register it in Latin letters with `vtp"
+            " finance creditor PAYEE_ID --name NAME --iban IBAN` and the next export pays them[/]"
+            " for these payees:"
+        )
+        for kind, payee in sorted(
+            {(p.payee_kind, str(p.payee_id)) for p in result.unreadable_name}
+        ):
+            console.print(f"  {kind} {payee}")
     if result.file is None:
         console.print("nothing to pay")
         return
@@ -213,6 +236,11 @@ def settle_command(
         (result.not_exported, "were never exported, so no bank can have paid them"),
         (result.contradicted, "were answered otherwise before: the first answer stands"),
         (
+            result.failed_after_settled,
+            "were settled before: if the bank did not pay them after all, report them as"
+            " `returned` with its reason code (claims then pays them again)",
+        ),
+        (
             result.returned_unsettled,
             "are returned but were never settled: a bank returns only what it paid",
         ),
@@ -239,6 +267,9 @@ def creditor(
         )
     except SchwiftyException as exc:
         console.print(f"[red]not a valid IBAN[/]: {_why(exc)}; nothing recorded")
+        raise typer.Exit(2) from exc
+    except CreditorRefused as exc:
+        console.print(f"[red]not recorded[/]: {exc}; nothing recorded")
         raise typer.Exit(2) from exc
     console.print("creditor recorded")
 

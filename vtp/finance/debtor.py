@@ -10,7 +10,7 @@ from pathlib import Path
 from schwifty import BIC, IBAN
 
 from shared.private_files import write_private
-from vtp.finance.sepa import Debtor
+from vtp.finance.sepa import Debtor, readable_name
 
 
 class DebtorMissing(LookupError):
@@ -26,6 +26,8 @@ def checked(name: str, iban: str, bic: str) -> Debtor:
     raises schwifty's exception."""
     if not name.strip():
         raise ValueError("the account's name is empty")
+    if not readable_name(name):
+        raise ValueError("the account's name has no letters or digits a bank can read (a-z, 0-9)")
     return Debtor(name.strip(), str(IBAN(iban).compact), str(BIC(bic)))
 
 

@@ -4,13 +4,12 @@ euros with two decimals from integer cents (no float arithmetic on money)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
+from vtp.tables import View, write_views
 
-VIEWS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+VIEWS: dict[str, View] = {
     "per_payer": (
         "Per betaler",
         [
@@ -47,59 +46,6 @@ VIEWS: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
-def euros(cents: int | None) -> str:
-    return "" if cents is None else _hundredths(cents)
-
-
-def percent(basis_points: int | None) -> str:
-    """Basis points (hundredths of a percent) as a percentage with two decimals."""
-    return "" if basis_points is None else _hundredths(basis_points)
-
-
-def _hundredths(value: int) -> str:
-    # The sign apart, then the magnitude: `//` and `%` on a negative number floor it
-    # (-150 // 100 = -2, -150 % 100 = 50: "-2.50" for -1.50).
-    sign = "-" if value < 0 else ""
-    whole, rest = divmod(abs(value), 100)
-    return f"{sign}{whole}.{rest:02d}"
-
-
-def _cell(key: str, value: Any) -> Any:
-    if key.endswith("_cents"):
-        return euros(value)
-    if key == "consumed_basis_points":
-        return percent(value)
-    return value
-
-
 def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """Writes `report-<month>.xlsx` and `report-<month>-<view>.csv`; returns the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    month = report["month"]
-    written = []
-    book = Workbook()
-    book.remove(book.active)
-    for view, (title, columns) in VIEWS.items():
-        rows = [[_cell(k, row.get(k)) for k, _ in columns] for row in report[view]]
-        sheet = book.create_sheet(title)
-        sheet.append([label for _, label in columns])
-        for row in rows:
-            # Euro amounts go in as numbers (Decimal-free: the text is exact, Excel parses it).
-            sheet.append([_number(v) for v in row])
-        path = out_dir / f"report-{month}-{view}.csv"
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow([key for key, _ in columns])
-            writer.writerows(rows)
-        written.append(path)
-    xlsx = out_dir / f"report-{month}.xlsx"
-    book.save(xlsx)
-    return [xlsx, *written]
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str) and value and value.lstrip("-").replace(".", "", 1).isdigit():
-        from decimal import Decimal
-
-        return Decimal(value)
-    return value
+    return write_views(f"report-{report['month']}", report, VIEWS, out_dir)

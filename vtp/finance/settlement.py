@@ -71,6 +71,8 @@ class SettleResult:
     unknown: list[str] = field(default_factory=list)
     already_answered: int = 0
     contradicted: list[str] = field(default_factory=list)  # answered otherwise before
+    # Settled before, failed now: what the bank did not pay after all is a return.
+    failed_after_settled: list[str] = field(default_factory=list)
     # Never exported: no bank can have paid it (a wrong line, or another finance's file).
     not_exported: list[str] = field(default_factory=list)
     # Returned, but the book has no settlement of it: a bank returns only what it paid.
@@ -96,7 +98,10 @@ def parse_status_file(text: str) -> list[Answer]:
     if reader.fieldnames is None or not {"payment_id", "status"} <= set(reader.fieldnames):
         raise SettleFileError("the header must name at least payment_id and status")
     answers = []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+            continue  # a row Excel keeps after its cells were cleared: ";;;"
         try:
             payment_id = uuid.UUID((row.get("payment_id") or "").strip())
         except ValueError as exc:
@@ -128,6 +133,10 @@ def answer_events(
             continue
         if payment.status == "pending":
             result.not_exported.append(str(a.payment_id))
+            continue
+        if payment.status == "settled" and a.outcome is Outcome.FAILED:
+            # A settled payment closed at claims: only a return reopens it.
+            result.failed_after_settled.append(str(a.payment_id))
             continue
         if (payment.status, a.outcome) in _CONTRADICTIONS:
             # Claims closed the payment on the first answer and ignores any other: sending
@@ -163,7 +172,6 @@ def answer_events(
 
 
 _CONTRADICTIONS = {
-    ("settled", Outcome.FAILED),
     ("failed", Outcome.SETTLED),
     ("returned", Outcome.FAILED),
 }

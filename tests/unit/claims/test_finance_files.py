@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from vtp.finance.reports import euros, write_report
+from vtp.finance.reports import write_report
 from vtp.finance.sepa import XSD, CreditTransfer, Debtor, build_pain001, validate_pain001
 from vtp.finance.settlement import Outcome, SettleFileError, parse_status_file
+from vtp.tables import euros
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
 DEBTOR = Debtor("Gemeente Heist-op-den-Berg", "BE68539007547034", "GKCCBEBB")

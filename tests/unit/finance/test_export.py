@@ -4,6 +4,8 @@ two exports run at once or one fails half-way, and the file asks for today's Bel
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime, tzinfo
@@ -109,3 +111,46 @@ def test_the_execution_date_is_todays_belgian_date(
     result = _export(tmp_path)
     assert result.file is not None
     assert "<ReqdExctnDt><Dt>2026-03-10</Dt></ReqdExctnDt>" in result.file.read_text()
+
+
+_KILLED = """
+import os, sys
+from pathlib import Path
+from tests.unit.finance.test_export import _export
+from vtp.finance import export
+from vtp.finance.book import PaymentBook
+
+def killed(*_, **__):
+    os._exit(9)  # as kill -9, a power cut or a closed terminal: no exception handler runs
+
+if sys.argv[2] == "before the commit":
+    PaymentBook.mark_exported = killed
+else:
+    export._publish = killed
+_export(Path(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("when", ["before the commit", "after the commit"])
+def test_an_export_killed_half_way_leaves_one_file_to_pay(
+    tmp_path: Path, pending: uuid.UUID, when: str
+) -> None:
+    """A file written before the book said exported stayed beside the next export's, which
+    paid the same requests again (each file its own message id: no bank sees a duplicate)."""
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED, str(tmp_path), when],
+        cwd=Path(__file__).parents[3],
+        check=False,
+    )
+    assert killed.returncode == 9
+    result = _export(tmp_path)
+    assert _paid_in_files(tmp_path) == [[pending.hex]]
+    assert not list((tmp_path / "exports").glob("*.partial"))
+    if when == "before the commit":
+        assert (result.payments, result.finished) == (1, [])
+    else:  # the killed export's file, finished: it is the one to send
+        assert result.payments == 0
+        assert [p.name for p in result.finished] == [
+            p.name for p in (tmp_path / "exports").glob("*.xml")
+        ]
+    assert len(list((tmp_path / "exports").glob("*.status.csv"))) == 1

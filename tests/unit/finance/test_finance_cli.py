@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from shared.events.claims import PayeeKind
+from shared.sealing import generate_keypair, seal
 from tests.support.payments import payment_requested
 from vtp.finance import cli
 from vtp.finance.book import BookedPayment, PaymentBook
@@ -47,6 +48,11 @@ def _our_account(monkeypatch: pytest.MonkeyPatch) -> None:
         ("not_exported", "were never exported"),
         ("contradicted", "were answered otherwise before: the first answer stands"),
         ("returned_unsettled", "are returned but were never settled"),
+        (
+            "failed_after_settled",
+            "were settled before: if the bank did not pay them after all, report them as"
+            " `returned` with its reason code",
+        ),
     ],
 )
 def test_settle_names_the_lines_it_did_not_send_and_exits_1(
@@ -215,3 +221,24 @@ def test_the_recorded_account_is_the_one_exports_pay_from(
     result = _export(tmp_path, monkeypatch, IntakeReport())
     assert result.exit_code == 0, result.output
     assert used == [Debtor(OUR_NAME, "BE68539007547034", "GKCCBEBB")]
+
+
+def test_export_says_when_the_accounts_are_sealed_for_another_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "no name and IBAN known; add them with `vtp finance creditor`": finance would
+    have typed in every payee's account by hand instead of fixing the key."""
+    _, others_public = generate_keypair()
+    sealed = seal(others_public, {"name": "Jan Peeters", "iban": "BE71096123456769"})
+    payment = payment_requested().model_copy(update={"beneficiary_sealed": sealed})
+    book = PaymentBook(tmp_path / "finance" / "payments.sqlite")
+    with book.transaction():
+        book.add_requested([payment])
+    book.close()
+    result = _export(tmp_path, monkeypatch, IntakeReport())
+    assert result.exit_code == 0, result.output
+    assert "1 payment(s) kept pending: their name and IBAN are sealed for another key" in (
+        result.output
+    )
+    assert "VTP_FINANCE_PRIVATE_KEY" in result.output
+    assert "no name and IBAN known" not in result.output

@@ -165,3 +165,37 @@ def test_only_a_payment_the_book_has_as_settled_is_returned(tmp_path: Path) -> N
     assert envelope.id == again[0][0].id
     assert result.returned_unsettled == [str(failed), str(exported)]
     assert (result.returned, result.already_answered, result.contradicted) == (2, 2, [])
+
+
+def test_a_settled_payment_the_bank_rejects_later_is_to_be_reported_returned(
+    tmp_path: Path,
+) -> None:
+    """ "The first answer stands" left the ledger saying paid for money that never left
+    (an ACCP line taken as settled, then RJCT): finance is told to report a return."""
+    book = PaymentBook(tmp_path / "payments.sqlite")
+    settled, failed = uuid.uuid4(), uuid.uuid4()
+    with book.transaction():
+        book.add_requested([payment_requested(settled), payment_requested(failed)])
+        book.mark_exported([settled, failed], "pain001.xml")
+        book.mark_answered(settled, "settled", "2026-03-10T09:00:00+00:00")
+        book.mark_answered(failed, "failed", "2026-03-10T09:00:00+00:00", "AM04")
+    result = SettleResult()
+    events = answer_events(
+        book,
+        [Answer(settled, Outcome.FAILED, "AM04", ""), Answer(failed, Outcome.SETTLED, "", "")],
+        result,
+    )
+    book.close()
+    assert events == []
+    assert result.failed_after_settled == [str(settled)]
+    assert result.contradicted == [str(failed)]
+
+
+def test_rows_excel_leaves_empty_are_skipped_and_errors_name_the_true_line() -> None:
+    a = uuid.uuid4()
+    [answer] = parse_status_file(
+        f"payment_id;status;reason_code;bank_reference\r\n{a};settled;;\r\n;;;\r\n ; ; ; \r\n"
+    )
+    assert answer.payment_id == a
+    with pytest.raises(SettleFileError, match="line 4: payment_id is not a UUID"):
+        parse_status_file(f"payment_id,status\n{a},settled\n\nnot-an-id,settled\n")
