@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 from schwifty.exceptions import SchwiftyException
 
 from shared.money import format_eur
-from vtp.devstack.stack import bearer, operations_token, read_keys
+from vtp.devstack.stack import bearer, read_keys
 from vtp.finance.asyncapi import asyncapi_document
 from vtp.finance.book import PaymentBook
 from vtp.finance.debtor import DebtorMissing, checked, record, resolve
@@ -28,6 +28,8 @@ from vtp.finance.settlement import SettleFileError, parse_status_file, settle, s
 from vtp.locate import (
     BOOTSTRAP_OPTION,
     STATE_OPTION,
+    TOKEN_OPTION,
+    api_token,
     broker_address,
     console,
     running_stack,
@@ -41,12 +43,6 @@ STATUS_FILE_ARGUMENT = typer.Argument(
     ..., exists=True, dir_okay=False, help="CSV: payment_id,status,reason_code,bank_reference"
 )
 REPORT_OUT_OPTION = typer.Option(Path("reports"), help="Folder for the XLSX and CSV files.")
-TOKEN_OPTION = typer.Option(
-    None,
-    envvar="VTP_OPERATIONS_TOKEN",
-    show_default=False,
-    help="The claims API's operations token (default: the running stack's keys).",
-)
 ASYNCAPI_OUT_OPTION = typer.Option(None, help="Write here instead of standard output.")
 
 
@@ -58,14 +54,6 @@ def _private_key(state: Path) -> str:
         return read_keys(state)["finance_private"]
     except (RuntimeError, KeyError) as exc:
         console.print(f"[red]no finance key[/]: set VTP_FINANCE_PRIVATE_KEY ({exc})")
-        raise typer.Exit(2) from exc
-
-
-def _operations_token(state: Path) -> str:
-    try:
-        return operations_token(state)
-    except RuntimeError as exc:
-        console.print(f"[red]no operations token[/]: set VTP_OPERATIONS_TOKEN or --token ({exc})")
         raise typer.Exit(2) from exc
 
 
@@ -315,7 +303,7 @@ def report(
     response = httpx.get(
         f"{url}/reports/monthly",
         params={"month": month},
-        headers=bearer(token or _operations_token(state)),
+        headers=bearer(token or api_token(state)),
         timeout=60,
     )
     if response.status_code == 401:
