@@ -324,7 +324,8 @@ class DeliveryWorker:
                 return
             await enqueue_events(conn, [dead_lettered(row, attempts, reason, datetime.now(UTC))])
             log.error("notification dead-lettered", reason=reason, **fields)
-            if fallback.applies(row, outcome):
+            # Refused for good or out of attempts: a card holder's message goes by letter.
+            if fallback.applies(row):
                 await self._fall_back(conn, row, outcome)
             return
         delay_s = retry_delay_s(attempts, self._settings.retry_base_s, self._settings.retry_max_s)
@@ -339,7 +340,7 @@ class DeliveryWorker:
         log.warning("delivery failed, will retry", error=error, retry_in_s=delay_s, **fields)
 
     async def _fall_back(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
-        """A card holder's e-mail failed for good: a letter, the referrer told (fallback.py).
+        """A card holder's e-mail was given up: a letter, the referrer told (fallback.py).
         In a savepoint: should that fail, the delivery is still recorded dead (and
         announced), and the other failures of the pass are recorded too."""
         try:

@@ -1,11 +1,20 @@
-"""When a card holder's e-mail fails for good: the same message by letter, and their
-referrer told that the address does not work.
+"""When a card holder's e-mail is given up: the same message by letter, and their referrer
+told that the address does not work.
+
+Given up is dead, whichever way: refused for good (an SMTP 5xx, an address that is none),
+or still failing temporarily (a 4xx, a timeout, a mail server away) after the last of its
+attempts, about a day of them. Either way the holder would otherwise hear nothing. Only a
+card holder's e-mail falls back: an organisation's or a partner's (e-mail or webhook) is
+staff's, and their dead deliveries are the operators' (`ops.notification-dead.v1`).
 
 Called in the transaction that marks the e-mail dead (delivery.py), once per delivery: the
 letter is keyed by the failed delivery, and what the referrer hears by the holder's contact
 details as they are now, so that ten refused messages make ten letters but one notice, and
 a corrected address that fails again makes another. The notice names the card, never the
-address.
+address. It is sent only when it was the address that was refused: for good (5xx to RCPT
+TO, or not an address), or for now at the last attempt (4xx to RCPT TO: a full mailbox);
+not for a message refused for its content, nor for a mail relay that could not be reached,
+which says nothing about the holder's address.
 """
 
 from __future__ import annotations
@@ -29,13 +38,9 @@ log = get_logger(__name__)
 HOLDER_PREFIX = "holder:"
 
 
-def applies(row: asyncpg.Record, outcome: Outcome) -> bool:
-    """A card holder's e-mail that will never arrive."""
-    return (
-        outcome.permanent
-        and row["channel"] == "email"
-        and str(row["recipient"]).startswith(HOLDER_PREFIX)
-    )
+def applies(row: asyncpg.Record) -> bool:
+    """A card holder's e-mail (the delivery being given up: that is when this is asked)."""
+    return row["channel"] == "email" and str(row["recipient"]).startswith(HOLDER_PREFIX)
 
 
 async def email_failed(
@@ -45,6 +50,8 @@ async def email_failed(
     payload: dict[str, Any],
     private_key: str | None,
 ) -> None:
+    """`outcome`: what the e-mail's last attempt came to (permanent, or the last of its
+    temporary failures)."""
     holder_id = uuid.UUID(str(row["recipient"]).removeprefix(HOLDER_PREFIX))
     contact = await recipients.holder_contact(conn, holder_id, private_key)
     if contact is None:  # erased meanwhile, or details we cannot open
@@ -64,27 +71,40 @@ async def email_failed(
             payload=payload,
         )
     # The referrer can correct an address that does not work; not one that was changed
-    # since this message was written (it may work), nor a message refused for its content.
+    # since this message was written (it may work), nor a message refused for its content
+    # or one our mail relay never took.
     told = False
-    if outcome.address_refused and _same(row["address"], contact.email):
-        told = await _tell_referrer(conn, row, holder_id, contact.version, by_letter)
+    if (outcome.address_refused or outcome.address_deferred) and _same(
+        row["address"], contact.email
+    ):
+        told = await _tell_referrer(conn, row, holder_id, contact.version, by_letter, outcome)
     log.info(
-        "card holder's e-mail failed for good",
+        "card holder's e-mail given up",
         kind=row["kind"],
+        refused_for_good=outcome.permanent,
         letter_instead=by_letter,
         referrer_told=told,
     )
 
 
 async def _tell_referrer(
-    conn: DbConnection, row: asyncpg.Record, holder_id: uuid.UUID, version: str, by_letter: bool
+    conn: DbConnection,
+    row: asyncpg.Record,
+    holder_id: uuid.UUID,
+    version: str,
+    by_letter: bool,
+    outcome: Outcome,
 ) -> bool:
     referrer = await projections.referrer_of(conn, holder_id)
     org = await recipients.organisation(conn, referrer) if referrer else None
     if org is None:
         return False
     card_number = await projections.card_number_of(conn, holder_id) or "?"
-    wording = "holder_email_refused" if by_letter else "holder_email_refused_no_letter"
+    # One kind, one key per version of the contact details, whichever way the address
+    # failed: the referrer hears about it once. The words say how it failed.
+    wording = "holder_email_refused" if outcome.permanent else "holder_email_deferred"
+    if not by_letter:
+        wording += "_no_letter"
     return await notify(
         conn,
         key=notification_key("holder-email-refused", holder_id, version),

@@ -29,17 +29,26 @@ from services.notifications.messages import (
     local_day,
     provider_statement,
     render,
+    usual_days_words,
 )
 from services.notifications.printing import Letter, letters_pdf
 from services.notifications.queueing import notify
 from services.notifications.settings import NotificationsSettings
-from services.notifications.signals import is_silent, notification_key, previous_month
+from services.notifications.signals import (
+    ROUTINE_DAYS,
+    is_silent,
+    notification_key,
+    previous_month,
+    routine,
+)
 from shared.db import DbConnection
 from shared.ids import uuid7
 from shared.logging import get_logger
 from shared.private_files import write_private
 
 log = get_logger(__name__)
+
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 JOB_NAMES = (
     "unused-cards",
@@ -205,21 +214,29 @@ class Jobs:
         return told
 
     async def silent_devices(self, conn: DbConnection, now: datetime, correlation_id: str) -> int:
+        """Tell providers about devices that missed `device_silent_hours` of the days they
+        usually work (signals.is_silent): each device with the days it was heard in the
+        ROUTINE_DAYS up to its last heartbeat's (Brussels) day, from which its routine is
+        learnt. Silence can only be that long if the time since is: the rest are skipped."""
         rows = await conn.fetch(
             "SELECT d.device_id, d.provider_id, d.last_seen_at,"
-            " (SELECT count(*) FROM device_days dd WHERE dd.device_id = d.device_id"
-            "  AND dd.day > (d.last_seen_at AT TIME ZONE 'Europe/Brussels')::date - 7"
-            "  AND dd.day <= (d.last_seen_at AT TIME ZONE 'Europe/Brussels')::date) AS active_days"
+            " coalesce((SELECT array_agg(dd.day) FROM device_days dd"
+            "  WHERE dd.device_id = d.device_id"
+            "  AND dd.day > (d.last_seen_at AT TIME ZONE 'Europe/Brussels')::date - $2::int"
+            "  AND dd.day <= (d.last_seen_at AT TIME ZONE 'Europe/Brussels')::date),"
+            "  '{}'::date[]) AS days"
             " FROM devices d WHERE NOT d.revoked AND d.last_seen_at <= $1",
             now - timedelta(hours=self.settings.device_silent_hours),
+            ROUTINE_DAYS,
         )
         told = 0
         for r in rows:
+            usual = routine(r["days"], local_day(r["last_seen_at"]))
             if not is_silent(
                 r["last_seen_at"],
                 now,
                 self.settings.device_silent_hours,
-                r["active_days"],
+                usual,
                 self.settings.device_usual_active_days,
             ):
                 continue
@@ -237,9 +254,19 @@ class Jobs:
                 kind="device_silent",
                 recipient=recipient,
                 message=render(
-                    "device_silent", recipient.language, recipient.name, device=device, since=since
+                    "device_silent",
+                    recipient.language,
+                    recipient.name,
+                    device=device,
+                    since=since,
+                    usual=usual_days_words(usual.weekdays, recipient.language),
                 ),
-                payload={"device_id": str(r["device_id"]), "last_seen_at": r["last_seen_at"]},
+                payload={
+                    "device_id": str(r["device_id"]),
+                    "last_seen_at": r["last_seen_at"],
+                    # Monday first, in English: for a partner's system, not for people.
+                    "usual_weekdays": [WEEKDAY_NAMES[d] for d in sorted(usual.weekdays)],
+                },
             )
         return told
 
@@ -503,9 +530,10 @@ FROM (SELECT delivery_id FROM deliveries
       ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
 WHERE d.delivery_id = due.delivery_id
 """
-# Days a device was heard. silent_devices reads the week before a device's last heartbeat,
-# and tells its provider device_silent_hours after it (settings.py keeps the retention
-# longer than that): older days are never read again.
+# Days a device was heard. silent_devices reads the ROUTINE_DAYS (4 weeks) before a device's
+# last heartbeat, and tells its provider once it missed device_silent_hours of its usual
+# days, weeks later for a device that works one day a week (signals.device_days_read_back;
+# settings.py keeps the retention longer than that): older days are never read again.
 _PRUNE_DAYS = """
 DELETE FROM device_days WHERE (device_id, day) IN
     (SELECT device_id, day FROM device_days WHERE day < $1 LIMIT $2)

@@ -8,6 +8,7 @@ partner will receive. Amounts are passed as `Eur` (rendered `€ 12,50`) and dat
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -164,6 +165,45 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " server refuses the e-mail address we know. We know no postal address, so the"
             " card holder did not get the message. Could you check the e-mail address with the"
             " card holder and change it at the cards desk, or add a postal address?",
+        ),
+    },
+    # The same notice when the mail server did not refuse the address for good, but kept
+    # answering "not now" to it until we gave up (fallback.py).
+    "holder_email_deferred": {
+        "nl": (
+            "Vrijetijdspas: e-mailadres van kaart {card_number} werkt niet",
+            "Een e-mail aan de kaarthouder met kaart {card_number} kwam niet aan: de"
+            " mailserver wees het e-mailadres dat we kennen telkens opnieuw af (bijvoorbeeld"
+            " omdat de mailbox vol is), tot we het na vele pogingen opgaven. We hebben het"
+            " bericht daarom per brief verstuurd. Wilt u het e-mailadres samen met de"
+            " kaarthouder nakijken en aanpassen in de kaartenbalie?",
+        ),
+        "en": (
+            "Leisure card: e-mail address of card {card_number} does not work",
+            "An e-mail to the card holder with card {card_number} did not arrive: the mail"
+            " server kept turning away the e-mail address we know (for instance because the"
+            " mailbox is full), until we gave up after many tries. We have therefore sent the"
+            " message by letter. Could you check the e-mail address with the card holder and"
+            " change it at the cards desk?",
+        ),
+    },
+    "holder_email_deferred_no_letter": {
+        "nl": (
+            "Vrijetijdspas: e-mailadres van kaart {card_number} werkt niet",
+            "Een e-mail aan de kaarthouder met kaart {card_number} kwam niet aan: de"
+            " mailserver wees het e-mailadres dat we kennen telkens opnieuw af (bijvoorbeeld"
+            " omdat de mailbox vol is), tot we het na vele pogingen opgaven. We kennen geen"
+            " postadres, dus de kaarthouder heeft het bericht niet gekregen. Wilt u het"
+            " e-mailadres samen met de kaarthouder nakijken en aanpassen in de kaartenbalie,"
+            " of een postadres toevoegen?",
+        ),
+        "en": (
+            "Leisure card: e-mail address of card {card_number} does not work",
+            "An e-mail to the card holder with card {card_number} did not arrive: the mail"
+            " server kept turning away the e-mail address we know (for instance because the"
+            " mailbox is full), until we gave up after many tries. We know no postal address,"
+            " so the card holder did not get the message. Could you check the e-mail address"
+            " with the card holder and change it at the cards desk, or add a postal address?",
         ),
     },
     "refund_approved": {
@@ -365,12 +405,12 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
         "nl": (
             "Vrijetijdspas: toestel {device} is stil",
             "Toestel {device} heeft sinds {since:" + _D + " %H:%M} niets meer gestuurd,"
-            " terwijl het meestal elke dag actief is. Staat het aan en heeft het verbinding?",
+            " terwijl het meestal {usual} actief is. Staat het aan en heeft het verbinding?",
         ),
         "en": (
             "Leisure card: device {device} is silent",
             "Device {device} has sent nothing since {since:" + _D + " %H:%M}, while it is"
-            " usually active every day. Is it switched on and connected?",
+            " usually active {usual}. Is it switched on and connected?",
         ),
     },
     "payment_run_ready": {
@@ -716,6 +756,8 @@ def category(value: str, language: Language) -> str:
 WORDINGS: dict[str, str] = {
     "card_never_used": "card_unused",
     "holder_email_refused_no_letter": "holder_email_refused",
+    "holder_email_deferred": "holder_email_refused",
+    "holder_email_deferred_no_letter": "holder_email_refused",
 }
 
 
@@ -800,6 +842,25 @@ MONTHS: dict[Language, tuple[str, ...]] = {
         "December",
     ),
 }
+
+
+WEEKDAYS: dict[Language, tuple[str, ...]] = {
+    "nl": ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"),
+    "en": ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"),
+}
+
+
+def usual_days_words(weekdays: Collection[int], language: Language) -> str:
+    """The days a device usually works (0 = Monday), as the device_silent message says
+    them: "elke dag" / "every day", or "op woensdag en zaterdag" / "on Wednesdays and
+    Saturdays", Monday first. (No weekday at all makes no alarm; said as every day.)"""
+    if len(set(weekdays)) in (0, 7):
+        return "elke dag" if language == "nl" else "every day"
+    names = [WEEKDAYS[language][d] for d in sorted(set(weekdays))]
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1])
+    if len(names) > 1:
+        joined += (" en " if language == "nl" else " and ") + names[-1]
+    return ("op " if language == "nl" else "on ") + joined
 
 
 def period_words(start: date, end: date, language: Language) -> tuple[str, str]:

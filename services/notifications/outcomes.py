@@ -27,6 +27,10 @@ class Outcome:
     # A final refusal of the recipient's address itself (an SMTP 5xx to RCPT TO, or an
     # address that is not one): asking again, or sending anything else there, is pointless.
     address_refused: bool = False
+    # A refusal of the recipient's address for now (an SMTP 4xx to RCPT TO: a full mailbox,
+    # a mailbox unavailable): worth another try, but if that is the answer until we give
+    # up, it is the address that does not work (fallback.py), not our mail relay.
+    address_deferred: bool = False
 
 
 SENT = Outcome(sent=True)
@@ -66,7 +70,7 @@ def smtp_outcome(code: int, message: str, *, to_recipient: bool = False) -> Outc
     `to_recipient`: the server's answer to RCPT TO, i.e. about the address."""
     text = f"SMTP {code}: {message}"
     if not 500 <= code < 600:
-        return transient(text)
+        return replace(transient(text), address_deferred=to_recipient and 400 <= code < 500)
     return address_refused(text) if to_recipient else permanent(text)
 
 

@@ -173,7 +173,7 @@ def _holder(row: asyncpg.Record, private_key: str | None) -> Recipient:
 
 @dataclass(frozen=True)
 class HolderContact:
-    """What we know now of how to reach a card holder whose e-mail failed for good."""
+    """What we know now of how to reach a card holder whose e-mail was given up."""
 
     email: str  # the e-mail address of their current contact details ("" if none)
     letter: Recipient | None  # them by post, whatever channel they chose; None: no address

@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.notifications.signals import device_days_read_back
 from shared.api_auth import OperationsSecret
 from shared.settings import ServiceSettings
 
@@ -39,9 +40,13 @@ class NotificationsSettings(ServiceSettings):
     # Signals.
     unused_after_days: int = 90
     eligibility_warning_days: int = 30
+    # A device is silent when it missed this many hours of the weekdays it usually works
+    # (signals.routine: learnt from the 4 weeks before its last heartbeat); silence on its
+    # usual closed days does not count.
     device_silent_hours: int = 24
-    # A device counts as "usually active" when it was heard on this many of the 7 days
-    # before it went silent: a device used once a month does not raise an alarm.
+    # And only a device heard on at least this many days of those 4 weeks: a device used
+    # once a month has no routine, and raises no alarm. (Before routines were learnt, this
+    # counted the 7 days before the device went silent.)
     device_usual_active_days: int = 3
     # Used when no organisation of kind "finance" is registered.
     finance_email: str | None = None
@@ -61,11 +66,16 @@ class NotificationsSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _device_days_outlive_silence(self) -> NotificationsSettings:
-        # A silent device is judged by its days in the week before it went quiet, and told
-        # device_silent_hours later: those days must still be there.
-        if self.retention_days * 24 <= self.device_silent_hours + 8 * 24:
+        # A silent device is judged by its routine, the 4 weeks of device_days before its
+        # last heartbeat, and told once it missed device_silent_hours of its usual days: for
+        # a device that works one day a week, weeks later. Those days must still be there.
+        needed = device_days_read_back(self.device_silent_hours)
+        if self.retention_days <= needed:
             raise ValueError(
-                "NOTIFICATIONS_RETENTION_DAYS must exceed device_silent_hours + 8 days"
+                f"NOTIFICATIONS_RETENTION_DAYS must exceed {needed} days with"
+                f" device_silent_hours={self.device_silent_hours}: the silent-device check"
+                " reads a device's 4 weeks before it fell silent, up to"
+                " 7 days per 23 silent hours later (signals.device_days_read_back)"
             )
         return self
 

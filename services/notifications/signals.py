@@ -5,10 +5,13 @@ it keeps the budgets and the ledger.)"""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
+from services.notifications.messages import BRUSSELS, local_day
 from shared.checkin_signature import canonical_heartbeat, verify
 from shared.deadletter import DeadLetterReason
 from shared.events.checkins import DeviceHeartbeat
@@ -30,12 +33,101 @@ def ends_soon(eligible_until: date, today: date, warning_days: int) -> bool:
     return today <= eligible_until <= today + timedelta(days=warning_days)
 
 
+# A device's routine is learnt from the days it was heard (device_days: Brussels calendar
+# days) in the four weeks up to its last heartbeat. Four weeks: a month's routine, every
+# weekday seen four times, and short enough to follow a new timetable within weeks.
+ROUTINE_WEEKS = 4
+ROUTINE_DAYS = 7 * ROUTINE_WEEKS
+
+
+@dataclass(frozen=True)
+class Routine:
+    """When a device usually works: the weekdays (0 = Monday, as date.weekday()) and on
+    how many days of its history it was heard at all."""
+
+    weekdays: frozenset[int]
+    days_heard: int
+
+
+def routine(heard: Iterable[date], last_day: date) -> Routine:
+    """The routine of a device heard on the days `heard`, `last_day` being the (Brussels)
+    day of its last heartbeat. Only the ROUTINE_DAYS up to `last_day` count, and within
+    them only the days since the first it was heard (a new device has no past to judge).
+
+    A weekday is usual when the device was heard on at least half of its occurrences: 2 of
+    the last 4 weeks. A one-off opening (an event on a Sunday, 1 of 4) makes no routine,
+    and a usual day survives two closed weeks (a public holiday, the autumn or spring
+    school holidays, a week the device itself was down): three of four would drop the
+    youth club's Wednesday after a fortnight's holiday, and its device failing in the
+    first week back would go unnoticed. A weekday not seen yet (a device younger than a
+    week) counts as usual: until we know better, silence on it is news."""
+    first_day = last_day - timedelta(days=ROUTINE_DAYS - 1)
+    days = {d for d in heard if first_day <= d <= last_day}
+    if not days:
+        return Routine(frozenset(), 0)
+    since = min(days)
+    span = (last_day - since).days + 1
+    usual = set()
+    for weekday in range(7):
+        # Occurrences of the weekday in since..last_day.
+        occurrences = (span - (weekday - since.weekday()) % 7 + 6) // 7
+        heard_on = sum(1 for d in days if d.weekday() == weekday)
+        if 2 * heard_on >= occurrences:
+            usual.add(weekday)
+    return Routine(frozenset(usual), len(days))
+
+
+def usual_silence(
+    last_seen: datetime, now: datetime, weekdays: Collection[int], enough: timedelta | None = None
+) -> timedelta:
+    """How much of the time from `last_seen` to `now` fell on the weekdays `weekdays` of
+    the Brussels calendar: real elapsed time, so a usual day of 23 or 25 hours (the
+    changes to and from summer time) counts 23 or 25 hours. With `enough`, counting may
+    stop once that much is reached."""
+    total = timedelta()
+    if not weekdays:
+        return total
+    start, end = last_seen.astimezone(UTC), now.astimezone(UTC)
+    day = local_day(start)
+    while True:
+        opens = _utc_midnight(day)
+        if opens >= end:
+            return total
+        if day.weekday() in weekdays:
+            closes = _utc_midnight(day + timedelta(days=1))
+            total += max(timedelta(), min(end, closes) - max(start, opens))
+            if enough is not None and total >= enough:
+                return total
+        day += timedelta(days=1)
+
+
+def _utc_midnight(day: date) -> datetime:
+    """The moment a Brussels calendar day begins, in UTC: aware datetimes sharing one
+    tzinfo subtract by wall clock, which would make every day 24 hours long."""
+    return datetime.combine(day, time(), BRUSSELS).astimezone(UTC)
+
+
 def is_silent(
-    last_seen: datetime, now: datetime, silent_hours: int, active_days_before: int, usual_days: int
+    last_seen: datetime, now: datetime, silent_hours: int, usual: Routine, usual_days: int
 ) -> bool:
-    """Silent for `silent_hours` while it was heard on at least `usual_days` of the week
-    before: an alarm for a device that stopped, not for one that is rarely used."""
-    return now - last_seen >= timedelta(hours=silent_hours) and active_days_before >= usual_days
+    """Silent for `silent_hours` of the days it usually works, while it was heard on at
+    least `usual_days` days of its history: an alarm for a device that stopped, not for one
+    that is rarely used, nor for one switched off on its usual closed days (a pool's till
+    on Sunday, a youth club's on every day but Wednesday and Saturday)."""
+    if usual.days_heard < usual_days or not usual.weekdays:
+        return False
+    enough = timedelta(hours=silent_hours)
+    return usual_silence(last_seen, now, usual.weekdays, enough) >= enough
+
+
+def device_days_read_back(silent_hours: int) -> int:
+    """How many days before the moment of its alarm the silent-device check may still read
+    a device's device_days: its routine's ROUTINE_DAYS, and the longest it can take to miss
+    `silent_hours` of its usual days. A device with one usual weekday misses at least 23
+    hours (a day at the change to summer time) a week, so it is told at the latest
+    7·⌈silent_hours / 23⌉ days after its last heartbeat's day; one more for the day
+    boundaries."""
+    return ROUTINE_DAYS + 7 * math.ceil(silent_hours / 23) + 1
 
 
 @dataclass(frozen=True)

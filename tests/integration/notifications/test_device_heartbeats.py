@@ -5,8 +5,10 @@ dead-lettered with the reason claims gives a check-in, and changes nothing."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -220,3 +222,79 @@ async def test_silence_is_judged_by_when_we_heard_the_device_not_by_its_clock(
     await receive(feed, later, beat(slow, later - timedelta(hours=30)))
     assert (await jobs.run("silent-devices", later))["notifications"] == 1
     assert (await jobs.run("silent-devices", later + timedelta(hours=1)))["notifications"] == 0
+
+
+async def test_a_device_is_silent_when_it_misses_its_usual_days_not_its_closed_days(
+    feed: Feed, jobs: Jobs, pool: asyncpg.Pool
+) -> None:
+    """Four weeks of heartbeats up to the weekend summer time began (29/03/2026): a device
+    that works every day, one that works Monday to Friday and a youth club's that works on
+    Wednesday and Saturday. Each is reported when it missed a day of its own usual time."""
+    brussels = ZoneInfo("Europe/Brussels")
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 3, day, hour, minute, tzinfo=brussels).astimezone(UTC)
+
+    daily, office, club = new_device(), new_device(), new_device()
+    office.provider_id = club.provider_id = daily.provider_id
+    first = at(1, 8)
+    await receive(
+        feed,
+        first,
+        provider(daily),
+        *(registered(d).model_copy(update={"registered_at": first}) for d in (daily, office, club)),
+    )
+    heartbeats = []
+    for day in range(2, 29):  # Monday 2 March to Saturday 28 March
+        weekday = date(2026, 3, day).weekday()
+        for hour in (9, 17):
+            heartbeats.append((at(day, hour), daily))
+            if weekday < 5:
+                heartbeats.append((at(day, hour, 1), office))
+        if weekday in (2, 5):
+            heartbeats.append((at(day, 22), club))
+    for moment, device in sorted(heartbeats, key=lambda h: h[0]):
+        if device is daily and moment > at(27, 17):
+            continue  # every device falls silent: this one on Friday at 17:00…
+        if device is office and moment > at(27, 17, 1):
+            continue  # …this one too (and so misses Monday)
+        await receive(feed, moment, beat(device, moment))
+    assert await dead_letters(pool) == {}
+
+    async def told(moment: datetime) -> list[str]:
+        before = await pool.fetchval("SELECT count(*) FROM deliveries")
+        await jobs.run("silent-devices", moment)
+        rows = await pool.fetch(
+            "SELECT payload->>'device_id' AS device FROM deliveries ORDER BY created_at OFFSET $1",
+            before,
+        )
+        names = {str(daily.device_id): "daily", str(office.device_id): "office"}
+        return [names.get(r["device"], "club") for r in rows]
+
+    assert await told(at(28, 16, 59)) == []
+    assert await told(at(28, 17)) == ["daily"]  # a day of silence on a usual day
+    # The weekend is the office's and the club's usual time off: silence there is not news.
+    assert await told(at(29, 23)) == []
+    assert await told(at(30, 17, 0)) == []  # Friday 17:01 to 24:00 and Monday to 17:00…
+    assert await told(at(30, 17, 1)) == ["office"]  # …make 24 hours of its usual days.
+    assert await told(datetime(2026, 4, 1, 21, 59, tzinfo=brussels)) == []
+    assert await told(datetime(2026, 4, 1, 22, tzinfo=brussels)) == ["club"]  # its Wednesday
+    assert await told(datetime(2026, 4, 4, 22, tzinfo=brussels)) == []  # once
+
+    rows = {
+        r["device"]: r
+        for r in await pool.fetch(
+            "SELECT payload->>'device_id' AS device, body, payload->'usual_weekdays' AS days"
+            " FROM deliveries WHERE kind = 'device_silent'"
+        )
+    }
+    office_row, club_row = rows[str(office.device_id)], rows[str(club.device_id)]
+    assert (
+        f"Toestel {str(office.device_id)[:8]} heeft sinds 27/03/2026 17:01 niets meer"
+        " gestuurd, terwijl het meestal op maandag, dinsdag, woensdag, donderdag en vrijdag"
+        " actief is." in office_row["body"]
+    )
+    assert "sinds 28/03/2026 22:00" in club_row["body"]
+    assert "meestal op woensdag en zaterdag actief" in club_row["body"]
+    assert "meestal elke dag actief" in rows[str(daily.device_id)]["body"]
+    assert json.loads(club_row["days"]) == ["wednesday", "saturday"]

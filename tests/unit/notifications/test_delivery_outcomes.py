@@ -62,3 +62,16 @@ def test_an_address_cut_by_the_length_limit_is_still_masked(make: object) -> Non
 
 def test_urls_are_masked_whatever_their_case() -> None:
     assert without_addresses("POST HTTPS://p.example/h?token=abc failed") == "POST <url> failed"
+
+
+def test_a_recipient_put_off_is_the_address_for_now_a_message_put_off_is_not() -> None:
+    """A 4xx to RCPT TO (a full mailbox) is about the address, retried; if it is still the
+    answer when the e-mail is given up, the referrer hears that the address does not work.
+    A 4xx to the message, or a relay that does not answer, says nothing about the address."""
+    full = smtp_outcome(452, "4.2.2 mailbox full", to_recipient=True)
+    assert (full.sent, full.permanent, full.address_deferred) == (False, False, True)
+    assert not full.address_refused
+    assert not smtp_outcome(451, "4.7.1 greylisted").address_deferred
+    assert not transient("SMTP server unreachable").address_deferred
+    refused = smtp_outcome(550, "5.1.1 unknown", to_recipient=True)
+    assert refused.address_refused and not refused.address_deferred

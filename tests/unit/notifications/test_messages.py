@@ -21,6 +21,7 @@ from services.notifications.messages import (
     provider_statement,
     rejection_reason,
     render,
+    usual_days_words,
 )
 from shared.events.claims import RejectionReason
 
@@ -185,8 +186,41 @@ def test_provider_messages_hold_no_names_or_target_groups() -> None:
         "Sportdienst",
         device="0192ab34",
         since=datetime(2026, 11, 26, 18, 5),
+        usual=usual_days_words(range(7), "nl"),
     )
     assert "Toestel 0192ab34 heeft sinds 26/11/2026 18:05 niets meer gestuurd" in silent.body
+    assert "terwijl het meestal elke dag actief is." in silent.body
+
+
+def test_a_silent_device_is_said_to_work_on_its_usual_days() -> None:
+    """A device with a routine is told silent on the days it usually works, said so."""
+    club = render(
+        "device_silent",
+        "nl",
+        "Jeugdhuis",
+        device="0192ab34",
+        since=datetime(2026, 11, 28, 22, 10),
+        usual=usual_days_words({5, 2}, "nl"),
+    )
+    assert (
+        "Toestel 0192ab34 heeft sinds 28/11/2026 22:10 niets meer gestuurd, terwijl het"
+        " meestal op woensdag en zaterdag actief is." in club.body
+    )
+    pool = render(
+        "device_silent",
+        "en",
+        "Swimming pool",
+        device="0192ab34",
+        since=datetime(2026, 11, 28, 21, 0),
+        usual=usual_days_words(range(6), "en"),
+    )
+    assert (
+        "while it is usually active on Mondays, Tuesdays, Wednesdays, Thursdays, Fridays and"
+        " Saturdays." in pool.body
+    )
+    assert usual_days_words([6], "nl") == "op zondag"
+    assert usual_days_words([0, 0, 6], "en") == "on Mondays and Sundays"
+    assert usual_days_words(range(7), "en") == "every day"
 
 
 def test_finance_messages() -> None:
@@ -380,5 +414,17 @@ def test_holder_email_refused_names_the_card_not_the_address() -> None:
     assert by_letter.body.startswith("Beste OCMW Heist,")
     assert "per brief verstuurd" in by_letter.body and "@" not in by_letter.body
     no_letter = render("holder_email_refused_no_letter", "en", None, card_number="1")
+    assert "We know no postal address" in no_letter.body
+    assert no_letter.body.startswith("Dear colleagues,")
+
+
+def test_an_address_put_off_until_we_gave_up_is_told_as_such() -> None:
+    """The same notice (kind, subject) when the mail server kept putting the address off."""
+    by_letter = render("holder_email_deferred", "nl", "OCMW Heist", card_number="1234567890128")
+    assert by_letter.subject == "Vrijetijdspas: e-mailadres van kaart 1234567890128 werkt niet"
+    assert "wees het e-mailadres dat we kennen telkens opnieuw af" in by_letter.body
+    assert "per brief verstuurd" in by_letter.body and "weigert" not in by_letter.body
+    no_letter = render("holder_email_deferred_no_letter", "en", None, card_number="1")
+    assert "kept turning away the e-mail address we know" in no_letter.body
     assert "We know no postal address" in no_letter.body
     assert no_letter.body.startswith("Dear colleagues,")

@@ -10,6 +10,7 @@ from standardwebhooks import Webhook
 from services.notifications.outcomes import http_outcome, smtp_outcome, without_addresses
 from services.notifications.schedule import due_jobs
 from services.notifications.signals import (
+    Routine,
     is_silent,
     notification_key,
     previous_month,
@@ -28,10 +29,12 @@ def test_backoff_grows_exponentially_and_is_capped(attempt: int) -> None:
 
 
 def test_silence_needs_a_usually_active_device() -> None:
+    # (Routines, and silence on usual closed days: test_device_routine.py.)
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    assert is_silent(now - timedelta(hours=25), now, 24, active_days_before=5, usual_days=3)
-    assert not is_silent(now - timedelta(hours=25), now, 24, active_days_before=1, usual_days=3)
-    assert not is_silent(now - timedelta(hours=2), now, 24, active_days_before=7, usual_days=3)
+    every_day = frozenset(range(7))
+    assert is_silent(now - timedelta(hours=25), now, 24, Routine(every_day, 5), usual_days=3)
+    assert not is_silent(now - timedelta(hours=25), now, 24, Routine(every_day, 1), usual_days=3)
+    assert not is_silent(now - timedelta(hours=2), now, 24, Routine(every_day, 7), usual_days=3)
 
 
 def test_http_and_smtp_outcomes() -> None:
