@@ -75,7 +75,7 @@ def build_app(
             assert ledger_claims is not None
             known_cards = await conn.fetchval("SELECT count(*) FROM cards")
             known_devices = await conn.fetchval("SELECT count(*) FROM devices")
-            parked = await conn.fetchval("SELECT count(*) FROM parked_checkins")
+            parked = await parking.readiness_figures(conn)
         return {
             "outcomes": [dict(r) for r in outcomes],
             "unauthenticated": [dict(r) for r in unauth],
@@ -96,13 +96,16 @@ def build_app(
             "ledger_transfers": transfers,
             "known_cards": known_cards,
             "known_devices": known_devices,
-            "checkins_parked": parked,
+            # Waiting for a device or a key, and apart for a card (parking.py).
+            "checkins_parked": parked["checkins_parked"],
+            "checkins_awaiting_card": parked["checkins_awaiting_card"],
         }
 
     @api.get("/checkins/parked")
     async def parked_checkins() -> dict[str, Any]:
-        """Check-ins waiting for their device's registration (services/claims/parking.py):
-        how many, since when, and per device (the 100 waiting longest)."""
+        """Check-ins waiting for their device's registration or key, or for their card's
+        (services/claims/parking.py): how many, since when, and per device (the 100
+        waiting longest; no card numbers)."""
         async with pool_ref().acquire() as conn:
             return await parking.parked_figures(conn)
 
@@ -183,7 +186,7 @@ def build_app(
         `not_authenticated` with the reason and every message under this id that was
         refused (a genuine one that comes later is still judged: a forgery cannot take its
         id). A 404 says why there is none yet: waiting for its device's registration or
-        key (parking.py) and since when, or not come (or not judged) yet."""
+        key, or its card's (parking.py), and since when, or not come (or not judged) yet."""
         async with (
             pool_ref().acquire() as conn,
             # One snapshot: a check-in released and judged between two reads is never

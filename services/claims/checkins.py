@@ -132,7 +132,7 @@ SELECT
                 AND outcome <> 'rejected' AND reversed_at IS NULL
               OFFSET 0  -- keeps the planner from flattening this back into a join
           ) AS c) AS visits,
-    ARRAY(SELECT ROW(record_key, arrived_at) FROM released_checkins
+    ARRAY(SELECT ROW(record_key, arrived_at, wait_over) FROM released_checkins
           WHERE record_key = ANY($11::uuid[])) AS released
 """
 
@@ -155,6 +155,8 @@ class _Context:
     visits: dict[uuid.UUID, list[Visit]] = field(default_factory=dict)
     # The batch's copies of parked check-ins: when their originals reached us, by copy key.
     released: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    # The copy keys of those whose wait is over (a card that never came): not parked again.
+    wait_over: set[uuid.UUID] = field(default_factory=set)
 
 
 @dataclass
@@ -167,8 +169,9 @@ class _Writes:
     transfers: list[ledger.Transfer] = field(default_factory=list)
     events: list[tuple[Envelope, EventPayload]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    # Each with when it reached us.
+    # Each with when it reached us: waiting for its device or key, or for its card.
     parked: list[tuple[Incoming[CheckInRecorded], datetime]] = field(default_factory=list)
+    awaiting_card: list[tuple[Incoming[CheckInRecorded], datetime]] = field(default_factory=list)
     released: list[uuid.UUID] = field(default_factory=list)  # copy keys read, now used
 
     def spend(self, key: tuple[uuid.UUID, int], cents: int, limit: int) -> None:
@@ -261,7 +264,8 @@ class CheckInHandler:
             seen_nonces={(d, n) for d, n in facts["nonces"]},
             cancelled=_by_checkin(facts["cancelled"]),
             used={(h, period): int(used) for h, period, used in facts["budgets"]},
-            released=dict(facts["released"]),
+            released={key: arrived_at for key, arrived_at, _ in facts["released"]},
+            wait_over={key for key, _, over in facts["released"] if over},
         )
         for holder_id, *grant in facts["grants"]:
             ctx.grants.setdefault(holder_id, []).append(Grant(*grant))
@@ -329,10 +333,20 @@ class CheckInHandler:
                 checkin_id=c.checkin_id,
             )
             return
+        card_row = ctx.cards.get(c.card_number)
+        if card_row is None and self._waits_for_card(incoming, ctx, received_at):
+            # Its CardIssued may still be on its way (parking.py). No card number in the
+            # log: the check-in's id leads to it.
+            w.awaiting_card.append((incoming, received_at))
+            log.warning(
+                "check-in parked: card not known yet",
+                checkin_id=c.checkin_id,
+                device_id=c.device_id,
+            )
+            return
         ctx.seen_nonces.add((c.device_id, c.nonce))
         w.nonces.append((c.device_id, c.nonce, c.checkin_id))
         ctx.decided.add(c.checkin_id)
-        card_row = ctx.cards.get(c.card_number)
         card = (
             _card_at(card_row, ctx.history, ctx.grants, c.occurred_at)
             if card_row is not None
@@ -348,6 +362,20 @@ class CheckInHandler:
         if decision is None:
             decision = self._price(c, card, ctx)
         self._record(incoming, card, decision, ctx, w, now)
+
+    def _waits_for_card(
+        self, incoming: Incoming[Any], ctx: _Context, received_at: datetime
+    ) -> bool:
+        """Whether an authenticated check-in with a card claims does not know waits for the
+        card: unless its wait is over (it waited as long as a check-in may: `unknown_card`
+        now), or its outcome does not depend on the card — its own provider cancelled it,
+        or it is in the future or out of its window — and it is judged at once as before."""
+        c: CheckInRecorded = incoming.payload
+        if ctx.wait_over and parking.copy_key(incoming) in ctx.wait_over:
+            return False
+        if c.provider_id in ctx.cancelled.get(c.checkin_id, {}):
+            return False
+        return check_timing(self.policy, c.occurred_at, received_at) is None
 
     @staticmethod
     def _cancelled_before(c: CheckInRecorded, ctx: _Context, w: _Writes) -> Decision | None:
@@ -571,8 +599,9 @@ async def _store(conn: DbConnection, w: _Writes) -> None:
         )
     await ledger.post(conn, w.transfers)
     await enqueue_events(conn, w.events)
-    if w.parked:
-        await parking.park(conn, w.parked)  # last: it takes a lock (parking.py)
+    if w.parked or w.awaiting_card:
+        # Last: it takes a lock (parking.py).
+        await parking.park(conn, w.parked, w.awaiting_card)
 
 
 def _by_checkin(rows: Iterable[Any]) -> dict[uuid.UUID, dict[uuid.UUID, str]]:

@@ -1,6 +1,9 @@
 """Check-ins from a device that claims does not know yet wait here until it does; so do
 check-ins signed with a key of the device it has not heard of yet (a rotation: the device
-signs with its new key at once, and says so in `key_id`), until that key's registration.
+signs with its new key at once, and says so in `key_id`), until that key's registration,
+and check-ins with a card claims does not know yet, until the card's CardIssued. One table,
+one mechanism: each row says what it waits for (`awaiting_card`, the card number; else
+`awaiting_key_id`, the key of its device, 0 for any).
 
 A device's DeviceRegistered (cards.device-registered.v1, read by the card-projection
 consumer) and its first check-ins (checkins.checkin-recorded.v1, read by the check-in
@@ -13,6 +16,25 @@ or with a bad signature: those are judged as before) is parked in its batch's tr
 as it came — no claim, no nonce used, no dead letter — and put back on the check-in topic
 through the outbox in the transaction that applies its device's DeviceRegistered. It is
 then judged like any other check-in, by the same handler.
+
+A card comes the same way: CardIssued (cards.card-issued.v1) is applied by the card-
+projection consumer, so after an outage of claims, or when a holder uses a brand-new card
+at once, a check-in can be judged before claims has its card. Rejected as `unknown_card`,
+the holder lost the refund for good, as above. So a check-in that authenticated (device
+known, signature valid, nonce not used) but whose card number claims has no card for is
+parked too — unless its outcome does not depend on the card: one its provider cancelled
+before it came, or one `in_the_future` or `out_of_window`, is judged at once as before —
+and put back in the transaction that applies its card's CardIssued. The lookup costs
+nothing more: the batch reads its cards anyway, and only a batch that parks comes here.
+A card that never comes is a mistyped or forged number: after the same wait as a device
+(`expire`), the check-in is put back all the same, marked as no longer waiting
+(`wait_over` in `released_checkins`), and the handler judges it as it did before there was
+any waiting: `unknown_card` (a ClaimRejected; no dead letter: it authenticated), or
+`checkin_cancelled` if its provider cancelled it meanwhile. They are counted apart from
+those waiting for a device (`checkins_awaiting_card`): most are mistyped numbers, nothing
+for an operator to see to, and `vtp status` warns only of the others. Card numbers stay out
+of the logs and of what the API says: a check-in is named by its id and its device, a card
+by its card_id once claims knows it.
 
 The copy has a new event id derived from the original's (`copy_id`); the original's inbox
 row stays. Deleting that row and sending the original id again would work too, but it
@@ -36,13 +58,14 @@ does not name itself a copy (`causation_id` whose `copy_id` is its `ce_id`) is n
 for, and the lookup rides on the batch's read of its facts: no round trip of its own.
 
 The check-in batch and the projection batch may run at once: the batch reads "no such
-device", the projection inserts the device and releases what is parked (nothing yet), the
-batch parks — and nobody would release that row. Both therefore take one advisory lock
-before they look again: parking re-reads the devices and sends at once those whose device
-has come meanwhile; releasing runs after the parking committed and sees its rows. Both
-take it last in their transaction (after the holder locks of the batch, and in the
-projection after every event of its batch), so it adds no lock cycle. It is taken only
-when a batch parks or applies a DeviceRegistered: never on the hot path.
+device" (or card), the projection inserts the device (or card) and releases what is parked
+(nothing yet), the batch parks — and nobody would release that row. Both therefore take
+one advisory lock before they look again: parking re-reads the devices and cards and sends
+at once those whose device or card has come meanwhile; releasing runs after the parking
+committed and sees its rows. Both take it last in their transaction (after the holder
+locks of the batch, and in the projection after every event of its batch), so it adds no
+lock cycle. It is taken only when a check-in batch parks or a projection batch applies a
+DeviceRegistered or CardIssued: never on the check-in hot path.
 """
 
 from __future__ import annotations
@@ -74,47 +97,61 @@ _COPY_NAMESPACE = uuid.UUID("b3d6a61f-1303-4f03-8537-dcd6b0b6acaf")
 # Two-key form (its own key space, apart from the one-key locks of migrations and payment
 # runs): the first key names this lock.
 _LOCK = "SELECT pg_advisory_xact_lock(7227100, 1)"
-_KNOWN_KEYS = "SELECT device_id, key_id FROM devices WHERE device_id = ANY($1::uuid[])"
+# What the batch waits for, read again under the lock: its devices' keys, and its cards.
+_KNOWN = """
+SELECT ARRAY(SELECT ROW(device_id, key_id) FROM devices
+             WHERE device_id = ANY($1::uuid[])) AS keys,
+       ARRAY(SELECT card_number FROM cards WHERE card_number = ANY($2::text[])) AS cards
+"""
 _PARK = """
 INSERT INTO parked_checkins (event_id, checkin_id, device_id, correlation_id, key, headers,
                              payload, source_topic, source_partition, source_offset,
-                             awaiting_key_id, arrived_at)
+                             awaiting_key_id, arrived_at, awaiting_card)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[], $6::bytea[],
                      $7::bytea[], $8::text[], $9::int[], $10::bigint[], $11::int[],
-                     $12::timestamptz[])
+                     $12::timestamptz[], $13::text[])
 ON CONFLICT (event_id) DO NOTHING
 """
 # What the devices' keys now let go: the device is known, with the key awaited or a later.
 _RELEASE = """
 DELETE FROM parked_checkins p USING devices d
-WHERE p.device_id = ANY($1::uuid[]) AND d.device_id = p.device_id
+WHERE p.device_id = ANY($1::uuid[]) AND p.awaiting_card IS NULL AND d.device_id = p.device_id
   AND d.key_id >= p.awaiting_key_id
 RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
-          p.parked_at, p.arrived_at
+          p.parked_at, p.arrived_at, NULL::uuid AS card_id
 """
-# A copy's inbox key and when its original reached us: read by the check-in handler.
+# What the cards now let go (with their card_id, which names them in the log).
+_RELEASE_CARDS = """
+DELETE FROM parked_checkins p USING cards c
+WHERE p.awaiting_card = ANY($1::text[]) AND c.card_number = p.awaiting_card
+RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
+          p.parked_at, p.arrived_at, c.card_id
+"""
+# A copy's inbox key and when its original reached us, and whether its wait is over (a card
+# that never came): read by the check-in handler.
 _REMEMBER = """
-INSERT INTO released_checkins (record_key, arrived_at)
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+INSERT INTO released_checkins (record_key, arrived_at, wait_over)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[])
 ON CONFLICT (record_key) DO NOTHING
 """
 # Copies judged (the handler deletes their rows) or never delivered: not kept longer than a
 # parked check-in is.
 _FORGET = "DELETE FROM released_checkins WHERE released_at < now() - $1::interval"
 _REPLACED_HEADERS = frozenset({"ce_id", "causation_id"})
-# $1: how long a check-in waits for a device claims never heard of; $2: for a key of a
-# device it knows (a rotation's registration comes within seconds when all is well).
+# $1: how long a check-in waits for a device or a card claims never heard of; $2: for a
+# key of a device it knows (a rotation's registration comes within seconds when all is
+# well).
 _EXPIRE = """
 WITH due AS (
     SELECT p.event_id, d.key_id AS known_key_id FROM parked_checkins p
     LEFT JOIN devices d ON d.device_id = p.device_id
-    WHERE p.parked_at < now() - CASE WHEN d.device_id IS NULL THEN $1::interval
-                                     ELSE $2::interval END
+    WHERE p.parked_at < now() - CASE WHEN d.device_id IS NULL OR p.awaiting_card IS NOT NULL
+                                     THEN $1::interval ELSE $2::interval END
 )
 DELETE FROM parked_checkins p USING due WHERE p.event_id = due.event_id
 RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
           p.source_topic, p.source_partition, p.source_offset, p.parked_at, p.awaiting_key_id,
-          due.known_key_id
+          due.known_key_id, p.arrived_at, p.awaiting_card IS NOT NULL AS for_card
 """
 # Expired, they are refused as the handler refuses a check-in it cannot authenticate: kept
 # with the reason, so `GET /claims/by-checkin` answers for them, and counted in `/stats`.
@@ -125,7 +162,8 @@ ON CONFLICT DO NOTHING
 """
 # The rows of one check-in still waiting, with the key its device has (null: none yet).
 _WAITING = """
-SELECT p.device_id, p.awaiting_key_id, p.parked_at, d.key_id AS known_key_id
+SELECT p.device_id, p.awaiting_key_id, p.parked_at, d.key_id AS known_key_id,
+       p.awaiting_card IS NOT NULL AS for_card
 FROM parked_checkins p LEFT JOIN devices d ON d.device_id = p.device_id
 WHERE p.checkin_id = $1 ORDER BY p.parked_at
 """
@@ -169,9 +207,12 @@ class _Parked:
     source: tuple[str, int, int]
     awaiting_key_id: int  # the key it says signed it; 0: any key of its device
     arrived_at: datetime  # when it reached us (the original, for a copy parked again)
+    awaiting_card: str | None = None  # its card number, if it waits for its card
 
     @classmethod
-    def of(cls, incoming: Incoming[CheckInRecorded], arrived_at: datetime) -> _Parked:
+    def of(
+        cls, incoming: Incoming[CheckInRecorded], arrived_at: datetime, for_card: bool = False
+    ) -> _Parked:
         c, src = incoming.payload, incoming.source
         return cls(
             incoming.envelope.id,
@@ -182,27 +223,39 @@ class _Parked:
             [(k, v) for k, v in src.headers if v is not None],
             src.value or b"",
             (src.topic, src.partition, src.offset),
-            c.key_id or 0,
+            0 if for_card else c.key_id or 0,  # waiting for its card, its device is known
             arrived_at,
+            c.card_number if for_card else None,
         )
 
 
 async def park(
-    conn: DbConnection, checkins: Sequence[tuple[Incoming[CheckInRecorded], datetime]]
+    conn: DbConnection,
+    checkins: Sequence[tuple[Incoming[CheckInRecorded], datetime]],
+    for_card: Sequence[tuple[Incoming[CheckInRecorded], datetime]] = (),
 ) -> None:
     """Inside the batch's transaction, after its other writes: park these check-ins (each
-    with when it reached us), or put those whose device has come since the batch read the
-    devices straight back."""
-    if not checkins:
+    with when it reached us) until their device or key comes, and those `for_card` until
+    their card comes; or put those whose device, key or card has come since the batch read
+    them straight back."""
+    if not checkins and not for_card:
         return
-    parked = [_Parked.of(i, arrived_at) for i, arrived_at in checkins]
+    parked = [_Parked.of(i, arrived_at) for i, arrived_at in checkins] + [
+        _Parked.of(i, arrived_at, for_card=True) for i, arrived_at in for_card
+    ]
     await conn.execute(_LOCK)
-    keys = {
-        r["device_id"]: r["key_id"]
-        for r in await conn.fetch(_KNOWN_KEYS, list({p.device_id for p in parked}))
-    }
+    known = await conn.fetchrow(
+        _KNOWN,
+        list({p.device_id for p in parked if p.awaiting_card is None}),
+        list({p.awaiting_card for p in parked if p.awaiting_card is not None}),
+    )
+    assert known is not None  # a SELECT without FROM always returns its one row
+    keys = dict(known["keys"])
+    cards = set(known["cards"])
 
     def ready(p: _Parked) -> bool:
+        if p.awaiting_card is not None:
+            return p.awaiting_card in cards
         return p.device_id in keys and keys[p.device_id] >= p.awaiting_key_id
 
     waiting = [p for p in parked if not ready(p)]
@@ -221,6 +274,7 @@ async def park(
             [p.source[2] for p in waiting],
             [p.awaiting_key_id for p in waiting],
             [p.arrived_at for p in waiting],
+            [p.awaiting_card for p in waiting],
         )
     arrived = [p for p in parked if ready(p)]
     copies = [_copy(p.event_id, p.key, p.headers, p.payload) for p in arrived]
@@ -229,20 +283,30 @@ async def park(
     for p in arrived:
         with log_context(correlation_id=p.correlation_id):
             log.info(
-                "parked check-in released: device or key now known",
+                "parked check-in released: "
+                + ("card now known" if p.awaiting_card else "device or key now known"),
                 checkin_id=p.checkin_id,
                 device_id=p.device_id,
                 event_id=copy_id(p.event_id),
             )
 
 
-async def release(conn: DbConnection, device_ids: Collection[uuid.UUID]) -> int:
-    """Inside the transaction that applied these devices' DeviceRegistered, after the rest of
-    its batch: put their parked check-ins back on the check-in topic. Returns how many."""
-    if not device_ids:
+async def release(
+    conn: DbConnection,
+    device_ids: Collection[uuid.UUID],
+    card_numbers: Collection[str] = (),
+) -> int:
+    """Inside the transaction that applied these devices' DeviceRegistered and these cards'
+    CardIssued, after the rest of its batch: put the check-ins parked for them back on the
+    check-in topic. Returns how many."""
+    if not device_ids and not card_numbers:
         return 0
     await conn.execute(_LOCK)
-    rows = await conn.fetch(_RELEASE, list(set(device_ids)))
+    rows: list[asyncpg.Record] = []
+    if device_ids:
+        rows += await conn.fetch(_RELEASE, list(set(device_ids)))
+    if card_numbers:
+        rows += await conn.fetch(_RELEASE_CARDS, list(set(card_numbers)))
     copies = [
         _copy(
             r["event_id"],
@@ -256,11 +320,14 @@ async def release(conn: DbConnection, device_ids: Collection[uuid.UUID]) -> int:
     await enqueue(conn, copies)
     now = datetime.now(UTC)
     for r in rows:
+        card = {"card_id": r["card_id"]} if r["card_id"] is not None else {}
         with log_context(correlation_id=r["correlation_id"]):
             log.info(
-                "parked check-in released: device or key now known",
+                "parked check-in released: "
+                + ("card now known" if card else "device or key now known"),
                 checkin_id=r["checkin_id"],
                 device_id=r["device_id"],
+                **card,
                 event_id=copy_id(r["event_id"]),
                 parked_s=round((now - r["parked_at"]).total_seconds(), 1),
                 arrived_at=r["arrived_at"].isoformat(),
@@ -269,14 +336,19 @@ async def release(conn: DbConnection, device_ids: Collection[uuid.UUID]) -> int:
 
 
 async def _remember(
-    conn: DbConnection, copies: Sequence[OutgoingRecord], arrived_at: Sequence[datetime]
+    conn: DbConnection,
+    copies: Sequence[OutgoingRecord],
+    arrived_at: Sequence[datetime],
+    wait_over: bool = False,
 ) -> None:
-    """Keeps when each copy's original reached us, under the copy's inbox key (copy_key)."""
+    """Keeps when each copy's original reached us, under the copy's inbox key (copy_key),
+    and whether its wait is over (its card never came: it is judged without it)."""
     if copies:
         await conn.execute(
             _REMEMBER,
             [inbox_key(uuid.UUID(c.event_id), c.payload) for c in copies],
             list(arrived_at),
+            [wait_over] * len(copies),
         )
 
 
@@ -296,28 +368,53 @@ def _copy(event_id: uuid.UUID, key: bytes, headers: Headers, payload: bytes) -> 
     )
 
 
+# Those waiting for a device or a key (something an operator can see to), and apart those
+# waiting for a card (mostly mistyped or forged numbers: nothing to see to, unless the card
+# projection is stuck, which `consumers_stalled` says).
+_FIGURES = """
+SELECT count(*) FILTER (WHERE awaiting_card IS NULL) AS n,
+       extract(epoch FROM now() - min(parked_at) FILTER (WHERE awaiting_card IS NULL))
+           AS oldest_s,
+       count(DISTINCT checkin_id) FILTER (WHERE awaiting_card IS NOT NULL) AS cards,
+       extract(epoch FROM now() - min(parked_at) FILTER (WHERE awaiting_card IS NOT NULL))
+           AS cards_oldest_s
+FROM parked_checkins
+"""
+
+
 async def readiness_figures(conn: DbConnection) -> dict[str, Any]:
     """How many wait and the oldest since when: in `GET /health/ready` (so `vtp status` sees
-    them) and at the head of `GET /checkins/parked`."""
-    row = await conn.fetchrow(
-        "SELECT count(*) AS n, extract(epoch FROM now() - min(parked_at)) AS oldest_s"
-        " FROM parked_checkins"
-    )
+    them) and at the head of `GET /checkins/parked`. `checkins_parked` counts those waiting
+    for a device or a key, `checkins_awaiting_card` those waiting for a card."""
+    row = await conn.fetchrow(_FIGURES)
     assert row is not None  # an aggregate always returns its one row
-    oldest = row["oldest_s"]
+
+    def seconds(value: Any) -> float | None:
+        return None if value is None else round(float(value), 1)
+
     return {
         "checkins_parked": row["n"],
-        "checkins_parked_oldest_s": None if oldest is None else round(float(oldest), 1),
+        "checkins_parked_oldest_s": seconds(row["oldest_s"]),
+        "checkins_awaiting_card": row["cards"],
+        "checkins_awaiting_card_oldest_s": seconds(row["cards_oldest_s"]),
     }
 
 
 async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[str, Any]:
-    """What waits for its device, per device (the longest waiting first): for operators
+    """What waits for its device, per device (the longest waiting first), and what waits
+    for its card, per device that scanned it (no card numbers): for operators
     (GET /checkins/parked)."""
     devices = await conn.fetch(
         "SELECT device_id, count(*) AS checkins, min(parked_at) AS first_parked_at,"
         " max(awaiting_key_id) AS awaiting_key_id"
-        " FROM parked_checkins GROUP BY device_id ORDER BY min(parked_at) LIMIT $1",
+        " FROM parked_checkins WHERE awaiting_card IS NULL"
+        " GROUP BY device_id ORDER BY min(parked_at) LIMIT $1",
+        devices_shown,
+    )
+    for_cards = await conn.fetch(
+        "SELECT device_id, count(*) AS checkins, min(parked_at) AS first_parked_at"
+        " FROM parked_checkins WHERE awaiting_card IS NOT NULL"
+        " GROUP BY device_id ORDER BY min(parked_at) LIMIT $1",
         devices_shown,
     )
     return {
@@ -332,6 +429,14 @@ async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[s
             }
             for d in devices
         ],
+        "awaiting_card": [
+            {
+                "device_id": str(d["device_id"]),
+                "checkins": d["checkins"],
+                "first_parked_at": d["first_parked_at"].isoformat(),
+            }
+            for d in for_cards
+        ],
     }
 
 
@@ -342,10 +447,16 @@ async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta 
     `out_of_window`); and those parked longer than `key_wait` for a key of a device it knows
     (`bad_signature`: a key that was never registered signed them). The table stays bounded,
     and an operator sees them in `vtp deadletters list` and `vtp status`; they are kept as
-    refused, as the handler keeps a check-in it cannot authenticate. The arrivals of
-    copies released as long ago go too."""
+    refused, as the handler keeps a check-in it cannot authenticate. Those parked longer
+    than `older_than` for a card claims never heard of authenticated: they are put back
+    with their wait over, and the handler rejects them as `unknown_card`, as it did before
+    anything waited for a card. The arrivals of copies released as long ago go too.
+    Returns how many expired."""
     await conn.execute(_FORGET, older_than)
-    rows = await conn.fetch(_EXPIRE, older_than, key_wait)
+    expired = await conn.fetch(_EXPIRE, older_than, key_wait)
+    cards = [r for r in expired if r["for_card"]]
+    await _judge_without_card(conn, cards)
+    rows = [r for r in expired if not r["for_card"]]
     letters = [
         DeadLetter(
             SourceRecord(
@@ -378,7 +489,29 @@ async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta 
                 checkin_id=r["checkin_id"],
                 device_id=r["device_id"],
             )
-    return len(rows)
+    return len(expired)
+
+
+async def _judge_without_card(conn: DbConnection, rows: Sequence[asyncpg.Record]) -> None:
+    """Puts back the check-ins whose card never came, marked so that the handler judges
+    them as they are (`unknown_card`) instead of parking them again."""
+    copies = [
+        _copy(
+            r["event_id"], r["key"], headers_from_json(bytes(r["headers"]).decode()), r["payload"]
+        )
+        for r in rows
+    ]
+    await _remember(conn, copies, [r["arrived_at"] for r in rows], wait_over=True)
+    await enqueue(conn, copies)
+    for r in rows:
+        with log_context(correlation_id=r["correlation_id"]):
+            log.warning(
+                "parked check-in judged without its card: it never came",
+                checkin_id=r["checkin_id"],
+                device_id=r["device_id"],
+                event_id=copy_id(r["event_id"]),
+                parked_since=r["parked_at"].isoformat(),
+            )
 
 
 def _why_expired(r: Any) -> tuple[DeadLetterReason, str]:
@@ -407,6 +540,14 @@ async def waiting(
 def _why_waiting(checkin_id: uuid.UUID, r: Any, older_than: timedelta, key_wait: timedelta) -> str:
     """In the words of `_why_expired`: what it waits for, since when, until when."""
     since = r["parked_at"]
+    if r["for_card"]:
+        # Not the card number: whoever asks has the check-in (and its card) already.
+        return (
+            f"check-in {checkin_id} has no outcome yet: it waits for its card, which claims"
+            f" does not know (its registration, CardIssued, has not reached claims), since"
+            f" {since.isoformat()}; it is judged when that comes, and rejected as unknown_card"
+            f" if it has not come by {(since + older_than).isoformat()}"
+        )
     if r["known_key_id"] is None:
         return (
             f"check-in {checkin_id} has no outcome yet: it waits for the registration of its"

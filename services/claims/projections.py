@@ -28,15 +28,18 @@ TOPICS = (
 
 async def apply_card_events(conn: DbConnection, batch: list[Incoming[Any]]) -> list[DeadLetter]:
     registered = []
+    issued = []
     for incoming in batch:
         await _apply(conn, incoming.payload)
         if isinstance(incoming.payload, ev.ProviderRegistered):
             await _provider_terms(conn, incoming.payload, incoming.envelope.time)
         if isinstance(incoming.payload, ev.DeviceRegistered):
             registered.append(incoming.payload.device_id)
-    # The check-ins that came before their device, back to be judged: after every other
-    # write of the batch, because it takes a lock (parking.py).
-    await parking.release(conn, registered)
+        if isinstance(incoming.payload, ev.CardIssued):
+            issued.append(incoming.payload.card_number)
+    # The check-ins that came before their device or card, back to be judged: after every
+    # other write of the batch, because it takes a lock (parking.py).
+    await parking.release(conn, registered, issued)
     return []
 
 

@@ -158,7 +158,8 @@ async def test_each_rejection_reason_is_dead_lettered_while_valid_check_ins_flow
         )
 
     # The claims service learns of the seeded cards and devices asynchronously: the first
-    # check-in may beat its projection (unknown card); retry until one is approved.
+    # check-in may beat its card's projection (then it waits for the card, parked, and is
+    # judged when the card comes); retry until one is approved.
     for attempt in range(30):
         first_env, first = signed(f"e2e-valid-first-{attempt}")
         await _produce(world, card, [(None, first_env, first.model_dump_json().encode())])

@@ -223,9 +223,19 @@ _OUTCOME_KINDS = [
 # discount at the till's (index 1, `True`).
 _REVERSAL_KINDS = ["refund_reversed", "till_discount_reversed"]
 
+# The check-ins waiting for a card claims does not know (the workload's unknown card: they
+# wait up to the check-in window and a day for the card's registration, then are rejected
+# as unknown_card; services/claims/parking.py).
+_WAITING_FOR_CARD_SQL = (
+    "SELECT DISTINCT checkin_id FROM parked_checkins WHERE awaiting_card IS NOT NULL"
+    " AND checkin_id NOT IN (SELECT checkin_id FROM claims)"
+)
+# Decided, or waiting for a card.
 _DECIDED_SQL = (
     "SELECT (SELECT count(*) FROM claims) + (SELECT count(DISTINCT checkin_id) FROM"
     " unauthenticated_checkins WHERE checkin_id NOT IN (SELECT checkin_id FROM claims))"
+    " + (SELECT count(DISTINCT checkin_id) FROM parked_checkins WHERE awaiting_card IS NOT"
+    " NULL AND checkin_id NOT IN (SELECT checkin_id FROM claims))"
 )
 
 
@@ -392,6 +402,7 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
             str(r["checkin_id"])
             for r in await claims.fetch("SELECT DISTINCT checkin_id FROM unauthenticated_checkins")
         }
+        waiting = {str(r["checkin_id"]) for r in await claims.fetch(_WAITING_FOR_CARD_SQL)}
         transfers_per_claim = await claims.fetchval(
             "SELECT count(*) FROM (SELECT claim_id FROM transfers WHERE code = 'claim_approved'"
             " GROUP BY claim_id HAVING count(*) > 1) d"
@@ -437,10 +448,14 @@ async def _compare(stack: Stack, plan: Plan, model: Model) -> dict[str, Any]:
         await claims.close()
         await notes.close()
 
-    lost = sorted(c for c in plan.authenticated if c not in rows)
+    lost = sorted(c for c in plan.authenticated if c not in rows and c not in waiting)
     lost += sorted(c for c in plan.forged if c not in unauth or c in rows)
     mismatched: list[str] = []
     for checkin_id, expected in model.outcomes.items():
+        # An unknown card's check-in waits for the card: `unknown_card` only a month on.
+        if (checkin_id in waiting) != (expected.reason == "unknown_card"):
+            mismatched.append(f"{checkin_id}: expected {expected}, waiting for its card")
+            continue
         row = rows.get(checkin_id)
         if row is None:
             continue

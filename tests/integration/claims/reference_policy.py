@@ -97,6 +97,8 @@ class ReferencePolicy:
     pending_cancellations: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
     used: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
     nonces: set[tuple[uuid.UUID, str]] = field(default_factory=set)
+    # Authenticated check-ins whose card is not known: they wait for it, no nonce used.
+    parked: dict[uuid.UUID, CheckInRecorded] = field(default_factory=dict)
 
     # -- the policy, read plainly ------------------------------------------------------
     def _version(self, day: date) -> dict[str, Any] | None:
@@ -198,22 +200,48 @@ class ReferencePolicy:
         if (c.device_id, c.nonce) in self.nonces:
             self.outcomes.setdefault(c.checkin_id, Outcome("unauthenticated", "replayed", 0))
             return
+        if (
+            c.card_number not in self.cards
+            and c.provider_id not in self.pending_cancellations.get(c.checkin_id, set())
+            and self._timing(c) is None
+        ):
+            # Its card may still come (its own topic): only it decides the outcome.
+            self.parked[c.checkin_id] = c
+            return
         self.nonces.add((c.device_id, c.nonce))
         self.outcomes[c.checkin_id] = self._judge(c)
 
+    def card_never_came(self) -> None:
+        """The wait for the cards of the parked check-ins is over: judged as they are."""
+        for c in self.parked.values():
+            if c.checkin_id in self.outcomes and self.outcomes[c.checkin_id].outcome != (
+                "unauthenticated"
+            ):
+                continue  # judged meanwhile (sent again after a cancellation)
+            self.nonces.add((c.device_id, c.nonce))
+            self.outcomes[c.checkin_id] = self._judge(c)
+        self.parked.clear()
+
     def _reject(self, reason: str) -> Outcome:
         return Outcome("rejected", reason, 0)
+
+    def _timing(self, c: CheckInRecorded) -> str | None:
+        day = _local_day(c.occurred_at)
+        timing = self._version(day) or self.policy["versions"][0]
+        if c.occurred_at > self.now + timedelta(seconds=timing["future_tolerance_seconds"]):
+            return "in_the_future"
+        if c.occurred_at < self.now - timedelta(days=timing["checkin_window_days"]):
+            return "out_of_window"
+        return None
 
     def _judge(self, c: CheckInRecorded) -> Outcome:
         # Parked per provider: only the check-in's own provider's counts, and all go.
         if c.provider_id in self.pending_cancellations.pop(c.checkin_id, set()):
             return self._reject("checkin_cancelled")
         day = _local_day(c.occurred_at)
-        timing = self._version(day) or self.policy["versions"][0]
-        if c.occurred_at > self.now + timedelta(seconds=timing["future_tolerance_seconds"]):
-            return self._reject("in_the_future")
-        if c.occurred_at < self.now - timedelta(days=timing["checkin_window_days"]):
-            return self._reject("out_of_window")
+        timing = self._timing(c)
+        if timing is not None:
+            return self._reject(timing)
         card = self.cards.get(c.card_number)
         if card is None:
             return self._reject("unknown_card")

@@ -18,8 +18,11 @@ from pydantic import SecretStr
 from services.claims import ledger, parking
 from services.claims.api import build_app
 from services.claims.checkins import CheckInHandler
-from shared.consumer import Incoming
+from shared import topics
+from shared.consumer import Incoming, decode
+from shared.deadletter import SourceRecord
 from shared.events.checkins import CheckInRecorded
+from shared.outbox import headers_from_json
 from tests.integration.claims import scenario
 from vtp.device.signer import DeviceIdentity
 
@@ -126,6 +129,60 @@ async def test_a_checkin_waiting_for_its_device_says_so_and_since_when(claims: C
     stats = (await claims.http.get("/stats")).json()
     assert stats["unauthenticated"] == [{"reason": "unknown_device", "n": 1}]
     assert stats["decided"] == stats["rejected"] == 1
+
+
+async def test_a_checkin_waiting_for_its_card_says_so_and_ends_as_unknown_card(
+    claims: Claims,
+) -> None:
+    """A card number claims has no card for: its CardIssued may still come (parking.py).
+    Until it does, the answer says so (without the number); if it never does, the check-in
+    is rejected as unknown_card, as it was at once before."""
+    envelope, checkin = claims.world.devices[0].check_in(
+        card_number=scenario.UNKNOWN_CARD,
+        activity=scenario.ACTIVITIES[0],
+        price_cents=4500,
+        occurred_at=scenario.NOW - timedelta(minutes=5),
+    )
+    await claims.judge(claims.incoming(envelope, checkin))
+    parked_at: datetime = await claims.pool.fetchval("SELECT parked_at FROM parked_checkins")
+
+    response = await claims.outcome(checkin.checkin_id)
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert "waits for its card, which claims does not know" in detail
+    assert f"since {parked_at.isoformat()}" in detail
+    expires = parked_at + parking.keep_for(scenario.policy())
+    assert f"rejected as unknown_card if it has not come by {expires.isoformat()}" in detail
+    assert scenario.UNKNOWN_CARD not in response.text
+    stats = (await claims.http.get("/stats")).json()
+    assert stats["decided"] == stats["checkins_parked"] == 0  # what waits for a device
+    assert stats["checkins_awaiting_card"] == 1
+
+    # It never came: put back with its wait over, and judged as before.
+    await claims.pool.execute("UPDATE parked_checkins SET parked_at = now() - interval '32 days'")
+    async with claims.pool.acquire() as conn, conn.transaction():
+        assert await parking.expire(conn, parking.keep_for(scenario.policy())) == 1
+    copy = await claims.pool.fetchrow(
+        "SELECT key, headers, payload FROM outbox WHERE topic = $1", topics.CHECKIN_RECORDED.name
+    )
+    assert copy is not None
+    record = SourceRecord(
+        topics.CHECKIN_RECORDED.name,
+        0,
+        1,
+        copy["key"],
+        copy["payload"],
+        headers_from_json(copy["headers"]),
+    )
+    decoded = decode(record, {record.topic: topics.CHECKIN_RECORDED})
+    assert isinstance(decoded, Incoming)
+    await claims.judge(decoded)
+    response = await claims.outcome(checkin.checkin_id)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["outcome"], body["reason"]) == ("rejected", "unknown_card")
+    stats = (await claims.http.get("/stats")).json()
+    assert stats["decided"] == stats["rejected"] == 1 and stats["checkins_awaiting_card"] == 0
 
 
 async def test_a_checkin_waiting_for_a_new_key_of_its_device_says_which(claims: Claims) -> None:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.claims import parking
 from services.claims.cancellations import CancellationHandler
 from services.claims.checkins import CheckInHandler
 from shared import topics
@@ -23,6 +24,7 @@ from shared.consumer import BatchProcessor
 from shared.deadletter import SourceRecord
 from shared.envelope import new_envelope
 from shared.events.checkins import CancellationReason, CheckInRecorded
+from shared.outbox import headers_from_json
 from tests.integration.claims import scenario
 from tests.integration.claims.reference_policy import ReferencePolicy
 from tests.support.cancellations import signed_cancellation
@@ -207,7 +209,49 @@ async def _check(
             proc = checkin_proc if record.topic == topics.CHECKIN_RECORDED.name else cancel_proc
             await proc.process(batch)
             batch = []
-    await _compare(pool, world, reference, {p[0][1].checkin_id for p in planned})
+    checkin_ids = {p[0][1].checkin_id for p in planned}
+    await _card_never_came(pool, checkin_proc, checkin_ids)
+    reference.card_never_came()
+    await _compare(pool, world, reference, checkin_ids)
+
+
+async def _card_never_came(
+    pool: asyncpg.Pool, checkin_proc: BatchProcessor, checkin_ids: set[uuid.UUID]
+) -> None:
+    """The check-ins with an unknown card wait for it (parking.py); it never comes: they
+    expire, are put back with their wait over, and are judged (unknown_card, or cancelled
+    if their provider cancelled them meanwhile)."""
+    await pool.execute(
+        "UPDATE parked_checkins SET parked_at = parked_at - interval '32 days'"
+        " WHERE checkin_id = ANY($1::uuid[])",
+        list(checkin_ids),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await parking.expire(conn, parking.keep_for(scenario.policy()))
+    rows = await pool.fetch(
+        "SELECT seq, key, headers, payload FROM outbox WHERE topic = $1"
+        " AND (convert_from(payload, 'UTF8')::jsonb ->> 'checkin_id')::uuid = ANY($2::uuid[])"
+        " ORDER BY seq",
+        topics.CHECKIN_RECORDED.name,
+        list(checkin_ids),
+    )
+    copies = [
+        SourceRecord(
+            topics.CHECKIN_RECORDED.name,
+            1,
+            r["seq"],
+            r["key"],
+            r["payload"],
+            headers_from_json(r["headers"]),
+        )
+        for r in rows
+    ]
+    if copies:
+        await checkin_proc.process(copies)
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM parked_checkins WHERE checkin_id = ANY($1::uuid[])",
+        list(checkin_ids),
+    )
 
 
 async def _compare(
