@@ -60,15 +60,7 @@ DEBTOR_IBAN = "BE68539007547034"
 
 
 def _vtp(stack: Stack, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "vtp.cli", "finance", *args, "--state-dir", str(stack.state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    return _vtp_command(stack, "finance", *args)
 
 
 def _read_from_outside(bootstrap: str) -> list[str]:
@@ -120,7 +112,14 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
         ),
     )
     traffic = asyncio.run(emit_checkins(stack.bootstrap_servers, seeded, 120, rng))
-    _wait("every outcome", lambda: _get(auth, f"{claims}/stats")["decided"] >= traffic.distinct)
+    # The traffic's never-issued card number waits for its card (parked), not an outcome.
+    _wait(
+        "every outcome",
+        lambda: (
+            (s := _get(auth, f"{claims}/stats"))["decided"] + s["checkins_awaiting_card"]
+            >= traffic.distinct
+        ),
+    )
     run = httpx.post(f"{claims}/payment-runs", headers=auth, timeout=60).json()
     assert run["payments"] > 0
 
@@ -235,3 +234,24 @@ def test_demo_then_finance_export_and_settle_leaves_nothing_payable(stack: Stack
     month = datetime.now(UTC).strftime("%Y-%m")
     written = _vtp(stack, "report", "--month", month, "--out", str(stack.state_dir / "reports"))
     assert written.split() and all(Path(p).is_file() for p in written.split())
+    # The council's usage report, through `vtp usage`: every check-in that stands, once.
+    stats = _get(auth, f"{claims}/stats")
+    year = datetime.now(UTC).year
+    usage = [
+        json.loads(_vtp_command(stack, "usage", "--period", str(y), "--json"))
+        for y in (year - 1, year)
+    ]
+    assert sum(u["totals"]["checkins"] for u in usage) == stats["approved"] - stats["reversed"] > 0
+    assert usage[1]["totals"]["active_holders"] is not None  # twenty holders: shown
+
+
+def _vtp_command(stack: Stack, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "vtp.cli", *args, "--state-dir", str(stack.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
