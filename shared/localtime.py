@@ -9,6 +9,21 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 LOCAL_TIME = ZoneInfo("Europe/Brussels")
+# The months as the municipality writes them (letters, statements, reports).
+DUTCH_MONTHS = (
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
+)
 
 
 def business_day(at: datetime) -> date:

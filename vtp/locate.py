@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 from rich.console import Console
 
-from vtp.devstack.stack import operations_token, read_running_stack
+from vtp.devstack.stack import bearer, operations_token, read_running_stack
 
 console = Console(stderr=True)
 
@@ -44,6 +45,33 @@ def broker_address(state: Path, given: str | None) -> str:
         or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         or running_stack(state)["bootstrap_servers"]
     )
+
+
+def claims_report(
+    state: Path,
+    claims_url: str | None,
+    token: str | None,
+    route: str,
+    param: tuple[str, str],
+    expected: str,
+) -> Any:
+    """GET one of claims' report routes with the operations token; a refused token or a
+    refused `param` (the only parameter a report takes) is a clear exit, not a traceback."""
+    url = claims_url or running_stack(state)["services"]["claims"]["url"]
+    name, value = param
+    response = httpx.get(
+        f"{url}{route}",
+        params={name: value},
+        headers=bearer(token or api_token(state)),
+        timeout=120,
+    )
+    if response.status_code == 401:
+        console.print(f"[red]the claims API refused the operations token[/]: {response.text}")
+        raise typer.Exit(2)
+    if response.status_code == 422:
+        raise typer.BadParameter(f"{value!r}: expected {expected}", param_hint=f"--{name}")
+    response.raise_for_status()
+    return response.json()
 
 
 def api_token(state: Path) -> str:

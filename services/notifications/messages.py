@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from shared.events.checkins import CancellationReason
 from shared.events.claims import RejectionReason, ReversalReason
 from shared.events.payments import ACCOUNT_REASON_CODES
+from shared.localtime import DUTCH_MONTHS
 from shared.money import format_eur
 
 Language = Literal["nl", "en"]
@@ -813,20 +814,7 @@ STATEMENT: dict[Language, dict[str, str]] = {
 }
 
 MONTHS: dict[Language, tuple[str, ...]] = {
-    "nl": (
-        "januari",
-        "februari",
-        "maart",
-        "april",
-        "mei",
-        "juni",
-        "juli",
-        "augustus",
-        "september",
-        "oktober",
-        "november",
-        "december",
-    ),
+    "nl": DUTCH_MONTHS,
     "en": (
         "January",
         "February",

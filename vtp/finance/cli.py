@@ -10,13 +10,12 @@ import uuid
 from pathlib import Path
 from typing import NoReturn
 
-import httpx
 import typer
 from aiokafka.errors import KafkaError
 from schwifty.exceptions import SchwiftyException
 
 from shared.money import format_eur
-from vtp.devstack.stack import bearer, read_keys
+from vtp.devstack.stack import read_keys
 from vtp.finance.asyncapi import asyncapi_document
 from vtp.finance.book import PaymentBook
 from vtp.finance.debtor import DebtorMissing, checked, record, resolve
@@ -29,10 +28,9 @@ from vtp.locate import (
     BOOTSTRAP_OPTION,
     STATE_OPTION,
     TOKEN_OPTION,
-    api_token,
     broker_address,
+    claims_report,
     console,
-    running_stack,
     state_folder,
 )
 
@@ -299,20 +297,10 @@ def report(
 ) -> None:
     """Monthly report per payer and per provider, and budget consumption per budget line."""
     state = state_folder(state_dir)
-    url = claims_url or running_stack(state)["services"]["claims"]["url"]
-    response = httpx.get(
-        f"{url}/reports/monthly",
-        params={"month": month},
-        headers=bearer(token or api_token(state)),
-        timeout=60,
+    report = claims_report(
+        state, claims_url, token, "/reports/monthly", ("month", month), "YYYY-MM, e.g. 2026-03"
     )
-    if response.status_code == 401:
-        console.print(f"[red]the claims API refused the operations token[/]: {response.text}")
-        raise typer.Exit(2)
-    if response.status_code == 422:  # the month is the only parameter the API can refuse
-        raise typer.BadParameter(f"{month!r}: expected YYYY-MM, e.g. 2026-03", param_hint="--month")
-    response.raise_for_status()
-    for path in write_report(response.json(), out):
+    for path in write_report(report, out):
         typer.echo(str(path))
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import typer
 from rich.console import Console
 
-from vtp.devstack.stack import bearer
-from vtp.locate import STATE_OPTION, TOKEN_OPTION, api_token, console, running_stack, state_folder
+from vtp.locate import STATE_OPTION, TOKEN_OPTION, claims_report, console, state_folder
 from vtp.tables import write_views
 from vtp.usage.view import FILE_VIEWS, render
 
@@ -29,23 +27,14 @@ def usage_command(
 ) -> None:
     """Take-up and use per target group, sub-municipality, month, category and provider;
     counts of fewer than five card holders are not shown."""
-    state = state_folder(state_dir)
-    url = claims_url or running_stack(state)["services"]["claims"]["url"]
-    response = httpx.get(
-        f"{url}/reports/usage",
-        params={"period": period},
-        headers=bearer(token or api_token(state)),
-        timeout=120,
+    report = claims_report(
+        state_folder(state_dir),
+        claims_url,
+        token,
+        "/reports/usage",
+        ("period", period),
+        "a year (2026) or a month (2026-03)",
     )
-    if response.status_code == 401:
-        console.print(f"[red]the claims API refused the operations token[/]: {response.text}")
-        raise typer.Exit(2)
-    if response.status_code == 422:  # the period is the only parameter the API can refuse
-        raise typer.BadParameter(
-            f"{period!r}: expected a year (2026) or a month (2026-03)", param_hint="--period"
-        )
-    response.raise_for_status()
-    report = response.json()
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:

@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from shared.localtime import DUTCH_MONTHS
 from shared.money import format_eur
 from vtp.tables import View
 
@@ -26,20 +27,6 @@ CATEGORIES = {
     "course": "cursus",
     "membership": "lidmaatschap",
 }
-MONTHS = [
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-]
 BAR_WIDTH = 24
 TOP_PROVIDERS = 15
 
@@ -79,7 +66,7 @@ FILE_VIEWS: Mapping[str, View] = {
 def period_title(period: str) -> str:
     """`2026` → "2026"; `2026-03` → "maart 2026"."""
     year, _, month = period.partition("-")
-    return f"{MONTHS[int(month) - 1]} {year}" if month else year
+    return f"{DUTCH_MONTHS[int(month) - 1]} {year}" if month else year
 
 
 def count(value: int | None) -> str:

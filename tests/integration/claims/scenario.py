@@ -158,6 +158,19 @@ async def prepare(pool: asyncpg.Pool) -> None:
     await migrate_service(pool, MIGRATIONS)
 
 
+async def provider_row(conn: DbConnection, name: str) -> uuid.UUID:
+    """A refund-mode partner provider in Heist-Centrum, written straight into the projection
+    (for the report tests, which need rows, not the events that make them)."""
+    provider_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO providers (provider_id, name, sub_municipality, mode, partner)"
+        " VALUES ($1, $2, 'Heist-Centrum', 'refund', true)",
+        provider_id,
+        name,
+    )
+    return provider_id
+
+
 async def build_world(pool: asyncpg.Pool, *, holders: int = 3) -> World:
     """Fresh ids every time, so many worlds can live in one database side by side."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -49,17 +49,6 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def _provider(conn: DbConnection, name: str) -> uuid.UUID:
-    provider_id = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO providers (provider_id, name, sub_municipality, mode, partner)"
-        " VALUES ($1, $2, 'Heist-Centrum', 'refund', true)",
-        provider_id,
-        name,
-    )
-    return provider_id
-
-
 async def _book(
     conn: DbConnection,
     provider_id: uuid.UUID,
@@ -156,8 +145,8 @@ def _totals(report: dict[str, Any]) -> tuple[int, int]:
 
 async def test_a_month_is_belgian_and_reversals_count_when_booked(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        sport = await _provider(conn, "Sportdienst")
-        culture = await _provider(conn, "Cultuurcentrum")
+        sport = await scenario.provider_row(conn, "Sportdienst")
+        culture = await scenario.provider_row(conn, "Cultuurcentrum")
         # 1 March 00:30 in Heist, still February in UTC: March's.
         await _book(
             conn,
@@ -226,7 +215,7 @@ class _BookingMeanwhile:
 
 async def test_the_totals_agree_while_claims_are_booked(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        sport = await _provider(conn, "Sportdienst")
+        sport = await scenario.provider_row(conn, "Sportdienst")
         now = await conn.fetchval("SELECT now()")
         month = now.astimezone(LOCAL_TIME).strftime("%Y-%m")
         await _book(conn, sport, "poverty", {"municipality": 1000}, now)

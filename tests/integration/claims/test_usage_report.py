@@ -54,17 +54,6 @@ async def _holder(
     return holder_id
 
 
-async def _provider(conn: DbConnection, name: str) -> uuid.UUID:
-    provider_id = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO providers (provider_id, name, sub_municipality, mode, partner)"
-        " VALUES ($1, $2, 'Heist-Centrum', 'refund', true)",
-        provider_id,
-        name,
-    )
-    return provider_id
-
-
 async def _checkin(
     conn: DbConnection,
     holder_id: uuid.UUID,
@@ -104,8 +93,8 @@ MARCH = datetime(2026, 3, 14, 10, 0, tzinfo=UTC)
 
 async def test_take_up_and_use_per_group_area_provider_and_month(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        pool_id = await _provider(conn, "Zwembad De Wiek")
-        museum = await _provider(conn, "Museum Zwaneberg")
+        pool_id = await scenario.provider_row(conn, "Zwembad De Wiek")
+        museum = await scenario.provider_row(conn, "Museum Zwaneberg")
         poverty = [await _holder(conn, "poverty", "Heist-Centrum") for _ in range(10)]
         seniors = [await _holder(conn, "senior", "Hallaar") for _ in range(6)]
         for holder in poverty[:6]:
@@ -185,7 +174,7 @@ async def test_take_up_and_use_per_group_area_provider_and_month(pool: asyncpg.P
 
 async def test_a_few_holders_are_never_shown_nor_what_they_did(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        provider = await _provider(conn, "Jeugdhuis")
+        provider = await scenario.provider_row(conn, "Jeugdhuis")
         many = [await _holder(conn, "poverty", "Heist-Centrum") for _ in range(8)]
         few = [await _holder(conn, "disability", "Itegem") for _ in range(3)]
         unknown_area = await _holder(conn, "poverty", None)
