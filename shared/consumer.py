@@ -25,7 +25,7 @@ from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_l
 from shared.envelope import Envelope, EnvelopeError, parse_headers
 from shared.events.base import EventPayload
 from shared.inbox import claim_new, inbox_key
-from shared.logging import get_logger, log_context
+from shared.logging import get_logger, log_context, redact_text
 from shared.outbox import enqueue
 from shared.topics import Topic
 
@@ -46,6 +46,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.LockNotAvailableError,  # lock_timeout
     asyncpg.ReadOnlySQLTransactionError,  # a replica during a failover
 )
+# Not the messages' fault either, and no outage: the schema or the grants are not what the
+# code expects (PostgreSQL's class 42: a missing table or column, a revoked permission, an
+# older replica running against a newer migration). Dead-lettering would send every message
+# there; instead the batch fails and is consumed again after a growing pause
+# (shared/runtime.py), until the cause is put right.
+NOT_THE_MESSAGES_FAULT: tuple[type[BaseException], ...] = (asyncpg.SyntaxOrAccessError,)
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,7 @@ class BatchProcessor:
                 decoded = DeadLetter(
                     record,
                     DeadLetterReason.HANDLER_ERROR,
-                    f"decoding failed: {type(exc).__name__}: {exc}"[:300],
+                    f"decoding failed: {failure_detail(exc)}"[:300],
                 )
             if isinstance(decoded, DeadLetter):
                 batch.dead.append(decoded)
@@ -245,10 +251,10 @@ class BatchProcessor:
             if fresh:
                 try:
                     refused = await self._handler(conn, fresh)
-                except TRANSIENT_ERRORS:
+                except (*TRANSIENT_ERRORS, *NOT_THE_MESSAGES_FAULT):
                     raise
                 except Exception as exc:
-                    raise _HandlerFailed(f"{type(exc).__name__}: {exc}"[:300]) from exc
+                    raise _HandlerFailed(failure_detail(exc)) from exc
             for letter in refused:
                 _log_dead_letter(letter, self.name)
             letters = dead + refused
@@ -276,6 +282,23 @@ class BatchProcessor:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
+
+
+def failure_detail(exc: BaseException) -> str:
+    """What a dead letter (its `dlq_detail`, kept on the topic) and its log line say of an
+    exception, without the values it quotes: PostgreSQL's DETAIL of a refused row is the
+    whole row ("Failing row contains (…)": a name, an address), a pydantic error quotes
+    its input. The primary message names the constraint or the field."""
+    if isinstance(exc, asyncpg.PostgresError):
+        text = str(exc.args[0]) if exc.args else ""
+    elif isinstance(exc, ValidationError):
+        text = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)[:5]
+        )
+    else:
+        text = str(exc)
+    return redact_text(f"{type(exc).__name__}: {text}")[:300]
 
 
 class _HandlerFailed(Exception):

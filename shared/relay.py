@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -88,6 +89,7 @@ class OutboxRelay:
         self._sweep_wanted = True
         self._swept_at = 0.0
         self._listen_conn: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._on_listen_lost: Callable[[object], None] | None = None  # its termination listener
         self.published = 0
 
     async def publish_pending(self, seqs: tuple[int, int] | None = None) -> int:
@@ -157,7 +159,6 @@ class OutboxRelay:
         return len(sent)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self._listen()
         # Stopping wakes the relay, so that it lets go of its connections at once rather
         # than at its next poll (a pool closing waits for them).
         stopped = asyncio.ensure_future(stop.wait())
@@ -168,6 +169,7 @@ class OutboxRelay:
                 # Cleared before the pass, not after: a notification that arrives during the
                 # pass (rows committed after our SELECT) wakes the next one at once.
                 self._wake.clear()
+                await self._keep_listening()
                 seqs, self._notified = self._notified, None
                 if (
                     self._sweep_wanted
@@ -198,7 +200,6 @@ class OutboxRelay:
                     self._sweep_wanted = True
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
-                    await self._listen()
                     continue
                 sweep_due_in = self._swept_at + self._sweep_interval_s - time.monotonic()
                 with contextlib.suppress(TimeoutError):
@@ -227,22 +228,56 @@ class OutboxRelay:
         if forgotten:
             log.info("retained outbox rows forgotten", rows=forgotten)
 
-    async def _listen(self) -> None:
-        if self._listen_conn is not None and not self._listen_conn.is_closed():
-            return
+    async def _keep_listening(self) -> None:
+        """LISTEN on a connection of the relay's own, again if the one it had was lost (a
+        database restart, a failover, its server process ended): asyncpg then hands it
+        back to the pool, and notifications sent meanwhile reached nobody, so a sweep
+        follows. Asking such a connection anything raises: it is not asked after that."""
+        conn = self._listen_conn
+        if conn is not None:
+            try:
+                closed = conn.is_closed()
+            except asyncpg.InterfaceError:  # handed back to the pool already
+                self._listen_lost(conn)
+            else:
+                if not closed:
+                    return
+                self._listen_lost(conn)  # closed without asyncpg telling us: given back
+                with contextlib.suppress(Exception):
+                    await self._pool.release(conn)
         try:
-            self._listen_conn = await self._pool.acquire()
-            await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            conn = await self._pool.acquire()
         except Exception as exc:  # the poll still works without notifications
             log.warning("outbox listen failed", error=type(exc).__name__)
-            self._listen_conn = None
+            return
+        lost = functools.partial(self._listen_lost, conn)
+        try:
+            conn.add_termination_listener(lost)
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except Exception as exc:
+            log.warning("outbox listen failed", error=type(exc).__name__)
+            with contextlib.suppress(Exception):
+                conn.remove_termination_listener(lost)
+                await self._pool.release(conn)
+            return
+        self._listen_conn, self._on_listen_lost = conn, lost
+
+    def _listen_lost(self, conn: object, *_: object) -> None:
+        if self._listen_conn is not conn:
+            return
+        self._listen_conn = self._on_listen_lost = None
+        self._sweep_wanted = True
+        self._wake.set()
 
     async def _unlisten(self) -> None:
-        if self._listen_conn is not None:
+        conn, lost = self._listen_conn, self._on_listen_lost
+        self._listen_conn = self._on_listen_lost = None
+        if conn is not None:
             with contextlib.suppress(Exception):
-                await self._listen_conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                await self._pool.release(self._listen_conn)
-            self._listen_conn = None
+                if lost is not None:
+                    conn.remove_termination_listener(lost)
+                await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                await self._pool.release(conn)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         seqs = committed_range(payload) if isinstance(payload, str) else None

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
-from shared.consumer import BatchProcessor, Stall
+from shared.consumer import BatchProcessor, Stall, failure_detail
 from shared.db import create_pool, migrate_service
 from shared.deadletter import SourceRecord
 from shared.eventloop import loop_name
@@ -68,6 +68,19 @@ async def _keep_raw(_message: Any) -> None:
 def source_records(message: KafkaMessage) -> list[SourceRecord]:
     raw = message.raw_message
     return [source_record(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
+
+
+def report_task_failure(task: asyncio.Task[Any]) -> None:
+    """A background task (the outbox relay, the offset commits, a service's own) that ends
+    with an error does its work no more: said at once, not only at shutdown, if ever."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error(
+            "background task failed",
+            task=task.get_name(),
+            error=type(exc).__name__,
+            detail=failure_detail(exc),
+            exc_info=exc,
+        )
 
 
 class ServiceRuntime:
@@ -259,6 +272,8 @@ class ServiceRuntime:
                 )
             )
             tasks.append(asyncio.create_task(self._serve(server), name="http"))
+        for task in tasks:
+            task.add_done_callback(report_task_failure)
         # Start-up objects (modules, models, pools) live as long as the process: frozen,
         # the collector stops re-scanning them.
         gc.collect()
@@ -272,7 +287,8 @@ class ServiceRuntime:
         await self.offsets.flush()  # what is processed need not be redelivered
         await self.broker.stop()
         for task in tasks:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            # (A task that failed was reported when it did: it does not stop the shutdown.)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)
         await producer.stop()
         await self.pool.close()

@@ -395,3 +395,99 @@ async def test_the_readiness_probe_names_consumers_that_get_no_batch_through(
         {"consumer": "claims.checkins", "stalled_s": 42.0, "error": "LockNotAvailableError"}
     ]
     assert (await _ready(pool, []))["consumers_stalled"] == []
+
+
+async def _cut_off(infra: Infra, pool: asyncpg.Pool, which: str = "true") -> asyncpg.Connection:
+    """Ends the connections of the pool's database (`which`: an SQL condition on
+    pg_stat_activity), as a database restart or a failover does; returns an administrator's
+    connection to the server."""
+    database = await pool.fetchval("SELECT current_database()")
+    admin = await asyncpg.connect(infra.dsn("postgres"))
+    await admin.execute(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND {which}",
+        database,
+    )
+    return admin
+
+
+async def test_the_relay_outlives_a_database_that_goes_away_and_publishes_once_it_is_back(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender]
+) -> None:
+    """The listening connection, lost with the database, went back to the pool; asking it
+    whether it was closed then raised, out of the relay's retry path: the relay's task
+    ended, and the service published nothing more until it was restarted."""
+    pool, topic, sender = outbox
+    database = await pool.fetchval("SELECT current_database()")
+    relay = OutboxRelay(pool, sender, poll_interval_s=0.2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    admin = await asyncpg.connect(infra.dsn("postgres"))
+    try:
+        await asyncio.sleep(0.5)  # listening, and its first pass is done
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        await _cut_off(infra, pool)
+        await asyncio.sleep(1.5)  # passes fail meanwhile: the database refuses connections
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, [_record(topic, n) for n in range(3)])
+        await _drained(pool, within_s=5)
+        assert not task.done()
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        stop.set()
+        await asyncio.wait_for(task, 10)  # and it ends without an error
+    assert await _published(infra, topic) == _values(range(3))
+
+
+async def test_a_relay_whose_listening_connection_is_lost_listens_again(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender]
+) -> None:
+    """Only the listening connection lost (its server process ended, a proxy's idle
+    timeout): the relay went on without notifications, publishing each event only at its
+    next poll — a second late, every event, for good."""
+    pool, topic, sender = outbox
+    # Polls so rarely that only notifications can publish within the test.
+    relay = OutboxRelay(pool, sender, poll_interval_s=600, sweep_interval_s=600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        admin = await _cut_off(infra, pool, "query LIKE 'LISTEN%'")
+        await admin.close()
+        await asyncio.sleep(0.5)
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, [_record(topic, 0)])
+        await _drained(pool, within_s=3)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert await _published(infra, topic) == _values(range(1))
+
+
+async def test_a_row_committed_after_a_later_one_goes_out_on_its_own_notification(
+    infra: Infra, outbox: tuple[asyncpg.Pool, str, KafkaSender]
+) -> None:
+    """The sequence gap: a transaction holding a lower seq commits after one holding a
+    higher seq, whose range was published meanwhile. Its own commit names its range, so it
+    goes out then, without waiting for a sweep."""
+    pool, topic, sender = outbox
+    relay = OutboxRelay(pool, sender, poll_interval_s=600, sweep_interval_s=600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # the first pass (a sweep) is done
+        async with pool.acquire() as slow:
+            transaction = slow.transaction()
+            await transaction.start()
+            await enqueue(slow, [_record(topic, 0)])  # the lower seq, not committed yet
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, [_record(topic, 1)])
+            await asyncio.sleep(0.5)
+            assert await pool.fetchval("SELECT count(*) FROM outbox") == 0  # only seq 2 seen
+            await transaction.commit()
+        await _drained(pool, within_s=1.5)  # not the next sweep's, 600 s away
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert await _published(infra, topic) == _values(range(2))
