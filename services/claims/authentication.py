@@ -57,11 +57,12 @@ def _signed_with_replaced_key(
     )
 
 
-def awaits_newer_key(checkin: CheckInRecorded, device: KnownDevice) -> bool:
-    """Whether a check-in whose signature no key of its device matches says it was signed
-    with a key newer than the device's we know: its registration is still on its way (a
-    rotation; another topic). It waits for it rather than being refused as bad_signature."""
-    return checkin.key_id is not None and checkin.key_id > device.key_id
+def awaits_newer_key(signed: CheckInRecorded | CheckInCancelled, device: KnownDevice) -> bool:
+    """Whether a check-in (or a cancellation) whose signature no key of its device matches
+    says it was signed with a key newer than the device's we know: its registration is still
+    on its way (a rotation; another topic). It waits for it rather than being refused as
+    bad_signature."""
+    return signed.key_id is not None and signed.key_id > device.key_id
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,10 @@ def authenticate_cancellation(
 ) -> CancellationFailure | None:
     """Whether a cancellation is signed by a known, non-revoked device of the provider it
     names, with the device's current key or a key replaced only after the cancellation
-    reached the broker (`arrived`), as for a check-in. A device not known (yet) is refused:
-    unlike a check-in, a cancellation is not parked for its device's registration."""
+    reached the broker (`arrived`), as for a check-in. A device not known (yet) fails as
+    `unknown_device`, and a key newer than the device's we know as `bad_signature`
+    (awaits_newer_key): the caller parks those until the registration comes, as it does a
+    check-in (cancellations.py, parking.py)."""
     if device is None:
         return CancellationFailure(DeadLetterReason.UNKNOWN_DEVICE, "device is not registered")
     if device.provider_id != cancellation.provider_id:

@@ -10,15 +10,24 @@ cancel it; a second cancellation changes nothing.
 Authentication: every device may write to the check-in topics, so a cancellation counts
 only when signed by a known, non-revoked device of the provider it names
 (authentication.authenticate_cancellation); one that is not, or that names another
-provider's check-in, is dead-lettered (`unknown_device`, `device_revoked`, `bad_signature`,
-`wrong_provider`) and reverses nothing. A parked cancellation keeps its (authenticated)
-provider and applies only to a check-in of that provider: parked per (check-in, provider),
-so one by another provider, parked first, neither cancels nor blocks the real one.
+provider's check-in, is dead-lettered (`device_revoked`, `bad_signature`, `wrong_provider`)
+and reverses nothing. One signed by a device claims does not know yet, or with a key of it
+that claims has not heard of yet (a rotation; it says so in `key_id`), waits for that
+registration as a check-in does (parking.py: its DeviceRegistered travels on another topic,
+through another consumer), and is put back on this topic when it comes: a provider that
+registers a device, or rotates its key, and cancels at once keeps its cancellation. One
+whose device or key never comes is dead-lettered as before (`unknown_device`,
+`bad_signature`) when its wait is over. A pending cancellation (one that overtook its
+check-in) keeps its (authenticated) provider and applies only to a check-in of that
+provider: pending per (check-in, provider), so one by another provider, pending first,
+neither cancels nor blocks the real one.
 
 Concurrency: the batch first locks its holders' rows, the lock the check-in handler takes
 before it reads pending cancellations. Without it a cancellation could park itself after a
 check-in batch had read "no pending cancellation" but before that batch committed its
-claim: the claim stayed approved (refunded) and the parked row was never consumed.
+claim: the claim stayed approved (refunded) and the parked row was never consumed. Those
+that wait for their device or key are parked last, after the holder locks, because parking
+takes its own lock (parking.py), as the check-in batch does.
 
 The cancellation's reason is a code (CancellationReason), kept as such in
 `pending_cancellations.reason` and `claims.reversal_reason` and carried on as the
@@ -31,11 +40,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from services.claims import ledger
+from services.claims import ledger, parking
 from services.claims.authentication import (
     KnownDevice,
     ReplacedKey,
     authenticate_cancellation,
+    awaits_newer_key,
 )
 from services.claims.policy import RefundPolicy
 from shared import topics
@@ -68,6 +78,12 @@ _REPLACED_KEYS = """
 SELECT device_id, public_key, superseded_at FROM device_key_history
 WHERE device_id = ANY($1::uuid[])
 """
+# The batch's copies of parked cancellations (parking.py): when their originals reached us.
+# Read once, so gone with it (a copy delivered again is an inbox duplicate).
+_RELEASED = """
+DELETE FROM released_checkins WHERE record_key = ANY($1::uuid[])
+RETURNING record_key, arrived_at
+"""
 
 
 def reversal_reason(reason: CancellationReason) -> ReversalReason:
@@ -84,31 +100,48 @@ class CancellationHandler:
         if not received:
             return []
         dead: list[DeadLetter] = []
-        cancellations = await self._authenticated(conn, received, dead)
-        if not cancellations:
-            return dead
-        # Before anything reads claims: a check-in batch of these holders that is under
-        # way has then committed its claim (which we reverse), or has not started (and
-        # will see the cancellation we park).
-        await conn.execute(
-            _LOCK_HOLDERS,
-            list({i.payload.card_number for i in cancellations}),
-            list({i.payload.checkin_id for i in cancellations}),
-        )
+        waiting: list[tuple[Incoming[CheckInCancelled], datetime]] = []
+        cancellations = await self._authenticated(conn, received, dead, waiting)
+        if cancellations:
+            # Before anything reads claims: a check-in batch of these holders that is under
+            # way has then committed its claim (which we reverse), or has not started (and
+            # will see the cancellation we park).
+            await conn.execute(
+                _LOCK_HOLDERS,
+                list({i.payload.card_number for i in cancellations}),
+                list({i.payload.checkin_id for i in cancellations}),
+            )
         for incoming in cancellations:
             with log_context(correlation_id=incoming.correlation_id):
                 refused = await self._cancel(conn, incoming)
             if refused is not None:
                 dead.append(refused)
+        # Last: it takes a lock (parking.py).
+        await parking.park(conn, (), (), cancellations=waiting)
         return dead
 
     @staticmethod
     async def _authenticated(
-        conn: DbConnection, batch: list[Incoming[CheckInCancelled]], dead: list[DeadLetter]
+        conn: DbConnection,
+        batch: list[Incoming[CheckInCancelled]],
+        dead: list[DeadLetter],
+        waiting: list[tuple[Incoming[CheckInCancelled], datetime]],
     ) -> list[Incoming[CheckInCancelled]]:
-        """The batch's cancellations signed by a device of their provider; the others
-        dead-lettered. With the current key or one replaced after the cancellation reached
-        the broker (as for a check-in: authentication.signed_before_rotation)."""
+        """The batch's cancellations signed by a device of their provider; those whose
+        device or key claims has not heard of yet in `waiting` (with when they reached us);
+        the others dead-lettered. With the current key or one replaced after the
+        cancellation reached the broker (as for a check-in:
+        authentication.signed_before_rotation) — for the copy of a parked one, after its
+        original did."""
+        now = datetime.now(UTC)
+        # Only the records that name themselves copies are looked for (none, as a rule).
+        copy_keys = [parking.copy_key(i, parking.CANCELLATION) for i in batch]
+        found = [k for k in copy_keys if k is not None]
+        released = (
+            {r["record_key"]: r["arrived_at"] for r in await conn.fetch(_RELEASED, found)}
+            if found
+            else {}
+        )
         device_ids = list({i.payload.device_id for i in batch})
         devices = {r[0]: KnownDevice(*r) for r in await conn.fetch(_DEVICES, device_ids)}
         replaced: dict[uuid.UUID, list[ReplacedKey]] = {}
@@ -116,18 +149,34 @@ class CancellationHandler:
             replaced.setdefault(row["device_id"], []).append(
                 ReplacedKey(row["public_key"], row["superseded_at"])
             )
-        now = datetime.now(UTC)
         accepted = []
-        for incoming in batch:
+        for incoming, key in zip(batch, copy_keys, strict=True):
             e = incoming.payload
-            failure = authenticate_cancellation(
-                e,
-                devices.get(e.device_id),
-                replaced.get(e.device_id, []),
-                min(incoming.source.appended_at or now, now),
+            arrived = min(
+                (released.get(key) if key else None) or incoming.source.appended_at or now, now
             )
+            device = devices.get(e.device_id)
+            failure = authenticate_cancellation(e, device, replaced.get(e.device_id, []), arrived)
             if failure is None:
                 accepted.append(incoming)
+                continue
+            if device is None or (
+                failure.reason is DeadLetterReason.BAD_SIGNATURE and awaits_newer_key(e, device)
+            ):
+                # Until that device's (or key's) DeviceRegistered (parking.py).
+                waiting.append((incoming, arrived))
+                with log_context(correlation_id=incoming.correlation_id):
+                    log.warning(
+                        "cancellation parked: "
+                        + (
+                            "device not known yet"
+                            if device is None
+                            else "signed with a key not known yet"
+                        ),
+                        checkin_id=str(e.checkin_id),
+                        device_id=str(e.device_id),
+                        key_id=e.key_id,
+                    )
                 continue
             dead.append(DeadLetter(incoming.source, failure.reason, failure.detail))
             with log_context(correlation_id=incoming.correlation_id):

@@ -36,6 +36,22 @@ for an operator to see to, and `vtp status` warns only of the others. Card numbe
 of the logs and of what the API says: a check-in is named by its id and its device, a card
 by its card_id once claims knows it.
 
+A cancellation (CheckInCancelled, cancellations.py) signed by a device claims does not know
+yet, or with a key of it claims has not heard of yet (it says which in `key_id`), waits the
+same way, in the same table (`kind` 'cancellation'; `checkin_id` is the check-in it
+cancels): a provider that registers a device, or rotates a key, and cancels at once would
+otherwise have its cancellation dead-lettered for good — and the card holder refunded for
+an activity that did not take place. Its shape is a check-in's (the record as it came, the
+device, the key it says signed it, when it reached us), so it is one mechanism, not a twin:
+parked by the cancellation batch (`park`, with `cancellations`), put back on the
+cancellation topic by the same release, under a copy id of its own namespace, with its
+arrival kept in `released_checkins` (the cancellation handler reads it: a key replaced after
+the original reached the broker still counts), and expired by the same rules — dead-
+lettered as `unknown_device` or `bad_signature` under the cancellation consumer's name, as
+it was at once before. It never waits for a card: one that overtakes its check-in waits in
+`pending_cancellations` (cancellations.py). What is refused for another reason (a device of
+another provider, revoked, a bad signature without a newer key) is refused as before.
+
 The copy has a new event id derived from the original's (`copy_id`); the original's inbox
 row stays. Deleting that row and sending the original id again would work too, but it
 would make the card-projection consumer edit the check-in consumer's inbox, and it would
@@ -57,15 +73,15 @@ check-in topic, and a device could name any record a copy to backdate it. A reco
 does not name itself a copy (`causation_id` whose `copy_id` is its `ce_id`) is not looked
 for, and the lookup rides on the batch's read of its facts: no round trip of its own.
 
-The check-in batch and the projection batch may run at once: the batch reads "no such
-device" (or card), the projection inserts the device (or card) and releases what is parked
-(nothing yet), the batch parks — and nobody would release that row. Both therefore take
-one advisory lock before they look again: parking re-reads the devices and cards and sends
-at once those whose device or card has come meanwhile; releasing runs after the parking
-committed and sees its rows. Both take it last in their transaction (after the holder
-locks of the batch, and in the projection after every event of its batch), so it adds no
-lock cycle. It is taken only when a check-in batch parks or a projection batch applies a
-DeviceRegistered or CardIssued: never on the check-in hot path.
+The check-in (or cancellation) batch and the projection batch may run at once: the batch
+reads "no such device" (or card), the projection inserts the device (or card) and releases
+what is parked (nothing yet), the batch parks — and nobody would release that row. Both
+therefore take one advisory lock before they look again: parking re-reads the devices and
+cards and sends at once those whose device or card has come meanwhile; releasing runs after
+the parking committed and sees its rows. Both take it last in their transaction (after the
+holder locks of the batch, and in the projection after every event of its batch), so it
+adds no lock cycle. It is taken only when a check-in or cancellation batch parks or a
+projection batch applies a DeviceRegistered or CardIssued: never on the check-in hot path.
 """
 
 from __future__ import annotations
@@ -75,7 +91,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -86,7 +102,7 @@ from shared.consumer import Incoming
 from shared.db import DbConnection
 from shared.deadletter import DeadLetter, DeadLetterReason, SourceRecord, dead_letter_record
 from shared.envelope import Headers
-from shared.events.checkins import CheckInRecorded
+from shared.events.checkins import CheckInCancelled, CheckInRecorded
 from shared.inbox import inbox_key
 from shared.logging import get_logger, log_context
 from shared.outbox import OutgoingRecord, enqueue, headers_from_json, headers_to_json
@@ -94,6 +110,34 @@ from shared.outbox import OutgoingRecord, enqueue, headers_from_json, headers_to
 log = get_logger(__name__)
 
 _COPY_NAMESPACE = uuid.UUID("b3d6a61f-1303-4f03-8537-dcd6b0b6acaf")
+# A cancellation's copy: apart, so that one reusing its check-in's event id (a device picks
+# it) is not taken for that check-in's copy in the outbox.
+_CANCELLATION_COPY_NAMESPACE = uuid.UUID("5f0f4b8e-8c1e-4d52-9a43-2b7e6a1c9d30")
+# What a parked row is (the `kind` column).
+Kind = Literal["checkin", "cancellation"]
+CHECKIN: Kind = "checkin"
+CANCELLATION: Kind = "cancellation"
+
+
+@dataclass(frozen=True)
+class _Sort:
+    """Where a kind of record comes from and goes back to."""
+
+    topic: topics.Topic
+    namespace: uuid.UUID  # of its copies' ids
+    consumer: str  # that refuses it: its dead letters name it
+    noun: str  # in the logs
+
+
+_SORTS: dict[str, _Sort] = {
+    CHECKIN: _Sort(topics.CHECKIN_RECORDED, _COPY_NAMESPACE, "claims.checkins", "check-in"),
+    CANCELLATION: _Sort(
+        topics.CHECKIN_CANCELLED,
+        _CANCELLATION_COPY_NAMESPACE,
+        "claims.cancellations",
+        "cancellation",
+    ),
+}
 # Two-key form (its own key space, apart from the one-key locks of migrations and payment
 # runs): the first key names this lock.
 _LOCK = "SELECT pg_advisory_xact_lock(7227100, 1)"
@@ -106,11 +150,11 @@ SELECT ARRAY(SELECT ROW(device_id, key_id) FROM devices
 _PARK = """
 INSERT INTO parked_checkins (event_id, checkin_id, device_id, correlation_id, key, headers,
                              payload, source_topic, source_partition, source_offset,
-                             awaiting_key_id, arrived_at, awaiting_card)
+                             awaiting_key_id, arrived_at, awaiting_card, kind)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[], $6::bytea[],
                      $7::bytea[], $8::text[], $9::int[], $10::bigint[], $11::int[],
-                     $12::timestamptz[], $13::text[])
-ON CONFLICT (event_id) DO NOTHING
+                     $12::timestamptz[], $13::text[], $14::text[])
+ON CONFLICT (event_id, kind) DO NOTHING
 """
 # What the devices' keys now let go: the device is known, with the key awaited or a later.
 _RELEASE = """
@@ -118,14 +162,14 @@ DELETE FROM parked_checkins p USING devices d
 WHERE p.device_id = ANY($1::uuid[]) AND p.awaiting_card IS NULL AND d.device_id = p.device_id
   AND d.key_id >= p.awaiting_key_id
 RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
-          p.parked_at, p.arrived_at, NULL::uuid AS card_id
+          p.parked_at, p.arrived_at, NULL::uuid AS card_id, p.kind
 """
 # What the cards now let go (with their card_id, which names them in the log).
 _RELEASE_CARDS = """
 DELETE FROM parked_checkins p USING cards c
 WHERE p.awaiting_card = ANY($1::text[]) AND c.card_number = p.awaiting_card
 RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
-          p.parked_at, p.arrived_at, c.card_id
+          p.parked_at, p.arrived_at, c.card_id, p.kind
 """
 # A copy's inbox key and when its original reached us, and whether its wait is over (a card
 # that never came): read by the check-in handler.
@@ -140,18 +184,19 @@ _FORGET = "DELETE FROM released_checkins WHERE released_at < now() - $1::interva
 _REPLACED_HEADERS = frozenset({"ce_id", "causation_id"})
 # $1: how long a check-in waits for a device or a card claims never heard of; $2: for a
 # key of a device it knows (a rotation's registration comes within seconds when all is
-# well).
+# well). A cancellation waits as long as a check-in for the same: never less than the
+# check-in it cancels, which may wait for the same device.
 _EXPIRE = """
 WITH due AS (
-    SELECT p.event_id, d.key_id AS known_key_id FROM parked_checkins p
+    SELECT p.event_id, p.kind, d.key_id AS known_key_id FROM parked_checkins p
     LEFT JOIN devices d ON d.device_id = p.device_id
     WHERE p.parked_at < now() - CASE WHEN d.device_id IS NULL OR p.awaiting_card IS NOT NULL
                                      THEN $1::interval ELSE $2::interval END
 )
-DELETE FROM parked_checkins p USING due WHERE p.event_id = due.event_id
+DELETE FROM parked_checkins p USING due WHERE p.event_id = due.event_id AND p.kind = due.kind
 RETURNING p.event_id, p.checkin_id, p.device_id, p.correlation_id, p.key, p.headers, p.payload,
           p.source_topic, p.source_partition, p.source_offset, p.parked_at, p.awaiting_key_id,
-          due.known_key_id, p.arrived_at, p.awaiting_card IS NOT NULL AS for_card
+          due.known_key_id, p.arrived_at, p.awaiting_card IS NOT NULL AS for_card, p.kind
 """
 # Expired, they are refused as the handler refuses a check-in it cannot authenticate: kept
 # with the reason, so `GET /claims/by-checkin` answers for them, and counted in `/stats`.
@@ -160,25 +205,27 @@ INSERT INTO unauthenticated_checkins (event_id, checkin_id, device_id, reason, d
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[])
 ON CONFLICT DO NOTHING
 """
-# The rows of one check-in still waiting, with the key its device has (null: none yet).
+# The rows of one check-in still waiting, with the key its device has (null: none yet);
+# not its cancellations (another device may sign them).
 _WAITING = """
 SELECT p.device_id, p.awaiting_key_id, p.parked_at, d.key_id AS known_key_id,
        p.awaiting_card IS NOT NULL AS for_card
 FROM parked_checkins p LEFT JOIN devices d ON d.device_id = p.device_id
-WHERE p.checkin_id = $1 ORDER BY p.parked_at
+WHERE p.checkin_id = $1 AND p.kind = 'checkin' ORDER BY p.parked_at
 """
 # A rotation's new key reaches claims within seconds; an hour later it is not coming.
 KEY_WAIT = timedelta(hours=1)
-# The consumer the check-ins came to: their dead letters name it, as if it had refused them.
-CONSUMER = "claims.checkins"
+# The consumer the check-ins came to: their dead letters name it, as if it had refused them
+# (the cancellations' name theirs, `claims.cancellations`).
+CONSUMER = _SORTS[CHECKIN].consumer
 
 
-def copy_id(event_id: uuid.UUID) -> uuid.UUID:
-    """The event id of a parked check-in put back on its topic."""
-    return uuid.uuid5(_COPY_NAMESPACE, str(event_id))
+def copy_id(event_id: uuid.UUID, kind: Kind = CHECKIN) -> uuid.UUID:
+    """The event id of a parked check-in (or cancellation) put back on its topic."""
+    return uuid.uuid5(_SORTS[kind].namespace, str(event_id))
 
 
-def copy_key(incoming: Incoming[Any]) -> uuid.UUID | None:
+def copy_key(incoming: Incoming[Any], kind: Kind = CHECKIN) -> uuid.UUID | None:
     """The key under which a copy's original arrival is kept, for a record that names
     itself a copy (its `ce_id` derived from its `causation_id`); None for any other, which
     costs one test. Naming itself a copy proves nothing (every device may write to the
@@ -190,7 +237,7 @@ def copy_key(incoming: Incoming[Any]) -> uuid.UUID | None:
         original = uuid.UUID(caused_by)
     except ValueError:
         return None
-    if incoming.envelope.id != copy_id(original):
+    if incoming.envelope.id != copy_id(original, kind):
         return None
     return inbox_key(incoming.envelope.id, incoming.source.value or b"")
 
@@ -208,6 +255,7 @@ class _Parked:
     awaiting_key_id: int  # the key it says signed it; 0: any key of its device
     arrived_at: datetime  # when it reached us (the original, for a copy parked again)
     awaiting_card: str | None = None  # its card number, if it waits for its card
+    kind: Kind = CHECKIN
 
     @classmethod
     def of(
@@ -228,21 +276,42 @@ class _Parked:
             c.card_number if for_card else None,
         )
 
+    @classmethod
+    def cancellation(cls, incoming: Incoming[CheckInCancelled], arrived_at: datetime) -> _Parked:
+        c, src = incoming.payload, incoming.source
+        return cls(
+            incoming.envelope.id,
+            c.checkin_id,  # the check-in it cancels
+            c.device_id,
+            incoming.correlation_id,
+            src.key or topics.CHECKIN_CANCELLED.key_of(c),
+            [(k, v) for k, v in src.headers if v is not None],
+            src.value or b"",
+            (src.topic, src.partition, src.offset),
+            c.key_id or 0,
+            arrived_at,
+            None,
+            CANCELLATION,
+        )
+
 
 async def park(
     conn: DbConnection,
     checkins: Sequence[tuple[Incoming[CheckInRecorded], datetime]],
     for_card: Sequence[tuple[Incoming[CheckInRecorded], datetime]] = (),
+    cancellations: Sequence[tuple[Incoming[CheckInCancelled], datetime]] = (),
 ) -> None:
-    """Inside the batch's transaction, after its other writes: park these check-ins (each
-    with when it reached us) until their device or key comes, and those `for_card` until
-    their card comes; or put those whose device, key or card has come since the batch read
-    them straight back."""
-    if not checkins and not for_card:
+    """Inside the batch's transaction, after its other writes: park these check-ins and
+    `cancellations` (each with when it reached us) until their device or key comes, and
+    those `for_card` until their card comes; or put those whose device, key or card has
+    come since the batch read them straight back."""
+    if not checkins and not for_card and not cancellations:
         return
-    parked = [_Parked.of(i, arrived_at) for i, arrived_at in checkins] + [
-        _Parked.of(i, arrived_at, for_card=True) for i, arrived_at in for_card
-    ]
+    parked = (
+        [_Parked.of(i, arrived_at) for i, arrived_at in checkins]
+        + [_Parked.of(i, arrived_at, for_card=True) for i, arrived_at in for_card]
+        + [_Parked.cancellation(i, arrived_at) for i, arrived_at in cancellations]
+    )
     await conn.execute(_LOCK)
     known = await conn.fetchrow(
         _KNOWN,
@@ -275,19 +344,20 @@ async def park(
             [p.awaiting_key_id for p in waiting],
             [p.arrived_at for p in waiting],
             [p.awaiting_card for p in waiting],
+            [p.kind for p in waiting],
         )
     arrived = [p for p in parked if ready(p)]
-    copies = [_copy(p.event_id, p.key, p.headers, p.payload) for p in arrived]
+    copies = [_copy(p.event_id, p.key, p.headers, p.payload, p.kind) for p in arrived]
     await _remember(conn, copies, [p.arrived_at for p in arrived])
     await enqueue(conn, copies)
     for p in arrived:
         with log_context(correlation_id=p.correlation_id):
             log.info(
-                "parked check-in released: "
+                f"parked {_SORTS[p.kind].noun} released: "
                 + ("card now known" if p.awaiting_card else "device or key now known"),
                 checkin_id=p.checkin_id,
                 device_id=p.device_id,
-                event_id=copy_id(p.event_id),
+                event_id=copy_id(p.event_id, p.kind),
             )
 
 
@@ -298,7 +368,8 @@ async def release(
 ) -> int:
     """Inside the transaction that applied these devices' DeviceRegistered and these cards'
     CardIssued, after the rest of its batch: put the check-ins parked for them back on the
-    check-in topic. Returns how many."""
+    check-in topic, and the cancellations parked for these devices on the cancellation
+    topic. Returns how many."""
     if not device_ids and not card_numbers:
         return 0
     await conn.execute(_LOCK)
@@ -313,6 +384,7 @@ async def release(
             r["key"],
             headers_from_json(bytes(r["headers"]).decode()),
             r["payload"],
+            r["kind"],
         )
         for r in rows
     ]
@@ -323,12 +395,12 @@ async def release(
         card = {"card_id": r["card_id"]} if r["card_id"] is not None else {}
         with log_context(correlation_id=r["correlation_id"]):
             log.info(
-                "parked check-in released: "
+                f"parked {_SORTS[r['kind']].noun} released: "
                 + ("card now known" if card else "device or key now known"),
                 checkin_id=r["checkin_id"],
                 device_id=r["device_id"],
                 **card,
-                event_id=copy_id(r["event_id"]),
+                event_id=copy_id(r["event_id"], r["kind"]),
                 parked_s=round((now - r["parked_at"]).total_seconds(), 1),
                 arrived_at=r["arrived_at"].isoformat(),
             )
@@ -352,14 +424,17 @@ async def _remember(
         )
 
 
-def _copy(event_id: uuid.UUID, key: bytes, headers: Headers, payload: bytes) -> OutgoingRecord:
-    """The parked record as it came, under its derived id, caused by the original."""
-    new_id = copy_id(event_id)
+def _copy(
+    event_id: uuid.UUID, key: bytes, headers: Headers, payload: bytes, kind: Kind = CHECKIN
+) -> OutgoingRecord:
+    """The parked record as it came, under its derived id, caused by the original, back on
+    the topic of its kind."""
+    new_id = copy_id(event_id, kind)
     kept = [(k, v) for k, v in headers if k not in _REPLACED_HEADERS]
     kept += [("ce_id", str(new_id).encode()), ("causation_id", str(event_id).encode())]
     return OutgoingRecord(
         event_id=str(new_id),
-        topic=topics.CHECKIN_RECORDED.name,
+        topic=_SORTS[kind].topic.name,
         key=key,
         headers=kept,
         payload=payload,
@@ -370,14 +445,19 @@ def _copy(event_id: uuid.UUID, key: bytes, headers: Headers, payload: bytes) -> 
 
 # Those waiting for a device or a key (something an operator can see to), and apart those
 # waiting for a card (mostly mistyped or forged numbers: nothing to see to, unless the card
-# projection is stuck, which `consumers_stalled` says).
+# projection is stuck, which `consumers_stalled` says), and the cancellations waiting for a
+# device or a key.
 _FIGURES = """
-SELECT count(*) FILTER (WHERE awaiting_card IS NULL) AS n,
-       extract(epoch FROM now() - min(parked_at) FILTER (WHERE awaiting_card IS NULL))
+SELECT count(*) FILTER (WHERE kind = 'checkin' AND awaiting_card IS NULL) AS n,
+       extract(epoch FROM now() - min(parked_at)
+                                  FILTER (WHERE kind = 'checkin' AND awaiting_card IS NULL))
            AS oldest_s,
        count(DISTINCT checkin_id) FILTER (WHERE awaiting_card IS NOT NULL) AS cards,
        extract(epoch FROM now() - min(parked_at) FILTER (WHERE awaiting_card IS NOT NULL))
-           AS cards_oldest_s
+           AS cards_oldest_s,
+       count(*) FILTER (WHERE kind = 'cancellation') AS cancellations,
+       extract(epoch FROM now() - min(parked_at) FILTER (WHERE kind = 'cancellation'))
+           AS cancellations_oldest_s
 FROM parked_checkins
 """
 
@@ -385,7 +465,8 @@ FROM parked_checkins
 async def readiness_figures(conn: DbConnection) -> dict[str, Any]:
     """How many wait and the oldest since when: in `GET /health/ready` (so `vtp status` sees
     them) and at the head of `GET /checkins/parked`. `checkins_parked` counts those waiting
-    for a device or a key, `checkins_awaiting_card` those waiting for a card."""
+    for a device or a key, `checkins_awaiting_card` those waiting for a card, and
+    `cancellations_parked` the cancellations waiting for a device or a key."""
     row = await conn.fetchrow(_FIGURES)
     assert row is not None  # an aggregate always returns its one row
 
@@ -397,16 +478,19 @@ async def readiness_figures(conn: DbConnection) -> dict[str, Any]:
         "checkins_parked_oldest_s": seconds(row["oldest_s"]),
         "checkins_awaiting_card": row["cards"],
         "checkins_awaiting_card_oldest_s": seconds(row["cards_oldest_s"]),
+        "cancellations_parked": row["cancellations"],
+        "cancellations_parked_oldest_s": seconds(row["cancellations_oldest_s"]),
     }
 
 
 async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[str, Any]:
-    """What waits for its device, per device (the longest waiting first), and what waits
-    for its card, per device that scanned it (no card numbers): for operators
-    (GET /checkins/parked)."""
+    """What waits for its device, per device (the longest waiting first: its check-ins and
+    its cancellations), and what waits for its card, per device that scanned it (no card
+    numbers): for operators (GET /checkins/parked)."""
     devices = await conn.fetch(
-        "SELECT device_id, count(*) AS checkins, min(parked_at) AS first_parked_at,"
-        " max(awaiting_key_id) AS awaiting_key_id"
+        "SELECT device_id, count(*) FILTER (WHERE kind = 'checkin') AS checkins,"
+        " count(*) FILTER (WHERE kind = 'cancellation') AS cancellations,"
+        " min(parked_at) AS first_parked_at, max(awaiting_key_id) AS awaiting_key_id"
         " FROM parked_checkins WHERE awaiting_card IS NULL"
         " GROUP BY device_id ORDER BY min(parked_at) LIMIT $1",
         devices_shown,
@@ -423,6 +507,7 @@ async def parked_figures(conn: DbConnection, devices_shown: int = 100) -> dict[s
             {
                 "device_id": str(d["device_id"]),
                 "checkins": d["checkins"],
+                "cancellations": d["cancellations"],
                 "first_parked_at": d["first_parked_at"].isoformat(),
                 # The newest key they say signed them (null: no key said).
                 "awaiting_key_id": d["awaiting_key_id"] or None,
@@ -450,8 +535,10 @@ async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta 
     refused, as the handler keeps a check-in it cannot authenticate. Those parked longer
     than `older_than` for a card claims never heard of authenticated: they are put back
     with their wait over, and the handler rejects them as `unknown_card`, as it did before
-    anything waited for a card. The arrivals of copies released as long ago go too.
-    Returns how many expired."""
+    anything waited for a card. Cancellations expire as check-ins waiting for the same do,
+    and are dead-lettered with the same reasons under the cancellation consumer's name
+    (only dead-lettered: they are no check-in's outcome). The arrivals of copies released
+    as long ago go too. Returns how many expired."""
     await conn.execute(_FORGET, older_than)
     expired = await conn.fetch(_EXPIRE, older_than, key_wait)
     cards = [r for r in expired if r["for_card"]]
@@ -471,20 +558,27 @@ async def expire(conn: DbConnection, older_than: timedelta, key_wait: timedelta 
         )
         for r in rows
     ]
-    await enqueue(conn, [dead_letter_record(letter, CONSUMER) for letter in letters])
-    if rows:
+    await enqueue(
+        conn,
+        [
+            dead_letter_record(letter, _SORTS[r["kind"]].consumer)
+            for r, letter in zip(rows, letters, strict=True)
+        ],
+    )
+    refused = [(r, x) for r, x in zip(rows, letters, strict=True) if r["kind"] == CHECKIN]
+    if refused:
         await conn.execute(
             _REFUSED,
-            [r["event_id"] for r in rows],
-            [r["checkin_id"] for r in rows],
-            [r["device_id"] for r in rows],
-            [letter.reason.value for letter in letters],
-            [letter.detail for letter in letters],
+            [r["event_id"] for r, _ in refused],
+            [r["checkin_id"] for r, _ in refused],
+            [r["device_id"] for r, _ in refused],
+            [letter.reason.value for _, letter in refused],
+            [letter.detail for _, letter in refused],
         )
     for r, letter in zip(rows, letters, strict=True):
         with log_context(correlation_id=r["correlation_id"]):
             log.warning(
-                "parked check-in dead-lettered",
+                f"parked {_SORTS[r['kind']].noun} dead-lettered",
                 reason=letter.reason.value,
                 checkin_id=r["checkin_id"],
                 device_id=r["device_id"],

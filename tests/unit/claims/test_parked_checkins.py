@@ -23,7 +23,12 @@ from shared.checkin_signature import public_key_b64
 from shared.consumer import Incoming, decode
 from shared.deadletter import SourceRecord
 from shared.events.cards import ProviderMode
-from shared.events.checkins import Activity, ActivityCategory
+from shared.events.checkins import (
+    Activity,
+    ActivityCategory,
+    CancellationReason,
+    CheckInCancelled,
+)
 from shared.outbox import headers_from_json, headers_to_json
 from vtp.device.signer import DeviceIdentity
 
@@ -168,3 +173,47 @@ def test_only_a_record_that_names_itself_a_copy_is_looked_for_under_its_body() -
     body = copy.payload.replace(b'"price_cents":2000', b'"price_cents":2001')
     assert body != copy.payload
     assert parking.copy_key(received(copy.headers, body)) not in (None, key)
+
+
+def test_a_parked_cancellation_goes_back_to_the_cancellation_topic_under_an_id_of_its_own() -> None:
+    envelope, cancel = DEVICE.signed_cancellation(
+        CheckInCancelled(
+            checkin_id=uuid.uuid4(),
+            device_id=DEVICE.device_id,
+            provider_id=DEVICE.provider_id,
+            card_number=CARD,
+            reason=CancellationReason.ACTIVITY_CANCELLED,
+            cancelled_at=NOW,
+            signature="-",
+        )
+    )
+    topic = topics.CHECKIN_CANCELLED
+    source = SourceRecord(
+        topic.name,
+        1,
+        2,
+        topic.key_of(cancel),
+        cancel.model_dump_json().encode(),
+        envelope.headers(),
+    )
+    original = Incoming(envelope, cancel, source)
+    parked = parking._Parked.cancellation(original, NOW)
+    assert (parked.kind, parked.checkin_id, parked.awaiting_card) == (
+        parking.CANCELLATION,
+        cancel.checkin_id,
+        None,
+    )
+    copy = parking._copy(parked.event_id, parked.key, parked.headers, parked.payload, parked.kind)
+    assert copy.topic == topic.name and copy.retain
+    assert (copy.key, copy.payload) == (source.key, source.value)
+    # Apart from a check-in's copy: one reusing its check-in's event id gets another id.
+    new_id = parking.copy_id(envelope.id, parking.CANCELLATION)
+    assert copy.event_id == str(new_id) != str(parking.copy_id(envelope.id))
+    decoded = decode(
+        SourceRecord(copy.topic, 0, 1, copy.key, copy.payload, copy.headers), {topic.name: topic}
+    )
+    assert isinstance(decoded, Incoming)
+    assert decoded.payload == cancel and decoded.envelope.id == new_id
+    # Looked for as a cancellation's copy only.
+    assert parking.copy_key(decoded, parking.CANCELLATION) is not None
+    assert parking.copy_key(decoded) is None
