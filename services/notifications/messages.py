@@ -414,6 +414,29 @@ TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
             " usually active {usual}. Is it switched on and connected?",
         ),
     },
+    # {offset} is clock_offset_words ("1 u 12 min voor"), {consequence} CLOCK_CONSEQUENCE.
+    "device_clock_off": {
+        "nl": (
+            "Vrijetijdspas: de klok van toestel {device} loopt {offset}",
+            "De klok van toestel {device} loopt {offset}. {consequence}\n\nLaat het toestel"
+            " zijn tijd automatisch instellen (via internet, NTP) of zet de klok juist. Werkt"
+            " het met ons programma (vtp device), zet dan de klok van die computer juist en"
+            " stuur daarna een hartslag (vtp device heartbeat): het programma verbetert de"
+            " tijd van zijn check-ins zelf zolang het de juiste tijd kan opvragen, maar niet"
+            " altijd. We melden dit één keer; loopt de klok weer juist en later opnieuw"
+            " verkeerd, dan hoort u het opnieuw.",
+        ),
+        "en": (
+            "Leisure card: the clock of device {device} is {offset}",
+            "The clock of device {device} is {offset}. {consequence}\n\nLet the device set"
+            " its time automatically (over the internet, NTP) or set the clock right. If it"
+            " runs our program (vtp device), set the clock of that computer right and then"
+            " send a heartbeat (vtp device heartbeat): the program corrects the time of its"
+            " check-ins itself as long as it can look up the right time, but not always. We"
+            " tell you this once; if the clock is right again and later wrong again, you"
+            " will hear it again.",
+        ),
+    },
     "payment_run_ready": {
         "nl": (
             "Vrijetijdspas: betalingsrun {run} staat klaar",
@@ -849,6 +872,61 @@ def usual_days_words(weekdays: Collection[int], language: Language) -> str:
     if len(names) > 1:
         joined += (" en " if language == "nl" else " and ") + names[-1]
     return ("op " if language == "nl" else "on ") + joined
+
+
+# What a device clock that is off costs (device_clock_off), by the way it is off: claims
+# judges a check-in by the time the device signed (docs/device-protocol.md, section 7).
+CLOCK_CONSEQUENCE: dict[Language, dict[bool, str]] = {
+    "nl": {
+        True: "Check-ins van dit toestel kunnen daardoor geweigerd worden, omdat ze in de"
+        " toekomst lijken te liggen: daarvoor betalen we niets terug.",
+        False: "Check-ins van dit toestel kunnen daardoor op de verkeerde dag geboekt worden,"
+        " of geweigerd als ze te oud lijken: dan betalen we te weinig of niets terug.",
+    },
+    "en": {
+        True: "Check-ins from this device may therefore be refused, as they seem to lie in"
+        " the future: we pay nothing back for those.",
+        False: "Check-ins from this device may therefore be booked on the wrong day, or"
+        " refused when they seem too old: then we pay back too little or nothing.",
+    },
+}
+
+# Units of clock_offset_words, largest first: (seconds, nl one, nl many, en one, en many).
+_OFFSET_UNITS = (
+    (365 * 86_400, "jaar", "jaar", "year", "years"),
+    (86_400, "dag", "dagen", "day", "days"),
+    (3_600, "u", "u", "h", "h"),
+    (60, "min", "min", "min", "min"),
+    (1, "s", "s", "s", "s"),
+)
+# The largest offset a heartbeat can carry (shared/events/checkins.py, DeviceHeartbeat): a
+# device further off (a kiosk that believes it is 1970) reports this much.
+OFFSET_BOUND_MS = 10**12
+
+
+def clock_offset_words(offset_ms: int, language: Language) -> str:
+    """How far a device clock is off (device clock minus ours), in plain words with its
+    two largest units: "1 u 12 min voor" / "1 h 12 min ahead", "3 dagen 4 u achter" /
+    "3 days 4 h behind". An offset at the bound a heartbeat can carry is "meer dan 31 jaar"
+    / "more than 31 years": the clock may be further off still."""
+    seconds = abs(offset_ms) // 1000
+    nl = language == "nl"
+    parts = []
+    for size, nl_one, nl_many, en_one, en_many in _OFFSET_UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            one, many = (nl_one, nl_many) if nl else (en_one, en_many)
+            parts.append(f"{count} {one if count == 1 else many}")
+        elif parts:
+            break  # "1 u 0 min 5 s" is said "1 u": the next unit only, when it counts
+        if len(parts) == 2:
+            break
+    words = " ".join(parts) or ("minder dan 1 s" if nl else "less than 1 s")
+    if abs(offset_ms) >= OFFSET_BOUND_MS:
+        words = ("meer dan " if nl else "more than ") + parts[0]
+    if nl:
+        return f"{words} {'voor' if offset_ms > 0 else 'achter'}"
+    return f"{words} {'ahead' if offset_ms > 0 else 'behind'}"
 
 
 def period_words(start: date, end: date, language: Language) -> tuple[str, str]:

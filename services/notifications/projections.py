@@ -11,7 +11,7 @@ from enum import Enum
 import asyncpg
 
 from services.notifications.messages import local_day
-from services.notifications.signals import KnownDevice, signed_millis
+from services.notifications.signals import ClockWatch, KnownDevice, signed_millis
 from shared.db import DbConnection
 from shared.envelope import Envelope
 from shared.events import cards as ev
@@ -186,26 +186,38 @@ async def known_device(conn: DbConnection, device_id: uuid.UUID) -> KnownDevice 
     """The device a heartbeat claims to come from, locked until the transaction ends: two
     copies of one heartbeat judged at once (a rebalance) cannot both count."""
     row = await conn.fetchrow(
-        "SELECT provider_id, public_key, revoked, reported_at FROM devices"
-        " WHERE device_id = $1 FOR UPDATE",
+        "SELECT provider_id, public_key, revoked, reported_at, clock_judged_at,"
+        " clock_off_since FROM devices WHERE device_id = $1 FOR UPDATE",
         device_id,
     )
     if row is None:
         return None
-    return KnownDevice(row["provider_id"], row["public_key"], row["revoked"], row["reported_at"])
+    return KnownDevice(
+        row["provider_id"],
+        row["public_key"],
+        row["revoked"],
+        row["reported_at"],
+        ClockWatch(row["clock_judged_at"], row["clock_off_since"]),
+    )
 
 
-async def heartbeat(conn: DbConnection, e: DeviceHeartbeat, received_at: datetime) -> None:
+async def heartbeat(
+    conn: DbConnection, e: DeviceHeartbeat, received_at: datetime, clock: ClockWatch
+) -> None:
     """An authenticated heartbeat: the device was alive when we *received* it. Its own
     clock can be hours off either way (docs/device-protocol.md), so what it says — sent_at
-    and clock_offset_ms — is kept for people to read, and sent_at to recognise replays."""
+    and clock_offset_ms — is kept for people to read, and sent_at to recognise replays;
+    `clock` is what it leaves us believing of that clock (signals.judge_clock)."""
     await conn.execute(
         "UPDATE devices SET last_seen_at = GREATEST(last_seen_at, $2),"
-        " reported_at = GREATEST(reported_at, $3), clock_offset_ms = $4 WHERE device_id = $1",
+        " reported_at = GREATEST(reported_at, $3), clock_offset_ms = $4,"
+        " clock_judged_at = $5, clock_off_since = $6 WHERE device_id = $1",
         e.device_id,
         received_at,
         signed_millis(e.sent_at),
         e.clock_offset_ms,
+        clock.judged_at,
+        clock.off_since,
     )
     await conn.execute(
         "INSERT INTO device_days (device_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",

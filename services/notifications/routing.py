@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -13,8 +13,10 @@ import asyncpg
 from services.notifications import projections, recipients
 from services.notifications.budget_lines import budget_line_name
 from services.notifications.messages import (
+    CLOCK_CONSEQUENCE,
     Eur,
     category,
+    clock_offset_words,
     local_day,
     payment_failure,
     payment_failure_next_step,
@@ -25,7 +27,13 @@ from services.notifications.messages import (
 from services.notifications.queueing import Notice, notify_many
 from services.notifications.recipients import Recipient
 from services.notifications.settings import NotificationsSettings
-from services.notifications.signals import heartbeat_refusal, notification_key
+from services.notifications.signals import (
+    ClockWatch,
+    heartbeat_refusal,
+    judge_clock,
+    notification_key,
+    signed_millis,
+)
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -189,8 +197,45 @@ class Router:
         refusal = heartbeat_refusal(e, known, received_at)
         if refusal is not None:
             return DeadLetter(incoming.source, refusal.reason, refusal.detail)
-        await projections.heartbeat(conn, e, received_at=received_at)
+        assert known is not None  # heartbeat_refusal refuses an unknown device
+        clock = await self._device_clock(conn, incoming, e, known.clock)
+        await projections.heartbeat(conn, e, received_at=received_at, clock=clock)
         return None
+
+    async def _device_clock(
+        self, conn: DbConnection, incoming: Incoming[Any], e: DeviceHeartbeat, watch: ClockWatch
+    ) -> ClockWatch:
+        """The provider hears when a heartbeat says the device's clock is off
+        (device_clock_off), once per episode (signals.judge_clock), in the heartbeat's
+        transaction: the inbox makes it once, the key once more. A provider we do not know
+        yet is told by the next heartbeat that says so, the episode beginning then."""
+        judged = judge_clock(
+            watch, e.sent_at, e.clock_offset_ms, timedelta(seconds=self.settings.device_clock_off_s)
+        )
+        if not judged.began or e.clock_offset_ms is None or judged.watch.off_since is None:
+            return judged.watch
+        recipient = await recipients.provider(conn, e.provider_id)
+        if recipient is None:
+            log.info("nobody to tell", kind="device_clock_off")
+            return ClockWatch(judged.watch.judged_at, None)
+        offset = e.clock_offset_ms
+        await self._tell(
+            conn,
+            incoming,
+            recipient,
+            "device_clock_off",
+            {
+                "device_id": str(e.device_id),
+                "clock_offset_ms": offset,
+                "ahead": offset > 0,
+                "sent_at": signed_millis(e.sent_at),
+            },
+            key=notification_key("device-clock-off", e.device_id, judged.watch.off_since),
+            device=str(e.device_id)[:8],  # as device_silent names it
+            offset=clock_offset_words(offset, recipient.language),
+            consequence=CLOCK_CONSEQUENCE[recipient.language][offset > 0],
+        )
+        return judged.watch
 
     async def _tell(
         self,

@@ -48,6 +48,15 @@ class NotificationsSettings(ServiceSettings):
     # once a month has no routine, and raises no alarm. (Before routines were learnt, this
     # counted the 7 days before the device went silent.)
     device_usual_active_days: int = 3
+    # A device's provider is told (device_clock_off, once per episode) when a heartbeat says
+    # its clock is off by more than this; the episode ends when one says it is within half
+    # of it. Claims refuses a check-in more than 300 s ahead (the default policy) for good:
+    # 120 s leaves a drifting clock (seconds a day) weeks to be set right before that
+    # begins, and one that jumped (a wrong time zone, a kiosk at 1970) is told at its first
+    # heartbeat either way. Behind, 120 s misplaces only a visit scanned in the two minutes
+    # after midnight on the day before. Well above what a device measures its offset to (the
+    # reference client, ±0.5 s; it corrects its own check-ins from 30 s).
+    device_clock_off_s: int = Field(default=120, ge=10, le=300)
     # Used when no organisation of kind "finance" is registered.
     finance_email: str | None = None
 

@@ -1,7 +1,7 @@
 """Signals derived from events: when a card counts as unused, a device as silent (and
-whether its heartbeat may be believed), and how long to wait before retrying. Pure
-functions. (Whether a budget line crossed a threshold is the claims service's to decide:
-it keeps the budgets and the ledger.)"""
+whether its heartbeat may be believed), its clock as off, and how long to wait before
+retrying. Pure functions. (Whether a budget line crossed a threshold is the claims
+service's to decide: it keeps the budgets and the ledger.)"""
 
 from __future__ import annotations
 
@@ -131,6 +131,16 @@ def device_days_read_back(silent_hours: int) -> int:
 
 
 @dataclass(frozen=True)
+class ClockWatch:
+    """What a device's heartbeats said of its clock (judge_clock), each heartbeat placed at
+    its reference time: its signed sent_at less its signed clock_offset_ms, the moment it
+    was sent by the clock it measured against."""
+
+    judged_at: datetime | None = None  # the latest reference time judged, if any
+    off_since: datetime | None = None  # that of the heartbeat that began an episode, if one
+
+
+@dataclass(frozen=True)
 class KnownDevice:
     """A device as the cards service's events (and its accepted heartbeats) describe it."""
 
@@ -138,6 +148,7 @@ class KnownDevice:
     public_key: str | None  # None: known from its revocation only, or from before keys were kept
     revoked: bool
     reported_at: datetime | None  # the signed sent_at of its latest accepted heartbeat
+    clock: ClockWatch = ClockWatch()
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,8 @@ def signed_millis(value: datetime) -> datetime:
 
 
 # How close to our clock a device's signed sent_at must be for a heartbeat that is not
-# newer than the last to count as fresh (a device whose clock was set right) and not a copy.
+# newer than the last to count as fresh (a device whose clock was set right) and not a copy;
+# or its sent_at less its signed clock offset (a device whose clock fell behind).
 FRESH_HEARTBEAT = timedelta(minutes=10)
 
 
@@ -187,6 +199,10 @@ def heartbeat_refusal(
         # "older" than those it sent while it ran ahead. Sent about now, they are fresh; a
         # copy of an old one is not (and a copy of a recent one buys minutes at most).
         and abs(received_at - sent_at) > FRESH_HEARTBEAT
+        # So is one from a clock that was right and fell behind (reset to a firmware's
+        # date, a wrong time zone): sent about now by the clock it measured against, as its
+        # signed offset says. A copy keeps the offset, and so the moment, it was sent with.
+        and not _fresh_by_offset(h, received_at)
     ):
         return HeartbeatRefusal(
             DeadLetterReason.REPLAYED,
@@ -194,6 +210,61 @@ def heartbeat_refusal(
             f" ({device.reported_at.isoformat()}): not counted as a sign of life",
         )
     return None
+
+
+@dataclass(frozen=True)
+class ClockJudgement:
+    watch: ClockWatch  # what to keep
+    began: bool  # an episode began: tell the provider (once: the next begins only after
+    # a heartbeat that says the clock is right again)
+
+
+def reference_time(sent_at: datetime, offset_ms: int) -> datetime | None:
+    """When a heartbeat was sent by the clock its device measured against: sent_at as
+    signed, less the offset it reports. None when no datetime can hold it."""
+    try:
+        return signed_millis(sent_at) - timedelta(milliseconds=offset_ms)
+    except OverflowError:
+        return None
+
+
+def judge_clock(
+    watch: ClockWatch, sent_at: datetime, offset_ms: int | None, off_after: timedelta
+) -> ClockJudgement:
+    """The clock of a device whose heartbeat (accepted: heartbeat_refusal) says its offset
+    is `offset_ms`. Off when that is more than `off_after` either way; an episode begins
+    with the first heartbeat that says so, and ends only with one that says it is right
+    again, within half of `off_after`: a clock drifting across the threshold, measured to a
+    second or so, does not raise an alarm at every other heartbeat.
+
+    Heartbeats are judged in the order they were sent, by their reference time: a copy or
+    a late heartbeat, sent before the last one judged, changes nothing. Not by sent_at
+    alone, which is the very clock that is off: a device that ran 20 minutes ahead and was
+    set right sends heartbeats dated before its last wrong one, and would stay "off" for
+    20 minutes more (a year, for one that thought it was next year). The offset, signed
+    with sent_at, places them; a copy keeps its own. A heartbeat without an offset says
+    nothing of the clock."""
+    if offset_ms is None:
+        return ClockJudgement(watch, False)
+    at = reference_time(sent_at, offset_ms)
+    if at is None or (watch.judged_at is not None and at <= watch.judged_at):
+        return ClockJudgement(watch, False)
+    off_ms = abs(offset_ms)
+    limit_ms = off_after // timedelta(milliseconds=1)
+    if off_ms > limit_ms:
+        if watch.off_since is None:
+            return ClockJudgement(ClockWatch(at, at), True)
+        return ClockJudgement(ClockWatch(at, watch.off_since), False)
+    if 2 * off_ms <= limit_ms:
+        return ClockJudgement(ClockWatch(at, None), False)
+    return ClockJudgement(ClockWatch(at, watch.off_since), False)
+
+
+def _fresh_by_offset(h: DeviceHeartbeat, received_at: datetime) -> bool:
+    if h.clock_offset_ms is None:
+        return False
+    sent = reference_time(h.sent_at, h.clock_offset_ms)
+    return sent is not None and abs(received_at - sent) <= FRESH_HEARTBEAT
 
 
 def retry_delay_s(attempt: int, base_s: float, max_s: float) -> float:

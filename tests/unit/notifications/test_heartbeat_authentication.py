@@ -111,3 +111,24 @@ def test_a_device_whose_clock_was_set_right_is_believed_again_at_once() -> None:
     assert reason(beat(identity, ahead), seen, received_at=AT) is DeadLetterReason.REPLAYED
     stale = beat(identity, AT - timedelta(hours=2))
     assert reason(stale, seen, received_at=AT) is DeadLetterReason.REPLAYED
+
+
+def test_a_device_whose_clock_fell_behind_is_believed_when_its_offset_says_so() -> None:
+    # Right until now, then reset to a firmware's date, or an hour and twelve minutes
+    # behind: its heartbeats are "older" than the last one believed, yet sent now by the
+    # clock it measures against, as the offset it signs says. Believed, and its provider
+    # can hear that the clock is off (signals.judge_clock).
+    identity, known = device_and_record()
+    seen = KnownDevice(known.provider_id, known.public_key, False, AT)
+    for behind in (timedelta(minutes=72), timedelta(days=2_000)):
+        offset = -behind // timedelta(milliseconds=1)
+        h = beat(identity, AT + timedelta(minutes=1) - behind, offset)
+        assert reason(h, seen, received_at=AT + timedelta(minutes=1)) is None
+        # Without the offset, or with one that does not place it now, it is a replay…
+        assert reason(beat(identity, h.sent_at), seen, received_at=AT) is DeadLetterReason.REPLAYED
+        # …and so is its copy, later: the offset places it when it was sent.
+        later = AT + timedelta(minutes=12)
+        assert reason(h, seen, received_at=later) is DeadLetterReason.REPLAYED
+    # An offset at the bound a heartbeat carries (a kiosk at 1970) does not place it.
+    at_1970 = beat(identity, datetime(1970, 1, 1, 0, 5, tzinfo=UTC), -(10**12))
+    assert reason(at_1970, seen, received_at=AT) is DeadLetterReason.REPLAYED
