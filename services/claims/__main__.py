@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from services.claims import parking
+from services.claims import parking, waiting_returns
 from services.claims.api import build_app
 from services.claims.background import every
 from services.claims.budget_watch import BudgetWatch
@@ -56,7 +56,7 @@ async def main() -> None:
     )
     runtime.consume(
         BatchProcessor(
-            "claims.settlements",
+            waiting_returns.CONSUMER,  # "claims.settlements"
             (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED, topics.PAYMENT_RETURNED),
             apply_settlements,
             pool,
@@ -85,6 +85,7 @@ async def main() -> None:
             scheduled_runs,
             budget_watch.run,
             lambda stop: parking.expire_hourly(pool, parking.keep_for(policy), stop),
+            lambda stop: waiting_returns.expire_hourly(pool, stop),
         ],
     )
 

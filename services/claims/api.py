@@ -12,13 +12,14 @@ import asyncpg
 from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import SecretStr
 
-from services.claims import ledger, parking
+from services.claims import ledger, parking, waiting_returns
 from services.claims.payments import run_payments
 from services.claims.policy import RefundPolicy
 from services.claims.reports import monthly_report
 from services.claims.usage import period_of, usage_report
 from shared.api_auth import protected_router
 from shared.consumer import Stall
+from shared.db import DbConnection
 from shared.http import add_correlation_middleware, health_router
 from shared.http_errors import install_validation_errors
 from shared.localtime import zoned
@@ -35,7 +36,7 @@ def build_app(
     app = FastAPI(title="Vrijetijdspas — claims", version="1")
     add_correlation_middleware(app)
     install_validation_errors(app)
-    app.include_router(health_router(pool_ref, parking.readiness_figures, stalls))
+    app.include_router(health_router(pool_ref, readiness_figures, stalls))
     api = protected_router(token_secret)
 
     @api.get("/stats")
@@ -76,6 +77,7 @@ def build_app(
             known_cards = await conn.fetchval("SELECT count(*) FROM cards")
             known_devices = await conn.fetchval("SELECT count(*) FROM devices")
             parked = await parking.readiness_figures(conn)
+            returns = await waiting_returns.figures(conn)
         return {
             "outcomes": [dict(r) for r in outcomes],
             "unauthenticated": [dict(r) for r in unauth],
@@ -99,6 +101,8 @@ def build_app(
             # Waiting for a device or a key, and apart for a card (parking.py).
             "checkins_parked": parked["checkins_parked"],
             "checkins_awaiting_card": parked["checkins_awaiting_card"],
+            # Payment returns read before their settlement, waiting for it (waiting_returns.py).
+            "returns_waiting": returns["returns_waiting"],
         }
 
     @api.get("/checkins/parked")
@@ -228,3 +232,9 @@ def build_app(
 
     app.include_router(api)
     return app
+
+
+async def readiness_figures(conn: DbConnection) -> dict[str, Any]:
+    """What waits in claims, in `GET /health/ready`: parked check-ins (parking.py) and
+    payment returns waiting for their settlement (waiting_returns.py)."""
+    return {**await parking.readiness_figures(conn), **await waiting_returns.figures(conn)}

@@ -1,6 +1,7 @@
 """The claims service's periodic jobs (payment runs, the budget watch, expiring parked
-check-ins) share one loop: each job is one transaction, so a failed run leaves nothing
-half-done and the next run simply tries again."""
+check-ins and payment returns that waited in vain) share one loop: each job is one
+transaction, so a failed run leaves nothing half-done and the next run simply tries
+again."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ to the payment and publishes PaymentRequested for finance. Finance answers: sett
 the amount on to the bank; failed returns it to payable and unlinks the claims, so the next
 run pays them again (and the PaymentFailed event tells the notifications service). A
 payment the bank returns after settling it (PaymentReturned) goes the same way: the amount
-moves from the bank back to payable and its claims are paid again.
+moves from the bank back to payable and its claims are paid again. A return read before
+its payment's settlement (another topic) waits for it (waiting_returns.py).
 
 A payable can go negative when a claim that was already paid is reversed: nothing is paid
 then, and later claims of the same payee first make up the difference.
@@ -29,7 +30,7 @@ from typing import Any
 import asyncpg
 from stdnum.be import ogm_vcs
 
-from services.claims import ledger, netting
+from services.claims import ledger, netting, waiting_returns
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -442,21 +443,21 @@ async def apply_settlements(conn: DbConnection, batch: list[Incoming[Any]]) -> l
     """Finance's answers. A payment closes once, and a settled one is returned once; a
     repeated or late answer changes nothing, and one that matches no payment (an unknown
     id, another amount, the opposite of the answer that closed it, a return of a payment
-    not settled) is dead-lettered as `unmatched` for finance to look at: the payment it
-    meant stays as it was meanwhile."""
+    that failed) is dead-lettered as `unmatched` for finance to look at: the payment it
+    meant stays as it was meanwhile. A return of a payment still requested waits for its
+    settlement (waiting_returns.py), and is applied with it."""
     refused: list[DeadLetter] = []
     for incoming in batch:
         with log_context(correlation_id=incoming.correlation_id):
-            letter = await _apply_settlement(conn, incoming)
-        if letter is not None:
-            refused.append(letter)
+            refused += await _apply_settlement(conn, incoming)
     return refused
 
 
-async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> DeadLetter | None:
+async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> list[DeadLetter]:
     e = incoming.payload
     if isinstance(e, PaymentReturned):
-        return await _apply_return(conn, incoming, e)
+        letter = await _apply_return(conn, incoming, e)
+        return [] if letter is None else [letter]
     settled = isinstance(e, PaymentSettled)
     status = "settled" if settled else "failed"
     row = await conn.fetchrow(
@@ -471,7 +472,8 @@ async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> Dead
         e.amount_cents,
     )
     if row is None:
-        return await _unmatched(conn, incoming, e)
+        letter = await _unmatched(conn, incoming, e)
+        return [] if letter is None else [letter]
     await _trace_claims(conn, e.payment_id, f"claim payment {status}")
     target = ledger.BANK if settled else row["account"]
     await ledger.post(
@@ -492,25 +494,55 @@ async def _apply_settlement(conn: DbConnection, incoming: Incoming[Any]) -> Dead
     log.info(
         "payment " + status, payment_id=str(e.payment_id), amount_cents=int(row["amount_cents"])
     )
-    return None
+    return await _apply_waiting_returns(conn, e.payment_id)
+
+
+async def _apply_waiting_returns(conn: DbConnection, payment_id: uuid.UUID) -> list[DeadLetter]:
+    """After the payment's settlement (or failure), in its transaction: the returns read
+    before it. Settled, the first is applied and any other is a repeat; failed, they can
+    never apply and are dead-lettered as `unmatched`, as they were before they could wait."""
+    refused: list[DeadLetter] = []
+    for waited in await waiting_returns.take(conn, payment_id):
+        with log_context(correlation_id=waited.incoming.correlation_id):
+            letter = await _apply_return(
+                conn, waited.incoming, waited.incoming.payload, read_at=waited.since
+            )
+        if letter is not None:
+            refused.append(letter)
+    return refused
 
 
 async def _apply_return(
-    conn: DbConnection, incoming: Incoming[Any], e: PaymentReturned
+    conn: DbConnection,
+    incoming: Incoming[Any],
+    e: PaymentReturned,
+    read_at: datetime | None = None,
 ) -> DeadLetter | None:
     """The bank took back a payment it had settled: the amount goes from the bank back to
     the payee's payable account (a new transfer: the ledger is never rewritten) and the
     claims are unlinked, so the next run pays them again, or holds them until another
-    account is recorded when the return was for the account's sake (`_hold_reasons`)."""
-    row = await conn.fetchrow(
-        "UPDATE payments SET status = 'returned', reason = $2, reason_code = $3,"
-        " returned_at = now() WHERE payment_id = $1 AND status = 'settled'"
-        " AND amount_cents = $4 RETURNING account, amount_cents",
-        e.payment_id,
-        e.reason,
-        e.reason_code,
-        e.amount_cents,
-    )
+    account is recorded when the return was for the account's sake (`_hold_reasons`).
+    A return of a payment still requested, of its amount, waits for the settlement
+    (waiting_returns.py); `read_at` is when a return that waited was read, which stays
+    its place among the bank's answers (`returned_at`)."""
+    row = await _mark_returned(conn, e, read_at)
+    if row is None:
+        # Locked, so that a settlement applied at the same time by another process either
+        # is seen here (then settled) or finds the waiting return after its own update.
+        payment = await conn.fetchrow(
+            "SELECT status, amount_cents FROM payments WHERE payment_id = $1 FOR UPDATE",
+            e.payment_id,
+        )
+        if payment is not None and payment["status"] == "settled":
+            row = await _mark_returned(conn, e, read_at)  # settled meanwhile
+        elif (
+            payment is not None
+            and payment["status"] == "requested"
+            and payment["amount_cents"] == e.amount_cents
+            and read_at is None
+        ):
+            await waiting_returns.keep(conn, incoming)
+            return None
     if row is None:
         return await _unmatched(conn, incoming, e)
     await _trace_claims(conn, e.payment_id, "claim payment returned")
@@ -534,8 +566,24 @@ async def _apply_return(
         payment_id=str(e.payment_id),
         amount_cents=amount,
         reason_code=e.reason_code,
+        **({} if read_at is None else {"waited_for_settlement_since": read_at.isoformat()}),
     )
     return None
+
+
+async def _mark_returned(
+    conn: DbConnection, e: PaymentReturned, read_at: datetime | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "UPDATE payments SET status = 'returned', reason = $2, reason_code = $3,"
+        " returned_at = coalesce($5::timestamptz, now()) WHERE payment_id = $1"
+        " AND status = 'settled' AND amount_cents = $4 RETURNING account, amount_cents",
+        e.payment_id,
+        e.reason,
+        e.reason_code,
+        e.amount_cents,
+        read_at,
+    )
 
 
 async def _unlink_claims(conn: DbConnection, payment_id: uuid.UUID) -> None:
@@ -557,7 +605,7 @@ async def _unmatched(
 ) -> DeadLetter | None:
     """Why an answer changed nothing: a repeat (fine), or one that matches no payment,
     contradicts the answer that closed it (the first answer stands) or returns a payment
-    that is not settled."""
+    that failed (or, of another amount, one not settled yet)."""
     payment = await conn.fetchrow(
         "SELECT status, amount_cents FROM payments WHERE payment_id = $1", e.payment_id
     )
@@ -569,6 +617,12 @@ async def _unmatched(
         return None
     if payment is None:
         detail = f"no payment {e.payment_id}"
+    elif status == "returned" and payment["status"] == "requested":
+        # Of the payment's amount, it would have waited for the settlement.
+        detail = (
+            f"amount {e.amount_cents} cents differs from the payment's"
+            f" {payment['amount_cents']}, which is not settled yet"
+        )
     elif status == "returned" and payment["status"] != "settled":
         detail = (
             f"the payment is {payment['status']}, not settled: only a settled payment"

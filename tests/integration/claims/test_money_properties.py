@@ -1,6 +1,7 @@
 """The money of the claims service, under any sequence of approvals, cancellations, payment
-runs, finance's answers (settled, failed, returned) and bank accounts recorded by the desk,
-on the real handlers and a real PostgreSQL (a fresh database per example).
+runs, finance's answers (settled, failed, returned, and a return read before its payment's
+settlement, which waits for it) and bank accounts recorded by the desk, on the real
+handlers and a real PostgreSQL (a fresh database per example).
 
 After every step:
 
@@ -32,7 +33,9 @@ After every step:
    reversed after they were paid (the payable then goes negative; payments.py).
 5. A card holder held by a run (`held_refunds`) got no payment request from that run, and
    the runs hold exactly the holders a model says: owed something, with no account or
-   with the account the bank refused or returned their last answered payment for.
+   with the account the bank refused or returned their last answered payment for (a
+   return that waited for its settlement counts from when it was read).
+6. The returns waiting for their settlement are exactly those read before it.
 
 And the ledger's payable, receivable, in-transit and bank balances equal a plain model of
 the steps (with netting as netting.py describes it).
@@ -150,6 +153,8 @@ class Payment:
     amount_cents: int
     sealed: str | None
     status: str = "requested"
+    waiting: str | None = None  # the reason code of a return read before the settlement
+    read_at: int = 0  # when that return was read (the model's clock)
 
 
 @dataclass
@@ -182,7 +187,9 @@ class MoneyMachine(RuleBasedStateMachine):
         self.receivable = 0  # what the till-discount provider owes us, as netting sees it
         self.claims: list[Claim] = []
         self.payments: list[Payment] = []
-        self.last_answer: dict[uuid.UUID, tuple[str, str | None, str | None]] = {}
+        # Per holder, the bank's last answer: (when, status, reason code, account).
+        self.last_answer: dict[uuid.UUID, tuple[int, str, str | None, str | None]] = {}
+        self.clock = itertools.count()
         self.held: set[uuid.UUID] = set()
         self.minutes = itertools.count()
         self.sealed_numbers = itertools.count(1)
@@ -366,7 +373,7 @@ class MoneyMachine(RuleBasedStateMachine):
         account = self.accounts[holder]
         if account is None:
             return True
-        status, code, sealed = self.last_answer.get(holder, ("none", None, None))
+        _, status, code, sealed = self.last_answer.get(holder, (0, "none", None, None))
         return (
             status in ("failed", "returned") and code in ACCOUNT_REASON_CODES and sealed == account
         )
@@ -387,12 +394,39 @@ class MoneyMachine(RuleBasedStateMachine):
         if answer.startswith("failed"):
             self._fail(payment, ACCOUNT_REFUSED if answer.endswith("account") else NOT_THE_ACCOUNT)
             return
+        returned_before = payment.waiting is not None
         self._settle(payment)
-        if answer.startswith("returned"):
+        if answer.startswith("returned") and returned_before:
+            event("answer: returned again after a return that waited (a repeat)")
+            self._return(payment, RETURNED_NOT_THE_ACCOUNT, repeat=True)
+        elif answer.startswith("returned"):
             self._return(
                 payment,
                 ACCOUNT_REFUSED if answer.endswith("account") else RETURNED_NOT_THE_ACCOUNT,
             )
+
+    @precondition(
+        lambda self: any(p.status == "requested" and p.waiting is None for p in self.payments)
+    )
+    @rule(pick=st.integers(0, 20), for_the_account=st.booleans())
+    def return_before_settlement(self, pick: int, for_the_account: bool) -> None:
+        """The bank's return is read before its payment's settlement (another topic): it
+        waits for it, and changes nothing meanwhile; no dead letter."""
+        open_ = [p for p in self.payments if p.status == "requested" and p.waiting is None]
+        payment = open_[pick % len(open_)]
+        code = ACCOUNT_REFUSED if for_the_account else RETURNED_NOT_THE_ACCOUNT
+        self._answer(
+            PaymentReturned(
+                payment_id=payment.payment_id,
+                amount_cents=payment.amount_cents,
+                returned_at=scenario.NOW,
+                reason_code=code,
+                reason="returned",
+            ),
+            topics.PAYMENT_RETURNED,
+        )
+        payment.waiting = code
+        payment.read_at = next(self.clock)
 
     @precondition(lambda self: any(p.status == "settled" for p in self.payments))
     @rule(pick=st.integers(0, 20), for_the_account=st.booleans())
@@ -412,10 +446,22 @@ class MoneyMachine(RuleBasedStateMachine):
             ),
             topics.PAYMENT_SETTLED,
         )
-        payment.status = "settled"
-        self._answered(payment, None)
+        if payment.waiting is None:
+            payment.status = "settled"
+            self._answered(payment, None)
+            return
+        # The return that waited is applied with the settlement, in its place among the
+        # bank's answers: when it was read.
+        event("settled: a return that waited applied")
+        payment.status = "returned"
+        self.payable[payment.payee] += payment.amount_cents
+        self._answered(payment, payment.waiting, at=payment.read_at)
+        payment.waiting = None
 
     def _fail(self, payment: Payment, code: str) -> None:
+        # A return that waited can never apply now: dead-lettered `unmatched`.
+        if payment.waiting is not None:
+            event("failed: a return that waited dead-lettered")
         self._answer(
             PaymentFailed(
                 payment_id=payment.payment_id,
@@ -425,12 +471,14 @@ class MoneyMachine(RuleBasedStateMachine):
                 reason="refused",
             ),
             topics.PAYMENT_FAILED,
+            refused=0 if payment.waiting is None else 1,
         )
         payment.status = "failed"
+        payment.waiting = None
         self.payable[payment.payee] += payment.amount_cents
         self._answered(payment, code)
 
-    def _return(self, payment: Payment, code: str) -> None:
+    def _return(self, payment: Payment, code: str, *, repeat: bool = False) -> None:
         self._answer(
             PaymentReturned(
                 payment_id=payment.payment_id,
@@ -441,21 +489,27 @@ class MoneyMachine(RuleBasedStateMachine):
             ),
             topics.PAYMENT_RETURNED,
         )
+        if repeat:
+            return
         payment.status = "returned"
         self.payable[payment.payee] += payment.amount_cents
         self._answered(payment, code)
 
-    def _answered(self, payment: Payment, code: str | None) -> None:
-        """A holder's last answered payment: what decides a hold (payments._hold_reasons)."""
-        if payment.payee[0] == "holder":
-            self.last_answer[payment.payee[1]] = (payment.status, code, payment.sealed)
+    def _answered(self, payment: Payment, code: str | None, at: int | None = None) -> None:
+        """A holder's last answered payment: what decides a hold (payments._hold_reasons).
+        `at`: when the answer counts, if not now."""
+        when = next(self.clock) if at is None else at
+        holder = payment.payee[1]
+        if payment.payee[0] == "holder" and when >= self.last_answer.get(holder, (-1,))[0]:
+            self.last_answer[holder] = (when, payment.status, code, payment.sealed)
 
-    def _answer(self, payload: EventPayload, topic: topics.Topic) -> None:
+    def _answer(self, payload: EventPayload, topic: topics.Topic, refused: int = 0) -> None:
         async def apply() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
-                assert (
-                    await payments.apply_settlements(conn, [self._incoming(payload, topic)]) == []
-                )
+                letters = await payments.apply_settlements(conn, [self._incoming(payload, topic)])
+            assert [(d.reason.value, d.source.topic) for d in letters] == [
+                ("unmatched", topics.PAYMENT_RETURNED.name)
+            ] * refused
 
         self._run(apply())
 
@@ -521,6 +575,7 @@ class MoneyMachine(RuleBasedStateMachine):
                 " AND p.created_at >= h.held_at"
             )
             held = {r[0] for r in await conn.fetch("SELECT holder_id FROM held_refunds")}
+            waiting = {r[0] for r in await conn.fetch("SELECT payment_id FROM waiting_returns")}
         # 1. Balanced.
         assert bad == 0
         assert sum(balances.values()) == 0
@@ -566,6 +621,8 @@ class MoneyMachine(RuleBasedStateMachine):
         # 5. Held holders: no payment requested since the run that held them.
         assert paid_while_held == 0
         assert held == self.held
+        # 6. Waiting returns.
+        assert waiting == {p.payment_id for p in self.payments if p.waiting is not None}
         # The model.
         for payee, want in self.payable.items():
             kind, payee_id = payee

@@ -14,16 +14,18 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.claims import ledger, payments
+from services.claims import ledger, payments, waiting_returns
+from services.claims.api import readiness_figures
 from services.claims.checkins import CheckInHandler
 from services.claims.payments import run_payments, structured_reference
 from services.claims.projections import apply_card_events
 from shared import topics
-from shared.consumer import Incoming
+from shared.consumer import BatchProcessor, Incoming
 from shared.envelope import new_envelope
 from shared.events import cards as ev
 from shared.events.checkins import CheckInRecorded
 from shared.events.payments import PaymentFailed, PaymentReturned, PaymentSettled
+from shared.outbox import headers_from_json
 from tests.integration.claims import scenario
 
 pytestmark = pytest.mark.integration
@@ -514,11 +516,12 @@ async def test_a_return_for_the_accounts_sake_holds_the_refund_until_another_acc
     assert (paid["payments"], paid["total_cents"]) == (1, amount)
 
 
-async def test_a_return_of_a_payment_not_settled_is_dead_lettered(payee: Payee) -> None:
+async def test_a_return_of_a_payment_that_failed_is_dead_lettered(payee: Payee) -> None:
+    """Also one read before the failure: it waited for a settlement that cannot come now."""
     payment = await _one_payment(payee)
     amount = int(payment["amount_cents"])
     batch: list[Incoming[Any]] = [
-        _returned(payee, payment["payment_id"], amount, "AC04"),  # still requested
+        _returned(payee, payment["payment_id"], amount, "AC04"),  # still requested: waits
         _answer(payee, payment["payment_id"], amount, settled=False, reason_code="MS03"),
         _returned(payee, payment["payment_id"], amount, "AC04"),  # failed, never paid
     ]
@@ -530,10 +533,226 @@ async def test_a_return_of_a_payment_not_settled_is_dead_lettered(payee: Payee) 
         returns = await conn.fetchval(
             "SELECT count(*) FROM transfers WHERE code = 'payment_returned'"
         )
+        waiting = await conn.fetchval("SELECT count(*) FROM waiting_returns")
     assert [(r.source.offset, r.reason.value) for r in refused] == [
         (batch[0].source.offset, "unmatched"),
         (batch[2].source.offset, "unmatched"),
     ]
-    assert "the payment is requested, not settled" in refused[0].detail
+    assert refused[0].source == batch[0].source  # the return as it came
+    assert "the payment is failed, not settled" in refused[0].detail
     assert "the payment is failed, not settled" in refused[1].detail
-    assert (status, returns) == ("failed", 0)
+    assert (status, returns, waiting) == ("failed", 0, 0)
+
+
+def _settlements(payee: Payee) -> BatchProcessor:
+    """Finance's answers as the claims service consumes them: inbox, dead letters."""
+    return BatchProcessor(
+        waiting_returns.CONSUMER,
+        (topics.PAYMENT_SETTLED, topics.PAYMENT_FAILED, topics.PAYMENT_RETURNED),
+        payments.apply_settlements,
+        payee.pool,
+    )
+
+
+async def _dead_letters(pool: asyncpg.Pool) -> list[dict[str, str]]:
+    rows = await pool.fetch(
+        "SELECT headers FROM outbox WHERE topic = $1 ORDER BY seq", topics.DEAD_LETTER_TOPIC
+    )
+    return [
+        {k: v.decode() for k, v in headers_from_json(r["headers"]) if k.startswith("dlq_")}
+        for r in rows
+    ]
+
+
+async def test_a_return_read_before_its_settlement_waits_and_is_applied_with_it_once(
+    payee: Payee,
+) -> None:
+    """Finance's answers come on different topics: after an outage of claims (or a
+    redelivery) the return was read first and dead-lettered `unmatched`, and someone had
+    to bring it back by hand for an order the system made."""
+    payment = await _one_payment(payee)
+    payment_id, amount = payment["payment_id"], int(payment["amount_cents"])
+    [claim] = payment["claim_ids"]
+    account = f"payable:holder:{payee.holder}"
+    consumer = _settlements(payee)
+    returned = _returned(payee, payment_id, amount, "MS03")
+    settled = _answer(payee, payment_id, amount)
+    async with payee.pool.acquire() as conn:
+        before = await ledger.trial_balance(conn)
+
+    await consumer.process([returned.source])
+    await consumer.process([returned.source])  # delivered again: a duplicate
+    async with payee.pool.acquire() as conn:
+        status = await conn.fetchval(
+            "SELECT status FROM payments WHERE payment_id = $1", payment_id
+        )
+        moved = await conn.fetchval(
+            "SELECT count(*) FROM transfers WHERE payment_id = $1 AND code <> 'payment_requested'",
+            payment_id,
+        )
+        ready = await readiness_figures(conn)
+        stats_figures = await waiting_returns.figures(conn)
+    assert (status, moved) == ("requested", 0)  # waiting: nothing changed yet
+    assert ready["returns_waiting"] == stats_figures["returns_waiting"] == 1
+    assert ready["returns_waiting_oldest_s"] is not None
+    assert await _dead_letters(payee.pool) == []
+
+    await consumer.process([settled.source])
+    # Replays of both, and finance sending its file again (new records, same answers).
+    await consumer.process([returned.source, settled.source])
+    await consumer.process(
+        [
+            _returned(payee, payment_id, amount, "MS03").source,
+            _answer(payee, payment_id, amount).source,
+        ]
+    )
+    async with payee.pool.acquire() as conn:
+        after = await ledger.trial_balance(conn)
+        row = await conn.fetchrow(
+            "SELECT status, reason_code, returned_at, closed_at FROM payments"
+            " WHERE payment_id = $1",
+            payment_id,
+        )
+        transfers = await conn.fetch(
+            "SELECT code, debit_account, credit_account, amount_cents FROM transfers"
+            " WHERE payment_id = $1 AND code <> 'payment_requested' ORDER BY transfer_id",
+            payment_id,
+        )
+        figures = await waiting_returns.figures(conn)
+    assert row is not None
+    assert (row["status"], row["reason_code"]) == ("returned", "MS03")
+    # Its place among the bank's answers: when claims read it.
+    assert row["returned_at"] < row["closed_at"]
+    assert [tuple(t) for t in transfers] == [
+        ("payment_settled", ledger.IN_TRANSIT, ledger.BANK, amount),
+        ("payment_returned", ledger.BANK, account, amount),
+    ]
+    assert after[ledger.BANK] == before.get(ledger.BANK, 0)
+    assert after[ledger.IN_TRANSIT] == before[ledger.IN_TRANSIT] + amount
+    assert after[account] == before.get(account, 0) - amount  # owed again (a credit)
+    assert sum(after.values()) == 0
+    assert (figures["returns_waiting"], figures["returns_waiting_oldest_s"]) == (0, None)
+    assert await _dead_letters(payee.pool) == []
+
+    async with payee.pool.acquire() as conn:
+        again = await run_payments(conn)
+    assert (again["payments"], again["total_cents"]) == (1, amount)
+    _, paid_again = await _payments(payee.pool)
+    assert paid_again["claim_ids"] == [claim]
+    assert paid_again["amount_cents"] == paid_again["linked_cents"] == amount
+
+
+async def test_a_return_and_its_settlement_in_one_batch_return_first(payee: Payee) -> None:
+    payment = await _one_payment(payee)
+    payment_id, amount = payment["payment_id"], int(payment["amount_cents"])
+    batch: list[Incoming[Any]] = [
+        _returned(payee, payment_id, amount, "AC04"),
+        _answer(payee, payment_id, amount),
+    ]
+    await _settlements(payee).process([i.source for i in batch])
+    async with payee.pool.acquire() as conn:
+        status = await conn.fetchval(
+            "SELECT status FROM payments WHERE payment_id = $1", payment_id
+        )
+        returns = await conn.fetchval(
+            "SELECT count(*) FROM transfers WHERE code = 'payment_returned'"
+        )
+        waiting = await conn.fetchval("SELECT count(*) FROM waiting_returns")
+        held = await run_payments(conn)
+    assert (status, returns, waiting) == ("returned", 1, 0)
+    assert await _dead_letters(payee.pool) == []
+    # For the account's sake: the holder's refund waits for another account.
+    assert (held["payments"], held["held_without_bank_account"]) == (0, 1)
+    assert held["held_cents"] == amount
+
+
+async def test_a_return_whose_payment_never_settles_is_dead_lettered_after_the_wait(
+    payee: Payee,
+) -> None:
+    """Its settlement refused or never sent: the return does not wait for ever."""
+    payment = await _one_payment(payee)
+    payment_id, amount = payment["payment_id"], int(payment["amount_cents"])
+    returned = _returned(payee, payment_id, amount, "MS03")
+    await _settlements(payee).process([returned.source])
+    async with payee.pool.acquire() as conn, conn.transaction():
+        assert await waiting_returns.expire(conn) == 0  # still within its wait
+    async with payee.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE waiting_returns SET waiting_since = now() - $1::interval",
+            waiting_returns.WAIT + timedelta(minutes=1),
+        )
+        async with conn.transaction():
+            assert await waiting_returns.expire(conn) == 1
+        async with conn.transaction():
+            assert await waiting_returns.expire(conn) == 0  # once
+        status = await conn.fetchval(
+            "SELECT status FROM payments WHERE payment_id = $1", payment_id
+        )
+        figures = await waiting_returns.figures(conn)
+    [letter] = await _dead_letters(payee.pool)
+    assert letter["dlq_reason"] == "unmatched"
+    assert letter["dlq_consumer"] == "claims.settlements"
+    assert (letter["dlq_source_topic"], letter["dlq_source_offset"]) == (
+        topics.PAYMENT_RETURNED.name,
+        str(returned.source.offset),
+    )
+    assert "the payment is requested, not settled" in letter["dlq_detail"]
+    assert (status, figures["returns_waiting"]) == ("requested", 0)
+
+
+async def test_a_return_of_no_payment_or_of_another_amount_is_dead_lettered_at_once(
+    payee: Payee,
+) -> None:
+    """Claims creates a payment before finance can know its id: a return of one it does
+    not have never finds it, and one of another amount would never match it."""
+    payment = await _one_payment(payee)
+    amount = int(payment["amount_cents"])
+    batch = [
+        _returned(payee, uuid.uuid4(), amount, "MS03"),
+        _returned(payee, payment["payment_id"], amount + 1, "MS03"),
+    ]
+    async with payee.pool.acquire() as conn, conn.transaction():
+        refused = await payments.apply_settlements(conn, batch)
+        waiting = await conn.fetchval("SELECT count(*) FROM waiting_returns")
+    assert [r.reason.value for r in refused] == ["unmatched", "unmatched"]
+    assert "no payment" in refused[0].detail
+    assert f"amount {amount + 1} cents differs" in refused[1].detail
+    assert waiting == 0
+
+
+@pytest.mark.parametrize("return_first", [True, False])
+async def test_a_return_and_its_settlement_applied_at_once_by_two_processes(
+    payee: Payee, return_first: bool
+) -> None:
+    """Two partitions, two processes: the return, not seeing the settlement yet, must not
+    wait where the settlement, not seeing the return yet, does not look."""
+    payment = await _one_payment(payee)
+    payment_id, amount = payment["payment_id"], int(payment["amount_cents"])
+    first, second = (
+        (_returned(payee, payment_id, amount, "MS03"), _answer(payee, payment_id, amount))
+        if return_first
+        else (_answer(payee, payment_id, amount), _returned(payee, payment_id, amount, "MS03"))
+    )
+    async with payee.pool.acquire() as one, payee.pool.acquire() as other:
+        transaction = one.transaction()
+        await transaction.start()
+        assert await payments.apply_settlements(one, [first]) == []
+
+        async def meanwhile() -> list[Any]:
+            async with other.transaction():
+                return await payments.apply_settlements(other, [second])
+
+        racing = asyncio.create_task(meanwhile())
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # waits for the payment's row
+        await transaction.commit()
+        assert await racing == []
+    async with payee.pool.acquire() as conn:
+        status = await conn.fetchval(
+            "SELECT status FROM payments WHERE payment_id = $1", payment_id
+        )
+        returns = await conn.fetchval(
+            "SELECT count(*) FROM transfers WHERE code = 'payment_returned'"
+        )
+        waiting = await conn.fetchval("SELECT count(*) FROM waiting_returns")
+    assert (status, returns, waiting) == ("returned", 1, 0)
