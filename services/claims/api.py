@@ -185,7 +185,8 @@ def build_app(
 
     @api.get("/claims/by-checkin/{checkin_id}")
     async def claim_for_checkin(checkin_id: uuid.UUID) -> dict[str, Any]:
-        """The check-in's outcome: its claim; or, refused before it was judged (bad
+        """The check-in's outcome: its claim (with `reversed_at` and `reversal_reason` once its
+        provider cancelled it); or, refused before it was judged (bad
         signature, unknown or revoked device, replayed nonce: authentication.py), outcome
         `not_authenticated` with the reason and every message under this id that was
         refused (a genuine one that comes later is still judged: a forgery cannot take its
@@ -197,9 +198,10 @@ def build_app(
             # "not come yet".
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
+            # With its reversal, if its provider cancelled it (the refund withdrawn).
             row = await conn.fetchrow(
-                "SELECT claim_id, checkin_id, outcome, reason, detail, amount_cents, decided_at"
-                " FROM claims WHERE checkin_id = $1",
+                "SELECT claim_id, checkin_id, outcome, reason, detail, amount_cents, decided_at,"
+                " reversed_at, reversal_reason FROM claims WHERE checkin_id = $1",
                 checkin_id,
             )
             if row is not None:
@@ -227,6 +229,8 @@ def build_app(
             "detail": last["detail"],
             "amount_cents": 0,
             "decided_at": last["received_at"],
+            "reversed_at": None,
+            "reversal_reason": None,
             "refused": [dict(r) for r in refused],
         }
 

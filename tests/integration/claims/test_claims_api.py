@@ -227,6 +227,13 @@ async def test_stats_count_the_claims_that_stand_and_the_reversed_apart(claims: 
             conn, claims.world, claims.world.card_numbers[1], claim_id, scenario.policy()
         )
 
+    standing = (await claims.outcome(kept.payload.checkin_id)).json()
+    reversed_claim = (await claims.outcome(cancelled.payload.checkin_id)).json()
+    assert (standing["reversed_at"], standing["reversal_reason"]) == (None, None)
+    assert reversed_claim["outcome"] == "approved"  # its outcome, and then its reversal
+    assert reversed_claim["reversed_at"] is not None
+    assert reversed_claim["reversal_reason"] == "activity_cancelled"
+
     stats = (await claims.http.get("/stats")).json()
     assert stats["approved"] == 2  # both were approved...
     assert stats["approved_cents"] == amounts[kept.payload.checkin_id][1]  # ...one stands
