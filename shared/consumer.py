@@ -14,8 +14,9 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import asyncpg
 from pydantic import ValidationError
@@ -28,6 +29,9 @@ from shared.inbox import claim_new, inbox_key
 from shared.logging import get_logger, log_context, redact_text
 from shared.outbox import enqueue
 from shared.topics import Topic
+
+if TYPE_CHECKING:
+    from shared.metrics import ConsumerMetrics
 
 log = get_logger(__name__)
 
@@ -73,6 +77,22 @@ task), so that it runs while the event loop waits for PostgreSQL: for the previo
 commit when read ahead (shared/readahead.py), for this batch's first round trips. It must
 not raise, and the handler must not depend on it having run: a retried or split batch
 reaches the handler without it."""
+
+
+# What a handler asked to run once its transaction has committed (`after_commit`).
+_COMMITTED: ContextVar[list[Callable[[], None]] | None] = ContextVar("committed", default=None)
+
+
+def after_commit(action: Callable[[], None]) -> None:
+    """Run `action` once the batch's transaction has committed, and not at all if it does
+    not: for counting what a handler decided (shared/metrics.py), which a rolled-back and
+    retried batch must not count twice. Outside a BatchProcessor's transaction (a test
+    calling a handler itself), at once."""
+    actions = _COMMITTED.get()
+    if actions is None:
+        action()
+    else:
+        actions.append(action)
 
 
 def decode(
@@ -168,6 +188,8 @@ class BatchProcessor:
         self._max_backoff_s = max_backoff_s
         self.processed = 0
         self.dead_lettered = 0
+        # Its series in the process's metrics (ServiceRuntime.consume sets them).
+        self.metrics: ConsumerMetrics | None = None
         # Since when (monotonic clock) and why no batch got through: a database that stays
         # away, a lock never given up, a batch that fails for another reason. Readiness
         # shows it (`stall`), so that `vtp status` can name the consumer behind a lag.
@@ -218,16 +240,21 @@ class BatchProcessor:
 
     async def apply_batch(self, batch: DecodedBatch) -> None:
         events, dead = batch.events, batch.dead
+        started = time.perf_counter()
         try:
             await self._with_retry(lambda: self._apply(events, dead))
         except _HandlerFailed:
             # A bug or data the handler cannot take: isolate the culprit(s), one at a time,
             # so that one bad message never holds back the others.
+            if self.metrics is not None:
+                self.metrics.split()
             for letter in dead:
                 await self._with_retry(lambda letter=letter: self._apply([], [letter]))  # type: ignore[misc]
             for event in events:
                 await self._apply_alone(event)
         self._stalled_since = None
+        if self.metrics is not None:
+            self.metrics.batch_applied(len(batch.records), time.perf_counter() - started)
 
     async def _apply_alone(self, event: Incoming[Any]) -> None:
         try:
@@ -238,6 +265,16 @@ class BatchProcessor:
             await self._with_retry(lambda: self._apply([], [letter]))
 
     async def _apply(self, events: list[Incoming[Any]], dead: list[DeadLetter]) -> None:
+        committed: list[Callable[[], None]] = []
+        token = _COMMITTED.set(committed)
+        try:
+            await self._transaction(events, dead)
+        finally:
+            _COMMITTED.reset(token)
+        for action in committed:
+            action()
+
+    async def _transaction(self, events: list[Incoming[Any]], dead: list[DeadLetter]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             keys = [inbox_key(e.envelope.id, e.source.value or b"") for e in events]
             fresh_keys = await claim_new(conn, self.name, keys)
@@ -262,6 +299,8 @@ class BatchProcessor:
                 await enqueue(conn, [dead_letter_record(d, self.name) for d in letters])
         self.processed += len(fresh)
         self.dead_lettered += len(letters)
+        if self.metrics is not None:
+            self.metrics.applied(len(events) - len(fresh), letters)
         if len(fresh) < len(events):
             log.info("duplicates ignored", consumer=self.name, duplicates=len(events) - len(fresh))
 
@@ -273,6 +312,8 @@ class BatchProcessor:
                 return
             except TRANSIENT_ERRORS as exc:
                 self.failed(exc)
+                if self.metrics is not None:
+                    self.metrics.retried()
                 log.warning(
                     "transient failure, retrying batch",
                     consumer=self.name,

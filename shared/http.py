@@ -1,18 +1,23 @@
-"""HTTP pieces every service API has: health probes and correlation ids on requests."""
+"""HTTP pieces every service API has: health probes, metrics and correlation ids on
+requests."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 
+from shared.api_auth import OperationsToken
 from shared.consumer import Stall
 from shared.db import DbConnection
 from shared.ids import uuid7
 from shared.logging import get_logger, log_context
+from shared.metrics import CONTENT_TYPE, OutboxFigures, ServiceMetrics
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -67,6 +72,41 @@ def health_router(
                 **({} if stalls is None else {"consumers_stalled": _stalled(stalls())}),
             }
         )
+
+    return router
+
+
+# The outbox figures a scrape reads at most this long: a scrape must answer even when the
+# database does not (then without them).
+METRICS_OUTBOX_TIMEOUT_S = 2.0
+
+
+def metrics_router(
+    metrics: ServiceMetrics,
+    pool: Callable[[], asyncpg.Pool],
+    operations_token: SecretStr | None = None,
+) -> APIRouter:
+    """`GET /metrics`: the process's metrics in Prometheus' text format. The outbox backlog
+    is read here, at scrape time (the readiness query, one round trip per scrape), never
+    by the relay or a consumer. With `operations_token`, only for the bearer of that
+    token (claims, notifications: README, "Metrics")."""
+    guard = [] if operations_token is None else [Depends(OperationsToken(operations_token))]
+    router = APIRouter(tags=["metrics"], dependencies=guard)
+
+    @router.get("/metrics", response_class=Response)
+    async def scrape() -> Response:
+        try:
+            async with asyncio.timeout(METRICS_OUTBOX_TIMEOUT_S):
+                async with pool().acquire() as conn:
+                    outbox = await conn.fetchrow(_OUTBOX)
+            assert outbox is not None  # an aggregate always returns its one row
+            oldest = outbox["oldest_s"]
+            metrics.outbox.figures = OutboxFigures(
+                outbox["pending"], outbox["parked"], None if oldest is None else float(oldest)
+            )
+        except Exception:  # the rest is still worth having; readiness says what is wrong
+            metrics.outbox.figures = None
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     return router
 

@@ -34,6 +34,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from shared.kafka import RecordsRefused
 from shared.logging import get_logger
+from shared.metrics import RelayMetrics
 from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, committed_range, headers_from_json
 
 log = get_logger(__name__)
@@ -75,8 +76,10 @@ class OutboxRelay:
         retention: timedelta = timedelta(hours=1),
         sweep_interval_s: float = 10.0,
         cleanup_interval_s: float = 60.0,
+        metrics: RelayMetrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self._sender = sender
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
@@ -144,6 +147,8 @@ class OutboxRelay:
                     parked.append((record, alone.reason))
         await conn.execute(_SENT, [seqs_of[r.event_id] for r in sent])
         await conn.executemany(_PARK, [(seqs_of[r.event_id], why) for r, why in parked])
+        if self._metrics is not None:
+            self._metrics.parked(len(parked))  # like the log lines: rare, for a person
         for record, why in parked:
             log.error(
                 "outbox record parked",
@@ -180,6 +185,8 @@ class OutboxRelay:
                     self._sweep_wanted, self._swept_at = False, time.monotonic()
                 try:
                     published = await self.publish_pending(seqs)
+                    if self._metrics is not None:
+                        self._metrics.passed(published)
                     backoff = 0.1
                     await self._cleanup_when_due()
                     if published >= self._batch_size:
@@ -191,6 +198,8 @@ class OutboxRelay:
                         continue
                 except Exception as exc:
                     # Database or broker down: wait and try again; nothing is lost, rows stay.
+                    if self._metrics is not None:
+                        self._metrics.failed()
                     log.warning(
                         "outbox relay retrying",
                         error=type(exc).__name__,

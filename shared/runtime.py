@@ -24,6 +24,7 @@ from shared.eventloop import loop_name
 from shared.faults import CrashAfterCommit
 from shared.kafka import MAX_RECORD_BYTES, KafkaSender, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
+from shared.metrics import ServiceMetrics
 from shared.offsets import CommittingConsumer, OffsetCommitter
 from shared.readahead import ReadAheadConsumer, consume_ahead, source_record
 from shared.relay import OutboxRelay
@@ -113,6 +114,9 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self._crash_fault = CrashAfterCommit()
         self.offsets = OffsetCommitter()
+        # This process's metrics (GET /metrics: shared/http.metrics_router).
+        self.metrics = ServiceMetrics()
+        self.metrics.watch_stalls(self.stalled_seconds)
 
     @classmethod
     def for_service(cls, name: str, settings: ServiceSettings, migrations: Path) -> ServiceRuntime:
@@ -133,6 +137,13 @@ class ServiceRuntime:
         """This process's consumers that have not got a batch through lately, and why."""
         return [stall for p, *_ in self._processors if (stall := p.stall()) is not None]
 
+    def stalled_seconds(self) -> dict[str, float]:
+        """Each consumer's seconds without a batch through; 0 when it is not stalled."""
+        return {
+            p.name: stall.seconds if (stall := p.stall()) is not None else 0.0
+            for p, *_ in self._processors
+        }
+
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -150,6 +161,7 @@ class ServiceRuntime:
         """Subscribe a batch processor. Offsets are committed only after its transaction.
         `fetch_wait_ms`: how long the broker may hold an empty fetch — the latency of a
         quiet topic's first new message; pass HOT_FETCH_WAIT_MS for the check-in path."""
+        processor.metrics = self.metrics.consumer(processor.name)
         self._processors.append((processor, group_id, max_records, fetch_wait_ms))
 
     def _register(
@@ -199,6 +211,8 @@ class ServiceRuntime:
             except Exception as exc:
                 # FastStream swallows it (and has no logger of ours): said here, or never.
                 processor.failed(exc)
+                if processor.metrics is not None:
+                    processor.metrics.failed()
                 failures_in_a_row += 1
                 backoff = batch_failure_backoff_s(failures_in_a_row)
                 log.exception(
@@ -250,7 +264,9 @@ class ServiceRuntime:
         )
         producer = make_producer(self.bootstrap_servers, client_id=f"{self.name}-relay")
         await producer.start()
-        self.relay = OutboxRelay(self.pool, KafkaSender(producer, self.max_record_bytes))
+        self.relay = OutboxRelay(
+            self.pool, KafkaSender(producer, self.max_record_bytes), metrics=self.metrics.relay
+        )
         for processor, group_id, max_records, fetch_wait_ms in self._processors:
             self._register(processor, group_id, max_records, fetch_wait_ms)
         await self.broker.start()

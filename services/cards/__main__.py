@@ -11,6 +11,7 @@ from services.cards.desk.expiry import expiry_loop
 from services.cards.settings import CardsSettings
 from shared import eventloop
 from shared.consumer import BatchProcessor
+from shared.http import metrics_router
 from shared.runtime import ServiceRuntime
 
 
@@ -24,6 +25,9 @@ async def main() -> None:
         max_records=settings.consumer_max_records,
     )
     app = build_app(settings, lambda: runtime.pool, runtime.stalls)
+    # Open, like the health probes: cards' figures (its consumer's and outbox's) say
+    # nothing about a check-in's outcome (README, "Metrics").
+    app.include_router(metrics_router(runtime.metrics, lambda: runtime.pool))
 
     async def daily_expiry(stop: asyncio.Event) -> None:
         await expiry_loop(runtime.pool, app.state.desk, stop)

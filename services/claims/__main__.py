@@ -19,6 +19,7 @@ from services.claims.settings import ClaimsSettings
 from shared import eventloop, topics
 from shared.consumer import BatchProcessor
 from shared.events.checkins import MAX_CHECKIN_BYTES
+from shared.http import metrics_router
 from shared.logging import get_logger
 from shared.runtime import HOT_FETCH_WAIT_MS, ServiceRuntime
 
@@ -34,7 +35,7 @@ async def main() -> None:
         BatchProcessor("claims.cards", CARD_TOPICS, apply_card_events, pool),
         group_id=f"{settings.group_id}.cards",
     )
-    checkins = CheckInHandler(policy)
+    checkins = CheckInHandler(policy, outcomes=runtime.metrics.checkin_outcomes())
     runtime.consume(
         BatchProcessor(
             "claims.checkins",
@@ -79,8 +80,14 @@ async def main() -> None:
     budget_watch = BudgetWatch(
         pool, policy, settings.budget_watch_interval_s, settings.budget_thresholds_percent
     )
+    app = build_app(lambda: runtime.pool, policy, settings.api_token_secret, runtime.stalls)
+    # Behind the operations token, like /stats: outcome counts that move right after a
+    # provider's own scan would tell it how that check-in was decided (README, "Metrics").
+    app.include_router(
+        metrics_router(runtime.metrics, lambda: runtime.pool, settings.api_token_secret)
+    )
     await runtime.run(
-        build_app(lambda: runtime.pool, policy, settings.api_token_secret, runtime.stalls),
+        app,
         background=[
             scheduled_runs,
             budget_watch.run,

@@ -14,7 +14,7 @@ from services.notifications.schedule import Scheduler
 from services.notifications.settings import NotificationsSettings
 from shared import eventloop
 from shared.consumer import BatchProcessor
-from shared.http import add_correlation_middleware, health_router
+from shared.http import add_correlation_middleware, health_router, metrics_router
 from shared.http_errors import install_validation_errors
 from shared.runtime import ServiceRuntime
 
@@ -30,7 +30,7 @@ async def main() -> None:
         group_id="notifications",
         max_records=settings.consumer_max_records,
     )
-    worker = DeliveryWorker(pool, settings)
+    worker = DeliveryWorker(pool, settings, deliveries=runtime.metrics.deliveries())
     jobs = Jobs(pool, settings)
     scheduler = Scheduler(pool, jobs, settings.scheduler_interval_s, settings.daily_batch_hour)
 
@@ -38,6 +38,10 @@ async def main() -> None:
     add_correlation_middleware(app)
     install_validation_errors(app)
     app.include_router(health_router(lambda: runtime.pool, stalls=runtime.stalls))
+    # Behind the operations token, like every route of its but the health probes.
+    app.include_router(
+        metrics_router(runtime.metrics, lambda: runtime.pool, settings.api_token_secret)
+    )
     app.include_router(
         notifications_router(
             lambda: runtime.pool, lambda: jobs, settings.api_token_secret, settings.private_key

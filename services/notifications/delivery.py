@@ -40,6 +40,7 @@ from shared.db import DbConnection
 from shared.envelope import Envelope, new_envelope
 from shared.events.notifications import NotificationDeadLettered
 from shared.logging import get_logger, log_context
+from shared.metrics import Deliveries
 from shared.outbox import enqueue_events
 
 log = get_logger(__name__)
@@ -84,9 +85,15 @@ def attachments_of(payload: dict[str, Any]) -> tuple[Attachment, ...]:
 
 
 class DeliveryWorker:
-    def __init__(self, pool: asyncpg.Pool, settings: NotificationsSettings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: NotificationsSettings,
+        deliveries: Deliveries | None = None,
+    ) -> None:
         self._pool = pool
         self._settings = settings
+        self._deliveries = deliveries  # what attempts came to, counted once per pass
         self._wake = asyncio.Event()
         self.email = EmailChannel(
             settings.smtp_host,
@@ -166,6 +173,8 @@ class DeliveryWorker:
                 [r["delivery_id"] for r in sent],
                 [r["attempts"] + 1 for r in sent],
             )
+        if self._deliveries is not None and sent:
+            self._deliveries.count((r["channel"], "sent") for r in sent)
         failed = []
         for row, outcome in zip(rows, outcomes, strict=True):
             if outcome.sent:
@@ -174,10 +183,13 @@ class DeliveryWorker:
             else:
                 failed.append((row, outcome))
         if failed:
+            statuses = []
             async with self._pool.acquire() as conn, conn.transaction():
                 for row, outcome in failed:
                     with log_context(correlation_id=row["correlation_id"]):
-                        await self._record(conn, row, outcome)
+                        statuses.append((row["channel"], await self._record(conn, row, outcome)))
+            if self._deliveries is not None:
+                self._deliveries.count((c, s) for c, s in statuses if s is not None)
         return len(rows)
 
     async def _send(self, rows: list[asyncpg.Record]) -> list[Outcome]:
@@ -293,9 +305,12 @@ class DeliveryWorker:
         except Exception as exc:
             return _unexpected(row, exc)
 
-    async def _record(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
+    async def _record(
+        self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome
+    ) -> str | None:
         """A failed attempt: retried later, or given up. The error is stored as the outcome
-        carries it, masked and cut (outcomes.py): GET /deliveries lists it."""
+        carries it, masked and cut (outcomes.py): GET /deliveries lists it. Returns what
+        it came to (`retry`, `dead`; None: the row was no longer pending)."""
         if outcome.deferred_s is not None:
             await conn.execute(
                 "UPDATE deliveries SET last_error = $2,"
@@ -305,7 +320,7 @@ class DeliveryWorker:
                 outcome.error,
                 outcome.deferred_s,
             )
-            return
+            return "retry"  # not counted as a try: its partner failed (_webhooks)
         attempts = row["attempts"] + 1
         fields = _fields(row)
         error = outcome.error
@@ -321,13 +336,13 @@ class DeliveryWorker:
                 reason[:300],
             )
             if not died:
-                return
+                return None
             await enqueue_events(conn, [dead_lettered(row, attempts, reason, datetime.now(UTC))])
             log.error("notification dead-lettered", reason=reason, **fields)
             # Refused for good or out of attempts: a card holder's message goes by letter.
             if fallback.applies(row):
                 await self._fall_back(conn, row, outcome)
-            return
+            return "dead"
         delay_s = retry_delay_s(attempts, self._settings.retry_base_s, self._settings.retry_max_s)
         await conn.execute(
             "UPDATE deliveries SET attempts = $2, last_error = $3,"
@@ -338,6 +353,7 @@ class DeliveryWorker:
             delay_s,
         )
         log.warning("delivery failed, will retry", error=error, retry_in_s=delay_s, **fields)
+        return "retry"
 
     async def _fall_back(self, conn: DbConnection, row: asyncpg.Record, outcome: Outcome) -> None:
         """A card holder's e-mail was given up: a letter, the referrer told (fallback.py).

@@ -13,7 +13,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared import topics
 from shared.envelope import new_envelope
@@ -92,9 +94,27 @@ async def test_sigkill_of_claims_mid_stream_loses_nothing_and_counts_nothing_twi
     assert left == 0
 
 
+async def _claims_metrics(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with httpx.AsyncClient(timeout=10, headers=stack.operations_headers()) as client:
+        response = await client.get(f"{stack.url('claims')}/metrics")
+    response.raise_for_status()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def _outcome_counts(stats_: dict[str, Any]) -> dict[tuple[str, str], int]:
+    counts = {(o["outcome"], o["reason"]): o["n"] for o in stats_["outcomes"]}
+    counts |= {("not_authenticated", u["reason"]): u["n"] for u in stats_["unauthenticated"]}
+    return counts
+
+
 async def test_malformed_check_ins_are_dead_lettered_and_the_stream_goes_on(stack: Stack) -> None:
     seeded = await seed_stack(stack, holders=5, seed_value=8)
     before = await stats(stack)
+    metrics_before = await _claims_metrics(stack)
     checkins = make_checkins(seeded, 10, random.Random(12))
     marker = uuid.uuid4().hex
     producer = await started_producer(stack)
@@ -140,6 +160,45 @@ async def test_malformed_check_ins_are_dead_lettered_and_the_stream_goes_on(stac
     assert all(header(r, "dlq_source_topic") == topics.CHECKIN_RECORDED.name for r in dead)
     assert all(header(r, "dlq_detail") for r in dead)
 
+    # The operators' metrics count what the database holds: each outcome and reason as
+    # /stats, and the two poison messages by reason.
+    after, metrics_after = await stats(stack), await _claims_metrics(stack)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return metrics_after.get(key, 0.0) - metrics_before.get(key, 0.0)
+
+    counted, counted_before = _outcome_counts(after), _outcome_counts(before)
+    decided = {key: n - counted_before.get(key, 0) for key, n in counted.items()}
+    assert sum(decided.values()) == len(checkins)
+    for (outcome, reason), n in decided.items():
+        assert grew("vtp_checkin_outcomes_total", outcome=outcome, reason=reason) == n
+    for reason in ("malformed_json", "schema_violation"):
+        labels = {"consumer": "claims.checkins", "reason": reason}
+        assert grew("vtp_consumer_dead_letters_total", **labels) == 1
+    assert grew("vtp_consumer_records_total", consumer="claims.checkins") >= len(checkins) + 2
+    cents = sum(o["cents"] for o in after["outcomes"]) - sum(o["cents"] for o in before["outcomes"])
+    assert grew("vtp_checkin_approved_cents_total") == cents
+    # Every outcome event (and each dead letter) went out through the relay.
+    assert grew("vtp_outbox_published_total") >= len(checkins) + 2
+    assert ("vtp_outbox_pending_rows", ()) in metrics_after
+
+
+async def test_every_service_serves_its_metrics_claims_and_notifications_with_the_token(
+    stack: Stack,
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        cards = await client.get(f"{stack.url('cards')}/metrics")
+        assert cards.status_code == 200
+        assert 'vtp_consumer_records_total{consumer="cards.usage"}' in cards.text
+        for name, consumer in (("claims", "claims.checkins"), ("notifications", "notifications")):
+            url = f"{stack.url(name)}/metrics"
+            assert (await client.get(url)).status_code == 401, name
+            scraped = await client.get(url, headers=stack.operations_headers())
+            assert scraped.status_code == 200, name
+            assert f'vtp_consumer_records_total{{consumer="{consumer}"}}' in scraped.text
+            assert "vtp_outbox_pending_rows" in scraped.text
+
 
 def _status(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
@@ -181,7 +240,11 @@ async def test_status_says_all_is_well_and_names_a_service_that_stops_answering(
     finally:
         os.kill(notifications.pid, signal.SIGCONT)
     assert code == 1
-    assert report["problems"][0] == "notifications is not ready (no answer: ReadTimeout)"
+    assert report["problems"][0] == (
+        "notifications is not ready (no answer: ReadTimeout, nothing came back at"
+        f" {stack.url('notifications')} in time: its process hangs (stopped, or stuck in one"
+        " task) or is overloaded)"
+    )
     assert [s["name"] for s in report["services"] if not s["ready"]] == ["notifications"]
 
     # A message no one can read: dead-lettered by claims, and named by the next look at

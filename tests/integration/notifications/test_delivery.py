@@ -14,6 +14,7 @@ import pytest
 from services.notifications.delivery import DeliveryWorker
 from services.notifications.settings import NotificationsSettings
 from shared.consumer import Incoming, decode
+from shared.metrics import ServiceMetrics
 from tests.integration.notifications.conftest import (
     Feed,
     WebhookReceiver,
@@ -65,7 +66,13 @@ async def test_smtp_down_for_a_while_every_message_once(
 ) -> None:
     port = free_port()
     down = settings.model_copy(update={"smtp_port": port, "max_attempts": 50})
-    worker = DeliveryWorker(pool, down)
+    metrics = ServiceMetrics()
+    worker = DeliveryWorker(pool, down, deliveries=metrics.deliveries())
+
+    def deliveries(status: str) -> float | None:
+        labels = {"channel": "email", "status": status}
+        return metrics.registry.get_sample_value("vtp_notification_deliveries_total", labels)
+
     org = uuid.uuid4()
     people = [uuid.uuid4() for _ in range(6)]
     await feed(organisation(org, email="ocmw@example.org"))
@@ -80,6 +87,9 @@ async def test_smtp_down_for_a_while_every_message_once(
     assert {r["status"] for r in rows} == {"pending"}
     assert all(r["attempts"] >= 2 for r in rows)
     assert all("unreachable" in r["last_error"] for r in rows)
+    # Each failed attempt counted once, as to be retried.
+    assert deliveries("retry") == sum(r["attempts"] for r in rows)
+    assert deliveries("sent") is None
     # It comes back on the same port.
     sink = SmtpSink(tmp_path / "late-mail", port=port)
     sink.start()
@@ -92,6 +102,8 @@ async def test_smtp_down_for_a_while_every_message_once(
         assert sorted(m["To"] for m in sent) == sorted(f"p{i}@example.org" for i in range(6))
         assert len({m["Message-ID"] for m in sent}) == 6
         assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'sent'") == 6
+        assert deliveries("sent") == 6
+        assert deliveries("dead") is None
     finally:
         sink.stop()
 

@@ -22,8 +22,9 @@ from structlog.testing import capture_logs
 from shared.consumer import Stall
 from shared.db import SHARED_MIGRATIONS, create_pool, migrate
 from shared.envelope import new_envelope
-from shared.http import health_router
+from shared.http import health_router, metrics_router
 from shared.kafka import KafkaSender, RecordsRefused, ensure_topics, make_producer
+from shared.metrics import ServiceMetrics
 from shared.outbox import NOTIFY_CHANNEL, OutgoingRecord, committed_range, enqueue
 from shared.relay import FORGET_PUBLISHED, OutboxRelay
 from tests.support.components import Infra
@@ -266,7 +267,10 @@ async def test_a_record_the_broker_will_never_take_is_parked_and_the_rest_go_out
 ) -> None:
     pool, topic, sender = outbox
     # Polls so rarely that only notifications and its own wake-up publish the rest.
-    relay = OutboxRelay(pool, sender, poll_interval_s=600, sweep_interval_s=600)
+    metrics = ServiceMetrics()
+    relay = OutboxRelay(
+        pool, sender, poll_interval_s=600, sweep_interval_s=600, metrics=metrics.relay
+    )
     stop = asyncio.Event()
     with capture_logs() as logs:
         task = asyncio.create_task(relay.run(stop))
@@ -304,6 +308,18 @@ async def test_a_record_the_broker_will_never_take_is_parked_and_the_rest_go_out
         "outbox_oldest_pending_s": None,
         "outbox_parked": 1,
     }
+    # ...and in the metrics: counted by the relay, and read by the scrape.
+    app = FastAPI()
+    app.include_router(metrics_router(metrics, lambda: pool))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://service"
+    ) as client:
+        scraped = (await client.get("/metrics")).text
+    assert "vtp_outbox_published_total 5.0" in scraped
+    assert "vtp_outbox_records_parked_total 1.0" in scraped
+    assert "vtp_outbox_parked_rows 1.0" in scraped
+    assert "vtp_outbox_pending_rows 0.0" in scraped
+    assert "vtp_outbox_relay_failures_total 0.0" in scraped
     # ...and, the cause removed (here: a sender that takes larger records), releases it.
     await pool.execute("UPDATE outbox SET parked_at = NULL WHERE parked_at IS NOT NULL")
     assert await OutboxRelay(pool, KafkaSender(producer)).publish_pending() == 1

@@ -48,6 +48,15 @@ def test_every_deployment_is_probed_on_the_port_it_listens_on() -> None:
         assert container["readinessProbe"]["httpGet"]["port"] == port, name
 
 
+def test_every_deployment_is_scraped_for_metrics_where_it_listens() -> None:
+    for name, deployment in _named("Deployment").items():
+        [port] = [p["containerPort"] for p in _container(deployment)["ports"]]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(port), name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+
+
 def test_the_status_check_asks_every_service_where_it_listens() -> None:
     deployments, services = _named("Deployment"), _named("Service")
     [job] = _named("CronJob").values()
