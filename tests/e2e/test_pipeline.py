@@ -266,5 +266,7 @@ async def test_status_says_all_is_well_and_names_a_service_that_stops_answering(
     )
     assert report["problems"] == [
         f"1 message(s) from {CHECKINS} dead-lettered by claims.checkins since {since}"
-        f" (invalid_envelope): `vtp deadletters list --since {since}`"
+        " (invalid_envelope: unsupported or missing ce_specversion None): they will not be"
+        " processed as they are (a redrive would be refused again);"
+        f" `vtp deadletters list --since {since}`"
     ]

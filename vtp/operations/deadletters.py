@@ -100,6 +100,11 @@ def _when(text: str | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
+def is_time_ago(text: str) -> bool:
+    """Whether a `--since` names a time ago (`90m`), not a moment."""
+    return _AGO.fullmatch(text.strip()) is not None
+
+
 def parse_since(text: str, now: datetime) -> datetime:
     """`--since`: a time ago (`45s`, `90m`, `6h`, `2d`) or a moment (`2026-11-28`,
     `2026-11-28T02:00`, local time unless it names its zone). Raises ValueError, saying
@@ -182,19 +187,24 @@ def plan_redrive(
     source_topic: str | None = None,
 ) -> Redrive:
     """The originals of the chosen dead letters, once each: two consumers may have
-    dead-lettered the same message, and one copy reaches both."""
-    wanted_reasons = set(reasons) if reasons is not None else set(REDRIVABLE)
+    dead-lettered the same message, and one copy reaches both; a message sent back before
+    and refused again is a second dead letter of the same event (its `ce_id`), sent once.
+    Without `reasons`, every reason that may be accepted now; the others are left alone
+    with their reason named, not as "not chosen"."""
+    wanted_reasons = set(reasons) if reasons is not None else None
     wanted_consumers = set(consumers) if consumers is not None else None
     records: list[OutgoingRecord] = []
     sent: set[tuple[str, int, int]] = set()
+    events: set[tuple[str, bytes]] = set()
     left: dict[str, int] = {}
 
     def leave(why: str) -> None:
         left[why] = left.get(why, 0) + 1
 
     for letter in letters:
+        event = _event_id(letter)
         if (
-            letter.reason not in wanted_reasons
+            (wanted_reasons is not None and letter.reason not in wanted_reasons)
             or (wanted_consumers is not None and letter.consumer not in wanted_consumers)
             or (source_topic is not None and letter.source_topic != source_topic)
         ):
@@ -203,10 +213,12 @@ def plan_redrive(
             leave(f"{letter.reason}: about the message itself, it would be refused again")
         elif letter.truncated:
             leave("kept only in part (oversized)")
-        elif letter.source in sent:
+        elif letter.source in sent or (event is not None and event in events):
             leave("the same message as another dead letter")
         else:
             sent.add(letter.source)
+            if event is not None:
+                events.add(event)
             records.append(
                 OutgoingRecord(
                     event_id=str(uuid.uuid5(_REDRIVE_NAMESPACE, "/".join(map(str, letter.source)))),
@@ -217,3 +229,11 @@ def plan_redrive(
                 )
             )
     return Redrive(records, left)
+
+
+def _event_id(letter: Letter) -> tuple[str, bytes] | None:
+    """The event a dead letter holds, by topic and CloudEvents id, if its headers name one."""
+    for key, value in letter.headers:
+        if key == "ce_id" and value:
+            return (letter.source_topic, value)
+    return None

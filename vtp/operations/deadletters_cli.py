@@ -123,6 +123,7 @@ def redrive_command(
     for topic, count in sorted(per_topic.items()):
         console.print(f"to send back: {count} message(s) to {topic}")
     if not yes and not typer.confirm("Send them?", err=True):
+        console.print("nothing sent")
         raise typer.Exit(1)
     asyncio.run(send_back(bootstrap, plan.records))
     console.print(f"[green]sent back {len(plan.records)} message(s)[/]")
@@ -144,7 +145,10 @@ def _read(bootstrap: str, since: datetime | None) -> list[Letter]:
         console.print(f"[red]the dead-letter topic could not be read to its end[/]: {exc}")
         raise typer.Exit(1) from exc
     except KafkaError as exc:
-        console.print(f"[red]the broker at {bootstrap} did not answer[/]: {type(exc).__name__}")
+        console.print(
+            f"[red]the broker at {bootstrap} did not answer[/]: {type(exc).__name__}:"
+            " is it running and reachable (and is this its address)?"
+        )
         raise typer.Exit(1) from exc
 
 

@@ -49,7 +49,10 @@ def lag_command(
     try:
         lags = asyncio.run(read_lags(bootstrap, groups or None, topics or SYSTEM_TOPICS))
     except (KafkaError, TimeoutError) as exc:
-        console.print(f"[red]the broker at {bootstrap} did not answer[/]: {type(exc).__name__}")
+        console.print(
+            f"[red]the broker at {bootstrap} did not answer[/]: {type(exc).__name__}:"
+            " is it running and reachable (and is this its address)?"
+        )
         raise typer.Exit(1) from exc
     if as_json:
         typer.echo(json.dumps([asdict(lag) for lag in lags]))

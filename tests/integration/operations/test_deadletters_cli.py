@@ -23,7 +23,10 @@ from vtp.operations.deadletters_cli import deadletters_app, first_written_at
 
 pytestmark = pytest.mark.integration
 
-HEADERS = [("ce_id", b"4f1c"), ("ce_type", b"be.vtp.test.v1")]
+
+def headers(offset: int) -> list[tuple[str, bytes]]:
+    """A message's headers: each message its own event id."""
+    return [("ce_id", b"4f1c-%d" % offset), ("ce_type", b"be.vtp.test.v1")]
 
 
 async def _publish(bootstrap: str, records: list[OutgoingRecord]) -> None:
@@ -36,7 +39,8 @@ async def _publish(bootstrap: str, records: list[OutgoingRecord]) -> None:
 
 
 def _dead(topic: str, offset: int, reason: DeadLetterReason, consumer: str) -> OutgoingRecord:
-    source = SourceRecord(topic, 0, offset, b"key-%d" % offset, b'{"n": %d}' % offset, HEADERS)
+    body = b'{"n": %d}' % offset
+    source = SourceRecord(topic, 0, offset, b"key-%d" % offset, body, headers(offset))
     return dead_letter_record(
         DeadLetter(source, reason, "grants: Extra inputs are not permitted"), consumer
     )
@@ -106,8 +110,8 @@ def test_an_operator_sees_the_dead_letters_and_sends_back_what_can_go(
     assert sent == {"sent": 2, "per_topic": {topic: 2}}
     back = asyncio.run(read_topic(infra.bootstrap_servers, topic, idle_s=1))
     assert sorted((r.key, r.value, list(r.headers)) for r in back) == [
-        (b"key-1", b'{"n": 1}', HEADERS),  # once, though two consumers refused it
-        (b"key-2", b'{"n": 2}', HEADERS),
+        (b"key-1", b'{"n": 1}', headers(1)),  # once, though two consumers refused it
+        (b"key-2", b'{"n": 2}', headers(2)),
     ]
 
 

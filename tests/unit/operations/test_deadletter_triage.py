@@ -26,7 +26,13 @@ from vtp.operations.deadletters import (
     summarise,
 )
 
-ORIGINAL_HEADERS = [("ce_id", b"4f1c"), ("ce_type", b"be.vtp.claims.claim-reversed.v1")]
+
+def original_headers(offset: int) -> list[tuple[str, bytes]]:
+    """An original message's headers: one event id per message (per source offset here)."""
+    return [("ce_id", f"4f1c-{offset}".encode()), ("ce_type", b"be.vtp.claims.claim-reversed.v1")]
+
+
+ORIGINAL_HEADERS = original_headers(7)
 
 
 def _dead(
@@ -37,8 +43,10 @@ def _dead(
     topic: str = "claims.claim-reversed.v1",
     value: bytes = b'{"claim_id": "x"}',
     detail: str = "payee_kind: Extra inputs are not permitted",
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> OutgoingRecord:
-    source = SourceRecord(topic, 2, offset, b"holder-1", value, ORIGINAL_HEADERS)
+    original = original_headers(offset) if headers is None else headers
+    source = SourceRecord(topic, 2, offset, b"holder-1", value, original)
     return dead_letter_record(DeadLetter(source, reason, detail), consumer)
 
 
@@ -122,8 +130,9 @@ def test_a_redrive_sends_each_original_once_and_says_what_it_leaves_and_why() ->
     ]
     plan = plan_redrive(letters, reasons=[r.value for r in DeadLetterReason])
     assert [(r.topic, r.key, r.payload, r.headers) for r in plan.records] == [
-        ("claims.claim-reversed.v1", b"holder-1", b'{"claim_id": "x"}', ORIGINAL_HEADERS)
-    ] * 2
+        ("claims.claim-reversed.v1", b"holder-1", b'{"claim_id": "x"}', original_headers(n))
+        for n in (1, 2)
+    ]
     assert len({r.event_id for r in plan.records}) == 2
     assert plan.left == {
         "the same message as another dead letter": 1,
@@ -140,11 +149,30 @@ def test_by_default_only_what_a_consumer_may_now_accept_and_filters_narrow_it() 
         _letter(_dead(DeadLetterReason.HANDLER_ERROR, offset=4, topic="cards.card-issued.v1")),
     ]
     assert len(plan_redrive(letters).records) == 3
-    assert plan_redrive(letters).left == {"not chosen": 1}
+    # Not chosen by default, and named with its reason: the operator learns why.
+    assert plan_redrive(letters).left == {
+        "replayed: about the message itself, it would be refused again": 1
+    }
     only_cards = plan_redrive(letters, consumers=["cards-usage"])
     assert [r.payload for r in only_cards.records] == [b'{"claim_id": "x"}']
     assert plan_redrive(letters, source_topic="cards.card-issued.v1").left == {"not chosen": 3}
     assert plan_redrive(letters, reasons=["unknown_version"]).left == {"not chosen": 3}
+
+
+def test_a_message_sent_back_and_refused_again_is_sent_back_once_more_not_twice() -> None:
+    # The first redrive's copy is a new record (offset 40) of the same event (its ce_id):
+    # both dead letters hold the one message, and one copy is enough.
+    first = _letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, offset=4))
+    again = _letter(
+        _dead(DeadLetterReason.SCHEMA_VIOLATION, offset=40, headers=original_headers(4))
+    )
+    other = _letter(_dead(DeadLetterReason.SCHEMA_VIOLATION, offset=5))
+    plan = plan_redrive([first, again, other])
+    assert [r.headers for r in plan.records] == [original_headers(4), original_headers(5)]
+    assert plan.left == {"the same message as another dead letter": 1}
+    # Without an event id, only the source tells messages apart.
+    bare = [_letter(_dead(DeadLetterReason.HANDLER_ERROR, offset=n, headers=[])) for n in (1, 2)]
+    assert len(plan_redrive(bare).records) == 2
 
 
 def test_times_without_a_zone_are_taken_as_utc_and_sum_up_with_the_others() -> None:

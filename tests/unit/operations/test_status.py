@@ -10,8 +10,10 @@ from vtp.operations.status import (
     ServiceHealth,
     dead_letter_problems,
     health_of,
+    mail_problems,
     per_group,
     problems,
+    process_gone,
 )
 
 READY = {
@@ -27,15 +29,73 @@ def test_a_readiness_answer_becomes_a_service_health() -> None:
     assert health_of(
         "cards", 200, {**READY, "outbox_pending": 4, "outbox_oldest_pending_s": 7.5}
     ) == (ServiceHealth("cards", True, "", outbox_pending=4, outbox_oldest_pending_s=7.5))
-    assert health_of("cards", 503, {"status": "not ready", "reason": "ConnectionRefusedError"}) == (
-        ServiceHealth("cards", False, "HTTP 503: ConnectionRefusedError")
-    )
     assert health_of("cards", 502, "<html>bad gateway</html>") == (
         ServiceHealth("cards", False, "HTTP 502: not ready")
     )
-    assert health_of("notifications", None, None, "ReadTimeout") == (
-        ServiceHealth("notifications", False, "no answer: ReadTimeout")
+
+
+def test_a_service_not_ready_says_what_that_points_at() -> None:
+    # Our readiness is a query of the service's database: a 503 "not ready" is that.
+    assert health_of(
+        "cards", 503, {"status": "not ready", "reason": "ConnectionRefusedError"}
+    ).detail == (
+        "HTTP 503: its database did not answer (ConnectionRefusedError): is PostgreSQL"
+        " running and reachable? its log says more"
     )
+    # Nothing listening: the process is gone.
+    assert health_of("claims", None, None, "ConnectError", "http://127.0.0.1:8002").detail == (
+        "no answer: ConnectError, nothing listens at http://127.0.0.1:8002: is its process"
+        " running? its log says why it stopped"
+    )
+    # Listening, but nothing comes back: a hung (paused, stuck) or overloaded process.
+    assert health_of("claims", None, None, "ReadTimeout", "http://127.0.0.1:8002").detail == (
+        "no answer: ReadTimeout, nothing came back at http://127.0.0.1:8002 in time: its"
+        " process hangs (stopped, or stuck in one task) or is overloaded"
+    )
+    assert health_of("claims", None, None, "RemoteProtocolError").detail == (
+        "no answer: RemoteProtocolError"
+    )
+
+
+def test_a_stack_service_whose_process_exited_is_said_so_with_what_to_do() -> None:
+    down = health_of("claims", None, None, "ConnectError", "http://127.0.0.1:8002")
+    crashed = process_gone(down, 4242, "exited with status 1", "/srv/.vtp/logs/claims.log")
+    assert not crashed.ready
+    assert problems([crashed], [], Limits()) == [
+        "claims is not ready (its process (pid 4242) exited with status 1, and `vtp up` does"
+        " not restart it: the last lines of /srv/.vtp/logs/claims.log say why; restart the"
+        " stack (Ctrl-C `vtp up`, then `vtp up`))"
+    ]
+    # Killed from outside, it wrote nothing about it: its log cannot say why.
+    killed = process_gone(down, 4242, "was killed by SIGKILL", "/srv/.vtp/logs/claims.log")
+    assert killed.detail == (
+        "its process (pid 4242) was killed by SIGKILL, and `vtp up` does not restart it:"
+        " something outside it killed it (the kernel's OOM killer: `dmesg`; or a person);"
+        " restart the stack (Ctrl-C `vtp up`, then `vtp up`)"
+    )
+
+
+def test_mail_the_relay_does_not_take_is_a_problem_a_fresh_or_refused_one_is_not() -> None:
+    refused = (
+        "SMTP server unreachable: Error connecting to 127.0.0.1 on port 25: Connection refused"
+    )
+    pending: list[dict[str, object]] = [
+        {"attempts": 7, "last_error": refused},
+        {"attempts": 5, "last_error": refused},
+        {"attempts": 0, "last_error": None},  # a backlog being sent: not a failure
+        {"attempts": 3, "last_error": refused},  # not yet four times
+        # One recipient's mailbox, full for now: that address's trouble, not the relay's.
+        {"attempts": 9, "last_error": "SMTP 452: recipient refused: mailbox full"},
+    ]
+    assert mail_problems(pending) == [
+        "notifications cannot deliver e-mail: 2 pending message(s) failed 4 times or more in"
+        f" a row, the latest with `{refused}`: is the mail relay (SMTP) running and"
+        " reachable? Once it is, they go out at their next retry (at most an hour apart);"
+        " `GET /deliveries?status=pending` on notifications lists them and"
+        " `POST /deliveries/{id}/retry` sends one at once"
+    ]
+    assert mail_problems(pending[2:]) == []
+    assert mail_problems([]) == []
 
 
 def test_all_is_well_when_everything_is_ready_published_and_near_the_end() -> None:
@@ -62,7 +122,9 @@ def test_each_problem_is_named_with_what_to_look_at() -> None:
         " (README: parked outbox rows)",
         "claims has 120 event(s) waiting to be published, the oldest for 61 s:"
         " is the broker reachable?",
-        "notifications is 10,001 record(s) behind on claims.claim-approved.v1",
+        "notifications is 10,001 record(s) behind on claims.claim-approved.v1: busy with a"
+        " burst, or slowed down? `vtp lag` again in a minute shows whether it shrinks (a"
+        " consumer that gets nothing through is named on its own, as stalled)",
     ]
 
 
@@ -78,14 +140,34 @@ def test_a_group_is_summed_over_its_topics_with_the_one_it_is_furthest_behind_on
     ]
 
 
-def test_each_kind_of_recent_dead_letter_is_a_problem_with_where_to_look() -> None:
-    group = Group(
-        "claims.checkins", "bad_signature", "checkins.checkin-recorded.v1", 3, None, None, "", False
+def test_each_kind_of_recent_dead_letter_is_a_problem_saying_what_can_be_done() -> None:
+    forged = Group(
+        "claims.checkins",
+        "bad_signature",
+        "checkins.checkin-recorded.v1",
+        3,
+        None,
+        None,
+        "signature does not match the device's key",
+        False,
     )
-    assert dead_letter_problems([group], "10m") == [
-        "3 message(s) from checkins.checkin-recorded.v1 dead-lettered by claims.checkins since"
-        " 10m (bad_signature): `vtp deadletters list --since 10m`"
+    old_consumer = Group(
+        "notifications", "schema_violation", "claims.claim-reversed.v1", 2, None, None, "", True
+    )
+    assert dead_letter_problems([forged, old_consumer], "10m") == [
+        "3 message(s) from checkins.checkin-recorded.v1 dead-lettered by claims.checkins in"
+        " the last 10m (bad_signature: signature does not match the device's key): they will"
+        " not be processed as they are (a redrive would be refused again);"
+        " `vtp deadletters list --since 10m`",
+        "2 message(s) from claims.claim-reversed.v1 dead-lettered by notifications in the last"
+        " 10m (schema_violation): once its cause is gone (a consumer older than the event, a"
+        " fault since fixed), `vtp deadletters redrive --reason schema_violation` sends them"
+        " back; `vtp deadletters list --since 10m`",
     ]
+    assert dead_letter_problems([forged], "2026-11-28T02:00")[0].startswith(
+        "3 message(s) from checkins.checkin-recorded.v1 dead-lettered by claims.checkins since"
+        " 2026-11-28T02:00 ("
+    )
     assert dead_letter_problems([], "10m") == []
 
 
