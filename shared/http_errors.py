@@ -1,15 +1,22 @@
-"""422 answers every service API gives alike: each wrong field named with the reason, never
-the value that was refused (it may be a national number, an IBAN or an address, and answers
-end up in browser histories, proxies and logs)."""
+"""Refusals every service API gives alike: a 422 names each wrong field with the reason,
+never the value that was refused (it may be a national number, an IBAN or an address, and
+answers end up in browser histories, proxies and logs); a 503 with Retry-After when the
+database does not answer, so that a client (the desk, `vtp demo`, a partner) tries again
+instead of taking a 500 for a bug."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 # Where a field came from is FastAPI's bookkeeping, not the field's name: `person_id`, not
 # `path.person_id`.
@@ -36,8 +43,34 @@ def _reason(error: Any) -> str:
     return str(error.get("msg", "is not valid")).removeprefix("Value error, ")
 
 
-def install_validation_errors(app: FastAPI) -> None:
-    """FastAPI's own 422 repeats the refused input; this one does not."""
+# The database went away under a request (a restart, a failover, the network): nothing is
+# wrong with the request, and the unit of work rolled back with the connection.
+DATABASE_AWAY: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,  # refused, cannot connect now, too many connections
+    asyncpg.InterfaceError,  # the connection closed under the query
+    ConnectionRefusedError,
+    ConnectionResetError,
+)
+RETRY_AFTER_S = 5
+
+
+def install_error_answers(app: FastAPI) -> None:
+    """FastAPI's own 422 repeats the refused input, and a lost database is its 500."""
+
+    async def database_away(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "request refused: the database did not answer",
+            path=request.url.path,
+            error=type(exc).__name__,
+        )
+        return JSONResponse(
+            {"detail": f"the database did not answer ({type(exc).__name__}): try again shortly"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for kind in DATABASE_AWAY:
+        app.add_exception_handler(kind, database_away)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,7 +21,7 @@ from shared.api_auth import protected_router
 from shared.consumer import Stall
 from shared.db import DbConnection
 from shared.http import add_correlation_middleware, health_router
-from shared.http_errors import install_validation_errors
+from shared.http_errors import install_error_answers
 from shared.localtime import zoned
 
 
@@ -35,7 +35,7 @@ def build_app(
     id would tell a provider which of its visitors has the reduced tariff."""
     app = FastAPI(title="Vrijetijdspas — claims", version="1")
     add_correlation_middleware(app)
-    install_validation_errors(app)
+    install_error_answers(app)
     app.include_router(health_router(pool_ref, readiness_figures, stalls))
     api = protected_router(token_secret)
 

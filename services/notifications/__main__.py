@@ -15,7 +15,7 @@ from services.notifications.settings import NotificationsSettings
 from shared import eventloop
 from shared.consumer import BatchProcessor
 from shared.http import add_correlation_middleware, health_router, metrics_router
-from shared.http_errors import install_validation_errors
+from shared.http_errors import install_error_answers
 from shared.runtime import ServiceRuntime
 
 
@@ -36,7 +36,7 @@ async def main() -> None:
 
     app = FastAPI(title="Vrijetijdspas — notifications", version="1")
     add_correlation_middleware(app)
-    install_validation_errors(app)
+    install_error_answers(app)
     app.include_router(health_router(lambda: runtime.pool, stalls=runtime.stalls))
     # Behind the operations token, like every route of its but the health probes.
     app.include_router(

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.cards.domain.errors import Conflict, Forbidden, InvalidField, NotFound, Refused
-from shared.http_errors import install_validation_errors
+from shared.http_errors import install_error_answers
 
 _STATUS: tuple[tuple[type[Refused], int], ...] = (
     (NotFound, 404),
@@ -28,4 +28,4 @@ def install_error_handlers(app: FastAPI) -> None:
             {"detail": exc.message, "errors": [exc.as_error()]}, status_code=_status_of(exc)
         )
 
-    install_validation_errors(app)
+    install_error_answers(app)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.notifications.api import notifications_router
-from shared.http_errors import install_validation_errors
+from shared.http_errors import install_error_answers
 
 TOKEN = "test-operations-token-of-40-characters!!"
 PERSONAL = "An Peeters 85.07.30-033.61"
@@ -46,7 +46,7 @@ def jobs() -> _Jobs:
 @pytest.fixture
 async def http(jobs: _Jobs) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    install_validation_errors(app)
+    install_error_answers(app)
     app.include_router(
         notifications_router(
             lambda: _NoDatabase(),  # type: ignore[arg-type, return-value]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from shared.http_errors import install_validation_errors
+from shared.http_errors import install_error_answers
 
 PERSONAL = "85.07.30-033.61"
 
@@ -21,7 +22,7 @@ class _Correction(BaseModel):
 
 def _app() -> FastAPI:
     app = FastAPI()
-    install_validation_errors(app)
+    install_error_answers(app)
 
     @app.patch("/people/{person_id}")
     async def correct(person_id: uuid.UUID, correction: _Correction, page: int = 1) -> None:
@@ -51,3 +52,26 @@ async def test_a_missing_body_is_named_as_the_body() -> None:
     response = await _patch(f"/people/{uuid.uuid4()}", None)
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["body"]
+
+
+async def test_a_database_that_went_away_is_a_503_to_try_again_not_a_500() -> None:
+    app = FastAPI()
+    install_error_answers(app)
+
+    @app.post("/people")
+    async def register() -> None:
+        raise asyncpg.exceptions.ConnectionDoesNotExistError(
+            "connection was closed in the middle of operation"
+        )
+
+    @app.get("/cards")
+    async def cards() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://desk") as http:
+        for response in (await http.post("/people"), await http.get("/cards")):
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            assert "try again shortly" in response.json()["detail"]
+            assert "127.0.0.1" not in response.text  # nothing of where the database is
