@@ -84,8 +84,17 @@ def up(
             "Try: [bold].venv/bin/vtp demo --checkins 500[/]   "
             "Look: [bold].venv/bin/vtp status[/]   Stop: Ctrl-C"
         )
+        told: set[str] = set()
         while not stopping:
             time.sleep(0.5)
+            for name, how in stack.ended().items():
+                if name not in told:  # said once, in the terminal an operator watches
+                    told.add(name)
+                    console.print(
+                        f"[bold red]{name} {how}[/]: the rest keeps running, without it;"
+                        f" `vtp up` restarts nothing (logs in {stack.log_dir}; Ctrl-C and"
+                        " `vtp up` again to start everything)"
+                    )
     except KeyboardInterrupt:
         pass
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -42,6 +43,16 @@ def configured_dsns(environ: Mapping[str, str]) -> dict[str, str]:
         elif server:
             dsns[service] = urlunsplit(urlsplit(server)._replace(path=f"/{service}"))
     return dsns
+
+
+def how_it_ended(returncode: int) -> str:
+    """A process's return code in words: `killed by SIGKILL`, `exited with status 1`."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
 
 
 def without_password(dsn: str) -> str:
@@ -216,6 +227,28 @@ class Stack:
 
     def service_pids(self) -> list[int]:
         return [s.proc.pid for s in self.services if s.proc is not None and s.proc.poll() is None]
+
+    def processes(self) -> dict[str, subprocess.Popen[bytes] | None]:
+        """Every process the stack started, by name."""
+        started: dict[str, subprocess.Popen[bytes] | None] = {
+            name: s.proc for name, s in self.named_services().items()
+        }
+        for name, part in (
+            ("broker", self.broker),
+            ("PostgreSQL", self.postgres),
+            ("SMTP sink", self.smtp),
+        ):
+            if part is not None:
+                started[name] = part.proc
+        return started
+
+    def ended(self) -> dict[str, str]:
+        """The processes that have ended, each with how (`vtp up` restarts nothing)."""
+        return {
+            name: how_it_ended(proc.returncode)
+            for name, proc in self.processes().items()
+            if proc is not None and proc.poll() is not None
+        }
 
     def named_services(self) -> dict[str, ServiceProcess]:
         """Each process by a unique name: `claims`, `claims-1`, … for extra processes."""

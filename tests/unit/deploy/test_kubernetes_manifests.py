@@ -90,6 +90,11 @@ def test_the_status_check_asks_every_service_where_it_listens() -> None:
     assert context.params["bootstrap_servers"] == "vtp-kafka-bootstrap:9092"
     assert len(context.params["services"]) == len(asked)
 
+    # With the operations token the services take, so that it can check mail delivery.
+    token = {e["name"]: e for e in container.get("env", [])}["VTP_OPERATIONS_TOKEN"]
+    claims_env = {e["name"]: e for e in _container(deployments["claims"])["env"]}
+    assert token["valueFrom"] == claims_env["CLAIMS_API_TOKEN_SECRET"]["valueFrom"]
+
 
 def test_services_create_topics_every_broker_can_write_to() -> None:
     # With acks=all, a topic of fewer replicas than min.insync.replicas takes no writes:
