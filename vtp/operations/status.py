@@ -24,6 +24,10 @@ class ServiceHealth:
     checkins_parked_oldest_s: float | None = None
     # Its consumers that have got no batch through for a while: (consumer, seconds, error).
     consumers_stalled: tuple[tuple[str, float, str], ...] = ()
+    # Claims' cancellations waiting for their device (or key), and payment returns waiting
+    # for their settlement: (how many, the oldest's wait in seconds).
+    cancellations_parked: tuple[int, float | None] = (0, None)
+    returns_waiting: tuple[int, float | None] = (0, None)
 
 
 def health_of(
@@ -57,12 +61,19 @@ def health_of(
         outbox_parked=int(answer.get("outbox_parked") or 0),
         checkins_parked=None if parked is None else int(parked),
         checkins_parked_oldest_s=None if parked_oldest is None else float(parked_oldest),
+        cancellations_parked=_waiting(answer, "cancellations_parked"),
+        returns_waiting=_waiting(answer, "returns_waiting"),
         consumers_stalled=tuple(
             (str(c.get("consumer")), float(c.get("stalled_s") or 0), str(c.get("error") or "?"))
             for c in answer.get("consumers_stalled") or ()
             if isinstance(c, Mapping)
         ),
     )
+
+
+def _waiting(answer: Mapping[str, Any], name: str) -> tuple[int, float | None]:
+    oldest = answer.get(f"{name}_oldest_s")
+    return int(answer.get(name) or 0), None if oldest is None else float(oldest)
 
 
 def no_answer(error: str, url: str) -> str:
@@ -112,6 +123,9 @@ class Limits:
     # A check-in parked for longer waits for a device whose registration is not coming by
     # itself (a registration reaches claims within seconds when all is well).
     parked_checkin_wait_s: float = 600.0
+    # A payment return waiting longer for its settlement: the settlement is not coming by
+    # itself (it comes within seconds when all is well).
+    return_wait_s: float = 600.0
     # A consumer that got no batch through for longer is stuck, not catching its breath
     # (a transient failure's retries back off to 5 s).
     consumer_stall_s: float = 30.0
@@ -172,6 +186,21 @@ def problems(services: list[ServiceHealth], lags: list[TopicLag], limits: Limits
                 f" device's new key) it does not know, the oldest for"
                 f" {s.checkins_parked_oldest_s / 60:.0f} min: was the device registered with"
                 " the cards service? (GET /checkins/parked names it)"
+            )
+        cancellations, oldest = s.cancellations_parked
+        if oldest is not None and oldest > limits.parked_checkin_wait_s:
+            found.append(
+                f"{s.name} has {cancellations} cancellation(s) waiting for a device (or a"
+                f" device's new key) it does not know, the oldest for {oldest / 60:.0f} min:"
+                " the check-ins they cancel are still refunded meanwhile; was the device"
+                " registered with the cards service? (GET /checkins/parked names it)"
+            )
+        returns, oldest = s.returns_waiting
+        if oldest is not None and oldest > limits.return_wait_s:
+            found.append(
+                f"{s.name} has {returns} payment return(s) waiting for their settlement, the"
+                f" oldest for {oldest / 60:.0f} min: was the settlement dead-lettered?"
+                " (`vtp deadletters list`; after a week they are dead-lettered too)"
             )
         found += [
             f"{s.name}: consumer {consumer} has got no batch through for {seconds:.0f} s"

@@ -185,6 +185,27 @@ def test_check_ins_waiting_long_for_their_device_are_a_problem_a_short_wait_is_n
     assert problems([claims], [], Limits(parked_checkin_wait_s=1000)) == []
 
 
+def test_cancellations_and_returns_waiting_long_are_problems_a_short_wait_is_not() -> None:
+    answer = {
+        **READY,
+        "cancellations_parked": 2,
+        "cancellations_parked_oldest_s": 1200.0,
+        "returns_waiting": 1,
+        "returns_waiting_oldest_s": 1800.0,
+    }
+    claims = health_of("claims", 200, answer)
+    assert problems([claims], [], Limits()) == [
+        "claims has 2 cancellation(s) waiting for a device (or a device's new key) it does not"
+        " know, the oldest for 20 min: the check-ins they cancel are still refunded meanwhile;"
+        " was the device registered with the cards service? (GET /checkins/parked names it)",
+        "claims has 1 payment return(s) waiting for their settlement, the oldest for 30 min:"
+        " was the settlement dead-lettered? (`vtp deadletters list`; after a week they are"
+        " dead-lettered too)",
+    ]
+    assert problems([claims], [], Limits(parked_checkin_wait_s=1500, return_wait_s=2000)) == []
+    assert health_of("cards", 200, READY).returns_waiting == (0, None)
+
+
 def test_a_consumer_stuck_for_long_is_named_with_its_error_a_short_stall_is_not() -> None:
     answer = {
         **READY,
