@@ -9,6 +9,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+import asyncpg
+
+from shared.db import DbConnection
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,3 +42,20 @@ async def every(
             await job()
         except Exception as exc:
             log.warning(failed, error=type(exc).__name__)
+
+
+async def hourly_in_transaction(
+    pool: asyncpg.Pool,
+    job: Callable[[DbConnection], Awaitable[object]],
+    stop: asyncio.Event,
+    *,
+    failed: str,
+) -> None:
+    """`job` in one transaction once an hour, from start (the expiry of what waited in
+    vain); a failure is logged as `failed` and tried again an hour later."""
+
+    async def once() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await job(conn)
+
+    await every(3600, once, stop, failed=failed, at_start=True)

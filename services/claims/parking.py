@@ -95,7 +95,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from services.claims.background import every
+from services.claims.background import hourly_in_transaction
 from services.claims.policy import RefundPolicy
 from shared import topics
 from shared.consumer import Incoming
@@ -665,16 +665,9 @@ def keep_for(policy: RefundPolicy) -> timedelta:
 
 
 async def expire_hourly(pool: asyncpg.Pool, older_than: timedelta, stop: asyncio.Event) -> None:
-    """`expire` once an hour, from start; a failure is logged and tried again next time."""
-
-    async def once() -> None:
-        async with pool.acquire() as conn, conn.transaction():
-            await expire(conn, older_than)
-
-    await every(
-        3600,
-        once,
+    await hourly_in_transaction(
+        pool,
+        lambda conn: expire(conn, older_than),
         stop,
         failed="expiring parked check-ins failed; tried again in an hour",
-        at_start=True,
     )

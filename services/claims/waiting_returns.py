@@ -44,7 +44,7 @@ from typing import Any
 
 import asyncpg
 
-from services.claims.background import every
+from services.claims.background import hourly_in_transaction
 from shared import topics
 from shared.consumer import Incoming
 from shared.db import DbConnection
@@ -190,16 +190,9 @@ async def figures(conn: DbConnection) -> dict[str, Any]:
 async def expire_hourly(
     pool: asyncpg.Pool, stop: asyncio.Event, older_than: timedelta = WAIT
 ) -> None:
-    """`expire` once an hour, from start; a failure is logged and tried again next time."""
-
-    async def once() -> None:
-        async with pool.acquire() as conn, conn.transaction():
-            await expire(conn, older_than)
-
-    await every(
-        3600,
-        once,
+    await hourly_in_transaction(
+        pool,
+        lambda conn: expire(conn, older_than),
         stop,
         failed="expiring waiting payment returns failed; tried again in an hour",
-        at_start=True,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.claims.background import every
+from services.claims.background import every, hourly_in_transaction
 
 
 async def test_a_job_at_start_runs_at_once_and_again_after_a_failure() -> None:
@@ -38,3 +38,43 @@ async def test_without_at_start_the_first_run_waits_and_stop_ends_the_wait() -> 
     stop.set()
     await asyncio.wait_for(task, 1)
     assert runs == 0
+
+
+async def test_an_hourly_job_runs_at_start_in_one_transaction_of_its_own() -> None:
+    events: list[str] = []
+
+    class _Transaction:
+        async def __aenter__(self) -> None:
+            events.append("begin")
+
+        async def __aexit__(self, *failure: object) -> None:
+            events.append("rollback" if failure[0] else "commit")
+
+    class _Conn:
+        def transaction(self) -> _Transaction:
+            return _Transaction()
+
+    class _Acquired:
+        async def __aenter__(self) -> _Conn:
+            return _Conn()
+
+        async def __aexit__(self, *_: object) -> None:
+            events.append("released")
+
+    class _Pool:
+        def acquire(self) -> _Acquired:
+            return _Acquired()
+
+    stop = asyncio.Event()
+
+    async def expire(conn: object) -> int:
+        assert isinstance(conn, _Conn)
+        events.append("job")
+        stop.set()
+        return 0
+
+    await asyncio.wait_for(
+        hourly_in_transaction(_Pool(), expire, stop, failed="x failed"),  # type: ignore[arg-type]
+        5,
+    )
+    assert events == ["begin", "job", "commit", "released"]
