@@ -240,10 +240,10 @@ async def test_status_says_all_is_well_and_names_a_service_that_stops_answering(
     finally:
         os.kill(notifications.pid, signal.SIGCONT)
     assert code == 1
+    # Under a stack whose state names its processes, a stopped one is told from a hung one.
     assert report["problems"][0] == (
-        "notifications is not ready (no answer: ReadTimeout, nothing came back at"
-        f" {stack.url('notifications')} in time: its process hangs (stopped, or stuck in one"
-        " task) or is overloaded)"
+        f"notifications is not ready (its process (pid {notifications.pid}) is stopped"
+        f" (SIGSTOP or Ctrl-Z), not hung: `kill -CONT {notifications.pid}` resumes it)"
     )
     assert [s["name"] for s in report["services"] if not s["ready"]] == ["notifications"]
 
