@@ -255,7 +255,7 @@ def creditor(
         console.print(f"[red]not a valid IBAN[/]: {_why(exc)}; nothing recorded")
         raise typer.Exit(2) from exc
     except CreditorRefused as exc:
-        console.print(f"[red]not recorded[/]: {exc}; nothing recorded")
+        console.print(f"[red]refused[/]: {exc}; nothing recorded")
         raise typer.Exit(2) from exc
     console.print("creditor recorded")
 
