@@ -415,16 +415,7 @@ class MoneyMachine(RuleBasedStateMachine):
         open_ = [p for p in self.payments if p.status == "requested" and p.waiting is None]
         payment = open_[pick % len(open_)]
         code = ACCOUNT_REFUSED if for_the_account else RETURNED_NOT_THE_ACCOUNT
-        self._answer(
-            PaymentReturned(
-                payment_id=payment.payment_id,
-                amount_cents=payment.amount_cents,
-                returned_at=scenario.NOW,
-                reason_code=code,
-                reason="returned",
-            ),
-            topics.PAYMENT_RETURNED,
-        )
+        self._send_return(payment, code)
         payment.waiting = code
         payment.read_at = next(self.clock)
 
@@ -478,7 +469,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.payable[payment.payee] += payment.amount_cents
         self._answered(payment, code)
 
-    def _return(self, payment: Payment, code: str, *, repeat: bool = False) -> None:
+    def _send_return(self, payment: Payment, code: str) -> None:
         self._answer(
             PaymentReturned(
                 payment_id=payment.payment_id,
@@ -489,6 +480,9 @@ class MoneyMachine(RuleBasedStateMachine):
             ),
             topics.PAYMENT_RETURNED,
         )
+
+    def _return(self, payment: Payment, code: str, *, repeat: bool = False) -> None:
+        self._send_return(payment, code)
         if repeat:
             return
         payment.status = "returned"
